@@ -1,0 +1,28 @@
+"""bottomup: classical bottom-up image segmentation.
+
+gPb contours, the oriented watershed, ultrametric contour maps (UCM) as a hierarchy, MCG/SCG
+proposals, and the BSDS benchmark, on numpy, scipy and numba. ``bottomup`` never imports torch.
+
+Data contracts (written once; see ``DESIGN.md``)
+-------------------------------------------------
+==============  ==========================  ================================================
+thing           shape / dtype               notes
+==============  ==========================  ================================================
+image           (H, W, 3) float64 in [0,1]  public entry points accept uint8/uint16/float,
+                                            gray and RGBA and convert in ``_validate``
+oriented stack  (O, H, W) float64           ``theta[o] = o * pi / O``, O = 8 by default
+contours        pb (H, W) in [0, 1]         plus the oriented stack it came from
+partition       (H, W) int32, dense 0..K-1  every pixel labelled
+ucm2            (2H+1, 2W+1) float64        BSDS layout: pixels at ``[1::2, 1::2]`` (0),
+                                            ``labels = ndi.label(ucm2 <= t)[0][1::2, 1::2]``
+Hierarchy       parents (N,) int64,         leaves 0..K-1 first, topological order, root
+                altitudes (N,) float64      last with ``parents[root] == root``
+BSDS GT         Segmentation 1-based        converted to 0-based in ``bottomup.io.bsds``
+==============  ==========================  ================================================
+
+Coordinates are ``(row, col)`` everywhere.
+"""
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__"]

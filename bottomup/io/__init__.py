@@ -1,0 +1,9 @@
+"""Reading and writing images, BSDS ground truth and ucm2 files.
+
+Everything that touches the disk lives here; the stages are pure functions.
+"""
+
+from bottomup.io.bsds import BSDSGroundTruth, read_bsds_gt, read_ucm2, write_ucm2
+from bottomup.io.images import read_image
+
+__all__ = ["BSDSGroundTruth", "read_bsds_gt", "read_image", "read_ucm2", "write_ucm2"]
