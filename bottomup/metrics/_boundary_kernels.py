@@ -140,9 +140,10 @@ def _match_kernel(bmap1, bmap2, off_r, off_c, off_cost, outlier_cost):
     The objective is the official benchmark's (bench/source/match.cc): every matched pair costs its
     distance in pixels x 100, rounded; the solution costs ``outlier_cost`` more for each pair
     fewer (``sum w + (n1 + n2 - k) * outlier_cost`` for k pairs), so the assignment maximises the
-    number of matched pairs first and then minimises their total distance. Solved exactly as a rectangular assignment problem (rows = the smaller side, columns
-    = the other side plus one private outlier column per row at cost ``outlier_cost``) with the
-    successive shortest augmenting path algorithm (Dijkstra with potentials, sparse).
+    number of matched pairs first and then minimises their total distance. Solved exactly as a
+    rectangular assignment problem (rows = the smaller side, columns = the other side plus one
+    private outlier column per row at cost ``outlier_cost``) with the successive shortest
+    augmenting path algorithm (Dijkstra with potentials, sparse).
 
     Returns
     -------
@@ -150,8 +151,8 @@ def _match_kernel(bmap1, bmap2, off_r, off_c, off_cost, outlier_cost):
         Pixels of ``bmap1`` that are matched.
     m2 : (H, W) bool
         Pixels of ``bmap2`` that are matched.
-    n_matched : int
-        Number of matched pairs.
+    pairs : (n_matched, 4) int64
+        ``(r1, c1, r2, c2)`` of each matched pair.
     """
     h, w = bmap1.shape
     n_off = off_r.shape[0]
@@ -179,7 +180,7 @@ def _match_kernel(bmap1, bmap2, off_r, off_c, off_cost, outlier_cost):
     m1 = np.zeros((h, w), np.bool_)
     m2 = np.zeros((h, w), np.bool_)
     if n1 == 0 or n2 == 0:
-        return m1, m2, 0
+        return m1, m2, np.zeros((0, 4), np.int64)
     # Rows are the smaller side.
     if n1 <= n2:
         rmap = able1
@@ -325,16 +326,27 @@ def _match_kernel(bmap1, bmap2, off_r, off_c, off_cost, outlier_cost):
             done[kk] = False
     n_matched = 0
     for i in range(nr):
+        if row_match[i] < nc:
+            n_matched += 1
+    pairs = np.empty((n_matched, 4), np.int64)
+    k = 0
+    for i in range(nr):
         jj = row_match[i]
         if jj < nc:
-            n_matched += 1
             if swap:
-                m2[row_pix[i, 0], row_pix[i, 1]] = True
-                m1[col_pix[jj, 0], col_pix[jj, 1]] = True
+                a = col_pix[jj]
+                b = row_pix[i]
             else:
-                m1[row_pix[i, 0], row_pix[i, 1]] = True
-                m2[col_pix[jj, 0], col_pix[jj, 1]] = True
-    return m1, m2, n_matched
+                a = row_pix[i]
+                b = col_pix[jj]
+            m1[a[0], a[1]] = True
+            m2[b[0], b[1]] = True
+            pairs[k, 0] = a[0]
+            pairs[k, 1] = a[1]
+            pairs[k, 2] = b[0]
+            pairs[k, 3] = b[1]
+            k += 1
+    return m1, m2, pairs
 
 
 @njit(cache=True)
@@ -372,8 +384,8 @@ def _boundary_counts_kernel(pb, thresholds, gts, off_r, off_c, off_cost, outlier
         acc = np.zeros((h, w), np.bool_)
         cnt_r = 0
         for a in range(n_a):
-            m1, m2, nm = _match_kernel(bmap, gts[a], off_r, off_c, off_cost, outlier_cost)
-            cnt_r += nm
+            m1, m2, pairs = _match_kernel(bmap, gts[a], off_r, off_c, off_cost, outlier_cost)
+            cnt_r += pairs.shape[0]
             for r in range(h):
                 for c in range(w):
                     if m1[r, c]:

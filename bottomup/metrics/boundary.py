@@ -178,8 +178,8 @@ def match_boundaries(machine, human, *, max_dist: float = 0.0075, outlier_cost: 
         Machine pixels with a partner.
     matched_human : (H, W) ndarray of bool
         Human pixels with a partner.
-    n_matched : int
-        Number of matched pairs.
+    pairs : (n_matched, 4) ndarray of int64
+        ``(row, col)`` of the machine pixel then of its human partner, for each matched pair.
 
     Notes
     -----
@@ -193,7 +193,7 @@ def match_boundaries(machine, human, *, max_dist: float = 0.0075, outlier_cost: 
     --------
     >>> a = np.zeros((20, 20), bool); a[5, 2:18] = True
     >>> b = np.roll(a, 1, axis=0)
-    >>> match_boundaries(a, b)[2]
+    >>> len(match_boundaries(a, b)[2])
     16
     """
     m = _as_bool_map(machine, "machine")
@@ -201,8 +201,7 @@ def match_boundaries(machine, human, *, max_dist: float = 0.0075, outlier_cost: 
     if m.shape != g.shape:
         raise ValueError(f"`machine` (shape {m.shape}) and `human` (shape {g.shape}) must agree")
     off_r, off_c, off_cost, ow = _matcher_setup(m.shape, max_dist, outlier_cost)
-    m1, m2, n = _k._match_kernel(m, g, off_r, off_c, off_cost, ow)
-    return m1, m2, int(n)
+    return _k._match_kernel(m, g, off_r, off_c, off_cost, ow)
 
 
 def boundary_counts(pb, human_boundaries, params: BoundaryParams | None = None) -> np.ndarray:
