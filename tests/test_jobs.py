@@ -75,11 +75,12 @@ def test_errors_at_once(image_dir, tmp_path):
 def test_resume_after_sigkill(image_dir, tmp_path):
     out = tmp_path / "out"
     code = (
-        "import sys; sys.path.insert(0, %r)\n"
+        f"import sys; sys.path.insert(0, {str(ROOT)!r})\n"
         "from bottomup.jobs import TASKS, run_job\n"
         "TASKS['test-mean'] = 'tests.jobs_tasks:mean_color'\n"
-        "run_job('test-mean', [%r], %r, ext='.npy', params={'delay': 0.4}, workers=2, progress=False)\n"
-    ) % (str(ROOT), str(image_dir), str(out))
+        f"run_job('test-mean', [{str(image_dir)!r}], {str(out)!r}, ext='.npy', params={{'delay': 0.4}},"
+        " workers=2, progress=False)\n"
+    )
     proc = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
     deadline = time.time() + 60
     while time.time() < deadline and len(list(out.glob("*.npy"))) < 3:
