@@ -221,7 +221,7 @@ def rle_counts_to_string(counts) -> bytes:
     Examples
     --------
     >>> rle_counts_to_string([2, 3, 1, 1])
-    b'2311'
+    b'231N'
     """
     arr = np.asarray(counts)
     if arr.ndim != 1 or not (np.issubdtype(arr.dtype, np.integer) or arr.size == 0):
@@ -244,7 +244,7 @@ def rle_string_to_counts(string) -> np.ndarray:
 
     Examples
     --------
-    >>> rle_string_to_counts(b'2311').tolist()
+    >>> rle_string_to_counts(b'231N').tolist()
     [2, 3, 1, 1]
     """
     if isinstance(string, str):
