@@ -168,7 +168,7 @@ def test_errors():
         best_overlaps_masks(gt, gt, [1], void=np.zeros((2, 2), bool))
     labels = np.array([[0, 1, 1]] * 3)
     with pytest.raises(ValueError, match="one column per leaf"):
-        best_overlaps_leaves(gt, labels, np.ones((1, 3), bool), [1])
+        best_overlaps_leaves(gt, labels, np.ones((1, 1), bool), [1])
     with pytest.raises(ValueError, match="outside 0..1"):
         best_overlaps_leaves(gt, labels, [np.array([2])], [1])
     with pytest.raises(TypeError, match="bool"):

@@ -208,10 +208,10 @@ def best_overlaps_masks(gt_masks, candidate_masks, n_candidates, *, void=None) -
 
 def _leaf_incidence(leaf_sets, n_leaves: int) -> np.ndarray:
     if isinstance(leaf_sets, np.ndarray) and leaf_sets.ndim == 2 and leaf_sets.dtype == bool:
-        if leaf_sets.shape[1] != n_leaves:
+        if leaf_sets.shape[1] < n_leaves:
             raise ValueError(
                 f"`leaf_sets` incidence (shape {leaf_sets.shape}) must have one column per leaf "
-                f"of `partition` ({n_leaves})"
+                f"of `partition` (at least {n_leaves})"
             )
         return leaf_sets
     if isinstance(leaf_sets, np.ndarray) and leaf_sets.ndim == 2:
@@ -250,8 +250,10 @@ def best_overlaps_leaves(
         Ground-truth objects.
     partition : (H, W) array_like of int
         Base partition, dense labels ``0..L-1`` (the leaves of the hierarchy).
-    leaf_sets : (K, L) ndarray of bool or sequence of (n_k,) int arrays
-        Candidate ``k`` is the union of the leaves ``leaf_sets[k]``, in ranked order.
+    leaf_sets : (K, L') ndarray of bool or sequence of (n_k,) int arrays
+        Candidate ``k`` is the union of the leaves ``leaf_sets[k]``, in ranked order. An
+        incidence matrix may have more columns than ``partition`` has labels (``L' >= L``:
+        leaves without pixels).
     n_candidates : sequence of int
         The ``N`` values.
     void : (H, W) array_like of bool, optional
@@ -275,6 +277,7 @@ def best_overlaps_leaves(
         raise ValueError("`partition` must hold labels 0..L-1, got negative labels")
     n_leaves = int(labels.max()) + 1 if labels.size else 0
     inc = _leaf_incidence(leaf_sets, n_leaves)
+    n_leaves = inc.shape[1]
     valid = _check_void(void, labels.shape)
     valid = np.ones(labels.shape, bool) if valid is None else ~valid
     g = gt.shape[0]
