@@ -253,7 +253,9 @@ def rle_string_to_counts(string) -> np.ndarray:
         raise TypeError(f"`string` must be bytes or str, got {type(string).__name__}")
     chars = np.frombuffer(string, dtype=np.uint8)
     if chars.size and (chars.min() < 48 or chars.max() > 48 + 63):
-        raise ValueError("`string` holds characters outside COCO's RLE alphabet (chr(48)..chr(111))")
+        raise ValueError(
+            "`string` holds characters outside COCO's RLE alphabet (chr(48)..chr(111))"
+        )
     counts, ok = _decompress_counts_kernel(np.ascontiguousarray(chars))
     if not ok:
         raise ValueError("`string` ends in the middle of a run length: truncated RLE")
@@ -410,6 +412,10 @@ def rle_to_boxes(rles) -> np.ndarray:
     return out[0] if single else out
 
 
+def _cat(arrays: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate(arrays) if arrays else np.zeros(0, np.int64)
+
+
 def rle_iou(dt, gt, iscrowd=None) -> np.ndarray:
     """Intersection over union of every pair of RLE masks, without decoding them.
 
@@ -458,10 +464,9 @@ def rle_iou(dt, gt, iscrowd=None) -> np.ndarray:
             starts.append(s)
             stops.append(e)
             offsets.append(offsets[-1] + s.size)
-        cat = (lambda xs: np.concatenate(xs) if xs else np.zeros(0, np.int64))
         return (
-            np.ascontiguousarray(cat(starts), dtype=np.int64),
-            np.ascontiguousarray(cat(stops), dtype=np.int64),
+            np.ascontiguousarray(_cat(starts), dtype=np.int64),
+            np.ascontiguousarray(_cat(stops), dtype=np.int64),
             np.asarray(offsets, dtype=np.int64),
         )
 

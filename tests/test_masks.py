@@ -141,9 +141,7 @@ def test_against_pycocotools(seed):
         plain = masks_to_rle(m, compressed=False)
         assert mask_utils.frPyObjects(plain, h, w)[0]["counts"] == ref[0]["counts"]
         assert np.array_equal(rle_to_masks(ref), m)
-        assert np.array_equal(
-            mask_utils.decode(mine), m.transpose(1, 2, 0).astype(np.uint8)
-        )
+        assert np.array_equal(mask_utils.decode(mine), m.transpose(1, 2, 0).astype(np.uint8))
         assert np.array_equal(rle_area(mine), mask_utils.area(ref))
         np.testing.assert_array_equal(boxes_to_coco(rle_to_boxes(mine)), mask_utils.toBbox(ref))
         np.testing.assert_array_equal(masks_to_boxes(m), rle_to_boxes(mine))

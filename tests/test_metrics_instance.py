@@ -29,13 +29,19 @@ def test_ap_r_hand_computed_two_images():
     (34 points) at 1, 0.34..0.66 (33 points) at 2/3, the rest 0 -> (34 + 22) / 101.
     """
     shape = (6, 6)
-    a, b, c = _box_mask(shape, 0, 0, 2, 2), _box_mask(shape, 3, 3, 6, 6), _box_mask(shape, 0, 3, 2, 6)
+    a, b, c = (
+        _box_mask(shape, 0, 0, 2, 2),
+        _box_mask(shape, 3, 3, 6, 6),
+        _box_mask(shape, 0, 3, 2, 6),
+    )
     params = InstanceParams.sds(iou_thresholds=[0.5])
     m = InstanceAP(1, params)
     # image 0: one object a; detections a (0.9, TP) and a duplicate of a (0.3, FP)
     m.update(np.stack([a, a]), [0, 0], [0.9, 0.3], a[None], [0])
     # image 1: objects b, c; detections: nothing useful (0.8), b (0.7)
-    m.update(np.stack([_box_mask(shape, 5, 0, 6, 1), b]), [0, 0], [0.8, 0.7], np.stack([b, c]), [0, 0])
+    m.update(
+        np.stack([_box_mask(shape, 5, 0, 6, 1), b]), [0, 0], [0.8, 0.7], np.stack([b, c]), [0, 0]
+    )
     r = m.compute()
     assert r.ap[0, 0] == pytest.approx(5 / 9)
     assert r.recall[0, 0] == pytest.approx(2 / 3)
@@ -173,7 +179,7 @@ def _naive_ap_r(images, thr, n_classes):
     aps = []
     for c in range(n_classes):
         dets, n_pos = [], 0
-        for i, (pm, pl, ps, gm, gl) in enumerate(images):
+        for i, (_pm, pl, ps, _gm, gl) in enumerate(images):
             n_pos += int(np.sum(np.asarray(gl) == c))
             dets += [(ps[k], i, k) for k in range(len(pl)) if pl[k] == c]
         if n_pos == 0:
@@ -278,8 +284,12 @@ def _coco_stats0(images, n_classes):
             rle = masks_to_rle(pm[j])
             rle["counts"] = rle["counts"].decode()
             dt_anns.append(
-                {"image_id": i + 1, "category_id": int(pl[j]) + 1, "segmentation": rle,
-                 "score": float(ps[j])}
+                {
+                    "image_id": i + 1,
+                    "category_id": int(pl[j]) + 1,
+                    "segmentation": rle,
+                    "score": float(ps[j]),
+                }
             )
     gt = coco_mod.COCO()
     gt.dataset = {

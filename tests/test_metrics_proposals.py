@@ -112,8 +112,12 @@ def test_boxes_match_naive():
     gb, cb = masks_to_boxes(gt), masks_to_boxes(masks)
     got = best_overlaps_boxes(gb, cb, [2, 30])
     box_masks = lambda boxes: np.stack(  # noqa: E731
-        [np.pad(np.ones((b[2] - b[0], b[3] - b[1]), bool), ((b[0], 12 - b[2]), (b[1], 14 - b[3])))
-         for b in boxes]
+        [
+            np.pad(
+                np.ones((b[2] - b[0], b[3] - b[1]), bool), ((b[0], 12 - b[2]), (b[1], 14 - b[3]))
+            )
+            for b in boxes
+        ]
     )
     np.testing.assert_allclose(got, _naive_best(box_masks(gb), box_masks(cb), [2, 30]))
 

@@ -15,7 +15,7 @@ from bottomup.metrics.semantic import (
 
 def _naive_confusion(true, pred, n, ignore):
     cm = np.zeros((n, n), dtype=np.int64)
-    for t, p in zip(np.ravel(true), np.ravel(pred)):
+    for t, p in zip(np.ravel(true), np.ravel(pred), strict=True):
         if ignore is not None and t == ignore:
             continue
         cm[t, p] += 1
@@ -102,9 +102,7 @@ def test_matches_naive_random():
         true = rng.integers(0, 5, (9, 8))
         true[rng.random(true.shape) < 0.1] = 255
         pred = rng.integers(0, 5, (9, 8))
-        assert np.array_equal(
-            confusion_matrix(true, pred, 5), _naive_confusion(true, pred, 5, 255)
-        )
+        assert np.array_equal(confusion_matrix(true, pred, 5), _naive_confusion(true, pred, 5, 255))
 
 
 def test_errors():

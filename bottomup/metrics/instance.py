@@ -109,7 +109,9 @@ class InstanceParams:
             or not isinstance(self.max_dets, (int, np.integer))
             or self.max_dets < 1
         ):
-            raise ValueError(f"`max_dets` must be None or a positive integer, got {self.max_dets!r}")
+            raise ValueError(
+                f"`max_dets` must be None or a positive integer, got {self.max_dets!r}"
+            )
 
     @classmethod
     def sds(cls, iou_thresholds=(0.5, 0.7)) -> InstanceParams:
@@ -248,7 +250,9 @@ def mask_iou(masks_a, masks_b, *, crowd=None, void=None) -> np.ndarray:
     n = b.shape[0]
     is_crowd = np.zeros(n, bool) if crowd is None else np.asarray(crowd, dtype=bool).ravel()
     if is_crowd.size != n:
-        raise ValueError(f"`crowd` must have one entry per mask of `masks_b` ({n}), got {is_crowd.size}")
+        raise ValueError(
+            f"`crowd` must have one entry per mask of `masks_b` ({n}), got {is_crowd.size}"
+        )
     m, p = a.shape[0], h * w
     if m == 0 or n == 0:
         return np.zeros((m, n), dtype=np.float64)
@@ -326,12 +330,8 @@ def _update(params: InstanceParams, pred, pl, ps, gt, gl, crowd, void) -> dict[i
         g_idx = g_idx[np.argsort(crowd[g_idx], kind="mergesort")]  # crowd (ignored) last
         g_crowd = np.ascontiguousarray(crowd[g_idx])
         ious = mask_iou(pred[d_idx], gt[g_idx], crowd=g_crowd, void=void)
-        matched, ignored = _match_kernel(
-            np.ascontiguousarray(ious), g_crowd, g_crowd, thresholds
-        )
-        records[int(c)] = _ClassRecord(
-            ps[d_idx], matched, ignored, int(np.count_nonzero(~g_crowd))
-        )
+        matched, ignored = _match_kernel(np.ascontiguousarray(ious), g_crowd, g_crowd, thresholds)
+        records[int(c)] = _ClassRecord(ps[d_idx], matched, ignored, int(np.count_nonzero(~g_crowd)))
     return records
 
 
@@ -462,7 +462,13 @@ class InstanceAP:
             Pixels left out of every IoU.
         """
         args = _validate_args(
-            self.n_classes, pred_masks, pred_labels, pred_scores, gt_masks, gt_labels, gt_crowd,
+            self.n_classes,
+            pred_masks,
+            pred_labels,
+            pred_scores,
+            gt_masks,
+            gt_labels,
+            gt_crowd,
             void,
         )
         self._records.append(_update(self.params, *args))

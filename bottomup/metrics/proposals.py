@@ -239,9 +239,7 @@ def _leaf_incidence(leaf_sets, n_leaves: int) -> np.ndarray:
     return inc
 
 
-def best_overlaps_leaves(
-    gt_masks, partition, leaf_sets, n_candidates, *, void=None
-) -> np.ndarray:
+def best_overlaps_leaves(gt_masks, partition, leaf_sets, n_candidates, *, void=None) -> np.ndarray:
     """Best IoU of each ground-truth mask among candidates given as unions of leaf regions.
 
     Parameters
@@ -328,9 +326,7 @@ def best_overlaps_boxes(gt_boxes, candidate_boxes, n_candidates) -> np.ndarray:
 def _compute(best: np.ndarray, params: ProposalParams) -> ProposalScores:
     n_t, n_n = len(params.iou_thresholds), len(params.n_candidates)
     if best.shape[0] == 0:
-        return ProposalScores(
-            params, np.full(n_n, np.nan), np.full((n_t, n_n), np.nan), best
-        )
+        return ProposalScores(params, np.full(n_n, np.nan), np.full((n_t, n_n), np.nan), best)
     thr = np.asarray(params.iou_thresholds)[:, None, None]
     recall = (best[None] >= thr).mean(axis=1)
     return ProposalScores(params, best.mean(axis=0), recall, best)
@@ -407,9 +403,7 @@ class ProposalRecall:
 
     def update_boxes(self, gt_boxes, candidate_boxes) -> None:
         """Add one image with boxes (see :func:`best_overlaps_boxes`)."""
-        self._rows.append(
-            best_overlaps_boxes(gt_boxes, candidate_boxes, self.params.n_candidates)
-        )
+        self._rows.append(best_overlaps_boxes(gt_boxes, candidate_boxes, self.params.n_candidates))
 
     def compute(self) -> ProposalScores:
         """ABO and recall over every object seen (NaN when none)."""

@@ -104,13 +104,17 @@ class SemanticScores:
     confusion: np.ndarray
 
 
-def _validate_args(labels_true, labels_pred, params: SemanticParams) -> tuple[np.ndarray, np.ndarray]:
+def _validate_args(
+    labels_true, labels_pred, params: SemanticParams
+) -> tuple[np.ndarray, np.ndarray]:
     true = check_labels(labels_true, name="labels_true")
     pred = check_labels(labels_pred, name="labels_pred")
     check_same_shape(true, pred, "labels_true", "labels_pred")
     n = params.n_classes
-    valid = np.ones(true.shape, dtype=bool) if params.ignore_index is None else (
-        true != params.ignore_index
+    valid = (
+        np.ones(true.shape, dtype=bool)
+        if params.ignore_index is None
+        else (true != params.ignore_index)
     )
     bad_true = valid & ((true < 0) | (true >= n))
     if bad_true.any():
