@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 
 from bottomup.masks import (
     box_iou,
@@ -159,3 +162,27 @@ def test_against_pycocotools(seed):
             rtol=0,
             atol=1e-12,
         )
+
+
+# ------------------------------------------------------------------ properties
+
+
+@settings(deadline=None, max_examples=60)
+@given(arrays(bool, st.tuples(st.integers(0, 4), st.integers(1, 12), st.integers(1, 12))))
+def test_property_round_trip(m):
+    for compressed in (True, False):
+        rles = masks_to_rle(m, compressed=compressed)
+        assert np.array_equal(rle_to_masks(rles, shape=m.shape[1:]), m)
+        assert rle_area(rles).tolist() == m.sum(axis=(1, 2)).tolist()
+        assert np.array_equal(rle_to_boxes(rles).reshape(-1, 4), masks_to_boxes(m))
+    if len(m):
+        iou = rle_iou(masks_to_rle(m), masks_to_rle(m))
+        nonempty = m.any(axis=(1, 2))
+        assert np.allclose(np.diag(iou), nonempty.astype(float))
+        assert np.allclose(iou, iou.T)
+
+
+@settings(deadline=None, max_examples=60)
+@given(st.lists(st.integers(0, 2**31 - 1), max_size=20))
+def test_property_counts_string_round_trip(counts):
+    assert rle_string_to_counts(rle_counts_to_string(counts)).tolist() == counts
