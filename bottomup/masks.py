@@ -56,6 +56,42 @@ __all__ = [
 
 
 @njit(cache=True)
+def _encode_kernel(masks):
+    # Run lengths of each (H, W) mask read column-major; background run first (may be 0).
+    k, h, w = masks.shape
+    n_runs = np.empty(k, dtype=np.int64)
+    for i in range(k):
+        prev = False
+        runs = 1
+        for c in range(w):
+            for r in range(h):
+                v = masks[i, r, c]
+                if v != prev:
+                    runs += 1
+                    prev = v
+        n_runs[i] = runs
+    offsets = np.zeros(k + 1, dtype=np.int64)
+    for i in range(k):
+        offsets[i + 1] = offsets[i] + n_runs[i]
+    counts = np.empty(offsets[k], dtype=np.int64)
+    for i in range(k):
+        p = offsets[i]
+        prev = False
+        run = 0
+        for c in range(w):
+            for r in range(h):
+                v = masks[i, r, c]
+                if v != prev:
+                    counts[p] = run
+                    p += 1
+                    run = 0
+                    prev = v
+                run += 1
+        counts[p] = run
+    return counts, offsets
+
+
+@njit(cache=True)
 def _compress_counts_kernel(counts):
     # COCO's variable-length code: 5 data bits per char, bit 0x20 = "more", chars offset by 48;
     # from the 4th count on, the difference to the count two places back is stored.
@@ -149,10 +185,12 @@ def _as_masks(masks, name: str) -> tuple[np.ndarray, bool]:
             f"`{name}` must be a bool or numeric array of masks, got dtype {arr.dtype}; "
             "pass a (H, W) or (K, H, W) array"
         )
+    if arr.dtype != bool:
+        arr = arr != 0
     if arr.ndim == 2:
-        return (arr != 0)[None], True
+        return arr[None], True
     if arr.ndim == 3:
-        return arr != 0, False
+        return arr, False
     raise ValueError(f"`{name}` must be a (H, W) mask or a (K, H, W) stack, got shape {arr.shape}")
 
 
@@ -281,8 +319,8 @@ def masks_to_rle(masks, *, compressed: bool = True):
     Notes
     -----
     The mask is flattened column-major. The first count is the number of leading background
-    pixels (0 when the first pixel is foreground). Vectorised over the whole stack: one pass of
-    ``np.diff`` finds every run boundary.
+    pixels (0 when the first pixel is foreground). A parallel numba kernel walks each mask twice
+    (count the runs, then write them), without copying the stack.
 
     Examples
     --------
@@ -292,23 +330,12 @@ def masks_to_rle(masks, *, compressed: bool = True):
     """
     arr, single = _as_masks(masks, "masks")
     k, h, w = arr.shape
-    n = h * w
-    flat = np.ascontiguousarray(arr.transpose(0, 2, 1)).reshape(k, n)  # column-major per mask
     out = []
-    if n == 0:
+    if h * w == 0:
         per_mask = [np.zeros(1, dtype=np.int64) for _ in range(k)]
     else:
-        change_k, change_p = np.nonzero(flat[:, 1:] != flat[:, :-1])
-        change_p = change_p + 1
-        splits = np.searchsorted(change_k, np.arange(k + 1))
-        per_mask = []
-        for i in range(k):
-            cuts = change_p[splits[i] : splits[i + 1]]
-            bounds = np.concatenate(([0], cuts, [n]))
-            counts = np.diff(bounds)
-            if flat[i, 0]:
-                counts = np.concatenate(([0], counts))
-            per_mask.append(counts.astype(np.int64))
+        counts, offsets = _encode_kernel(np.ascontiguousarray(arr))
+        per_mask = [counts[offsets[i] : offsets[i + 1]] for i in range(k)]
     for counts in per_mask:
         if compressed:
             c = _compress_counts_kernel(np.ascontiguousarray(counts)).tobytes()
