@@ -130,6 +130,17 @@ def test_max_dets_keeps_best_per_image_and_class():
     assert m.compute().ap[0, 0] == 0.0  # the true positive was cut
 
 
+def test_rle_inputs_equal_mask_inputs():
+    rng = np.random.default_rng(11)
+    images = _random_images(rng, 3, 2, (10, 12))
+    a, b = InstanceAP(2, InstanceParams.coco()), InstanceAP(2, InstanceParams.coco())
+    for pm, pl, ps, gm, gl, crowd in images:
+        a.update(pm, pl, ps, gm, gl, gt_crowd=crowd)
+        gt_in = masks_to_rle(gm) if len(gm) else gm
+        b.update(masks_to_rle(pm), pl, ps, gt_in, gl, gt_crowd=crowd)
+    np.testing.assert_array_equal(a.compute().ap, b.compute().ap)
+
+
 def test_empty_inputs():
     shape = (3, 3)
     m = InstanceAP(2)

@@ -45,6 +45,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from numba import njit
 
+from ..masks import rle_to_masks
+
 __all__ = [
     "InstanceParams",
     "InstanceAPResult",
@@ -200,6 +202,11 @@ def _match_kernel(ious, gt_ignore, gt_crowd, thresholds):
 
 
 def _check_masks(masks, name: str, shape=None) -> np.ndarray:
+    if isinstance(masks, (list, tuple)) and all(isinstance(m, dict) for m in masks):
+        if masks:  # COCO RLE dicts
+            masks = rle_to_masks(list(masks))
+        elif shape is not None:
+            masks = np.zeros((0, *shape), dtype=bool)
     arr = np.asarray(masks)
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
         raise TypeError(f"`{name}` must be a bool (K, H, W) array, got dtype {arr.dtype}")
@@ -446,14 +453,14 @@ class InstanceAP:
 
         Parameters
         ----------
-        pred_masks : (K, H, W) array_like of bool
-            Detected instance masks.
+        pred_masks : (K, H, W) array_like of bool, or list of K COCO RLE dicts
+            Detected instance masks (an empty list means no detection).
         pred_labels : (K,) array_like of int
             Their classes, ``0..n_classes-1``.
         pred_scores : (K,) array_like of float
             Their confidences (higher first).
-        gt_masks : (G, H, W) array_like of bool
-            Ground-truth instances.
+        gt_masks : (G, H, W) array_like of bool, or list of G COCO RLE dicts
+            Ground-truth instances (a non-empty RLE list, or an array, fixes ``(H, W)``).
         gt_labels : (G,) array_like of int
             Their classes.
         gt_crowd : (G,) array_like of bool, optional
