@@ -67,6 +67,27 @@ def test_hand_computed_masks():
     assert s.recall.tolist() == [[0.5, 0.5, 1.0, 1.0], [0.0, 0.5, 0.5, 0.5], [0.0, 0.5, 0.5, 0.5]]
 
 
+def test_class_jaccard_hand_computed():
+    gt = np.zeros((2, 4, 4), bool)
+    gt[0, :2, :2] = True
+    gt[1, 2:, 2:] = True
+    c = np.zeros((3, 4, 4), bool)
+    c[0, :2, :] = True
+    c[1, :2, :2] = True
+    c[2, 2:, 3:] = True
+    params = ProposalParams(n_candidates=[1, 3])
+    same, apart = ProposalRecall(params), ProposalRecall(params)
+    same.update_masks(gt, c, gt_labels=[0, 0])
+    apart.update_masks(gt, c, gt_labels=[0, 1])
+    # N=1: gt0 <- c0 (inter 4, union 8); gt1 <- c0 (inter 0, union 12)
+    # N=3: gt0 <- c1 (4, 4); gt1 <- c2 (2, 4)
+    assert same.compute().class_jaccard.tolist() == [4 / 20, 6 / 8]
+    assert apart.compute().class_jaccard.tolist() == [(0.5 + 0) / 2, (1 + 0.5) / 2]
+    nolab = ProposalRecall(params)
+    nolab.update_masks(gt, c)
+    assert np.isnan(nolab.compute().class_jaccard).all()
+
+
 def test_hand_computed_boxes():
     gt = [[0, 0, 2, 2], [4, 4, 6, 6]]
     cands = [[0, 0, 2, 4], [0, 0, 2, 2], [4, 4, 6, 5]]
@@ -126,11 +147,16 @@ def test_accumulator_over_images():
     rng = np.random.default_rng(3)
     params = ProposalParams(n_candidates=[1, 10], iou_thresholds=[0.5, 0.7])
     m = ProposalRecall(params)
+    m_masks, m_leaves = ProposalRecall(params), ProposalRecall(params)
     rows = []
     for _ in range(3):
         labels, inc, masks, gt = _random_partition_case(rng, g=int(rng.integers(1, 4)))
         m.update_leaves(gt, labels, inc)
         rows.append(_naive_best(gt, masks, [1, 10]))
+        m_masks.update_masks(gt, masks, gt_labels=np.arange(len(gt)) % 2)
+        m_leaves.update_leaves(gt, labels, inc, gt_labels=np.arange(len(gt)) % 2)
+    np.testing.assert_allclose(m_masks.compute().class_jaccard, m_leaves.compute().class_jaccard)
+    assert np.isfinite(m_masks.compute().class_jaccard).all()
     s = m.compute()
     allrows = np.concatenate(rows)
     assert s.n_objects == len(allrows)
@@ -179,5 +205,11 @@ def test_errors():
         best_overlaps_leaves(gt, labels, np.ones((1, 2), int), [1])
     with pytest.raises(ValueError, match=r"`partition` \(shape"):
         best_overlaps_leaves(gt, labels[:2], [np.array([0])], [1])
+    with pytest.raises(ValueError, match="gt_labels"):
+        ProposalRecall().update_masks(gt, gt, gt_labels=[0, 1])
+    with pytest.raises(ValueError, match="gt_boxes"):
+        best_overlaps_boxes([[0, 0, 1]], [[0, 0, 1, 1]], [1])
+    with pytest.raises(ValueError, match="candidate_boxes"):
+        best_overlaps_boxes([[0, 0, 1, 1]], [[1, 0, 0, 1]], [1])
     with pytest.raises(ValueError, match="best_overlaps"):
         proposal_scores(np.zeros((3, 2)), ProposalParams(n_candidates=[1]))

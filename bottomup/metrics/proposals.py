@@ -2,9 +2,11 @@
 
 The measures of MCG [1]_ (and of the proposal literature before it): for each ground-truth
 object, the best Jaccard index (IoU) among the first ``N`` candidates; over a dataset, the mean of
-those best overlaps over all objects (average best overlap, ABO, MCG's ``J_i``) and the fraction
-of objects whose best overlap reaches 0.5 / 0.7 / 0.85 (recall), each as a function of ``N``.
-Masks are compared on non-void pixels only; boxes by box IoU against the objects' boxes.
+those best overlaps over all objects (average best overlap, ABO, MCG's ``J_i``), the fraction
+of objects whose best overlap reaches 0.5 / 0.7 / 0.85 (recall), and, given object classes, the
+class-level ``J_c`` (pooled pixels of each object's best candidate), each as a function of ``N``.
+Masks are compared on non-void pixels only; boxes by box IoU against the objects' boxes. When
+several candidates tie for an object's best overlap, the first in rank order is its best.
 
 The split follows torchmetrics: ``_validate_args``, ``_update`` (one image -> its ``(G, n_N)``
 best overlaps: the sufficient statistic, concatenated over images) and ``_compute`` (ABO and
@@ -25,7 +27,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .._validate import check_labels
-from ..masks import box_iou
 
 __all__ = [
     "ProposalParams",
@@ -88,9 +89,14 @@ class ProposalScores:
     ----------
     params : ProposalParams
     abo : (n_N,) ndarray of float64
-        Average best overlap (MCG ``J_i``) at each ``N``; NaN with no object.
+        Average best overlap (MCG ``J_i``, instance level) at each ``N``; NaN with no object.
     recall : (n_T, n_N) ndarray of float64
         Fraction of objects with best overlap ``>=`` each threshold; NaN with no object.
+    class_jaccard : (n_N,) ndarray of float64
+        MCG's class-level ``J_c``: per class, the best candidate of every object contributes its
+        intersection (true positives) and union (TP + FP + FN pixels); the class score is
+        ``sum(intersections) / sum(unions)``, then the mean over classes. NaN unless every image
+        came with ``gt_labels``.
     best_overlaps : (n_objects, n_N) ndarray of float64
         Each object's best overlap, images concatenated in the order seen.
     """
@@ -98,6 +104,7 @@ class ProposalScores:
     params: ProposalParams
     abo: np.ndarray
     recall: np.ndarray
+    class_jaccard: np.ndarray
     best_overlaps: np.ndarray = field(repr=False)
 
     @property
@@ -137,25 +144,40 @@ def _check_n(n_candidates) -> tuple[int, ...]:
     return _as_int_tuple(n_candidates, "n_candidates")
 
 
-def _running_best(iou: np.ndarray, n_candidates: tuple[int, ...]) -> np.ndarray:
-    """``(K, G)`` IoU -> ``(G, n_N)`` best IoU among the first N candidates (0 if K = 0)."""
-    k, g = iou.shape
-    out = np.zeros((g, len(n_candidates)), dtype=np.float64)
+def _best_stats(
+    inter: np.ndarray, union: np.ndarray, n_candidates: tuple[int, ...]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(K, G)`` counts -> ``(G, n_N)`` best IoU among the first N candidates, and the
+    intersection and union of that best candidate (all 0 when K = 0)."""
+    k, g = inter.shape
+    shape = (g, len(n_candidates))
     if k == 0 or g == 0:
-        return out
-    running = np.maximum.accumulate(iou, axis=0)
-    rows = np.minimum(np.asarray(n_candidates), k) - 1
-    return np.ascontiguousarray(running[rows].T)
+        return np.zeros(shape), np.zeros(shape), np.zeros(shape)
+    iou = np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+    best, ib, ub = np.empty(shape), np.empty(shape), np.empty(shape)
+    cols = np.arange(g)
+    for j, n in enumerate(n_candidates):
+        idx = np.argmax(iou[: min(n, k)], axis=0)  # first best, in rank order
+        best[:, j], ib[:, j], ub[:, j] = iou[idx, cols], inter[idx, cols], union[idx, cols]
+    return best, ib, ub
 
 
-def _iou_from_counts(inter, area_c, area_g) -> np.ndarray:
-    union = area_c[:, None] + area_g[None, :] - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+def _union(inter, area_c, area_g) -> np.ndarray:
+    return area_c[:, None] + area_g[None, :] - inter
 
 
 # --------------------------------------------------------------------------------------------
 # per-image best overlaps (the _update step)
 # --------------------------------------------------------------------------------------------
+
+
+def _validate_masks(gt_masks, candidate_masks, void):
+    gt = _check_masks(gt_masks, "gt_masks")
+    cand = _check_masks(candidate_masks, "candidate_masks", gt.shape[1:])
+    h, w = gt.shape[1:]
+    valid = _check_void(void, (h, w))
+    valid = np.ones((h, w), bool) if valid is None else ~valid
+    return gt, cand, valid
 
 
 def best_overlaps_masks(gt_masks, candidate_masks, n_candidates, *, void=None) -> np.ndarray:
@@ -183,14 +205,16 @@ def best_overlaps_masks(gt_masks, candidate_masks, n_candidates, *, void=None) -
     ``2**24`` pixels; float64 beyond), so memory stays near 64 MB for thousands of candidates.
     """
     ns = _check_n(n_candidates)
-    gt = _check_masks(gt_masks, "gt_masks")
-    cand = _check_masks(candidate_masks, "candidate_masks", gt.shape[1:])
-    h, w = gt.shape[1:]
-    valid = _check_void(void, (h, w))
-    valid = np.ones((h, w), bool) if valid is None else ~valid
+    gt, cand, valid = _validate_masks(gt_masks, candidate_masks, void)
+    return _best_stats(*_counts_masks(gt, cand, valid), ns)[0]
+
+
+def _counts_masks(gt, cand, valid) -> tuple[np.ndarray, np.ndarray]:
+    """Intersections and unions ``(K, G)`` of validated masks on the ``valid`` pixels."""
+    h, w = valid.shape
     k, g, p = cand.shape[0], gt.shape[0], h * w
     if k == 0 or g == 0:
-        return np.zeros((g, len(ns)), dtype=np.float64)
+        return np.zeros((k, g)), np.zeros((k, g))
     dtype = np.float32 if p < 2**24 else np.float64
     gt_flat = (gt & valid).reshape(g, p)
     rhs = np.empty((p, g + 1), dtype=dtype)
@@ -202,8 +226,7 @@ def best_overlaps_masks(gt_masks, candidate_masks, n_candidates, *, void=None) -
     counts = np.empty((k, g + 1), dtype=np.float64)
     for i in range(0, k, step):
         counts[i : i + step] = cand_flat[i : i + step].astype(dtype) @ rhs
-    iou = _iou_from_counts(counts[:, :g], counts[:, g], area_g)
-    return _running_best(iou, ns)
+    return counts[:, :g], _union(counts[:, :g], counts[:, g], area_g)
 
 
 def _leaf_incidence(leaf_sets, n_leaves: int) -> np.ndarray:
@@ -269,6 +292,12 @@ def best_overlaps_leaves(gt_masks, partition, leaf_sets, n_candidates, *, void=N
     ``incidence @ a``: ``O(H W + K L G)``, never a candidate mask.
     """
     ns = _check_n(n_candidates)
+    return _best_stats(
+        *_counts_leaves(*_validate_leaves(gt_masks, partition, leaf_sets, void)), ns
+    )[0]
+
+
+def _validate_leaves(gt_masks, partition, leaf_sets, void):
     gt = _check_masks(gt_masks, "gt_masks")
     labels = check_labels(partition, name="partition", shape=gt.shape[1:])
     if labels.size and labels.min() < 0:
@@ -278,9 +307,14 @@ def best_overlaps_leaves(gt_masks, partition, leaf_sets, n_candidates, *, void=N
     n_leaves = inc.shape[1]
     valid = _check_void(void, labels.shape)
     valid = np.ones(labels.shape, bool) if valid is None else ~valid
-    g = gt.shape[0]
-    if inc.shape[0] == 0 or g == 0:
-        return np.zeros((g, len(ns)), dtype=np.float64)
+    return gt, labels, inc, valid
+
+
+def _counts_leaves(gt, labels, inc, valid) -> tuple[np.ndarray, np.ndarray]:
+    """Intersections and unions ``(K, G)`` through the GT x leaf area table."""
+    g, k, n_leaves = gt.shape[0], inc.shape[0], inc.shape[1]
+    if k == 0 or g == 0:
+        return np.zeros((k, g)), np.zeros((k, g))
     leaf_area = np.bincount(labels[valid], minlength=n_leaves).astype(np.float64)
     table = np.zeros((g, n_leaves), dtype=np.float64)
     for i in range(g):
@@ -288,8 +322,7 @@ def best_overlaps_leaves(gt_masks, partition, leaf_sets, n_candidates, *, void=N
     incf = inc.astype(np.float64)
     inter = incf @ table.T
     area_c = incf @ leaf_area
-    iou = _iou_from_counts(inter, area_c, table.sum(axis=1))
-    return _running_best(iou, ns)
+    return inter, _union(inter, area_c, table.sum(axis=1))
 
 
 def best_overlaps_boxes(gt_boxes, candidate_boxes, n_candidates) -> np.ndarray:
@@ -308,14 +341,32 @@ def best_overlaps_boxes(gt_boxes, candidate_boxes, n_candidates) -> np.ndarray:
     best : (G, n_N) ndarray of float64
     """
     ns = _check_n(n_candidates)
-    gt = np.asarray(gt_boxes)
-    cand = np.asarray(candidate_boxes)
-    if gt.size == 0:
-        gt = gt.reshape(0, 4)
-    if cand.size == 0:
-        cand = cand.reshape(0, 4)
-    iou = box_iou(cand, gt)
-    return _running_best(iou, ns)
+    return _best_stats(*_counts_boxes(gt_boxes, candidate_boxes), ns)[0]
+
+
+def _check_boxes(boxes, name: str) -> np.ndarray:
+    arr = np.asarray(boxes)
+    if arr.size == 0:
+        arr = arr.reshape(0, 4)
+    if arr.dtype == object or not np.issubdtype(arr.dtype, np.number):
+        raise TypeError(f"`{name}` must be a numeric (K, 4) array, got dtype {arr.dtype}")
+    if arr.ndim != 2 or arr.shape[1] != 4:
+        raise ValueError(f"`{name}` must have shape (K, 4) as (r0, c0, r1, c1), got {arr.shape}")
+    if np.any(arr[:, 2] < arr[:, 0]) or np.any(arr[:, 3] < arr[:, 1]):
+        raise ValueError(f"`{name}` must satisfy r1 >= r0 and c1 >= c0 (row, col half-open)")
+    return arr
+
+
+def _counts_boxes(gt_boxes, candidate_boxes) -> tuple[np.ndarray, np.ndarray]:
+    gt = _check_boxes(gt_boxes, "gt_boxes")
+    cand = _check_boxes(candidate_boxes, "candidate_boxes")
+    cand, gt = cand.astype(np.float64), gt.astype(np.float64)
+    dr = np.minimum(cand[:, None, 2], gt[None, :, 2]) - np.maximum(cand[:, None, 0], gt[None, :, 0])
+    dc = np.minimum(cand[:, None, 3], gt[None, :, 3]) - np.maximum(cand[:, None, 1], gt[None, :, 1])
+    inter = np.clip(dr, 0, None) * np.clip(dc, 0, None)
+    area_c = (cand[:, 2] - cand[:, 0]) * (cand[:, 3] - cand[:, 1])
+    area_g = (gt[:, 2] - gt[:, 0]) * (gt[:, 3] - gt[:, 1])
+    return inter, _union(inter, area_c, area_g)
 
 
 # --------------------------------------------------------------------------------------------
@@ -323,13 +374,27 @@ def best_overlaps_boxes(gt_boxes, candidate_boxes, n_candidates) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 
 
-def _compute(best: np.ndarray, params: ProposalParams) -> ProposalScores:
+def _compute(
+    best: np.ndarray,
+    params: ProposalParams,
+    inter: np.ndarray | None = None,
+    union: np.ndarray | None = None,
+    labels: np.ndarray | None = None,
+) -> ProposalScores:
     n_t, n_n = len(params.iou_thresholds), len(params.n_candidates)
+    jc = np.full(n_n, np.nan)
     if best.shape[0] == 0:
-        return ProposalScores(params, np.full(n_n, np.nan), np.full((n_t, n_n), np.nan), best)
+        return ProposalScores(params, np.full(n_n, np.nan), np.full((n_t, n_n), np.nan), jc, best)
     thr = np.asarray(params.iou_thresholds)[:, None, None]
     recall = (best[None] >= thr).mean(axis=1)
-    return ProposalScores(params, best.mean(axis=0), recall, best)
+    if labels is not None:
+        per_class = []
+        for c in np.unique(labels):
+            sel = labels == c
+            u = union[sel].sum(axis=0)
+            per_class.append(np.where(u > 0, inter[sel].sum(axis=0) / np.where(u > 0, u, 1), 0))
+        jc = np.mean(per_class, axis=0)
+    return ProposalScores(params, best.mean(axis=0), recall, jc, best)
 
 
 def proposal_scores(best_overlaps, params: ProposalParams | None = None) -> ProposalScores:
@@ -363,7 +428,7 @@ def proposal_scores(best_overlaps, params: ProposalParams | None = None) -> Prop
 
 
 class ProposalRecall:
-    """Accumulate best overlaps over images; compute ABO and recall as functions of ``N``.
+    """Accumulate best overlaps over images; compute ABO, recall and ``J_c`` as functions of ``N``.
 
     Parameters
     ----------
@@ -385,28 +450,80 @@ class ProposalRecall:
 
     def reset(self) -> None:
         """Forget every image seen."""
-        self._rows: list[np.ndarray] = []
+        self._best: list[np.ndarray] = []
+        self._inter: list[np.ndarray] = []
+        self._union: list[np.ndarray] = []
+        self._labels: list[np.ndarray | None] = []
 
-    def update_masks(self, gt_masks, candidate_masks, *, void=None) -> None:
-        """Add one image with candidates as masks (see :func:`best_overlaps_masks`)."""
-        self._rows.append(
-            best_overlaps_masks(gt_masks, candidate_masks, self.params.n_candidates, void=void)
-        )
+    def _add(self, counts, gt_labels, n_objects: int) -> None:
+        labels = None
+        if gt_labels is not None:
+            labels = np.asarray(gt_labels)
+            if labels.shape != (n_objects,) or (
+                labels.size and not np.issubdtype(labels.dtype, np.integer)
+            ):
+                raise ValueError(
+                    f"`gt_labels` must be ({n_objects},) integer class labels, one per object, "
+                    f"got shape {labels.shape} and dtype {labels.dtype}"
+                )
+        best, inter, union = _best_stats(*counts, self.params.n_candidates)
+        self._best.append(best)
+        self._inter.append(inter)
+        self._union.append(union)
+        self._labels.append(None if labels is None else labels.astype(np.int64))
 
-    def update_leaves(self, gt_masks, partition, leaf_sets, *, void=None) -> None:
-        """Add one image with candidates as leaf sets (see :func:`best_overlaps_leaves`)."""
-        self._rows.append(
-            best_overlaps_leaves(
-                gt_masks, partition, leaf_sets, self.params.n_candidates, void=void
-            )
-        )
+    def update_masks(self, gt_masks, candidate_masks, *, gt_labels=None, void=None) -> None:
+        """Add one image with candidates as masks (see :func:`best_overlaps_masks`).
 
-    def update_boxes(self, gt_boxes, candidate_boxes) -> None:
-        """Add one image with boxes (see :func:`best_overlaps_boxes`)."""
-        self._rows.append(best_overlaps_boxes(gt_boxes, candidate_boxes, self.params.n_candidates))
+        Parameters
+        ----------
+        gt_masks : (G, H, W) array_like of bool
+        candidate_masks : (K, H, W) array_like of bool
+        gt_labels : (G,) array_like of int, optional
+            Object classes, needed for ``class_jaccard``.
+        void : (H, W) array_like of bool, optional
+        """
+        gt, cand, valid = _validate_masks(gt_masks, candidate_masks, void)
+        self._add(_counts_masks(gt, cand, valid), gt_labels, gt.shape[0])
+
+    def update_leaves(self, gt_masks, partition, leaf_sets, *, gt_labels=None, void=None) -> None:
+        """Add one image with candidates as leaf sets (see :func:`best_overlaps_leaves`).
+
+        Parameters
+        ----------
+        gt_masks : (G, H, W) array_like of bool
+        partition : (H, W) array_like of int
+        leaf_sets : (K, L) ndarray of bool or sequence of int arrays
+        gt_labels : (G,) array_like of int, optional
+        void : (H, W) array_like of bool, optional
+        """
+        args = _validate_leaves(gt_masks, partition, leaf_sets, void)
+        self._add(_counts_leaves(*args), gt_labels, args[0].shape[0])
+
+    def update_boxes(self, gt_boxes, candidate_boxes, *, gt_labels=None) -> None:
+        """Add one image with boxes (see :func:`best_overlaps_boxes`).
+
+        Parameters
+        ----------
+        gt_boxes : (G, 4) array_like
+        candidate_boxes : (K, 4) array_like
+        gt_labels : (G,) array_like of int, optional
+        """
+        inter, union = _counts_boxes(gt_boxes, candidate_boxes)
+        self._add((inter, union), gt_labels, inter.shape[1])
 
     def compute(self) -> ProposalScores:
-        """ABO and recall over every object seen (NaN when none)."""
+        """ABO, recall and ``J_c`` over every object seen (NaN when none)."""
         n_n = len(self.params.n_candidates)
-        best = np.concatenate(self._rows) if self._rows else np.zeros((0, n_n))
-        return _compute(best, self.params)
+        if not self._best:
+            return _compute(np.zeros((0, n_n)), self.params)
+        labels = None
+        if all(lab is not None for lab in self._labels):
+            labels = np.concatenate(self._labels)
+        return _compute(
+            np.concatenate(self._best),
+            self.params,
+            np.concatenate(self._inter),
+            np.concatenate(self._union),
+            labels,
+        )
