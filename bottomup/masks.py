@@ -57,37 +57,53 @@ __all__ = [
 
 @njit(cache=True)
 def _encode_kernel(masks):
-    # Run lengths of each (H, W) mask read column-major; background run first (may be 0).
+    # Run lengths of each (H, W) mask read column-major (background run first, may be 0), found
+    # while reading the C-ordered stack row by row: in column-major order, pixel (r, c) follows
+    # (r - 1, c), and (0, c) follows (H - 1, c - 1). Pass 1 counts the changes per column, pass 2
+    # writes their column-major positions into per-column slots, already sorted.
     k, h, w = masks.shape
-    n_runs = np.empty(k, dtype=np.int64)
+    n = h * w
+    col = np.zeros((k, w), dtype=np.int64)
     for i in range(k):
-        prev = False
-        runs = 1
-        for c in range(w):
-            for r in range(h):
-                v = masks[i, r, c]
-                if v != prev:
-                    runs += 1
-                    prev = v
-        n_runs[i] = runs
+        if masks[i, 0, 0]:
+            col[i, 0] += 1
+        for c in range(1, w):
+            if masks[i, 0, c] != masks[i, h - 1, c - 1]:
+                col[i, c] += 1
+        for r in range(1, h):
+            for c in range(w):
+                if masks[i, r, c] != masks[i, r - 1, c]:
+                    col[i, c] += 1
     offsets = np.zeros(k + 1, dtype=np.int64)
     for i in range(k):
-        offsets[i + 1] = offsets[i] + n_runs[i]
+        offsets[i + 1] = offsets[i] + col[i].sum() + 1
     counts = np.empty(offsets[k], dtype=np.int64)
+    cursor = np.empty(w, dtype=np.int64)
+    pos = np.empty(n + 1, dtype=np.int64)
     for i in range(k):
-        p = offsets[i]
-        prev = False
-        run = 0
+        n_changes = offsets[i + 1] - offsets[i] - 1
+        acc = 0
         for c in range(w):
-            for r in range(h):
-                v = masks[i, r, c]
-                if v != prev:
-                    counts[p] = run
-                    p += 1
-                    run = 0
-                    prev = v
-                run += 1
-        counts[p] = run
+            cursor[c] = acc
+            acc += col[i, c]
+        if masks[i, 0, 0]:
+            pos[cursor[0]] = 0
+            cursor[0] += 1
+        for c in range(1, w):
+            if masks[i, 0, c] != masks[i, h - 1, c - 1]:
+                pos[cursor[c]] = c * h
+                cursor[c] += 1
+        for r in range(1, h):
+            for c in range(w):
+                if masks[i, r, c] != masks[i, r - 1, c]:
+                    pos[cursor[c]] = c * h + r
+                    cursor[c] += 1
+        base = offsets[i]
+        prev = 0
+        for j in range(n_changes):
+            counts[base + j] = pos[j] - prev
+            prev = pos[j]
+        counts[base + n_changes] = n - prev
     return counts, offsets
 
 
@@ -319,8 +335,8 @@ def masks_to_rle(masks, *, compressed: bool = True):
     Notes
     -----
     The mask is flattened column-major. The first count is the number of leading background
-    pixels (0 when the first pixel is foreground). A parallel numba kernel walks each mask twice
-    (count the runs, then write them), without copying the stack.
+    pixels (0 when the first pixel is foreground). A numba kernel reads the C-ordered stack in
+    place, row by row, twice (count the run boundaries of each column, then write them).
 
     Examples
     --------
