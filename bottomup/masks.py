@@ -2,22 +2,22 @@
 
 Formats used in this module
 ---------------------------
-==========  ===============================  =================================================
-thing       shape / type                     notes
-==========  ===============================  =================================================
-mask        (H, W) or (K, H, W) bool         any dtype accepted; nonzero is foreground
-RLE         dict ``{"size": [H, W],          COCO layout: runs of the column-major
-            "counts": bytes | list[int]}``   (Fortran-order) flattened mask, alternating
-                                             background / foreground, starting with the
-                                             background count (possibly 0); ``counts`` is
-                                             either the list of run lengths ("uncompressed")
-                                             or COCO's LEB128-like ASCII string ("compressed")
+==========  =================================  ===============================================
+thing       shape / type                       notes
+==========  =================================  ===============================================
+mask        (H, W) or (K, H, W) bool           any dtype accepted; nonzero is foreground
+RLE         dict ``{"size": [H, W],            COCO layout: runs of the column-major
+            "counts": bytes | list[int]}``     (Fortran-order) flattened mask, alternating
+                                               background / foreground, starting with the
+                                               background count (possibly 0); ``counts`` is
+                                               the list of run lengths ("uncompressed") or
+                                               COCO's LEB128-like ASCII string ("compressed")
 box         (K, 4) int64 ``(r0, c0, r1, c1)``  ``(row, col)`` order, half-open like
-                                             ``skimage.measure.regionprops().bbox``:
-                                             rows ``r0 <= r < r1``, cols ``c0 <= c < c1``
-COCO box    (K, 4) float64 ``[x, y, w, h]``  ``x = c0, y = r0, w = c1 - c0, h = r1 - r0``;
-                                             produced only by :func:`boxes_to_coco`
-==========  ===============================  =================================================
+                                               ``skimage.measure.regionprops().bbox``:
+                                               rows ``r0 <= r < r1``, cols ``c0 <= c < c1``
+COCO box    (K, 4) float64 ``[x, y, w, h]``    ``x = c0, y = r0, w = c1 - c0, h = r1 - r0``;
+                                               made only by :func:`boxes_to_coco`
+==========  =================================  ===============================================
 
 All functions give the same numbers as ``pycocotools.mask`` (``encode``, ``decode``, ``area``,
 ``toBbox``, ``iou``) and are tested against it, but nothing here imports pycocotools.
