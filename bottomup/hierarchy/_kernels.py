@@ -1,0 +1,507 @@
+"""Numba kernels for hierarchies (private; inputs are assumed valid).
+
+Faces of the double-size grid are described as in :mod:`bottomup.owt._kernels`: kind 0 is the
+face between pixels ``(i, j)`` and ``(i, j + 1)`` at ``(2i + 1, 2j + 2)``, kind 1 the face between
+``(i, j)`` and ``(i + 1, j)`` at ``(2i + 2, 2j + 1)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, types
+from numba.typed import Dict
+
+from bottomup.owt._kernels import _find, _heap_grow, _heap_sift_down, _heap_sift_up, _heap_swap
+
+
+@njit(cache=True)
+def _greedy_merge_kernel(n_leaves, ea, eb, sums, counts):
+    """Merge adjacent regions in order of the mean strength of their common boundary.
+
+    ``ea < eb`` are leaf ids of the region adjacency graph; ``sums`` and ``counts`` hold the sum
+    and number of boundary elements of each edge (consumed in place). Returns parents, altitudes.
+    """
+    n_edges = ea.shape[0]
+    n_max = 2 * n_leaves - 1
+    parents = np.empty(n_max, np.int64)
+    altitudes = np.zeros(n_max, np.float64)
+    node = np.arange(n_leaves)
+    absorbed = np.zeros(n_leaves, np.bool_)
+    head = np.full(n_leaves, -1, np.int64)
+    tail = np.full(n_leaves, -1, np.int64)
+    nxt = np.full(2 * n_edges, -1, np.int64)
+    deg = np.zeros(n_leaves, np.int64)
+    alive = np.ones(n_edges, np.bool_)
+    version = np.zeros(n_edges, np.int64)
+    ends = np.empty((n_edges, 2), np.int64)
+    d = Dict.empty(key_type=types.int64, value_type=types.int64)
+    cap = max(16, 2 * n_edges)
+    hv = np.empty(cap, np.float64)
+    ht = np.empty(cap, np.int64)
+    h1 = np.empty(cap, np.int64)
+    h2 = np.empty(cap, np.int64)
+    size = 0
+    for e in range(n_edges):
+        a = ea[e]
+        b = eb[e]
+        ends[e, 0] = a
+        ends[e, 1] = b
+        for side in range(2):
+            r = ends[e, side]
+            s = 2 * e + side
+            if head[r] < 0:
+                head[r] = s
+            else:
+                nxt[tail[r]] = s
+            tail[r] = s
+            deg[r] += 1
+        d[a * n_leaves + b] = e
+        hv[size] = sums[e] / counts[e]
+        ht[size] = e
+        h1[size] = e
+        h2[size] = 0
+        _heap_sift_up(hv, ht, h1, h2, size)
+        size += 1
+    n_nodes = n_leaves
+    while size > 0:
+        val = hv[0]
+        e = h1[0]
+        ver = h2[0]
+        size -= 1
+        if size > 0:
+            _heap_swap(hv, ht, h1, h2, 0, size)
+            _heap_sift_down(hv, ht, h1, h2, size)
+        if not alive[e] or ver != version[e]:
+            continue
+        a = ends[e, 0]
+        b = ends[e, 1]
+        if deg[a] >= deg[b]:
+            f = a
+            s_ = b
+        else:
+            f = b
+            s_ = a
+        new = n_nodes
+        n_nodes += 1
+        parents[node[a]] = new
+        parents[node[b]] = new
+        altitudes[new] = val
+        node[f] = new
+        alive[e] = False
+        del d[min(a, b) * n_leaves + max(a, b)]
+        deg[f] -= 1
+        deg[s_] -= 1
+        slot = head[s_]
+        while slot >= 0:
+            nx = nxt[slot]
+            e2 = slot >> 1
+            if alive[e2]:
+                side = slot & 1
+                other = ends[e2, 1 - side]
+                del d[min(s_, other) * n_leaves + max(s_, other)]
+                k2 = min(f, other) * n_leaves + max(f, other)
+                if k2 in d:
+                    e3 = d[k2]
+                    sums[e3] += sums[e2]
+                    counts[e3] += counts[e2]
+                    version[e3] += 1
+                    alive[e2] = False
+                    deg[other] -= 1
+                    if size == hv.shape[0]:
+                        hv, ht, h1, h2 = _heap_grow(hv, ht, h1, h2)
+                    hv[size] = sums[e3] / counts[e3]
+                    ht[size] = e3
+                    h1[size] = e3
+                    h2[size] = version[e3]
+                    _heap_sift_up(hv, ht, h1, h2, size)
+                    size += 1
+                else:
+                    ends[e2, side] = f
+                    d[k2] = e2
+                    deg[f] += 1
+                    nxt[slot] = -1
+                    if head[f] < 0:
+                        head[f] = slot
+                    else:
+                        nxt[tail[f]] = slot
+                    tail[f] = slot
+            slot = nx
+        head[s_] = -1
+        tail[s_] = -1
+        deg[s_] = 0
+        absorbed[s_] = True
+    # A disconnected adjacency graph cannot come from a partition of a grid; join any remaining
+    # roots at the top level so that the result is still one tree.
+    if n_nodes < n_max:
+        top = 0.0
+        for v in range(n_leaves, n_nodes):
+            if altitudes[v] > top:
+                top = altitudes[v]
+        cur = -1
+        for r in range(n_leaves):
+            if absorbed[r]:
+                continue
+            if cur < 0:
+                cur = node[r]
+            else:
+                new = n_nodes
+                n_nodes += 1
+                parents[cur] = new
+                parents[node[r]] = new
+                altitudes[new] = top
+                cur = new
+    parents[n_nodes - 1] = n_nodes - 1
+    return parents[:n_nodes], altitudes[:n_nodes]
+
+
+@njit(cache=True)
+def _kruskal_kernel(n_leaves, ea, eb, w):
+    """Single-linkage tree of the graph (ea, eb) whose edges come sorted by weight ``w``."""
+    n_max = 2 * n_leaves - 1
+    parents = np.empty(n_max, np.int64)
+    altitudes = np.zeros(n_max, np.float64)
+    uf = np.arange(n_leaves)
+    node = np.arange(n_leaves)
+    n_nodes = n_leaves
+    for e in range(ea.shape[0]):
+        ra = _find(uf, ea[e])
+        rb = _find(uf, eb[e])
+        if ra == rb:
+            continue
+        new = n_nodes
+        n_nodes += 1
+        parents[node[ra]] = new
+        parents[node[rb]] = new
+        altitudes[new] = w[e]
+        uf[ra] = rb
+        node[rb] = new
+        if n_nodes == n_max:
+            break
+    parents[n_nodes - 1] = n_nodes - 1
+    return parents[:n_nodes], altitudes[:n_nodes]
+
+
+@njit(cache=True)
+def _boundary_faces_kernel(labels):
+    """All faces between pixels of different labels: (kind, i, j, label_a, label_b)."""
+    h, w = labels.shape
+    m = 0
+    for i in range(h):
+        for j in range(w - 1):
+            if labels[i, j] != labels[i, j + 1]:
+                m += 1
+    for i in range(h - 1):
+        for j in range(w):
+            if labels[i, j] != labels[i + 1, j]:
+                m += 1
+    kind = np.empty(m, np.int64)
+    fi = np.empty(m, np.int64)
+    fj = np.empty(m, np.int64)
+    la = np.empty(m, np.int64)
+    lb = np.empty(m, np.int64)
+    k = 0
+    for i in range(h):
+        for j in range(w - 1):
+            a = labels[i, j]
+            b = labels[i, j + 1]
+            if a != b:
+                kind[k] = 0
+                fi[k] = i
+                fj[k] = j
+                la[k] = min(a, b)
+                lb[k] = max(a, b)
+                k += 1
+    for i in range(h - 1):
+        for j in range(w):
+            a = labels[i, j]
+            b = labels[i + 1, j]
+            if a != b:
+                kind[k] = 1
+                fi[k] = i
+                fj[k] = j
+                la[k] = min(a, b)
+                lb[k] = max(a, b)
+                k += 1
+    return kind, fi, fj, la, lb
+
+
+@njit(cache=True)
+def _pair_altitude_kernel(parents, altitudes, n_leaves, pa, pb):
+    """Altitude of the lowest common ancestor of each leaf pair (pa[e], pb[e]).
+
+    Replays the tree bottom-up with a union-find over leaves; each set keeps a list of its pending
+    pairs, and only the smaller lists are scanned at a merge (small-to-large).
+    """
+    n = parents.shape[0]
+    n_pairs = pa.shape[0]
+    out = np.full(n_pairs, np.nan)
+    if n_pairs == 0:
+        return out
+    # children in CSR form
+    nch = np.zeros(n + 1, np.int64)
+    for v in range(n):
+        p = parents[v]
+        if p != v:
+            nch[p + 1] += 1
+    for v in range(n):
+        nch[v + 1] += nch[v]
+    ch = np.empty(max(nch[n], 1), np.int64)
+    fill = nch[:n].copy()
+    for v in range(n):
+        p = parents[v]
+        if p != v:
+            ch[fill[p]] = v
+            fill[p] += 1
+    uf = np.arange(n_leaves)
+    head = np.full(n_leaves, -1, np.int64)
+    cnt = np.zeros(n_leaves, np.int64)
+    nxt = np.full(2 * n_pairs, -1, np.int64)
+    for e in range(n_pairs):
+        for side in range(2):
+            r = pa[e] if side == 0 else pb[e]
+            s = 2 * e + side
+            nxt[s] = head[r]
+            head[r] = s
+            cnt[r] += 1
+    rep = np.empty(n, np.int64)
+    for v in range(n_leaves):
+        rep[v] = v
+    for v in range(n_leaves, n):
+        c0 = nch[v]
+        c1 = nch[v + 1]
+        big = _find(uf, rep[ch[c0]])
+        for t in range(c0 + 1, c1):
+            r = _find(uf, rep[ch[t]])
+            if cnt[r] > cnt[big]:
+                big = r
+        for t in range(c0, c1):
+            r = _find(uf, rep[ch[t]])
+            if r != big:
+                uf[r] = big
+        alt = altitudes[v]
+        for t in range(c0, c1):
+            r = rep[ch[t]]
+            # r was a root before the unions above; after them its own list is still intact
+            if r == big:
+                continue
+            slot = head[r]
+            while slot >= 0:
+                nx = nxt[slot]
+                e = slot >> 1
+                if np.isnan(out[e]):
+                    other = pb[e] if (slot & 1) == 0 else pa[e]
+                    if _find(uf, other) == big:
+                        out[e] = alt
+                    else:
+                        nxt[slot] = head[big]
+                        head[big] = slot
+                        cnt[big] += 1
+                slot = nx
+            head[r] = -1
+            cnt[r] = 0
+        rep[v] = big
+    return out
+
+
+@njit(cache=True)
+def _cut_nodes_kernel(parents, altitudes, threshold, first_removed):
+    """Region (top node) of every node for the cut at ``threshold`` keeping nodes < first_removed."""
+    n = parents.shape[0]
+    rid = np.empty(n, np.int64)
+    for v in range(n - 1, -1, -1):
+        p = parents[v]
+        if p != v and altitudes[p] <= threshold and p < first_removed:
+            rid[v] = rid[p]
+        else:
+            rid[v] = v
+    return rid
+
+
+@njit(cache=True)
+def _relabel_raster_kernel(leaf_labels, leaf_region, n_nodes):
+    """Dense labels 0..K-1 numbered in raster order of first appearance."""
+    h, w = leaf_labels.shape
+    new = np.full(n_nodes, -1, np.int64)
+    out = np.empty((h, w), np.int32)
+    k = 0
+    for i in range(h):
+        for j in range(w):
+            r = leaf_region[leaf_labels[i, j]]
+            if new[r] < 0:
+                new[r] = k
+                k += 1
+            out[i, j] = new[r]
+    return out, k
+
+
+@njit(cache=True)
+def _ucm2_leaves_kernel(u):
+    """Leaves of a ucm2: pixel cells joined by zero faces or zero vertices; dense raster labels."""
+    hh, ww = u.shape
+    h = (hh - 1) // 2
+    w = (ww - 1) // 2
+    n = h * w
+    uf = np.arange(n)
+    for i in range(h):
+        for j in range(w - 1):
+            if u[2 * i + 1, 2 * j + 2] <= 0.0:
+                ra = _find(uf, i * w + j)
+                rb = _find(uf, i * w + j + 1)
+                if ra != rb:
+                    uf[ra] = rb
+    for i in range(h - 1):
+        for j in range(w):
+            if u[2 * i + 2, 2 * j + 1] <= 0.0:
+                ra = _find(uf, i * w + j)
+                rb = _find(uf, (i + 1) * w + j)
+                if ra != rb:
+                    uf[ra] = rb
+    # vertices: a zero vertex 8-connects the cells around it
+    for a in range(h + 1):
+        for b in range(w + 1):
+            if u[2 * a, 2 * b] > 0.0:
+                continue
+            first = -1
+            for di in range(-1, 1):
+                for dj in range(-1, 1):
+                    ci = a + di
+                    cj = b + dj
+                    if 0 <= ci < h and 0 <= cj < w:
+                        c = ci * w + cj
+                        if first < 0:
+                            first = c
+                        else:
+                            ra = _find(uf, first)
+                            rb = _find(uf, c)
+                            if ra != rb:
+                                uf[ra] = rb
+    labels = np.empty((h, w), np.int32)
+    lab = np.full(n, -1, np.int64)
+    k = 0
+    for p in range(n):
+        r = _find(uf, p)
+        if lab[r] < 0:
+            lab[r] = k
+            k += 1
+        labels[p // w, p - (p // w) * w] = lab[r]
+    return labels, k
+
+
+@njit(cache=True)
+def _ucm2_links_kernel(u, labels):
+    """Links between different leaves of a ucm2: faces, plus vertices lower than a neighbour face.
+
+    A vertex whose value is below one of its incident faces 8-connects its cells at that value
+    (it never does in a vertex-completed ucm2, where each vertex is the max of its neighbours).
+    """
+    hh, ww = u.shape
+    h, w = labels.shape
+    cap = 2 * h * w + 16
+    la = np.empty(cap, np.int64)
+    lb = np.empty(cap, np.int64)
+    lw = np.empty(cap, np.float64)
+    m = 0
+    for i in range(h):
+        for j in range(w - 1):
+            a = labels[i, j]
+            b = labels[i, j + 1]
+            if a != b:
+                la[m] = min(a, b)
+                lb[m] = max(a, b)
+                lw[m] = u[2 * i + 1, 2 * j + 2]
+                m += 1
+    for i in range(h - 1):
+        for j in range(w):
+            a = labels[i, j]
+            b = labels[i + 1, j]
+            if a != b:
+                la[m] = min(a, b)
+                lb[m] = max(a, b)
+                lw[m] = u[2 * i + 2, 2 * j + 1]
+                m += 1
+    cells = np.empty(4, np.int64)
+    for a in range(h + 1):
+        for b in range(w + 1):
+            r = 2 * a
+            c = 2 * b
+            x = u[r, c]
+            mx = 0.0
+            if r > 0 and u[r - 1, c] > mx:
+                mx = u[r - 1, c]
+            if r + 1 < hh and u[r + 1, c] > mx:
+                mx = u[r + 1, c]
+            if c > 0 and u[r, c - 1] > mx:
+                mx = u[r, c - 1]
+            if c + 1 < ww and u[r, c + 1] > mx:
+                mx = u[r, c + 1]
+            if not x < mx:
+                continue
+            nc = 0
+            for di in range(-1, 1):
+                for dj in range(-1, 1):
+                    ci = a + di
+                    cj = b + dj
+                    if 0 <= ci < h and 0 <= cj < w:
+                        cells[nc] = labels[ci, cj]
+                        nc += 1
+            for s in range(1, nc):
+                if cells[s] != cells[0]:
+                    if m + 1 >= la.shape[0]:
+                        grow = 2 * la.shape[0]
+                        na = np.empty(grow, np.int64)
+                        nb = np.empty(grow, np.int64)
+                        nw = np.empty(grow, np.float64)
+                        na[:m] = la[:m]
+                        nb[:m] = lb[:m]
+                        nw[:m] = lw[:m]
+                        la, lb, lw = na, nb, nw
+                    la[m] = min(cells[0], cells[s])
+                    lb[m] = max(cells[0], cells[s])
+                    lw[m] = x
+                    m += 1
+    return la[:m].copy(), lb[:m].copy(), lw[:m].copy()
+
+
+@njit(cache=True)
+def _fill_faces_kernel(g, kind, fi, fj, values):
+    for f in range(kind.shape[0]):
+        if kind[f] == 0:
+            g[2 * fi[f] + 1, 2 * fj[f] + 2] = values[f]
+        else:
+            g[2 * fi[f] + 2, 2 * fj[f] + 1] = values[f]
+
+
+@njit(cache=True)
+def _minimax_labels_kernel(parents, altitudes, n_leaves, leaf_seed):
+    """Label of the seed at the smallest ultrametric distance, for every leaf.
+
+    ``leaf_seed[l]`` is the largest seed label inside leaf ``l`` (0: none). An unseeded leaf
+    climbs to its first ancestor ``A`` holding a seed; every seed whose lowest common ancestor with
+    the leaf has the altitude of ``A`` is equally near, so the candidates are the seeds below the
+    highest ancestor of ``A`` at that same altitude, and the largest label wins (``uvt``'s rule).
+    """
+    n = parents.shape[0]
+    maxlab = np.zeros(n, np.int64)
+    for v in range(n_leaves):
+        maxlab[v] = leaf_seed[v]
+    for v in range(n):
+        p = parents[v]
+        if p != v and maxlab[v] > maxlab[p]:
+            maxlab[p] = maxlab[v]
+    tie_top = np.empty(n, np.int64)
+    up = np.zeros(n, np.int64)
+    for v in range(n - 1, -1, -1):
+        p = parents[v]
+        if p == v:
+            tie_top[v] = v
+            up[v] = 0
+            continue
+        tie_top[v] = tie_top[p] if altitudes[p] == altitudes[v] else v
+        if maxlab[p] > 0:
+            up[v] = maxlab[tie_top[p]]
+        else:
+            up[v] = up[p]
+    out = np.empty(n_leaves, np.int64)
+    for v in range(n_leaves):
+        out[v] = leaf_seed[v] if leaf_seed[v] > 0 else up[v]
+    return out
