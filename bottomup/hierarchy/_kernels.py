@@ -8,10 +8,125 @@ face between pixels ``(i, j)`` and ``(i, j + 1)`` at ``(2i + 1, 2j + 2)``, kind 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, types
-from numba.typed import Dict
+from numba import njit
 
-from bottomup.owt._kernels import _find, _heap_grow, _heap_sift_down, _heap_sift_up, _heap_swap
+from bottomup.owt._kernels import _find
+
+
+# ------------------------------------------------------------------------------------------------
+# Binary min-heap of (value, int) pairs ordered by value then int, in two arrays.
+
+
+@njit(cache=True, inline="always")
+def _heap2_less(hv, ht, a, b):
+    return hv[a] < hv[b] or (hv[a] == hv[b] and ht[a] < ht[b])
+
+
+@njit(cache=True, inline="always")
+def _heap2_sift_up(hv, ht, k):
+    x = hv[k]
+    t = ht[k]
+    while k > 0:
+        par = (k - 1) >> 1
+        if x < hv[par] or (x == hv[par] and t < ht[par]):
+            hv[k] = hv[par]
+            ht[k] = ht[par]
+            k = par
+        else:
+            break
+    hv[k] = x
+    ht[k] = t
+
+
+@njit(cache=True, inline="always")
+def _heap2_sift_down(hv, ht, size):
+    k = 0
+    x = hv[0]
+    t = ht[0]
+    while True:
+        c = 2 * k + 1
+        if c >= size:
+            break
+        if c + 1 < size and _heap2_less(hv, ht, c + 1, c):
+            c += 1
+        if hv[c] < x or (hv[c] == x and ht[c] < t):
+            hv[k] = hv[c]
+            ht[k] = ht[c]
+            k = c
+        else:
+            break
+    hv[k] = x
+    ht[k] = t
+
+
+@njit(cache=True)
+def _heap2_grow(hv, ht):
+    cap = 2 * hv.shape[0] + 16
+    nv = np.empty(cap, np.float64)
+    nt = np.empty(cap, np.int64)
+    nv[: hv.shape[0]] = hv
+    nt[: ht.shape[0]] = ht
+    return nv, nt
+
+
+# ------------------------------------------------------------------------------------------------
+# Open-addressing hash map int64 -> int64 (keys >= 0; -1 empty, -2 deleted) in two arrays.
+
+
+@njit(cache=True, inline="always")
+def _hash_home(key, mask):
+    x = np.uint64(key) * np.uint64(0x9E3779B97F4A7C15)
+    return np.int64(x >> np.uint64(20)) & mask
+
+
+@njit(cache=True, inline="always")
+def _hash_get(hk, hv, key):
+    mask = hk.shape[0] - 1
+    i = _hash_home(key, mask)
+    while hk[i] != -1:
+        if hk[i] == key:
+            return hv[i]
+        i = (i + 1) & mask
+    return -1
+
+
+@njit(cache=True, inline="always")
+def _hash_del(hk, key):
+    mask = hk.shape[0] - 1
+    i = _hash_home(key, mask)
+    while hk[i] != -1:
+        if hk[i] == key:
+            hk[i] = -2
+            return
+        i = (i + 1) & mask
+
+
+@njit(cache=True, inline="always")
+def _hash_put(hk, hv, key, val):
+    """Insert a key known to be absent; returns True when a fresh (never used) slot was taken."""
+    mask = hk.shape[0] - 1
+    i = _hash_home(key, mask)
+    while hk[i] >= 0:
+        i = (i + 1) & mask
+    fresh = hk[i] == -1
+    hk[i] = key
+    hv[i] = val
+    return fresh
+
+
+@njit(cache=True)
+def _hash_rebuild(hk, hv):
+    cap = hk.shape[0]
+    nk = np.full(cap, -1, np.int64)
+    nv = np.empty(cap, np.int64)
+    for i in range(cap):
+        if hk[i] >= 0:
+            _hash_put(nk, nv, hk[i], hv[i])
+    used = 0
+    for i in range(cap):
+        if nk[i] >= 0:
+            used += 1
+    return nk, nv, used
 
 
 @njit(cache=True)
@@ -32,14 +147,17 @@ def _greedy_merge_kernel(n_leaves, ea, eb, sums, counts):
     nxt = np.full(2 * n_edges, -1, np.int64)
     deg = np.zeros(n_leaves, np.int64)
     alive = np.ones(n_edges, np.bool_)
-    version = np.zeros(n_edges, np.int64)
     ends = np.empty((n_edges, 2), np.int64)
-    d = Dict.empty(key_type=types.int64, value_type=types.int64)
+    cap_h = 16
+    while cap_h < 4 * n_edges:
+        cap_h *= 2
+    hk = np.full(cap_h, -1, np.int64)
+    hvals = np.empty(cap_h, np.int64)
+    used = 0
+    # heap of (mean, edge); an entry is stale when the edge died or its mean changed
     cap = max(16, 2 * n_edges)
     hv = np.empty(cap, np.float64)
     ht = np.empty(cap, np.int64)
-    h1 = np.empty(cap, np.int64)
-    h2 = np.empty(cap, np.int64)
     size = 0
     for e in range(n_edges):
         a = ea[e]
@@ -55,23 +173,22 @@ def _greedy_merge_kernel(n_leaves, ea, eb, sums, counts):
                 nxt[tail[r]] = s
             tail[r] = s
             deg[r] += 1
-        d[a * n_leaves + b] = e
+        _hash_put(hk, hvals, a * n_leaves + b, e)
+        used += 1
         hv[size] = sums[e] / counts[e]
         ht[size] = e
-        h1[size] = e
-        h2[size] = 0
-        _heap_sift_up(hv, ht, h1, h2, size)
+        _heap2_sift_up(hv, ht, size)
         size += 1
     n_nodes = n_leaves
     while size > 0:
         val = hv[0]
-        e = h1[0]
-        ver = h2[0]
+        e = ht[0]
         size -= 1
         if size > 0:
-            _heap_swap(hv, ht, h1, h2, 0, size)
-            _heap_sift_down(hv, ht, h1, h2, size)
-        if not alive[e] or ver != version[e]:
+            hv[0] = hv[size]
+            ht[0] = ht[size]
+            _heap2_sift_down(hv, ht, size)
+        if not alive[e] or val != sums[e] / counts[e]:
             continue
         a = ends[e, 0]
         b = ends[e, 1]
@@ -88,7 +205,7 @@ def _greedy_merge_kernel(n_leaves, ea, eb, sums, counts):
         altitudes[new] = val
         node[f] = new
         alive[e] = False
-        del d[min(a, b) * n_leaves + max(a, b)]
+        _hash_del(hk, min(a, b) * n_leaves + max(a, b))
         deg[f] -= 1
         deg[s_] -= 1
         slot = head[s_]
@@ -98,26 +215,26 @@ def _greedy_merge_kernel(n_leaves, ea, eb, sums, counts):
             if alive[e2]:
                 side = slot & 1
                 other = ends[e2, 1 - side]
-                del d[min(s_, other) * n_leaves + max(s_, other)]
+                _hash_del(hk, min(s_, other) * n_leaves + max(s_, other))
                 k2 = min(f, other) * n_leaves + max(f, other)
-                if k2 in d:
-                    e3 = d[k2]
+                e3 = _hash_get(hk, hvals, k2)
+                if e3 >= 0:
                     sums[e3] += sums[e2]
                     counts[e3] += counts[e2]
-                    version[e3] += 1
                     alive[e2] = False
                     deg[other] -= 1
                     if size == hv.shape[0]:
-                        hv, ht, h1, h2 = _heap_grow(hv, ht, h1, h2)
+                        hv, ht = _heap2_grow(hv, ht)
                     hv[size] = sums[e3] / counts[e3]
                     ht[size] = e3
-                    h1[size] = e3
-                    h2[size] = version[e3]
-                    _heap_sift_up(hv, ht, h1, h2, size)
+                    _heap2_sift_up(hv, ht, size)
                     size += 1
                 else:
                     ends[e2, side] = f
-                    d[k2] = e2
+                    if _hash_put(hk, hvals, k2, e2):
+                        used += 1
+                        if 2 * used > hk.shape[0]:
+                            hk, hvals, used = _hash_rebuild(hk, hvals)
                     deg[f] += 1
                     nxt[slot] = -1
                     if head[f] < 0:

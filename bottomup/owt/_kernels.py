@@ -20,12 +20,12 @@ from numba import njit
 # A growable binary min-heap keyed by (value, tie) with two int64 payloads, stored in arrays.
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _heap_less(hv, ht, a, b):
     return hv[a] < hv[b] or (hv[a] == hv[b] and ht[a] < ht[b])
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _heap_swap(hv, ht, h1, h2, a, b):
     hv[a], hv[b] = hv[b], hv[a]
     ht[a], ht[b] = ht[b], ht[a]
@@ -48,7 +48,7 @@ def _heap_grow(hv, ht, h1, h2):
     return nv, nt, n1, n2
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _heap_sift_up(hv, ht, h1, h2, k):
     while k > 0:
         par = (k - 1) >> 1
@@ -59,7 +59,7 @@ def _heap_sift_up(hv, ht, h1, h2, k):
             break
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _heap_sift_down(hv, ht, h1, h2, size):
     k = 0
     while True:
@@ -97,7 +97,7 @@ def _pixel_to_edge_max_kernel(pb):
 # Watershed cut of an edge-weighted 4-adjacency graph (Cousty et al., PAMI 2009)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _find(uf, x):
     while uf[x] != x:
         uf[x] = uf[uf[x]]
@@ -106,7 +106,7 @@ def _find(uf, x):
 
 
 @njit(cache=True)
-def _watershed_cut_kernel(wh, wv, h, w):
+def _watershed_cut_kernel(wh, wv, h, w, order):
     """Label the basins of the minimum spanning forest rooted in the regional minima."""
     n = h * w
     labels = np.full(n, -1, np.int32)
@@ -166,105 +166,46 @@ def _watershed_cut_kernel(wh, wv, h, w):
     for p in range(n):
         if bad[p]:
             badroot[_find(uf, p)] = True
-    rootlab = np.full(n, -1, np.int32)
+    # Kruskal on the edges sorted by weight: a minimum spanning forest rooted in the minima (two
+    # components holding different minima are never joined). The edge order is ``order``: indices
+    # into the flat list [h edges row-major, then v edges row-major], sorted by weight (stable).
+    marker = np.full(n, -1, np.int64)
     k = 0
     for p in range(n):
         r = _find(uf, p)
         if not badroot[r]:
-            if rootlab[r] < 0:
-                rootlab[r] = k
+            if marker[r] < 0:
+                marker[r] = k
                 k += 1
-            labels[p] = rootlab[r]
-    # Prim-like flooding from the minima in order of edge weight (FIFO among ties).
-    cap = max(1024, n // 4)
-    hv = np.empty(cap, np.float64)
-    ht = np.empty(cap, np.int64)
-    h1 = np.empty(cap, np.int64)
-    h2 = np.empty(cap, np.int64)
-    size = 0
-    age = 0
+    uf2 = np.arange(n)
+    mk = np.full(n, -1, np.int64)
     for p in range(n):
-        if labels[p] < 0:
+        r = _find(uf, p)
+        if not badroot[r]:
+            mk[p] = marker[r]
+    nh = h * (w - 1)
+    for t in range(order.shape[0]):
+        e = order[t]
+        if e < nh:
+            i = e // (w - 1)
+            p = i * w + (e - i * (w - 1))
+            q = p + 1
+        else:
+            p = e - nh
+            q = p + w
+        rp = _find(uf2, p)
+        rq = _find(uf2, q)
+        if rp == rq:
             continue
-        i = p // w
-        j = p - i * w
-        for d in range(4):
-            if d == 0:
-                if j + 1 >= w:
-                    continue
-                q = p + 1
-                x = wh[i, j]
-            elif d == 1:
-                if j == 0:
-                    continue
-                q = p - 1
-                x = wh[i, j - 1]
-            elif d == 2:
-                if i + 1 >= h:
-                    continue
-                q = p + w
-                x = wv[i, j]
-            else:
-                if i == 0:
-                    continue
-                q = p - w
-                x = wv[i - 1, j]
-            if labels[q] >= 0:
-                continue
-            if size == hv.shape[0]:
-                hv, ht, h1, h2 = _heap_grow(hv, ht, h1, h2)
-            hv[size] = x
-            ht[size] = age
-            h1[size] = q
-            h2[size] = labels[p]
-            age += 1
-            _heap_sift_up(hv, ht, h1, h2, size)
-            size += 1
-    while size > 0:
-        q = h1[0]
-        lab = h2[0]
-        size -= 1
-        if size > 0:
-            _heap_swap(hv, ht, h1, h2, 0, size)
-            _heap_sift_down(hv, ht, h1, h2, size)
-        if labels[q] >= 0:
+        a = mk[rp]
+        b = mk[rq]
+        if a >= 0 and b >= 0 and a != b:
             continue
-        labels[q] = lab
-        p = q
-        i = p // w
-        j = p - i * w
-        for d in range(4):
-            if d == 0:
-                if j + 1 >= w:
-                    continue
-                q = p + 1
-                x = wh[i, j]
-            elif d == 1:
-                if j == 0:
-                    continue
-                q = p - 1
-                x = wh[i, j - 1]
-            elif d == 2:
-                if i + 1 >= h:
-                    continue
-                q = p + w
-                x = wv[i, j]
-            else:
-                if i == 0:
-                    continue
-                q = p - w
-                x = wv[i - 1, j]
-            if labels[q] >= 0:
-                continue
-            if size == hv.shape[0]:
-                hv, ht, h1, h2 = _heap_grow(hv, ht, h1, h2)
-            hv[size] = x
-            ht[size] = age
-            h1[size] = q
-            h2[size] = lab
-            age += 1
-            _heap_sift_up(hv, ht, h1, h2, size)
-            size += 1
+        uf2[rp] = rq
+        if b < 0:
+            mk[rq] = a
+    for p in range(n):
+        labels[p] = mk[_find(uf2, p)]
     return labels, k
 
 
@@ -272,7 +213,7 @@ def _watershed_cut_kernel(wh, wv, h, w):
 # Boundary arcs: chains of boundary faces between junctions, traced on the vertex grid
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _face_vertices(kind, i, j):
     """Return the two end vertices (a0, b0, a1, b1) of face (kind, i, j)."""
     if kind == 0:  # h face: between (i, j) and (i, j+1): vertical segment
@@ -280,7 +221,7 @@ def _face_vertices(kind, i, j):
     return i + 1, j, i + 1, j + 1  # v face: horizontal segment
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _vertex_faces(a, b, h, w, labels, out_kind, out_i, out_j):
     """Write the boundary faces incident to vertex (a, b); return their number."""
     c = 0
@@ -355,14 +296,25 @@ def _trace_arcs_kernel(labels):
     na = 0
     nvx = 0
     # Two passes: first from vertices of degree != 2 (open arcs), then loops.
+    # degree of every vertex (number of incident boundary faces)
+    vdeg = np.zeros((h + 1, w + 1), np.int8)
+    for i in range(h):
+        for j in range(w - 1):
+            if labels[i, j] != labels[i, j + 1]:
+                vdeg[i, j + 1] += 1
+                vdeg[i + 1, j + 1] += 1
+    for i in range(h - 1):
+        for j in range(w):
+            if labels[i, j] != labels[i + 1, j]:
+                vdeg[i + 1, j] += 1
+                vdeg[i + 1, j + 1] += 1
     for phase in range(2):
         for a in range(h + 1):
             for b in range(w + 1):
+                dv = vdeg[a, b]
+                if dv == 0 or (phase == 0 and dv == 2):
+                    continue
                 deg = _vertex_faces(a, b, h, w, labels, fk, fi, fj)
-                if deg == 0:
-                    continue
-                if phase == 0 and deg == 2:
-                    continue
                 for s in range(deg):
                     k0 = fk[s]
                     i0 = fi[s]
@@ -401,9 +353,9 @@ def _trace_arcs_kernel(labels):
                         nvx += 1
                         ca = na_
                         cb = nb_
-                        d2 = _vertex_faces(ca, cb, h, w, labels, fk, fi, fj)
-                        if d2 != 2:
+                        if vdeg[ca, cb] != 2:
                             break
+                        _vertex_faces(ca, cb, h, w, labels, fk, fi, fj)
                         found = False
                         for t in range(2):
                             if fk[t] == 0:

@@ -121,7 +121,8 @@ def check_oriented(oriented, pb: np.ndarray, *, name: str = "oriented") -> np.nd
 
 def _watershed_edges(wh: np.ndarray, wv: np.ndarray, shape: tuple) -> tuple[np.ndarray, int]:
     h, w = shape
-    labels, k = K._watershed_cut_kernel(wh, wv, h, w)
+    order = np.argsort(np.concatenate([wh.ravel(), wv.ravel()]), kind="stable")
+    labels, k = K._watershed_cut_kernel(wh, wv, h, w, order)
     return labels.reshape(h, w), int(k)
 
 
