@@ -180,6 +180,7 @@ def _greedy_merge_kernel(n_leaves, ea, eb, sums, counts):
         _heap2_sift_up(hv, ht, size)
         size += 1
     n_nodes = n_leaves
+    last = -np.inf
     while size > 0:
         val = hv[0]
         e = ht[0]
@@ -190,6 +191,11 @@ def _greedy_merge_kernel(n_leaves, ea, eb, sums, counts):
             _heap2_sift_down(hv, ht, size)
         if not alive[e] or val != sums[e] / counts[e]:
             continue
+        # a merged mean is an average of means >= the current level; rounding may put it an ulp
+        # below, which must not make the levels decrease
+        if val < last:
+            val = last
+        last = val
         a = ends[e, 0]
         b = ends[e, 1]
         if deg[a] >= deg[b]:

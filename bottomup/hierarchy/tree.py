@@ -215,8 +215,8 @@ class Hierarchy:
             else:
                 nch = np.bincount(self.parents[:-1], minlength=self.n_nodes)[self.n_leaves:]
                 # undoing node v (from the root down) adds nch[v] - 1 regions
-                gain = np.cumsum((nch - 1)[::-1]) + 1
-                m = int(np.searchsorted(gain, n_regions)) + 1
+                gain = np.concatenate([[1], np.cumsum((nch - 1)[::-1]) + 1])
+                m = int(np.searchsorted(gain, n_regions))
                 first_removed = self.n_nodes - m
         rid = K._cut_nodes_kernel(self.parents, self.altitudes, t, first_removed)
         return rid[: self.n_leaves]

@@ -146,3 +146,27 @@ def ucm2_to_labels(ucm2, threshold: float) -> NDArray[np.int32]:
     """Segmentation of a ucm2 at ``threshold`` (the BSDS rule: components of ``ucm2 <= t``)."""
     return Hierarchy.from_ucm2(ucm2).cut(threshold)
 
+
+
+def _hierarchy_from_edge_weights(wh: np.ndarray, wv: np.ndarray, shape: tuple) -> Hierarchy:
+    """OWT-UCM on an edge-weighted 4-adjacency graph (no orientation); used to compare with higra.
+
+    ``wh (H, W-1)`` weighs the edges between ``(i, j)`` and ``(i, j+1)``, ``wv (H-1, W)`` those
+    between ``(i, j)`` and ``(i+1, j)``.
+    """
+    from bottomup.owt import _kernels as OK
+    from bottomup.owt.oriented_watershed import _watershed_edges
+
+    wh = np.ascontiguousarray(wh, dtype=np.float64)
+    wv = np.ascontiguousarray(wv, dtype=np.float64)
+    labels, _ = _watershed_edges(wh, wv, shape)
+    kind, fi, fj, _, _ = K._boundary_faces_kernel(labels)
+    strengths = OK._faces_from_edges_kernel(kind, fi, fj, wh, wv)
+    faces = np.stack([2 * fi + 1 + kind, 2 * fj + 2 - kind], axis=1)
+    pieces = BoundaryPieces(
+        shape=tuple(shape), faces=faces, strengths=strengths,
+        face_piece=np.zeros(len(strengths), np.int64), piece_ends=np.zeros((0, 2, 2), np.int64),
+        piece_channel=np.zeros(0, np.int64), piece_regions=np.zeros((0, 2), np.int32),
+        n_orientations=1,
+    )
+    return hierarchy_from_pieces(labels, pieces)

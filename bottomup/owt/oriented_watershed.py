@@ -121,7 +121,18 @@ def check_oriented(oriented, pb: np.ndarray, *, name: str = "oriented") -> np.nd
 
 def _watershed_edges(wh: np.ndarray, wv: np.ndarray, shape: tuple) -> tuple[np.ndarray, int]:
     h, w = shape
-    order = np.argsort(np.concatenate([wh.ravel(), wv.ravel()]), kind="stable")
+    # Edges in raster order of their first pixel (right edge, then down edge), as higra numbers
+    # the 4-adjacency graph, so that ties are broken the same way; then sorted by weight (stable).
+    nh = h * (w - 1)
+    code = np.full((h, w, 2), -1, np.int64)
+    weight = np.zeros((h, w, 2))
+    code[:, : w - 1, 0] = np.arange(nh).reshape(h, w - 1)
+    weight[:, : w - 1, 0] = wh
+    code[: h - 1, :, 1] = nh + np.arange((h - 1) * w).reshape(h - 1, w)
+    weight[: h - 1, :, 1] = wv
+    valid = code.ravel() >= 0
+    code = code.ravel()[valid]
+    order = code[np.argsort(weight.ravel()[valid], kind="stable")]
     labels, k = K._watershed_cut_kernel(wh, wv, h, w, order)
     return labels.reshape(h, w), int(k)
 
