@@ -7,6 +7,7 @@ from bottomup.hierarchy.ucm import (
     normalize_ucm,
     ucm,
     ucm2_to_labels,
+    ucm_from_edge_weights,
 )
 
 __all__ = [
@@ -16,4 +17,5 @@ __all__ = [
     "normalize_ucm",
     "ucm",
     "ucm2_to_labels",
+    "ucm_from_edge_weights",
 ]

@@ -12,7 +12,6 @@ from numba import njit
 
 from bottomup.owt._kernels import _find
 
-
 # ------------------------------------------------------------------------------------------------
 # Binary min-heap of (value, int) pairs ordered by value then int, in two arrays.
 
@@ -349,15 +348,15 @@ def _boundary_faces_kernel(labels):
 
 
 @njit(cache=True)
-def _pair_altitude_kernel(parents, altitudes, n_leaves, pa, pb):
-    """Altitude of the lowest common ancestor of each leaf pair (pa[e], pb[e]).
+def _pair_lca_kernel(parents, n_leaves, pa, pb):
+    """Lowest common ancestor of each leaf pair (pa[e], pb[e]).
 
     Replays the tree bottom-up with a union-find over leaves; each set keeps a list of its pending
     pairs, and only the smaller lists are scanned at a merge (small-to-large).
     """
     n = parents.shape[0]
     n_pairs = pa.shape[0]
-    out = np.full(n_pairs, np.nan)
+    out = np.full(n_pairs, -1, np.int64)
     if n_pairs == 0:
         return out
     # children in CSR form
@@ -401,7 +400,6 @@ def _pair_altitude_kernel(parents, altitudes, n_leaves, pa, pb):
             r = _find(uf, rep[ch[t]])
             if r != big:
                 uf[r] = big
-        alt = altitudes[v]
         for t in range(c0, c1):
             r = rep[ch[t]]
             # r was a root before the unions above; after them its own list is still intact
@@ -411,10 +409,10 @@ def _pair_altitude_kernel(parents, altitudes, n_leaves, pa, pb):
             while slot >= 0:
                 nx = nxt[slot]
                 e = slot >> 1
-                if np.isnan(out[e]):
+                if out[e] < 0:
                     other = pb[e] if (slot & 1) == 0 else pa[e]
                     if _find(uf, other) == big:
-                        out[e] = alt
+                        out[e] = v
                     else:
                         nxt[slot] = head[big]
                         head[big] = slot
@@ -595,36 +593,125 @@ def _fill_faces_kernel(g, kind, fi, fj, values):
 
 
 @njit(cache=True)
-def _minimax_labels_kernel(parents, altitudes, n_leaves, leaf_seed):
-    """Label of the seed at the smallest ultrametric distance, for every leaf.
-
-    ``leaf_seed[l]`` is the largest seed label inside leaf ``l`` (0: none). An unseeded leaf
-    climbs to its first ancestor ``A`` holding a seed; every seed whose lowest common ancestor with
-    the leaf has the altitude of ``A`` is equally near, so the candidates are the seeds below the
-    highest ancestor of ``A`` at that same altitude, and the largest label wins (``uvt``'s rule).
-    """
+def _leaf_ranges_kernel(parents, n_leaves):
+    """Leaves in depth-first order and each node's range [start, end) in that order."""
     n = parents.shape[0]
-    maxlab = np.zeros(n, np.int64)
-    for v in range(n_leaves):
-        maxlab[v] = leaf_seed[v]
+    nch = np.zeros(n + 1, np.int64)
     for v in range(n):
         p = parents[v]
-        if p != v and maxlab[v] > maxlab[p]:
-            maxlab[p] = maxlab[v]
-    tie_top = np.empty(n, np.int64)
-    up = np.zeros(n, np.int64)
-    for v in range(n - 1, -1, -1):
+        if p != v:
+            nch[p + 1] += 1
+    for v in range(n):
+        nch[v + 1] += nch[v]
+    ch = np.empty(max(nch[n], 1), np.int64)
+    fill = nch[:n].copy()
+    for v in range(n):
         p = parents[v]
-        if p == v:
-            tie_top[v] = v
-            up[v] = 0
-            continue
-        tie_top[v] = tie_top[p] if altitudes[p] == altitudes[v] else v
-        if maxlab[p] > 0:
-            up[v] = maxlab[tie_top[p]]
+        if p != v:
+            ch[fill[p]] = v
+            fill[p] += 1
+    order = np.empty(n_leaves, np.int64)
+    start = np.empty(n, np.int64)
+    end = np.empty(n, np.int64)
+    stack = np.empty(n, np.int64)
+    stack[0] = n - 1
+    top = 1
+    k = 0
+    while top > 0:
+        top -= 1
+        v = stack[top]
+        if v < n_leaves:
+            order[k] = v
+            start[v] = k
+            end[v] = k + 1
+            k += 1
         else:
-            up[v] = up[p]
-    out = np.empty(n_leaves, np.int64)
+            for t in range(nch[v + 1] - 1, nch[v] - 1, -1):
+                stack[top] = ch[t]
+                top += 1
+    for v in range(n_leaves, n):
+        start[v] = n_leaves
+        end[v] = 0
+    for v in range(n - 1):
+        p = parents[v]
+        if start[v] < start[p]:
+            start[p] = start[v]
+        if end[v] > end[p]:
+            end[p] = end[v]
+    return order, start, end, nch, ch
+
+
+@njit(cache=True)
+def _minimax_labels_kernel(parents, n_leaves, leaf_seed, pa, pb, lca):
+    """Label of every leaf by climbing the tree (the seeded front propagation of ``uvt``).
+
+    ``leaf_seed[l]`` is the seed label inside leaf ``l`` (0: none); ``(pa, pb)`` are the adjacent
+    leaf pairs and ``lca`` their lowest common ancestors. At each merge, a child region holding
+    no seed takes the largest label among the labelled leaves of its siblings that touch it (the
+    front that enters it at that level; larger labels win ties as in ``uvt``).
+    """
+    n = parents.shape[0]
+    order, start, end, nch, ch = _leaf_ranges_kernel(parents, n_leaves)
+    pos = np.empty(n_leaves, np.int64)
+    for k in range(n_leaves):
+        pos[order[k]] = k
+    lab = leaf_seed.copy()
+    has = np.zeros(n, np.bool_)
     for v in range(n_leaves):
-        out[v] = leaf_seed[v] if leaf_seed[v] > 0 else up[v]
-    return out
+        has[v] = leaf_seed[v] > 0
+    # pairs grouped by their lca
+    m = pa.shape[0]
+    cnt = np.zeros(n + 1, np.int64)
+    for e in range(m):
+        cnt[lca[e] + 1] += 1
+    for v in range(n):
+        cnt[v + 1] += cnt[v]
+    by = np.empty(max(m, 1), np.int64)
+    fill = cnt[:n].copy()
+    for e in range(m):
+        by[fill[lca[e]]] = e
+        fill[lca[e]] += 1
+    cand = np.zeros(n, np.int64)
+    for v in range(n_leaves, n):
+        c0 = nch[v]
+        c1 = nch[v + 1]
+        any_has = False
+        all_has = True
+        for t in range(c0, c1):
+            if has[ch[t]]:
+                any_has = True
+            else:
+                all_has = False
+        has[v] = any_has
+        if not any_has or all_has:
+            continue
+        for t in range(c0, c1):
+            cand[ch[t]] = 0
+        changed = True
+        while changed:
+            changed = False
+            for q in range(cnt[v], cnt[v + 1]):
+                e = by[q]
+                a = pa[e]
+                b = pb[e]
+                for side in range(2):
+                    x = a if side == 0 else b
+                    y = b if side == 0 else a
+                    if lab[x] == 0 and lab[y] > 0:
+                        # the child of v holding x
+                        cx = -1
+                        for t in range(c0, c1):
+                            c = ch[t]
+                            if start[c] <= pos[x] < end[c]:
+                                cx = c
+                                break
+                        if lab[y] > cand[cx]:
+                            cand[cx] = lab[y]
+            for t in range(c0, c1):
+                c = ch[t]
+                if not has[c] and cand[c] > 0:
+                    for k in range(start[c], end[c]):
+                        lab[order[k]] = cand[c]
+                    has[c] = True
+                    changed = True
+    return lab

@@ -168,6 +168,26 @@ class Hierarchy:
         kids = np.flatnonzero(self.parents == node)
         return kids[kids != node]
 
+    def adjacent_leaves(self) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
+        """Pairs of 4-adjacent leaves and their lowest common ancestors.
+
+        Returns
+        -------
+        pairs : (E, 2) ndarray of int64
+            Adjacent leaves ``a < b``, sorted.
+        lca : (E,) ndarray of int64
+            Lowest common ancestor of each pair (``altitudes[lca]`` is their ultrametric distance).
+        length : (E,) ndarray of int64
+            Number of boundary elements between the two leaves.
+        """
+        kind, fi, fj, la, lb = K._boundary_faces_kernel(self.leaf_labels)
+        keys = la * self.n_leaves + lb
+        uniq, counts = np.unique(keys, return_counts=True)
+        pa = uniq // self.n_leaves
+        pb = uniq - pa * self.n_leaves
+        lca = K._pair_lca_kernel(self.parents, self.n_leaves, pa, pb)
+        return np.stack([pa, pb], axis=1), lca, counts.astype(np.int64)
+
     def _check_node(self, node) -> int:
         if not isinstance(node, (int, np.integer)) or isinstance(node, bool):
             raise TypeError(f"`node` must be an int, got {type(node).__name__}")
@@ -262,7 +282,7 @@ class Hierarchy:
             uniq, inv = np.unique(keys, return_inverse=True)
             pa = uniq // self.n_leaves
             pb = uniq - pa * self.n_leaves
-            alt = K._pair_altitude_kernel(self.parents, self.altitudes, self.n_leaves, pa, pb)
+            alt = self.altitudes[K._pair_lca_kernel(self.parents, self.n_leaves, pa, pb)]
             K._fill_faces_kernel(g, kind, fi, fj, alt[inv])
             from bottomup.owt._kernels import _complete_vertices
 
@@ -325,7 +345,7 @@ class Hierarchy:
             uniq, counts = np.unique(keys, return_counts=True)
             pa = uniq // self.n_leaves
             pb = uniq - pa * self.n_leaves
-            alt = K._pair_altitude_kernel(self.parents, self.altitudes, self.n_leaves, pa, pb)
+            alt = self.altitudes[K._pair_lca_kernel(self.parents, self.n_leaves, pa, pb)]
             for a, b, lev, c in zip(pa.tolist(), pb.tolist(), alt.tolist(), counts.tolist(), strict=True):
                 g.add_edge(a, b, level=lev, length=c)
         return g
