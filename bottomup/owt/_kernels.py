@@ -94,6 +94,57 @@ def _pixel_to_edge_max_kernel(pb):
 
 
 # ------------------------------------------------------------------------------------------------
+# Stable argsort of non-negative floats: LSD radix sort on the IEEE bits (order-preserving for
+# x >= +0.0), six passes of 11 bits with keys moved along; same permutation as
+# ``np.argsort(x, kind="stable")``.
+
+
+@njit(cache=True)
+def _argsort_nonneg_kernel(x):
+    n = x.shape[0]
+    ka = (x + 0.0).view(np.uint64).copy()  # + 0.0 turns -0.0 into +0.0
+    kb = np.empty(n, np.uint64)
+    ia = np.arange(n).astype(np.int32)  # callers keep n < 2**31
+    ib = np.empty(n, np.int32)
+    n_pass = 6
+    hist = np.zeros((n_pass, 2049), np.int64)
+    m11 = np.uint64(0x7FF)
+    for i in range(n):
+        k = ka[i]
+        for ps in range(n_pass):
+            hist[ps, np.int64((k >> np.uint64(11 * ps)) & m11) + 1] += 1
+    for ps in range(n_pass):
+        if hist[ps, 1:].max() == n:
+            continue  # every key has the same digit here
+        for d in range(2048):
+            hist[ps, d + 1] += hist[ps, d]
+        sh = np.uint64(11 * ps)
+        for i in range(n):
+            k = ka[i]
+            d = np.int64((k >> sh) & m11)
+            j = hist[ps, d]
+            hist[ps, d] = j + 1
+            kb[j] = k
+            ib[j] = ia[i]
+        ka, kb = kb, ka
+        ia, ib = ib, ia
+    return ia
+
+
+@njit(cache=True)
+def _interleaved_weights_kernel(wh, wv, h, w):
+    """Edge weights in higra's 4-adjacency order: slot 2p = right edge, 2p + 1 = down edge."""
+    x = np.full(2 * h * w, np.inf)
+    for i in range(h):
+        for j in range(w - 1):
+            x[2 * (i * w + j)] = wh[i, j]
+    for i in range(h - 1):
+        for j in range(w):
+            x[2 * (i * w + j) + 1] = wv[i, j]
+    return x
+
+
+# ------------------------------------------------------------------------------------------------
 # Watershed cut of an edge-weighted 4-adjacency graph (Cousty et al., PAMI 2009)
 
 
@@ -167,8 +218,8 @@ def _watershed_cut_kernel(wh, wv, h, w, order):
         if bad[p]:
             badroot[_find(uf, p)] = True
     # Kruskal on the edges sorted by weight: a minimum spanning forest rooted in the minima (two
-    # components holding different minima are never joined). The edge order is ``order``: indices
-    # into the flat list [h edges row-major, then v edges row-major], sorted by weight (stable).
+    # components holding different minima are never joined). ``order`` sorts (stably) the list
+    # where pixel p owns slots 2p (right edge) and 2p + 1 (down edge), missing edges = +inf.
     marker = np.full(n, -1, np.int64)
     k = 0
     for p in range(n):
@@ -178,20 +229,22 @@ def _watershed_cut_kernel(wh, wv, h, w, order):
                 marker[r] = k
                 k += 1
     uf2 = np.arange(n)
+    size2 = np.ones(n, np.int64)
     mk = np.full(n, -1, np.int64)
     for p in range(n):
         r = _find(uf, p)
         if not badroot[r]:
             mk[p] = marker[r]
-    nh = h * (w - 1)
     for t in range(order.shape[0]):
         e = order[t]
-        if e < nh:
-            i = e // (w - 1)
-            p = i * w + (e - i * (w - 1))
+        p = e >> 1
+        if e & 1 == 0:  # right edge of p
+            if p % w == w - 1:
+                break  # padding (+inf) comes last: every real edge is done
             q = p + 1
-        else:
-            p = e - nh
+        else:  # down edge of p
+            if p >= n - w:
+                break
             q = p + w
         rp = _find(uf2, p)
         rq = _find(uf2, q)
@@ -201,9 +254,12 @@ def _watershed_cut_kernel(wh, wv, h, w, order):
         b = mk[rq]
         if a >= 0 and b >= 0 and a != b:
             continue
+        if size2[rp] > size2[rq]:
+            rp, rq = rq, rp
         uf2[rp] = rq
-        if b < 0:
-            mk[rq] = a
+        size2[rq] += size2[rp]
+        if mk[rq] < 0:
+            mk[rq] = mk[rp]
     for p in range(n):
         labels[p] = mk[_find(uf2, p)]
     return labels, k

@@ -123,16 +123,7 @@ def _watershed_edges(wh: np.ndarray, wv: np.ndarray, shape: tuple) -> tuple[np.n
     h, w = shape
     # Edges in raster order of their first pixel (right edge, then down edge), as higra numbers
     # the 4-adjacency graph, so that ties are broken the same way; then sorted by weight (stable).
-    nh = h * (w - 1)
-    code = np.full((h, w, 2), -1, np.int64)
-    weight = np.zeros((h, w, 2))
-    code[:, : w - 1, 0] = np.arange(nh).reshape(h, w - 1)
-    weight[:, : w - 1, 0] = wh
-    code[: h - 1, :, 1] = nh + np.arange((h - 1) * w).reshape(h - 1, w)
-    weight[: h - 1, :, 1] = wv
-    valid = code.ravel() >= 0
-    code = code.ravel()[valid]
-    order = code[np.argsort(weight.ravel()[valid], kind="stable")]
+    order = K._argsort_nonneg_kernel(K._interleaved_weights_kernel(wh, wv, h, w))
     labels, k = K._watershed_cut_kernel(wh, wv, h, w, order)
     return labels.reshape(h, w), int(k)
 
@@ -241,6 +232,11 @@ def oriented_watershed(
     (1, [1.0, 1.0, 1.0, 1.0])
     """
     pb = check_map(pb, name="pb", lo=0.0, hi=None)
+    if 2 * pb.size >= 2**31:
+        raise ValueError(
+            f"`pb` of shape {pb.shape} is too large ({pb.size / 1e6:.0f} megapixels; the limit is "
+            "about 1000): downscale it or process it in tiles"
+        )
     if not (np.isfinite(rel_tol) and rel_tol >= 0 and np.isfinite(abs_tol) and abs_tol >= 0):
         raise ValueError(
             f"`rel_tol` and `abs_tol` must be finite and >= 0, got {rel_tol!r} and {abs_tol!r}"
