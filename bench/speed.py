@@ -93,8 +93,10 @@ def peak_memory_mb(fn: Callable[[], object]) -> float | None:
     return None if np.isnan(value) else value
 
 
-def measure(fn: Callable[[], object], *, repeat: int, warmup: int, memory: bool = True, **info) -> dict:
-    """Time ``fn``: first call apart, then the median and IQR of ``repeat`` calls after ``warmup``."""
+def measure(
+    fn: Callable[[], object], *, repeat: int, warmup: int, memory: bool = True, **info
+) -> dict:
+    """Time ``fn``: the first call apart, then median and IQR of ``repeat`` calls after warm-up."""
     t0 = time.perf_counter()
     fn()
     first = time.perf_counter() - t0
@@ -150,8 +152,11 @@ class Context:
 
             iid = self.bsds_id()
             self._cache["contours"] = (
-                None if iid is None
-                else read_ucm2(self.data / "bsds500" / "ucm2" / "val" / f"{iid}.mat")[2::2, 2::2].copy()
+                None
+                if iid is None
+                else read_ucm2(self.data / "bsds500" / "ucm2" / "val" / f"{iid}.mat")[
+                    2::2, 2::2
+                ].copy()
             )
         return self._cache["contours"]
 
@@ -160,7 +165,11 @@ class Context:
             from bottomup.io import read_image
 
             iid = self.bsds_id()
-            path = None if iid is None else self.data / "bsds500" / "data" / "images" / "val" / f"{iid}.jpg"
+            path = (
+                None
+                if iid is None
+                else self.data / "bsds500" / "data" / "images" / "val" / f"{iid}.jpg"
+            )
             self._cache["image"] = read_image(path) if path is not None and path.exists() else None
         return self._cache["image"]
 
@@ -208,7 +217,9 @@ def _contour_cases(ctx) -> list[tuple[str, np.ndarray]]:
 # stages of the hierarchy part (bottomup.owt, bottomup.hierarchy, bottomup.interactive)
 
 
-@stage("owt_ucm", "OWT + UCM from a contour map (bottomup.hierarchy.ucm) vs higra mean_pb_hierarchy")
+@stage(
+    "owt_ucm", "OWT + UCM from a contour map (bottomup.hierarchy.ucm) vs higra mean_pb_hierarchy"
+)
 def bench_owt_ucm(ctx) -> list[dict]:
     from bottomup.hierarchy import ucm
 
@@ -219,8 +230,15 @@ def bench_owt_ucm(ctx) -> list[dict]:
     except ImportError:  # pragma: no cover
         hg = None
     for case, pb in _contour_cases(ctx):
-        ours = measure(lambda pb=pb: ucm(pb), repeat=a.repeat, warmup=a.warmup,
-                       stage="owt_ucm", case=case, size=list(pb.shape), impl="bottomup")
+        ours = measure(
+            lambda pb=pb: ucm(pb),
+            repeat=a.repeat,
+            warmup=a.warmup,
+            stage="owt_ucm",
+            case=case,
+            size=list(pb.shape),
+            impl="bottomup",
+        )
         ours["n_leaves"] = ucm(pb).n_leaves
         out.append(ours)
         if hg is not None:
@@ -230,8 +248,15 @@ def bench_owt_ucm(ctx) -> list[dict]:
                 w = hg.weight_graph(graph, pb, hg.WeightFunction.max)
                 return hg.mean_pb_hierarchy(graph, w, shape=pb.shape)
 
-            ref = measure(run_higra, repeat=a.repeat, warmup=a.warmup,
-                          stage="owt_ucm", case=case, size=list(pb.shape), impl="higra")
+            ref = measure(
+                run_higra,
+                repeat=a.repeat,
+                warmup=a.warmup,
+                stage="owt_ucm",
+                case=case,
+                size=list(pb.shape),
+                impl="higra",
+            )
             ref["n_leaves"] = int(run_higra()[0].num_leaves())
             out.append(ref)
             ours["ratio_vs_higra"] = ours["median_s"] / ref["median_s"]
@@ -248,9 +273,17 @@ def bench_owt_oriented(ctx) -> list[dict]:
     for case, pb in _contour_cases(ctx)[:3]:
         rng = np.random.default_rng(0)
         oriented = np.ascontiguousarray(pb[None] * rng.random((8, 1, 1)))
-        out.append(measure(lambda pb=pb, o=oriented: oriented_watershed(pb, o), repeat=a.repeat,
-                           warmup=a.warmup, stage="owt_oriented", case=case, size=list(pb.shape),
-                           impl="bottomup"))
+        out.append(
+            measure(
+                lambda pb=pb, o=oriented: oriented_watershed(pb, o),
+                repeat=a.repeat,
+                warmup=a.warmup,
+                stage="owt_oriented",
+                case=case,
+                size=list(pb.shape),
+                impl="bottomup",
+            )
+        )
     return out
 
 
@@ -263,10 +296,28 @@ def bench_ucm2_io(ctx) -> list[dict]:
     for case, pb in _contour_cases(ctx)[:2]:
         h = ucm(pb)
         u = h.to_ucm2()
-        out.append(measure(h.to_ucm2, repeat=a.repeat, warmup=a.warmup, stage="to_ucm2",
-                           case=case, size=list(pb.shape), impl="bottomup"))
-        out.append(measure(lambda u=u: Hierarchy.from_ucm2(u), repeat=a.repeat, warmup=a.warmup,
-                           stage="from_ucm2", case=case, size=list(pb.shape), impl="bottomup"))
+        out.append(
+            measure(
+                h.to_ucm2,
+                repeat=a.repeat,
+                warmup=a.warmup,
+                stage="to_ucm2",
+                case=case,
+                size=list(pb.shape),
+                impl="bottomup",
+            )
+        )
+        out.append(
+            measure(
+                lambda u=u: Hierarchy.from_ucm2(u),
+                repeat=a.repeat,
+                warmup=a.warmup,
+                stage="from_ucm2",
+                case=case,
+                size=list(pb.shape),
+                impl="bottomup",
+            )
+        )
     return out
 
 
@@ -282,8 +333,17 @@ def bench_interactive(ctx) -> list[dict]:
         seeds = np.zeros(pb.shape, np.int64)
         seeds[5, 5:50] = 1
         seeds[-5, -50:-5] = 2
-        out.append(measure(lambda h=h, s=seeds: segment(h, s), repeat=a.repeat, warmup=a.warmup,
-                           stage="interactive", case=case, size=list(pb.shape), impl="bottomup"))
+        out.append(
+            measure(
+                lambda h=h, s=seeds: segment(h, s),
+                repeat=a.repeat,
+                warmup=a.warmup,
+                stage="interactive",
+                case=case,
+                size=list(pb.shape),
+                impl="bottomup",
+            )
+        )
     return out
 
 
@@ -301,8 +361,9 @@ def metadata() -> dict:
             return None
 
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
-                                text=True, check=False).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False
+        ).stdout.strip()
     except OSError:  # pragma: no cover
         commit = None
     cpu = platform.processor()
@@ -328,16 +389,28 @@ def metadata() -> dict:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--stage", action="append", help="stage to run (repeatable; default: all)")
     p.add_argument("--list", action="store_true", help="list the registered stages and exit")
     p.add_argument("--repeat", type=int, default=7, help="timed calls per case (default 7)")
-    p.add_argument("--warmup", type=int, default=2, help="untimed calls after the first (default 2)")
-    p.add_argument("--sizes", type=int, nargs="*", default=[64, 256, 1024],
-                   help="synthetic square sizes (default 64 256 1024)")
+    p.add_argument(
+        "--warmup", type=int, default=2, help="untimed calls after the first (default 2)"
+    )
+    p.add_argument(
+        "--sizes",
+        type=int,
+        nargs="*",
+        default=[64, 256, 1024],
+        help="synthetic square sizes (default 64 256 1024)",
+    )
     p.add_argument("--no-sweep", action="store_true", help="skip the synthetic sweep")
-    p.add_argument("--warm-cache", action="store_true",
-                   help="keep the numba cache (first call = cache load, not compilation)")
+    p.add_argument(
+        "--warm-cache",
+        action="store_true",
+        help="keep the numba cache (first call = cache load, not compilation)",
+    )
     p.add_argument("--json", metavar="OUT", help="write {metadata, results} to this file")
     args = p.parse_args(argv)
     if args.list:
@@ -356,14 +429,20 @@ def main(argv=None) -> int:
     for name in names:
         for r in STAGES[name][0](ctx):
             results.append(r)
-            extra = (f"  ratio vs higra {r['ratio_vs_higra']:.2f} (cpu {r['cpu_ratio_vs_higra']:.2f})"
-                     if "ratio_vs_higra" in r else "")
+            extra = (
+                f"  ratio vs higra {r['ratio_vs_higra']:.2f} (cpu {r['cpu_ratio_vs_higra']:.2f})"
+                if "ratio_vs_higra" in r
+                else ""
+            )
             mem = r.get("peak_mem_mb")
-            print(f"{r['stage']:13s} {r['impl']:9s} {r['case']:34s} {str(tuple(r['size'])):12s} "
-                  f"median {r['median_s'] * 1e3:8.1f} ms (IQR {r['iqr_s'] * 1e3:6.1f}, "
-                  f"cpu {r['cpu_median_s'] * 1e3:7.1f}) "
-                  f"first {r['first_call_s']:6.2f} s  mem {mem if mem is None else round(mem, 1)} MiB"
-                  f"{extra}", flush=True)
+            print(
+                f"{r['stage']:13s} {r['impl']:9s} {r['case']:34s} {str(tuple(r['size'])):12s} "
+                f"median {r['median_s'] * 1e3:8.1f} ms (IQR {r['iqr_s'] * 1e3:6.1f}, "
+                f"cpu {r['cpu_median_s'] * 1e3:7.1f}) "
+                f"first {r['first_call_s']:6.2f} s  mem {mem if mem is None else round(mem, 1)} MiB"
+                f"{extra}",
+                flush=True,
+            )
     if args.json:
         out = Path(args.json)
         out.parent.mkdir(parents=True, exist_ok=True)

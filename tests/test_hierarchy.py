@@ -28,7 +28,7 @@ def _random_pb(h, w, seed, decimals=None):
     return np.round(pb, decimals) if decimals is not None else pb
 
 
-# -- tiny hand-computed cases --------------------------------------------------------------------
+# -- tiny hand-computed cases ----
 
 
 def test_hand_built_tree():
@@ -96,7 +96,7 @@ def test_normalize_option():
     np.testing.assert_array_equal(h.parents, ucm(pb).parents)
 
 
-# -- the greedy merging against its naive reference --------------------------------------------------
+# -- the greedy merging against its naive reference ----
 
 
 @settings(deadline=None, max_examples=40)
@@ -106,14 +106,16 @@ def test_greedy_merging_matches_naive(args):
     pb = _random_pb(h_, w_, seed)
     labels, pieces = oriented_watershed(pb)
     hier = hierarchy_from_pieces(labels, pieces)
-    strength = {tuple(f): s for f, s in zip(pieces.faces.tolist(), pieces.strengths.tolist(), strict=True)}
+    strength = {
+        tuple(f): s for f, s in zip(pieces.faces.tolist(), pieces.strengths.tolist(), strict=True)
+    }
     levels = greedy_mean_merge(labels, strength)
     for pair, level in levels.items():
         a, b = tuple(pair)
         assert lca_altitude(hier.parents, hier.altitudes, a, b) == pytest.approx(level, rel=1e-12)
 
 
-# -- ucm2 properties ---------------------------------------------------------------------------------
+# -- ucm2 properties ----
 
 
 @settings(deadline=None, max_examples=40)
@@ -137,8 +139,15 @@ def test_ucm2_is_an_ultrametric_with_bsds_layout(args):
         assert u[f] == expect
     k = hier.n_leaves
     if k <= 12:
-        d = np.array([[lca_altitude(hier.parents, hier.altitudes, a, b) if a != b else 0.0
-                       for b in range(k)] for a in range(k)])
+        d = np.array(
+            [
+                [
+                    lca_altitude(hier.parents, hier.altitudes, a, b) if a != b else 0.0
+                    for b in range(k)
+                ]
+                for a in range(k)
+            ]
+        )
         for c in range(k):
             assert (d <= np.maximum(d[:, [c]], d[[c], :]) + 1e-15).all()
 
@@ -209,7 +218,7 @@ def test_cut_n_regions(args, n):
     assert cut.max() + 1 == min(n, hier.n_leaves)
 
 
-# -- the higra oracle --------------------------------------------------------------------------------
+# -- the higra oracle ----
 
 
 @settings(deadline=None, max_examples=60)
@@ -248,7 +257,7 @@ def test_same_cuts_as_higra_on_pixel_maps():
         assert ucm(pb).n_leaves == n_ref
 
 
-# -- networkx, validation ----------------------------------------------------------------------------
+# -- networkx, validation ----
 
 
 def test_to_networkx():

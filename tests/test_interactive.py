@@ -120,8 +120,15 @@ def test_cli_label_seeds(tmp_path, capsys):
     img, gt, seeds = _disk_image()
     cv2.imwrite(str(tmp_path / "img.png"), np.round(img[..., ::-1] * 255).astype(np.uint8))
     cv2.imwrite(str(tmp_path / "seeds.png"), seeds.astype(np.uint8))
-    rc = _run_cli(["interactive", str(tmp_path / "img.png"), str(tmp_path / "seeds.png"),
-                   "--out", str(tmp_path / "out.png")])
+    rc = _run_cli(
+        [
+            "interactive",
+            str(tmp_path / "img.png"),
+            str(tmp_path / "seeds.png"),
+            "--out",
+            str(tmp_path / "out.png"),
+        ]
+    )
     assert rc == 0
     out = cv2.imread(str(tmp_path / "out.png"), cv2.IMREAD_UNCHANGED)
     np.testing.assert_array_equal(out, gt)
@@ -138,8 +145,17 @@ def test_cli_colour_seeds_and_ucm(tmp_path):
     cv2.imwrite(str(tmp_path / "seeds.png"), colour)
     # a hierarchy file instead of the built-in contours
     hierarchy_of_image(img).save(tmp_path / "h.mat")
-    rc = _run_cli(["interactive", str(tmp_path / "img.png"), str(tmp_path / "seeds.png"),
-                   "--ucm", str(tmp_path / "h.mat"), "-o", str(tmp_path / "out.png")])
+    rc = _run_cli(
+        [
+            "interactive",
+            str(tmp_path / "img.png"),
+            str(tmp_path / "seeds.png"),
+            "--ucm",
+            str(tmp_path / "h.mat"),
+            "-o",
+            str(tmp_path / "out.png"),
+        ]
+    )
     assert rc == 0
     out = cv2.imread(str(tmp_path / "out.png"))
     np.testing.assert_array_equal(out[gt == 1], np.broadcast_to([0, 255, 0], out[gt == 1].shape))
@@ -151,9 +167,19 @@ def test_cli_errors(tmp_path, capsys):
     cv2.imwrite(str(tmp_path / "img.png"), np.zeros((8, 9, 3), np.uint8))
     cv2.imwrite(str(tmp_path / "small.png"), np.ones((4, 4), np.uint8))
     cv2.imwrite(str(tmp_path / "empty.png"), np.zeros((8, 9), np.uint8))
-    for seeds, msg in [("small.png", "size of IMAGE"), ("empty.png", "no label"),
-                       ("missing.png", "not found")]:
-        rc = _run_cli(["interactive", str(tmp_path / "img.png"), str(tmp_path / seeds),
-                       "--out", str(tmp_path / "o.png")])
+    for seeds, msg in [
+        ("small.png", "size of IMAGE"),
+        ("empty.png", "no label"),
+        ("missing.png", "not found"),
+    ]:
+        rc = _run_cli(
+            [
+                "interactive",
+                str(tmp_path / "img.png"),
+                str(tmp_path / seeds),
+                "--out",
+                str(tmp_path / "o.png"),
+            ]
+        )
         assert rc == 1
         assert msg in capsys.readouterr().err

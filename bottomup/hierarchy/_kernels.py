@@ -426,7 +426,7 @@ def _pair_lca_kernel(parents, n_leaves, pa, pb):
 
 @njit(cache=True)
 def _cut_nodes_kernel(parents, altitudes, threshold, first_removed):
-    """Region (top node) of every node for the cut at ``threshold`` keeping nodes < first_removed."""
+    """Top node of every node in the cut at ``threshold`` that keeps the nodes < first_removed."""
     n = parents.shape[0]
     rid = np.empty(n, np.int64)
     for v in range(n - 1, -1, -1):

@@ -80,7 +80,9 @@ class Hierarchy:
         labels = _as_int_array(self.leaf_labels, "leaf_labels", 2)
         n = parents.shape[0]
         if alt.shape != (n,):
-            raise ValueError(f"`altitudes` (shape {alt.shape}) must have the shape of `parents` ({n},)")
+            raise ValueError(
+                f"`altitudes` (shape {alt.shape}) must have the shape of `parents` ({n},)"
+            )
         if n == 0:
             raise ValueError("`parents` is empty; a hierarchy has at least one node")
         if labels.size == 0:
@@ -89,7 +91,9 @@ class Hierarchy:
             raise ValueError("`altitudes` contains NaN or inf")
         idx = np.arange(n)
         if parents[-1] != n - 1:
-            raise ValueError(f"the root must be last and its own parent: parents[{n - 1}] = {parents[-1]}")
+            raise ValueError(
+                f"the root must be last and its own parent: parents[{n - 1}] = {parents[-1]}"
+            )
         if n > 1 and not (parents[:-1] > idx[:-1]).all():
             bad = int(np.flatnonzero(parents[:-1] <= idx[:-1])[0])
             raise ValueError(
@@ -151,7 +155,7 @@ class Hierarchy:
     @property
     def levels(self) -> NDArray[np.float64]:
         """Sorted distinct altitudes of the internal nodes: the thresholds where the cut changes."""
-        return np.unique(self.altitudes[self.n_leaves:])
+        return np.unique(self.altitudes[self.n_leaves :])
 
     @property
     def areas(self) -> NDArray[np.int64]:
@@ -211,7 +215,9 @@ class Hierarchy:
         return leaves[self.leaf_labels]
 
     # -- cuts --------------------------------------------------------------------------------------
-    def cut_nodes(self, threshold: float | None = None, n_regions: int | None = None) -> NDArray[np.int64]:
+    def cut_nodes(
+        self, threshold: float | None = None, n_regions: int | None = None
+    ) -> NDArray[np.int64]:
         """Top node of every leaf's region in a cut (see :meth:`cut`); shape ``(K,)``."""
         first_removed = self.n_nodes
         if (threshold is None) == (n_regions is None):
@@ -220,7 +226,9 @@ class Hierarchy:
             try:
                 t = float(threshold)
             except (TypeError, ValueError) as exc:
-                raise TypeError(f"`threshold` must be a number, got {type(threshold).__name__}") from exc
+                raise TypeError(
+                    f"`threshold` must be a number, got {type(threshold).__name__}"
+                ) from exc
             if np.isnan(t):
                 raise ValueError("`threshold` is NaN")
         else:
@@ -233,7 +241,7 @@ class Hierarchy:
             if n_regions >= self.n_leaves or n_int == 0:
                 first_removed = self.n_leaves
             else:
-                nch = np.bincount(self.parents[:-1], minlength=self.n_nodes)[self.n_leaves:]
+                nch = np.bincount(self.parents[:-1], minlength=self.n_nodes)[self.n_leaves :]
                 # undoing node v (from the root down) adds nch[v] - 1 regions
                 gain = np.concatenate([[1], np.cumsum((nch - 1)[::-1]) + 1])
                 m = int(np.searchsorted(gain, n_regions))
@@ -241,7 +249,9 @@ class Hierarchy:
         rid = K._cut_nodes_kernel(self.parents, self.altitudes, t, first_removed)
         return rid[: self.n_leaves]
 
-    def cut(self, threshold: float | None = None, n_regions: int | None = None) -> NDArray[np.int32]:
+    def cut(
+        self, threshold: float | None = None, n_regions: int | None = None
+    ) -> NDArray[np.int32]:
         """Partition at a threshold or with a number of regions.
 
         Parameters
@@ -346,7 +356,9 @@ class Hierarchy:
             pa = uniq // self.n_leaves
             pb = uniq - pa * self.n_leaves
             alt = self.altitudes[K._pair_lca_kernel(self.parents, self.n_leaves, pa, pb)]
-            for a, b, lev, c in zip(pa.tolist(), pb.tolist(), alt.tolist(), counts.tolist(), strict=True):
+            for a, b, lev, c in zip(
+                pa.tolist(), pb.tolist(), alt.tolist(), counts.tolist(), strict=True
+            ):
                 g.add_edge(a, b, level=lev, length=c)
         return g
 
@@ -380,7 +392,7 @@ class Hierarchy:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Hierarchy:
-        """Load from ``.npz`` written by :meth:`save`, or from a ucm2 file (``.mat``/``.png``/``.npz``
+        """Load a ``.npz`` written by :meth:`save`, or a ucm2 file (``.mat``/``.png``/``.npz``
         holding ``ucm2``)."""
         path = os.fspath(path)
         if not os.path.exists(path):

@@ -97,7 +97,9 @@ def hierarchy_from_pieces(labels, pieces: BoundaryPieces, *, normalize: bool = F
     lo = np.minimum(a, b)
     hi = np.maximum(a, b)
     if (lo == hi).any():
-        raise ValueError("`pieces` has faces inside a region of `labels`; were they built together?")
+        raise ValueError(
+            "`pieces` has faces inside a region of `labels`; were they built together?"
+        )
     keys = lo * k + hi
     uniq, inv = np.unique(keys, return_inverse=True)
     sums = np.bincount(inv, weights=pieces.strengths, minlength=uniq.size)
@@ -152,7 +154,6 @@ def ucm(pb, oriented=None, *, normalize: bool = False) -> Hierarchy:
 def ucm2_to_labels(ucm2, threshold: float) -> NDArray[np.int32]:
     """Segmentation of a ucm2 at ``threshold`` (the BSDS rule: components of ``ucm2 <= t``)."""
     return Hierarchy.from_ucm2(ucm2).cut(threshold)
-
 
 
 def ucm_from_edge_weights(wh, wv) -> Hierarchy:
@@ -215,9 +216,13 @@ def _hierarchy_from_edge_weights(wh: np.ndarray, wv: np.ndarray, shape: tuple) -
     strengths = OK._faces_from_edges_kernel(kind, fi, fj, wh, wv)
     faces = np.stack([2 * fi + 1 + kind, 2 * fj + 2 - kind], axis=1)
     pieces = BoundaryPieces(
-        shape=tuple(shape), faces=faces, strengths=strengths,
-        face_piece=np.zeros(len(strengths), np.int64), piece_ends=np.zeros((0, 2, 2), np.int64),
-        piece_channel=np.zeros(0, np.int64), piece_regions=np.zeros((0, 2), np.int32),
+        shape=tuple(shape),
+        faces=faces,
+        strengths=strengths,
+        face_piece=np.zeros(len(strengths), np.int64),
+        piece_ends=np.zeros((0, 2, 2), np.int64),
+        piece_channel=np.zeros(0, np.int64),
+        piece_regions=np.zeros((0, 2), np.int32),
         n_orientations=1,
     )
     return hierarchy_from_pieces(labels, pieces)

@@ -36,10 +36,18 @@ def register(subparsers) -> None:
     p.add_argument("image", metavar="IMAGE", help="image to segment")
     p.add_argument("seeds", metavar="SEEDS", help="scribbles: label image or colours on black")
     p.add_argument("--out", "-o", required=True, metavar="OUT", help="output picture (.png)")
-    p.add_argument("--ucm", metavar="FILE", default=None,
-                   help="use this ucm2 (.mat/.npz/.png) or hierarchy .npz instead of computing one")
-    p.add_argument("--sigma", type=float, default=0.5,
-                   help="Gaussian blur (pixels) before the colour differences (default 0.5)")
+    p.add_argument(
+        "--ucm",
+        metavar="FILE",
+        default=None,
+        help="use this ucm2 (.mat/.npz/.png) or hierarchy .npz instead of computing one",
+    )
+    p.add_argument(
+        "--sigma",
+        type=float,
+        default=0.5,
+        help="Gaussian blur (pixels) before the colour differences (default 0.5)",
+    )
     p.set_defaults(func=run)
 
 

@@ -78,7 +78,12 @@ def segment(hierarchy: Hierarchy, seeds) -> NDArray[np.int32]:
     np.maximum.at(leaf_seed, hierarchy.leaf_labels[mask], seeds[mask])
     pairs, lca, _ = hierarchy.adjacent_leaves()
     leaf_label = K._minimax_labels_kernel(
-        hierarchy.parents, hierarchy.n_leaves, leaf_seed, pairs[:, 0].copy(), pairs[:, 1].copy(), lca
+        hierarchy.parents,
+        hierarchy.n_leaves,
+        leaf_seed,
+        pairs[:, 0].copy(),
+        pairs[:, 1].copy(),
+        lca,
     )
     return leaf_label[hierarchy.leaf_labels].astype(np.int32)
 

@@ -430,7 +430,14 @@ def _trace_arcs_kernel(labels):
                     # the vertex arrays of fk/fi/fj were overwritten; refresh for remaining faces
                     _vertex_faces(a, b, h, w, labels, fk, fi, fj)
     arc_fstart[na] = nf
-    return face_kind, face_i, face_j, arc_fstart[: na + 1].copy(), vert_a[:nvx].copy(), vert_b[:nvx].copy()
+    return (
+        face_kind,
+        face_i,
+        face_j,
+        arc_fstart[: na + 1].copy(),
+        vert_a[:nvx].copy(),
+        vert_b[:nvx].copy(),
+    )
 
 
 @njit(cache=True)
@@ -529,8 +536,9 @@ def _subdivide_kernel(arc_fstart, vert_a, vert_b, rel_tol, abs_tol):
 
 
 @njit(cache=True)
-def _piece_strengths_kernel(face_kind, face_i, face_j, arc_fstart, piece_arc, piece_v0, piece_v1,
-                            vert_a, vert_b, oriented):
+def _piece_strengths_kernel(
+    face_kind, face_i, face_j, arc_fstart, piece_arc, piece_v0, piece_v1, vert_a, vert_b, oriented
+):
     """Orientation channel of each piece and the oriented strength of each of its faces."""
     n_or = oriented.shape[0]
     n_pieces = piece_arc.shape[0]

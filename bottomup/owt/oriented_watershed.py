@@ -64,13 +64,25 @@ class BoundaryPieces:
 
     def __post_init__(self):
         m = self.faces.shape[0]
-        if self.faces.shape != (m, 2) or self.strengths.shape != (m,) or self.face_piece.shape != (m,):
+        if (
+            self.faces.shape != (m, 2)
+            or self.strengths.shape != (m,)
+            or self.face_piece.shape != (m,)
+        ):
             raise ValueError("`faces`, `strengths` and `face_piece` must describe the same M faces")
         p = self.piece_channel.shape[0]
         if self.piece_ends.shape != (p, 2, 2) or self.piece_regions.shape != (p, 2):
-            raise ValueError("`piece_ends`, `piece_channel` and `piece_regions` must describe P pieces")
-        for arr in (self.faces, self.strengths, self.face_piece, self.piece_ends,
-                    self.piece_channel, self.piece_regions):
+            raise ValueError(
+                "`piece_ends`, `piece_channel` and `piece_regions` must describe P pieces"
+            )
+        for arr in (
+            self.faces,
+            self.strengths,
+            self.face_piece,
+            self.piece_ends,
+            self.piece_channel,
+            self.piece_regions,
+        ):
             arr.setflags(write=False)
 
     @property
@@ -102,7 +114,9 @@ def check_oriented(oriented, pb: np.ndarray, *, name: str = "oriented") -> np.nd
     """Validate an oriented stack ``(O, H, W)`` against ``pb``; return float64 C-contiguous."""
     arr = np.asarray(oriented)
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
-        raise TypeError(f"`{name}` must be a numeric (O, H, W) array, got {type(oriented).__name__}")
+        raise TypeError(
+            f"`{name}` must be a numeric (O, H, W) array, got {type(oriented).__name__}"
+        )
     if arr.ndim != 3:
         raise ValueError(
             f"`{name}` must be an oriented stack of shape (O, H, W), got shape {arr.shape}; "
@@ -128,8 +142,9 @@ def _watershed_edges(wh: np.ndarray, wv: np.ndarray, shape: tuple) -> tuple[np.n
     return labels.reshape(h, w), int(k)
 
 
-def _pieces(labels: np.ndarray, strength_source: np.ndarray, n_or: int,
-            rel_tol: float, abs_tol: float) -> BoundaryPieces:
+def _pieces(
+    labels: np.ndarray, strength_source: np.ndarray, n_or: int, rel_tol: float, abs_tol: float
+) -> BoundaryPieces:
     h, w = labels.shape
     fk, fi, fj, arc_fstart, va, vb = K._trace_arcs_kernel(labels)
     parc, pv0, pv1 = K._subdivide_kernel(arc_fstart, va, vb, rel_tol, abs_tol)
@@ -150,11 +165,19 @@ def _pieces(labels: np.ndarray, strength_source: np.ndarray, n_or: int,
     jj = fj[first_face]
     kk = fk[first_face]
     r0 = labels[ii, jj]
-    r1 = np.where(kk == 0, labels[ii, np.minimum(jj + 1, w - 1)], labels[np.minimum(ii + 1, h - 1), jj])
+    r1 = np.where(
+        kk == 0, labels[ii, np.minimum(jj + 1, w - 1)], labels[np.minimum(ii + 1, h - 1), jj]
+    )
     regions = np.stack([np.minimum(r0, r1), np.maximum(r0, r1)], axis=1).astype(np.int32)
     return BoundaryPieces(
-        shape=(h, w), faces=faces, strengths=strength, face_piece=face_piece, piece_ends=ends,
-        piece_channel=channel, piece_regions=regions, n_orientations=n_or,
+        shape=(h, w),
+        faces=faces,
+        strengths=strength,
+        face_piece=face_piece,
+        piece_ends=ends,
+        piece_channel=channel,
+        piece_regions=regions,
+        n_orientations=n_or,
     )
 
 

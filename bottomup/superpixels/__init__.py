@@ -51,6 +51,10 @@ def superpixels(
         return hierarchy.cut(threshold=threshold)
     if n_segments is None:
         raise ValueError("pass `n_segments` or `threshold`")
-    if not isinstance(n_segments, (int, np.integer)) or isinstance(n_segments, bool) or n_segments < 1:
+    if (
+        not isinstance(n_segments, (int, np.integer))
+        or isinstance(n_segments, bool)
+        or n_segments < 1
+    ):
         raise ValueError(f"`n_segments` must be a positive integer, got {n_segments!r}")
     return hierarchy.cut(n_regions=int(n_segments))

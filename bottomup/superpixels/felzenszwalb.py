@@ -18,7 +18,12 @@ __all__ = ["felzenszwalb"]
 
 
 def felzenszwalb(
-    image, scale: float = 1, sigma: float = 0.8, min_size: int = 20, *, channel_axis: int | None = -1
+    image,
+    scale: float = 1,
+    sigma: float = 0.8,
+    min_size: int = 20,
+    *,
+    channel_axis: int | None = -1,
 ) -> NDArray[np.int32]:
     """Felzenszwalb superpixels: :func:`skimage.segmentation.felzenszwalb` as a dense partition.
 

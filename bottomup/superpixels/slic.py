@@ -75,9 +75,18 @@ min_size_factor, max_size_factor, slic_zero
     if not isinstance(n_segments, (int, np.integer)) or n_segments < 1:
         raise ValueError(f"`n_segments` must be a positive integer, got {n_segments!r}")
     labels = _slic(
-        img, n_segments=int(n_segments), compactness=compactness, max_num_iter=max_num_iter,
-        sigma=sigma, spacing=spacing, convert2lab=convert2lab,
-        enforce_connectivity=enforce_connectivity, min_size_factor=min_size_factor,
-        max_size_factor=max_size_factor, slic_zero=slic_zero, start_label=0, channel_axis=-1,
+        img,
+        n_segments=int(n_segments),
+        compactness=compactness,
+        max_num_iter=max_num_iter,
+        sigma=sigma,
+        spacing=spacing,
+        convert2lab=convert2lab,
+        enforce_connectivity=enforce_connectivity,
+        min_size_factor=min_size_factor,
+        max_size_factor=max_size_factor,
+        slic_zero=slic_zero,
+        start_label=0,
+        channel_axis=-1,
     )
     return dense_labels(labels)
