@@ -248,13 +248,14 @@ def test_same_cuts_as_higra_on_pixel_maps():
         # max(pb[p], pb[q]) ties the edges of a pixel: the same cuts need the same tie-breaking
         # (edges in higra's order, then a stable sort by weight)
         np.testing.assert_allclose(ucm(pb).to_ucm2(), ref, rtol=1e-6, atol=0)
-    # Deliberate difference: on plateaus of equal pixel values (here values rounded to 0.1) the
-    # two watersheds find the same minima but may share the plateau between basins differently.
+    # On plateaus (values rounded to 0.1) the watersheds still agree exactly (same stream
+    # algorithm, same neighbour order). The merging may not: equal mean boundary strengths are a
+    # tie that higra's Fibonacci heap breaks in its own order (a deliberate difference: ours pops
+    # the lowest edge index first).
     for _ in range(15):
         pb = _random_pb(12, 12, int(rng.integers(2**32)), 1)
         wh, wv = _pixel_to_edge_max_kernel(pb)
-        n_ref = len(np.unique(higra_watershed(pb.shape, wh, wv)))
-        assert ucm(pb).n_leaves == n_ref
+        assert same_partition(ucm(pb).leaf_labels, higra_watershed(pb.shape, wh, wv))
 
 
 # -- networkx, validation ----

@@ -93,175 +93,110 @@ def _pixel_to_edge_max_kernel(pb):
     return wh, wv
 
 
-# ------------------------------------------------------------------------------------------------
-# Stable argsort of non-negative floats: LSD radix sort on the IEEE bits (order-preserving for
-# x >= +0.0), six passes of 11 bits with keys moved along; same permutation as
-# ``np.argsort(x, kind="stable")``.
-
-
-@njit(cache=True)
-def _argsort_nonneg_kernel(x):
-    n = x.shape[0]
-    ka = (x + 0.0).view(np.uint64).copy()  # + 0.0 turns -0.0 into +0.0
-    kb = np.empty(n, np.uint64)
-    ia = np.arange(n).astype(np.int32)  # callers keep n < 2**31
-    ib = np.empty(n, np.int32)
-    n_pass = 6
-    hist = np.zeros((n_pass, 2049), np.int64)
-    m11 = np.uint64(0x7FF)
-    for i in range(n):
-        k = ka[i]
-        for ps in range(n_pass):
-            hist[ps, np.int64((k >> np.uint64(11 * ps)) & m11) + 1] += 1
-    for ps in range(n_pass):
-        if hist[ps, 1:].max() == n:
-            continue  # every key has the same digit here
-        for d in range(2048):
-            hist[ps, d + 1] += hist[ps, d]
-        sh = np.uint64(11 * ps)
-        for i in range(n):
-            k = ka[i]
-            d = np.int64((k >> sh) & m11)
-            j = hist[ps, d]
-            hist[ps, d] = j + 1
-            kb[j] = k
-            ib[j] = ia[i]
-        ka, kb = kb, ka
-        ia, ib = ib, ia
-    return ia
-
-
-@njit(cache=True)
-def _interleaved_weights_kernel(wh, wv, h, w):
-    """Edge weights in higra's 4-adjacency order: slot 2p = right edge, 2p + 1 = down edge."""
-    x = np.full(2 * h * w, np.inf)
-    for i in range(h):
-        for j in range(w - 1):
-            x[2 * (i * w + j)] = wh[i, j]
-    for i in range(h - 1):
-        for j in range(w):
-            x[2 * (i * w + j) + 1] = wv[i, j]
-    return x
-
-
-# ------------------------------------------------------------------------------------------------
-# Watershed cut of an edge-weighted 4-adjacency graph (Cousty et al., PAMI 2009)
-
-
 @njit(cache=True, inline="always")
 def _find(uf, x):
+    """Root of ``x`` in the union-find forest ``uf`` (with path halving)."""
     while uf[x] != x:
         uf[x] = uf[uf[x]]
         x = uf[x]
     return x
 
 
+# ------------------------------------------------------------------------------------------------
+# Watershed cut of an edge-weighted 4-adjacency graph by the "stream" (drop of water) algorithm
+# of Cousty et al. (PAMI 2009): from each unlabelled pixel, follow the steepest edges (weight equal
+# to the pixel's lowest incident edge), breadth first on plateaus and restarting at any lower
+# pixel, until a labelled pixel is met (join its basin) or the stream is exhausted (a new minimum).
+# Linear time; neighbours are visited up, left, right, down, as higra's 4-adjacency graph, so that
+# ties resolve the same way.
+
+
+@njit(cache=True, inline="always")
+def _neighbour(p, d, h, w, wh, wv):
+    """Neighbour ``d`` (0 up, 1 left, 2 right, 3 down) of pixel p and its edge weight (-1: none)."""
+    i = p // w
+    j = p - i * w
+    if d == 0:
+        if i == 0:
+            return -1, 0.0
+        return p - w, wv[i - 1, j]
+    if d == 1:
+        if j == 0:
+            return -1, 0.0
+        return p - 1, wh[i, j - 1]
+    if d == 2:
+        if j == w - 1:
+            return -1, 0.0
+        return p + 1, wh[i, j]
+    if i == h - 1:
+        return -1, 0.0
+    return p + w, wv[i, j]
+
+
 @njit(cache=True)
-def _watershed_cut_kernel(wh, wv, h, w, order):
-    """Label the basins of the minimum spanning forest rooted in the regional minima."""
+def _watershed_cut_kernel(wh, wv, h, w):
+    """Labels (dense, in order of discovery) and number of basins of the watershed cut."""
     n = h * w
     labels = np.full(n, -1, np.int32)
     if n == 1:
         labels[0] = 0
         return labels, 1
-    m = np.full(n, np.inf)
+    fminus = np.full(n, np.inf)
     for i in range(h):
         for j in range(w - 1):
             x = wh[i, j]
             p = i * w + j
-            if x < m[p]:
-                m[p] = x
-            if x < m[p + 1]:
-                m[p + 1] = x
+            if x < fminus[p]:
+                fminus[p] = x
+            if x < fminus[p + 1]:
+                fminus[p + 1] = x
     for i in range(h - 1):
         for j in range(w):
             x = wv[i, j]
             p = i * w + j
-            if x < m[p]:
-                m[p] = x
-            if x < m[p + w]:
-                m[p + w] = x
-    # Regional minima of the edge map: components of "good" edges (weight equal to the lowest edge
-    # at both ends) none of whose pixels also touch an edge of the same weight leading lower down.
-    uf = np.arange(n)
-    bad = np.zeros(n, np.bool_)
-    for i in range(h):
-        for j in range(w - 1):
-            x = wh[i, j]
-            p = i * w + j
-            q = p + 1
-            if x == m[p] and x == m[q]:
-                rp = _find(uf, p)
-                rq = _find(uf, q)
-                if rp != rq:
-                    uf[rp] = rq
-            elif x == m[p]:
-                bad[p] = True
-            elif x == m[q]:
-                bad[q] = True
-    for i in range(h - 1):
-        for j in range(w):
-            x = wv[i, j]
-            p = i * w + j
-            q = p + w
-            if x == m[p] and x == m[q]:
-                rp = _find(uf, p)
-                rq = _find(uf, q)
-                if rp != rq:
-                    uf[rp] = rq
-            elif x == m[p]:
-                bad[p] = True
-            elif x == m[q]:
-                bad[q] = True
-    badroot = np.zeros(n, np.bool_)
-    for p in range(n):
-        if bad[p]:
-            badroot[_find(uf, p)] = True
-    # Kruskal on the edges sorted by weight: a minimum spanning forest rooted in the minima (two
-    # components holding different minima are never joined). ``order`` sorts (stably) the list
-    # where pixel p owns slots 2p (right edge) and 2p + 1 (down edge), missing edges = +inf.
-    marker = np.full(n, -1, np.int64)
+            if x < fminus[p]:
+                fminus[p] = x
+            if x < fminus[p + w]:
+                fminus[p + w] = x
+    in_stream = np.zeros(n, np.bool_)
+    stream = np.empty(n, np.int64)  # L: the pixels of the current stream
+    front = np.empty(n, np.int64)  # LL: the pixels still to explore (a stack)
     k = 0
-    for p in range(n):
-        r = _find(uf, p)
-        if not badroot[r]:
-            if marker[r] < 0:
-                marker[r] = k
-                k += 1
-    uf2 = np.arange(n)
-    size2 = np.ones(n, np.int64)
-    mk = np.full(n, -1, np.int64)
-    for p in range(n):
-        r = _find(uf, p)
-        if not badroot[r]:
-            mk[p] = marker[r]
-    for t in range(order.shape[0]):
-        e = order[t]
-        p = e >> 1
-        if e & 1 == 0:  # right edge of p
-            if p % w == w - 1:
-                break  # padding (+inf) comes last: every real edge is done
-            q = p + 1
-        else:  # down edge of p
-            if p >= n - w:
-                break
-            q = p + w
-        rp = _find(uf2, p)
-        rq = _find(uf2, q)
-        if rp == rq:
+    for v in range(n):
+        if labels[v] >= 0:
             continue
-        a = mk[rp]
-        b = mk[rq]
-        if a >= 0 and b >= 0 and a != b:
-            continue
-        if size2[rp] > size2[rq]:
-            rp, rq = rq, rp
-        uf2[rp] = rq
-        size2[rq] += size2[rp]
-        if mk[rq] < 0:
-            mk[rq] = mk[rp]
-    for p in range(n):
-        labels[p] = mk[_find(uf2, p)]
+        n_stream = 1
+        stream[0] = v
+        in_stream[v] = True
+        n_front = 1
+        front[0] = v
+        found = -1
+        while n_front > 0 and found < 0:
+            n_front -= 1
+            y = front[n_front]
+            fy = fminus[y]
+            for d in range(4):
+                z, wz = _neighbour(y, d, h, w, wh, wv)
+                if z < 0 or in_stream[z] or wz != fy:
+                    continue
+                if labels[z] >= 0:
+                    found = labels[z]
+                    break
+                stream[n_stream] = z
+                n_stream += 1
+                in_stream[z] = True
+                if fminus[z] < fy:
+                    front[0] = z  # a lower pixel: restart the exploration from it
+                    n_front = 1
+                    break
+                front[n_front] = z
+                n_front += 1
+        if found < 0:
+            found = k
+            k += 1
+        for t in range(n_stream):
+            labels[stream[t]] = found
+            in_stream[stream[t]] = False
     return labels, k
 
 

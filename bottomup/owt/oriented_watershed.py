@@ -135,10 +135,7 @@ def check_oriented(oriented, pb: np.ndarray, *, name: str = "oriented") -> np.nd
 
 def _watershed_edges(wh: np.ndarray, wv: np.ndarray, shape: tuple) -> tuple[np.ndarray, int]:
     h, w = shape
-    # Edges in raster order of their first pixel (right edge, then down edge), as higra numbers
-    # the 4-adjacency graph, so that ties are broken the same way; then sorted by weight (stable).
-    order = K._argsort_nonneg_kernel(K._interleaved_weights_kernel(wh, wv, h, w))
-    labels, k = K._watershed_cut_kernel(wh, wv, h, w, order)
+    labels, k = K._watershed_cut_kernel(wh, wv, h, w)
     return labels.reshape(h, w), int(k)
 
 
@@ -223,16 +220,17 @@ def oriented_watershed(
     Notes
     -----
     The watershed is a watershed cut [2]_ of the 4-adjacency graph whose edge between pixels ``p``
-    and ``q`` weighs ``max(pb[p], pb[q])``: a minimum spanning forest rooted in the regional minima
-    of that edge map, grown in order of weight (FIFO among ties). Every pixel belongs to a basin
-    and the watershed line is made of the boundary elements *between* pixels, i.e. the faces of
-    the double-size (Khalimsky) grid of the BSDS ``ucm2`` layout. The release [1]_ instead labels
+    and ``q`` weighs ``max(pb[p], pb[q])``, computed by the linear-time "stream" (drop of water)
+    algorithm of [2]_ with higra's neighbour order, so that ties and plateaus resolve as in
+    higra. Every pixel belongs to a basin and the watershed line is made of the boundary
+    elements *between* pixels, i.e. the faces of the double-size (Khalimsky) grid of the BSDS
+    ``ucm2`` layout. The release [1]_ instead labels
     8-connected basins with one-pixel ridges, which it places on the vertices of the same grid
     (FACTS A.12-A.13); the two differ by where the line sits inside a one-pixel ridge, not in
     which regions they separate. A face's strength is ``max`` of the two pixels it separates, in
     the piece's channel. Boundaries are traced between junctions (vertices with 1, 3 or 4
     boundary faces; closed loops start anywhere) and subdivided recursively. Time and memory are
-    linear in the number of pixels, up to the ``log`` of the flooding heap.
+    linear in the number of pixels.
 
     References
     ----------
