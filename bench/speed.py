@@ -36,13 +36,17 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # name -> (function, help); filled by @stage
 STAGES: dict[str, tuple[Callable, str]] = {}
+# stages left out of a plain run (slow or memory-hungry); run them with --stage NAME
+NOT_DEFAULT: set[str] = set()
 
 
-def stage(name: str, help: str):
-    """Register a stage benchmark under ``name``."""
+def stage(name: str, help: str, *, default: bool = True):
+    """Register a stage benchmark under ``name`` (``default=False``: only when asked for)."""
 
     def deco(fn):
         STAGES[name] = (fn, help)
+        if not default:
+            NOT_DEFAULT.add(name)
         return fn
 
     return deco
@@ -347,6 +351,33 @@ def bench_interactive(ctx) -> list[dict]:
     return out
 
 
+@stage(
+    "owt_ucm_10mp",
+    "OWT + UCM on a 10-megapixel map (3163 x 3163): time and peak memory",
+    default=False,
+)
+def bench_owt_ucm_10mp(ctx) -> list[dict]:
+    import scipy.ndimage as ndi
+
+    from bottomup.hierarchy import ucm
+
+    rng = np.random.default_rng(0)
+    pb = ndi.gaussian_filter(rng.random((3163, 3163)), 2.0)
+    pb -= pb.min()
+    pb /= pb.max()
+    return [
+        measure(
+            lambda: ucm(pb),
+            repeat=1,
+            warmup=0,
+            stage="owt_ucm",
+            case="synthetic_10mp",
+            size=list(pb.shape),
+            impl="bottomup",
+        )
+    ]
+
+
 # ------------------------------------------------------------------------------------------------
 
 
@@ -415,12 +446,12 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.list:
         for name, (_, h) in STAGES.items():
-            print(f"{name:16s} {h}")
+            print(f"{name:16s} {h}{' (only with --stage)' if name in NOT_DEFAULT else ''}")
         return 0
     if not args.warm_cache:
         os.environ["NUMBA_CACHE_DIR"] = tempfile.mkdtemp(prefix="bench-numba-")
     sys.path.insert(0, str(ROOT))
-    names = args.stage or list(STAGES)
+    names = args.stage or [n for n in STAGES if n not in NOT_DEFAULT]
     unknown = [n for n in names if n not in STAGES]
     if unknown:
         p.error(f"unknown stage(s) {unknown}; known: {list(STAGES)}")

@@ -361,3 +361,18 @@ def test_bsds_ucm_contours_against_higra(bsds_root):
     ref = higra_mean_pb_ucm2(pb.shape, wh, wv)
     # differences come only from tie-breaking on plateaus of equal edge weights
     assert np.mean(np.abs(ours - ref)) < 0.01
+
+
+def test_ucm_from_edge_weights_validation_and_shapes():
+    from bottomup.hierarchy import ucm_from_edge_weights
+
+    h = ucm_from_edge_weights(np.zeros((3, 0)), np.zeros((2, 1)))  # a 3x1 image
+    assert h.shape == (3, 1) and h.n_leaves == 1
+    with pytest.raises(ValueError, match=r"\(H, W-1\)"):
+        ucm_from_edge_weights(np.zeros((3, 4)), np.zeros((3, 4)))
+    with pytest.raises(ValueError, match="NaN"):
+        ucm_from_edge_weights(np.full((2, 2), np.nan), np.zeros((1, 3)))
+    with pytest.raises(ValueError, match=">= 0"):
+        ucm_from_edge_weights(-np.ones((2, 2)), np.zeros((1, 3)))
+    with pytest.raises(ValueError, match="2-D"):
+        ucm_from_edge_weights(np.zeros(3), np.zeros((1, 3)))
