@@ -47,7 +47,7 @@ def test_straight_two_region_image_exact_for_any_blur(sigma):
     np.testing.assert_array_equal(out, expected)
 
 
-def test_hand_built_tree_climb():
+def test_hand_built_hierarchies():
     # leaves 0 1 2 3 in a row; 0+1 at 0.1, 2+3 at 0.2, all at 0.9
     h = Hierarchy([4, 4, 5, 5, 6, 6, 6], [0, 0, 0, 0, 0.1, 0.2, 0.9], [[0, 1, 2, 3]])
     np.testing.assert_array_equal(segment(h, [[1, 0, 0, 2]]), [[1, 1, 2, 2]])
@@ -58,7 +58,7 @@ def test_hand_built_tree_climb():
     # two fronts entering at the same level: the larger label wins, as uvt
     h2 = Hierarchy([3, 3, 4, 4, 4], [0, 0, 0, 0.2, 0.9], [[0, 1], [0, 2]])
     np.testing.assert_array_equal(segment(h2, [[0, 5], [0, 3]]), [[5, 5], [5, 3]])
-    # two labels in one leaf: the larger takes the leaf
+    # two labels in one leaf (distance 0 to both): the larger takes the leaf, as uvt
     h1 = Hierarchy([2, 2, 2], [0, 0, 1], [[0, 0, 1]])
     np.testing.assert_array_equal(segment(h1, [[1, 4, 0]]), [[4, 4, 4]])
 

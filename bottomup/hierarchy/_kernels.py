@@ -10,7 +10,13 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from bottomup.owt._kernels import _find
+from bottomup.owt._kernels import (
+    _find,
+    _heap_grow,
+    _heap_sift_down,
+    _heap_sift_up,
+    _heap_swap,
+)
 
 # ------------------------------------------------------------------------------------------------
 # Binary min-heap of (value, int) pairs ordered by value then int, in two arrays.
@@ -593,125 +599,87 @@ def _fill_faces_kernel(g, kind, fi, fj, values):
 
 
 @njit(cache=True)
-def _leaf_ranges_kernel(parents, n_leaves):
-    """Leaves in depth-first order and each node's range [start, end) in that order."""
-    n = parents.shape[0]
-    nch = np.zeros(n + 1, np.int64)
-    for v in range(n):
-        p = parents[v]
-        if p != v:
-            nch[p + 1] += 1
-    for v in range(n):
-        nch[v + 1] += nch[v]
-    ch = np.empty(max(nch[n], 1), np.int64)
-    fill = nch[:n].copy()
-    for v in range(n):
-        p = parents[v]
-        if p != v:
-            ch[fill[p]] = v
-            fill[p] += 1
-    order = np.empty(n_leaves, np.int64)
-    start = np.empty(n, np.int64)
-    end = np.empty(n, np.int64)
-    stack = np.empty(n, np.int64)
-    stack[0] = n - 1
-    top = 1
-    k = 0
-    while top > 0:
-        top -= 1
-        v = stack[top]
-        if v < n_leaves:
-            order[k] = v
-            start[v] = k
-            end[v] = k + 1
-            k += 1
-        else:
-            for t in range(nch[v + 1] - 1, nch[v] - 1, -1):
-                stack[top] = ch[t]
-                top += 1
-    for v in range(n_leaves, n):
-        start[v] = n_leaves
-        end[v] = 0
-    for v in range(n - 1):
-        p = parents[v]
-        if start[v] < start[p]:
-            start[p] = start[v]
-        if end[v] > end[p]:
-            end[p] = end[v]
-    return order, start, end, nch, ch
+def _uvt_kernel(u, seeds):
+    """Minimax-path Voronoi labelling of the ucm2 grid from seeds at the pixel sites (``uvt``).
 
-
-@njit(cache=True)
-def _minimax_labels_kernel(parents, n_leaves, leaf_seed, pa, pb, lca):
-    """Label of every leaf by climbing the tree (the seeded front propagation of ``uvt``).
-
-    ``leaf_seed[l]`` is the seed label inside leaf ``l`` (0: none); ``(pa, pb)`` are the adjacent
-    leaf pairs and ``lca`` their lowest common ancestors. At each merge, a child region holding
-    no seed takes the largest label among the labelled leaves of its siblings that touch it (the
-    front that enters it at that level; larger labels win ties as in ``uvt``).
+    A front leaves every seed at cost 0 and moves between 4-adjacent cells of the
+    ``(2H+1, 2W+1)`` grid; the cost of a path is the largest ucm2 value on it. Each cell takes the
+    label of the cheapest front, the larger label on ties (FACTS A.16). Returns per-pixel labels.
     """
-    n = parents.shape[0]
-    order, start, end, nch, ch = _leaf_ranges_kernel(parents, n_leaves)
-    pos = np.empty(n_leaves, np.int64)
-    for k in range(n_leaves):
-        pos[order[k]] = k
-    lab = leaf_seed.copy()
-    has = np.zeros(n, np.bool_)
-    for v in range(n_leaves):
-        has[v] = leaf_seed[v] > 0
-    # pairs grouped by their lca
-    m = pa.shape[0]
-    cnt = np.zeros(n + 1, np.int64)
-    for e in range(m):
-        cnt[lca[e] + 1] += 1
-    for v in range(n):
-        cnt[v + 1] += cnt[v]
-    by = np.empty(max(m, 1), np.int64)
-    fill = cnt[:n].copy()
-    for e in range(m):
-        by[fill[lca[e]]] = e
-        fill[lca[e]] += 1
-    cand = np.zeros(n, np.int64)
-    for v in range(n_leaves, n):
-        c0 = nch[v]
-        c1 = nch[v + 1]
-        any_has = False
-        all_has = True
-        for t in range(c0, c1):
-            if has[ch[t]]:
-                any_has = True
-            else:
-                all_has = False
-        has[v] = any_has
-        if not any_has or all_has:
+    hh, ww = u.shape
+    h, w = seeds.shape
+    n = hh * ww
+    dist = np.full(n, np.inf)
+    lab = np.zeros(n, np.int64)
+    done = np.zeros(n, np.bool_)
+    cap = max(1024, n // 4)
+    hv = np.empty(cap, np.float64)
+    ht = np.empty(cap, np.int64)
+    h1 = np.empty(cap, np.int64)
+    h2 = np.empty(cap, np.int64)
+    size = 0
+    for i in range(h):
+        for j in range(w):
+            s = seeds[i, j]
+            if s > 0:
+                c = (2 * i + 1) * ww + 2 * j + 1
+                dist[c] = 0.0
+                lab[c] = s
+                if size == hv.shape[0]:
+                    hv, ht, h1, h2 = _heap_grow(hv, ht, h1, h2)
+                hv[size] = 0.0
+                ht[size] = -s
+                h1[size] = c
+                h2[size] = s
+                _heap_sift_up(hv, ht, h1, h2, size)
+                size += 1
+    while size > 0:
+        d = hv[0]
+        c = h1[0]
+        lc = h2[0]
+        size -= 1
+        if size > 0:
+            _heap_swap(hv, ht, h1, h2, 0, size)
+            _heap_sift_down(hv, ht, h1, h2, size)
+        if done[c] or d > dist[c] or lc != lab[c]:
             continue
-        for t in range(c0, c1):
-            cand[ch[t]] = 0
-        changed = True
-        while changed:
-            changed = False
-            for q in range(cnt[v], cnt[v + 1]):
-                e = by[q]
-                a = pa[e]
-                b = pb[e]
-                for side in range(2):
-                    x = a if side == 0 else b
-                    y = b if side == 0 else a
-                    if lab[x] == 0 and lab[y] > 0:
-                        # the child of v holding x
-                        cx = -1
-                        for t in range(c0, c1):
-                            c = ch[t]
-                            if start[c] <= pos[x] < end[c]:
-                                cx = c
-                                break
-                        if lab[y] > cand[cx]:
-                            cand[cx] = lab[y]
-            for t in range(c0, c1):
-                c = ch[t]
-                if not has[c] and cand[c] > 0:
-                    for k in range(start[c], end[c]):
-                        lab[order[k]] = cand[c]
-                    has[c] = True
-                    changed = True
-    return lab
+        done[c] = True
+        r = c // ww
+        q = c - r * ww
+        for k in range(4):
+            if k == 0:
+                if r == 0:
+                    continue
+                m = c - ww
+            elif k == 1:
+                if q == 0:
+                    continue
+                m = c - 1
+            elif k == 2:
+                if q == ww - 1:
+                    continue
+                m = c + 1
+            else:
+                if r == hh - 1:
+                    continue
+                m = c + ww
+            if done[m]:
+                continue
+            x = u[m // ww, m - (m // ww) * ww]
+            nd = d if d > x else x
+            if nd < dist[m] or (nd == dist[m] and lc > lab[m]):
+                dist[m] = nd
+                lab[m] = lc
+                if size == hv.shape[0]:
+                    hv, ht, h1, h2 = _heap_grow(hv, ht, h1, h2)
+                hv[size] = nd
+                ht[size] = -lc
+                h1[size] = m
+                h2[size] = lc
+                _heap_sift_up(hv, ht, h1, h2, size)
+                size += 1
+    out = np.empty((h, w), np.int64)
+    for i in range(h):
+        for j in range(w):
+            out[i, j] = lab[(2 * i + 1) * ww + 2 * j + 1]
+    return out

@@ -349,17 +349,10 @@ class Hierarchy:
         area = self.areas
         for v in range(self.n_leaves):
             g.add_node(v, area=int(area[v]))
-        kind, fi, fj, la, lb = K._boundary_faces_kernel(self.leaf_labels)
-        if kind.size:
-            keys = la * self.n_leaves + lb
-            uniq, counts = np.unique(keys, return_counts=True)
-            pa = uniq // self.n_leaves
-            pb = uniq - pa * self.n_leaves
-            alt = self.altitudes[K._pair_lca_kernel(self.parents, self.n_leaves, pa, pb)]
-            for a, b, lev, c in zip(
-                pa.tolist(), pb.tolist(), alt.tolist(), counts.tolist(), strict=True
-            ):
-                g.add_edge(a, b, level=lev, length=c)
+        pairs, lca, length = self.adjacent_leaves()
+        levels = self.altitudes[lca]
+        for (a, b), lev, c in zip(pairs.tolist(), levels.tolist(), length.tolist(), strict=True):
+            g.add_edge(a, b, level=lev, length=c)
         return g
 
     def save(self, path: str | os.PathLike) -> None:
