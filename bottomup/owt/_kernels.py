@@ -523,19 +523,6 @@ def _faces_from_edges_kernel(face_kind, face_i, face_j, wh, wv):
 
 
 @njit(cache=True)
-def _faces_to_grid_kernel(face_kind, face_i, face_j, values, h, w):
-    """Double-size grid: face values on the faces, vertices = max of their 4 neighbours."""
-    g = np.zeros((2 * h + 1, 2 * w + 1), np.float64)
-    for f in range(face_kind.shape[0]):
-        if face_kind[f] == 0:
-            g[2 * face_i[f] + 1, 2 * face_j[f] + 2] = values[f]
-        else:
-            g[2 * face_i[f] + 2, 2 * face_j[f] + 1] = values[f]
-    _complete_vertices(g)
-    return g
-
-
-@njit(cache=True)
 def _complete_vertices(g):
     hh, ww = g.shape
     for r in range(0, hh, 2):
