@@ -1,0 +1,685 @@
+"""Numba kernels for hierarchies (private; inputs are assumed valid).
+
+Faces of the double-size grid are described as in :mod:`bottomup.owt._kernels`: kind 0 is the
+face between pixels ``(i, j)`` and ``(i, j + 1)`` at ``(2i + 1, 2j + 2)``, kind 1 the face between
+``(i, j)`` and ``(i + 1, j)`` at ``(2i + 2, 2j + 1)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from bottomup.owt._kernels import (
+    _find,
+    _heap_grow,
+    _heap_sift_down,
+    _heap_sift_up,
+    _heap_swap,
+)
+
+# ------------------------------------------------------------------------------------------------
+# Binary min-heap of (value, int) pairs ordered by value then int, in two arrays.
+
+
+@njit(cache=True, inline="always")
+def _heap2_less(hv, ht, a, b):
+    return hv[a] < hv[b] or (hv[a] == hv[b] and ht[a] < ht[b])
+
+
+@njit(cache=True, inline="always")
+def _heap2_sift_up(hv, ht, k):
+    x = hv[k]
+    t = ht[k]
+    while k > 0:
+        par = (k - 1) >> 1
+        if x < hv[par] or (x == hv[par] and t < ht[par]):
+            hv[k] = hv[par]
+            ht[k] = ht[par]
+            k = par
+        else:
+            break
+    hv[k] = x
+    ht[k] = t
+
+
+@njit(cache=True, inline="always")
+def _heap2_sift_down(hv, ht, size):
+    k = 0
+    x = hv[0]
+    t = ht[0]
+    while True:
+        c = 2 * k + 1
+        if c >= size:
+            break
+        if c + 1 < size and _heap2_less(hv, ht, c + 1, c):
+            c += 1
+        if hv[c] < x or (hv[c] == x and ht[c] < t):
+            hv[k] = hv[c]
+            ht[k] = ht[c]
+            k = c
+        else:
+            break
+    hv[k] = x
+    ht[k] = t
+
+
+@njit(cache=True)
+def _heap2_grow(hv, ht):
+    cap = 2 * hv.shape[0] + 16
+    nv = np.empty(cap, np.float64)
+    nt = np.empty(cap, np.int64)
+    nv[: hv.shape[0]] = hv
+    nt[: ht.shape[0]] = ht
+    return nv, nt
+
+
+# ------------------------------------------------------------------------------------------------
+# Open-addressing hash map int64 -> int64 (keys >= 0; -1 empty, -2 deleted) in two arrays.
+
+
+@njit(cache=True, inline="always")
+def _hash_home(key, mask):
+    x = np.uint64(key) * np.uint64(0x9E3779B97F4A7C15)
+    return np.int64(x >> np.uint64(20)) & mask
+
+
+@njit(cache=True, inline="always")
+def _hash_get(hk, hv, key):
+    mask = hk.shape[0] - 1
+    i = _hash_home(key, mask)
+    while hk[i] != -1:
+        if hk[i] == key:
+            return hv[i]
+        i = (i + 1) & mask
+    return -1
+
+
+@njit(cache=True, inline="always")
+def _hash_del(hk, key):
+    mask = hk.shape[0] - 1
+    i = _hash_home(key, mask)
+    while hk[i] != -1:
+        if hk[i] == key:
+            hk[i] = -2
+            return
+        i = (i + 1) & mask
+
+
+@njit(cache=True, inline="always")
+def _hash_put(hk, hv, key, val):
+    """Insert a key known to be absent; returns True when a fresh (never used) slot was taken."""
+    mask = hk.shape[0] - 1
+    i = _hash_home(key, mask)
+    while hk[i] >= 0:
+        i = (i + 1) & mask
+    fresh = hk[i] == -1
+    hk[i] = key
+    hv[i] = val
+    return fresh
+
+
+@njit(cache=True)
+def _hash_rebuild(hk, hv):
+    cap = hk.shape[0]
+    nk = np.full(cap, -1, np.int64)
+    nv = np.empty(cap, np.int64)
+    for i in range(cap):
+        if hk[i] >= 0:
+            _hash_put(nk, nv, hk[i], hv[i])
+    used = 0
+    for i in range(cap):
+        if nk[i] >= 0:
+            used += 1
+    return nk, nv, used
+
+
+@njit(cache=True)
+def _greedy_merge_kernel(n_leaves, ea, eb, sums, counts):
+    """Merge adjacent regions in order of the mean strength of their common boundary.
+
+    ``ea < eb`` are leaf ids of the region adjacency graph; ``sums`` and ``counts`` hold the sum
+    and number of boundary elements of each edge (consumed in place). Returns parents, altitudes.
+    """
+    n_edges = ea.shape[0]
+    n_max = 2 * n_leaves - 1
+    parents = np.empty(n_max, np.int64)
+    altitudes = np.zeros(n_max, np.float64)
+    node = np.arange(n_leaves)
+    absorbed = np.zeros(n_leaves, np.bool_)
+    head = np.full(n_leaves, -1, np.int64)
+    tail = np.full(n_leaves, -1, np.int64)
+    nxt = np.full(2 * n_edges, -1, np.int64)
+    deg = np.zeros(n_leaves, np.int64)
+    alive = np.ones(n_edges, np.bool_)
+    ends = np.empty((n_edges, 2), np.int64)
+    cap_h = 16
+    while cap_h < 4 * n_edges:
+        cap_h *= 2
+    hk = np.full(cap_h, -1, np.int64)
+    hvals = np.empty(cap_h, np.int64)
+    used = 0
+    # heap of (mean, edge); an entry is stale when the edge died or its mean changed
+    cap = max(16, 2 * n_edges)
+    hv = np.empty(cap, np.float64)
+    ht = np.empty(cap, np.int64)
+    size = 0
+    for e in range(n_edges):
+        a = ea[e]
+        b = eb[e]
+        ends[e, 0] = a
+        ends[e, 1] = b
+        for side in range(2):
+            r = ends[e, side]
+            s = 2 * e + side
+            if head[r] < 0:
+                head[r] = s
+            else:
+                nxt[tail[r]] = s
+            tail[r] = s
+            deg[r] += 1
+        _hash_put(hk, hvals, a * n_leaves + b, e)
+        used += 1
+        hv[size] = sums[e] / counts[e]
+        ht[size] = e
+        _heap2_sift_up(hv, ht, size)
+        size += 1
+    n_nodes = n_leaves
+    last = -np.inf
+    while size > 0:
+        val = hv[0]
+        e = ht[0]
+        size -= 1
+        if size > 0:
+            hv[0] = hv[size]
+            ht[0] = ht[size]
+            _heap2_sift_down(hv, ht, size)
+        if not alive[e] or val != sums[e] / counts[e]:
+            continue
+        # a merged mean is an average of means >= the current level; rounding may put it an ulp
+        # below, which must not make the levels decrease
+        if val < last:
+            val = last
+        last = val
+        a = ends[e, 0]
+        b = ends[e, 1]
+        if deg[a] >= deg[b]:
+            f = a
+            s_ = b
+        else:
+            f = b
+            s_ = a
+        new = n_nodes
+        n_nodes += 1
+        parents[node[a]] = new
+        parents[node[b]] = new
+        altitudes[new] = val
+        node[f] = new
+        alive[e] = False
+        _hash_del(hk, min(a, b) * n_leaves + max(a, b))
+        deg[f] -= 1
+        deg[s_] -= 1
+        slot = head[s_]
+        while slot >= 0:
+            nx = nxt[slot]
+            e2 = slot >> 1
+            if alive[e2]:
+                side = slot & 1
+                other = ends[e2, 1 - side]
+                _hash_del(hk, min(s_, other) * n_leaves + max(s_, other))
+                k2 = min(f, other) * n_leaves + max(f, other)
+                e3 = _hash_get(hk, hvals, k2)
+                if e3 >= 0:
+                    sums[e3] += sums[e2]
+                    counts[e3] += counts[e2]
+                    alive[e2] = False
+                    deg[other] -= 1
+                    if size == hv.shape[0]:
+                        hv, ht = _heap2_grow(hv, ht)
+                    hv[size] = sums[e3] / counts[e3]
+                    ht[size] = e3
+                    _heap2_sift_up(hv, ht, size)
+                    size += 1
+                else:
+                    ends[e2, side] = f
+                    if _hash_put(hk, hvals, k2, e2):
+                        used += 1
+                        if 2 * used > hk.shape[0]:
+                            hk, hvals, used = _hash_rebuild(hk, hvals)
+                    deg[f] += 1
+                    nxt[slot] = -1
+                    if head[f] < 0:
+                        head[f] = slot
+                    else:
+                        nxt[tail[f]] = slot
+                    tail[f] = slot
+            slot = nx
+        head[s_] = -1
+        tail[s_] = -1
+        deg[s_] = 0
+        absorbed[s_] = True
+    # A disconnected adjacency graph cannot come from a partition of a grid; join any remaining
+    # roots at the top level so that the result is still one tree.
+    if n_nodes < n_max:
+        top = 0.0
+        for v in range(n_leaves, n_nodes):
+            if altitudes[v] > top:
+                top = altitudes[v]
+        cur = -1
+        for r in range(n_leaves):
+            if absorbed[r]:
+                continue
+            if cur < 0:
+                cur = node[r]
+            else:
+                new = n_nodes
+                n_nodes += 1
+                parents[cur] = new
+                parents[node[r]] = new
+                altitudes[new] = top
+                cur = new
+    parents[n_nodes - 1] = n_nodes - 1
+    return parents[:n_nodes], altitudes[:n_nodes]
+
+
+@njit(cache=True)
+def _kruskal_kernel(n_leaves, ea, eb, w):
+    """Single-linkage tree of the graph (ea, eb) whose edges come sorted by weight ``w``."""
+    n_max = 2 * n_leaves - 1
+    parents = np.empty(n_max, np.int64)
+    altitudes = np.zeros(n_max, np.float64)
+    uf = np.arange(n_leaves)
+    node = np.arange(n_leaves)
+    n_nodes = n_leaves
+    for e in range(ea.shape[0]):
+        ra = _find(uf, ea[e])
+        rb = _find(uf, eb[e])
+        if ra == rb:
+            continue
+        new = n_nodes
+        n_nodes += 1
+        parents[node[ra]] = new
+        parents[node[rb]] = new
+        altitudes[new] = w[e]
+        uf[ra] = rb
+        node[rb] = new
+        if n_nodes == n_max:
+            break
+    parents[n_nodes - 1] = n_nodes - 1
+    return parents[:n_nodes], altitudes[:n_nodes]
+
+
+@njit(cache=True)
+def _boundary_faces_kernel(labels):
+    """All faces between pixels of different labels: (kind, i, j, label_a, label_b)."""
+    h, w = labels.shape
+    m = 0
+    for i in range(h):
+        for j in range(w - 1):
+            if labels[i, j] != labels[i, j + 1]:
+                m += 1
+    for i in range(h - 1):
+        for j in range(w):
+            if labels[i, j] != labels[i + 1, j]:
+                m += 1
+    kind = np.empty(m, np.int64)
+    fi = np.empty(m, np.int64)
+    fj = np.empty(m, np.int64)
+    la = np.empty(m, np.int64)
+    lb = np.empty(m, np.int64)
+    k = 0
+    for i in range(h):
+        for j in range(w - 1):
+            a = labels[i, j]
+            b = labels[i, j + 1]
+            if a != b:
+                kind[k] = 0
+                fi[k] = i
+                fj[k] = j
+                la[k] = min(a, b)
+                lb[k] = max(a, b)
+                k += 1
+    for i in range(h - 1):
+        for j in range(w):
+            a = labels[i, j]
+            b = labels[i + 1, j]
+            if a != b:
+                kind[k] = 1
+                fi[k] = i
+                fj[k] = j
+                la[k] = min(a, b)
+                lb[k] = max(a, b)
+                k += 1
+    return kind, fi, fj, la, lb
+
+
+@njit(cache=True)
+def _pair_lca_kernel(parents, n_leaves, pa, pb):
+    """Lowest common ancestor of each leaf pair (pa[e], pb[e]).
+
+    Replays the tree bottom-up with a union-find over leaves; each set keeps a list of its pending
+    pairs, and only the smaller lists are scanned at a merge (small-to-large).
+    """
+    n = parents.shape[0]
+    n_pairs = pa.shape[0]
+    out = np.full(n_pairs, -1, np.int64)
+    if n_pairs == 0:
+        return out
+    # children in CSR form
+    nch = np.zeros(n + 1, np.int64)
+    for v in range(n):
+        p = parents[v]
+        if p != v:
+            nch[p + 1] += 1
+    for v in range(n):
+        nch[v + 1] += nch[v]
+    ch = np.empty(max(nch[n], 1), np.int64)
+    fill = nch[:n].copy()
+    for v in range(n):
+        p = parents[v]
+        if p != v:
+            ch[fill[p]] = v
+            fill[p] += 1
+    uf = np.arange(n_leaves)
+    head = np.full(n_leaves, -1, np.int64)
+    cnt = np.zeros(n_leaves, np.int64)
+    nxt = np.full(2 * n_pairs, -1, np.int64)
+    for e in range(n_pairs):
+        for side in range(2):
+            r = pa[e] if side == 0 else pb[e]
+            s = 2 * e + side
+            nxt[s] = head[r]
+            head[r] = s
+            cnt[r] += 1
+    rep = np.empty(n, np.int64)
+    for v in range(n_leaves):
+        rep[v] = v
+    for v in range(n_leaves, n):
+        c0 = nch[v]
+        c1 = nch[v + 1]
+        big = _find(uf, rep[ch[c0]])
+        for t in range(c0 + 1, c1):
+            r = _find(uf, rep[ch[t]])
+            if cnt[r] > cnt[big]:
+                big = r
+        for t in range(c0, c1):
+            r = _find(uf, rep[ch[t]])
+            if r != big:
+                uf[r] = big
+        for t in range(c0, c1):
+            r = rep[ch[t]]
+            # r was a root before the unions above; after them its own list is still intact
+            if r == big:
+                continue
+            slot = head[r]
+            while slot >= 0:
+                nx = nxt[slot]
+                e = slot >> 1
+                if out[e] < 0:
+                    other = pb[e] if (slot & 1) == 0 else pa[e]
+                    if _find(uf, other) == big:
+                        out[e] = v
+                    else:
+                        nxt[slot] = head[big]
+                        head[big] = slot
+                        cnt[big] += 1
+                slot = nx
+            head[r] = -1
+            cnt[r] = 0
+        rep[v] = big
+    return out
+
+
+@njit(cache=True)
+def _cut_nodes_kernel(parents, altitudes, threshold, first_removed):
+    """Top node of every node in the cut at ``threshold`` that keeps the nodes < first_removed."""
+    n = parents.shape[0]
+    rid = np.empty(n, np.int64)
+    for v in range(n - 1, -1, -1):
+        p = parents[v]
+        if p != v and altitudes[p] <= threshold and p < first_removed:
+            rid[v] = rid[p]
+        else:
+            rid[v] = v
+    return rid
+
+
+@njit(cache=True)
+def _relabel_raster_kernel(leaf_labels, leaf_region, n_nodes):
+    """Dense labels 0..K-1 numbered in raster order of first appearance."""
+    h, w = leaf_labels.shape
+    new = np.full(n_nodes, -1, np.int64)
+    out = np.empty((h, w), np.int32)
+    k = 0
+    for i in range(h):
+        for j in range(w):
+            r = leaf_region[leaf_labels[i, j]]
+            if new[r] < 0:
+                new[r] = k
+                k += 1
+            out[i, j] = new[r]
+    return out, k
+
+
+@njit(cache=True)
+def _ucm2_leaves_kernel(u):
+    """Leaves of a ucm2: pixel cells joined by zero faces or zero vertices; dense raster labels."""
+    hh, ww = u.shape
+    h = (hh - 1) // 2
+    w = (ww - 1) // 2
+    n = h * w
+    uf = np.arange(n)
+    for i in range(h):
+        for j in range(w - 1):
+            if u[2 * i + 1, 2 * j + 2] <= 0.0:
+                ra = _find(uf, i * w + j)
+                rb = _find(uf, i * w + j + 1)
+                if ra != rb:
+                    uf[ra] = rb
+    for i in range(h - 1):
+        for j in range(w):
+            if u[2 * i + 2, 2 * j + 1] <= 0.0:
+                ra = _find(uf, i * w + j)
+                rb = _find(uf, (i + 1) * w + j)
+                if ra != rb:
+                    uf[ra] = rb
+    # vertices: a zero vertex 8-connects the cells around it
+    for a in range(h + 1):
+        for b in range(w + 1):
+            if u[2 * a, 2 * b] > 0.0:
+                continue
+            first = -1
+            for di in range(-1, 1):
+                for dj in range(-1, 1):
+                    ci = a + di
+                    cj = b + dj
+                    if 0 <= ci < h and 0 <= cj < w:
+                        c = ci * w + cj
+                        if first < 0:
+                            first = c
+                        else:
+                            ra = _find(uf, first)
+                            rb = _find(uf, c)
+                            if ra != rb:
+                                uf[ra] = rb
+    labels = np.empty((h, w), np.int32)
+    lab = np.full(n, -1, np.int64)
+    k = 0
+    for p in range(n):
+        r = _find(uf, p)
+        if lab[r] < 0:
+            lab[r] = k
+            k += 1
+        labels[p // w, p - (p // w) * w] = lab[r]
+    return labels, k
+
+
+@njit(cache=True)
+def _ucm2_links_kernel(u, labels):
+    """Links between different leaves of a ucm2: faces, plus vertices lower than a neighbour face.
+
+    A vertex whose value is below one of its incident faces 8-connects its cells at that value
+    (it never does in a vertex-completed ucm2, where each vertex is the max of its neighbours).
+    """
+    hh, ww = u.shape
+    h, w = labels.shape
+    cap = 2 * h * w + 16
+    la = np.empty(cap, np.int64)
+    lb = np.empty(cap, np.int64)
+    lw = np.empty(cap, np.float64)
+    m = 0
+    for i in range(h):
+        for j in range(w - 1):
+            a = labels[i, j]
+            b = labels[i, j + 1]
+            if a != b:
+                la[m] = min(a, b)
+                lb[m] = max(a, b)
+                lw[m] = u[2 * i + 1, 2 * j + 2]
+                m += 1
+    for i in range(h - 1):
+        for j in range(w):
+            a = labels[i, j]
+            b = labels[i + 1, j]
+            if a != b:
+                la[m] = min(a, b)
+                lb[m] = max(a, b)
+                lw[m] = u[2 * i + 2, 2 * j + 1]
+                m += 1
+    cells = np.empty(4, np.int64)
+    for a in range(h + 1):
+        for b in range(w + 1):
+            r = 2 * a
+            c = 2 * b
+            x = u[r, c]
+            mx = 0.0
+            if r > 0 and u[r - 1, c] > mx:
+                mx = u[r - 1, c]
+            if r + 1 < hh and u[r + 1, c] > mx:
+                mx = u[r + 1, c]
+            if c > 0 and u[r, c - 1] > mx:
+                mx = u[r, c - 1]
+            if c + 1 < ww and u[r, c + 1] > mx:
+                mx = u[r, c + 1]
+            if not x < mx:
+                continue
+            nc = 0
+            for di in range(-1, 1):
+                for dj in range(-1, 1):
+                    ci = a + di
+                    cj = b + dj
+                    if 0 <= ci < h and 0 <= cj < w:
+                        cells[nc] = labels[ci, cj]
+                        nc += 1
+            for s in range(1, nc):
+                if cells[s] != cells[0]:
+                    if m + 1 >= la.shape[0]:
+                        grow = 2 * la.shape[0]
+                        na = np.empty(grow, np.int64)
+                        nb = np.empty(grow, np.int64)
+                        nw = np.empty(grow, np.float64)
+                        na[:m] = la[:m]
+                        nb[:m] = lb[:m]
+                        nw[:m] = lw[:m]
+                        la, lb, lw = na, nb, nw
+                    la[m] = min(cells[0], cells[s])
+                    lb[m] = max(cells[0], cells[s])
+                    lw[m] = x
+                    m += 1
+    return la[:m].copy(), lb[:m].copy(), lw[:m].copy()
+
+
+@njit(cache=True)
+def _fill_faces_kernel(g, kind, fi, fj, values):
+    for f in range(kind.shape[0]):
+        if kind[f] == 0:
+            g[2 * fi[f] + 1, 2 * fj[f] + 2] = values[f]
+        else:
+            g[2 * fi[f] + 2, 2 * fj[f] + 1] = values[f]
+
+
+@njit(cache=True)
+def _uvt_kernel(u, seeds):
+    """Minimax-path Voronoi labelling of the ucm2 grid from seeds at the pixel sites (``uvt``).
+
+    A front leaves every seed at cost 0 and moves between 4-adjacent cells of the
+    ``(2H+1, 2W+1)`` grid; the cost of a path is the largest ucm2 value on it. Each cell takes the
+    label of the cheapest front, the larger label on ties (FACTS A.16). Returns per-pixel labels.
+    """
+    hh, ww = u.shape
+    h, w = seeds.shape
+    n = hh * ww
+    dist = np.full(n, np.inf)
+    lab = np.zeros(n, np.int64)
+    done = np.zeros(n, np.bool_)
+    cap = max(1024, n // 4)
+    hv = np.empty(cap, np.float64)
+    ht = np.empty(cap, np.int64)
+    h1 = np.empty(cap, np.int64)
+    h2 = np.empty(cap, np.int64)
+    size = 0
+    for i in range(h):
+        for j in range(w):
+            s = seeds[i, j]
+            if s > 0:
+                c = (2 * i + 1) * ww + 2 * j + 1
+                dist[c] = 0.0
+                lab[c] = s
+                if size == hv.shape[0]:
+                    hv, ht, h1, h2 = _heap_grow(hv, ht, h1, h2)
+                hv[size] = 0.0
+                ht[size] = -s
+                h1[size] = c
+                h2[size] = s
+                _heap_sift_up(hv, ht, h1, h2, size)
+                size += 1
+    while size > 0:
+        d = hv[0]
+        c = h1[0]
+        lc = h2[0]
+        size -= 1
+        if size > 0:
+            _heap_swap(hv, ht, h1, h2, 0, size)
+            _heap_sift_down(hv, ht, h1, h2, size)
+        if done[c] or d > dist[c] or lc != lab[c]:
+            continue
+        done[c] = True
+        r = c // ww
+        q = c - r * ww
+        for k in range(4):
+            if k == 0:
+                if r == 0:
+                    continue
+                m = c - ww
+            elif k == 1:
+                if q == 0:
+                    continue
+                m = c - 1
+            elif k == 2:
+                if q == ww - 1:
+                    continue
+                m = c + 1
+            else:
+                if r == hh - 1:
+                    continue
+                m = c + ww
+            if done[m]:
+                continue
+            x = u[m // ww, m - (m // ww) * ww]
+            nd = d if d > x else x
+            if nd < dist[m] or (nd == dist[m] and lc > lab[m]):
+                dist[m] = nd
+                lab[m] = lc
+                if size == hv.shape[0]:
+                    hv, ht, h1, h2 = _heap_grow(hv, ht, h1, h2)
+                hv[size] = nd
+                ht[size] = -lc
+                h1[size] = m
+                h2[size] = lc
+                _heap_sift_up(hv, ht, h1, h2, size)
+                size += 1
+    out = np.empty((h, w), np.int64)
+    for i in range(h):
+        for j in range(w):
+            out[i, j] = lab[(2 * i + 1) * ww + 2 * j + 1]
+    return out
