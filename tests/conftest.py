@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
+
+# The naive reference implementations (tests/naive*.py) import as top-level modules too.
+sys.path.insert(0, str(Path(__file__).parent))
 
 
 def data_root() -> Path | None:
