@@ -37,7 +37,9 @@ __all__ = [
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
 #: Registered tasks: name -> "module:function" (imported by each worker)
-TASKS: dict[str, str] = {}
+TASKS: dict[str, str] = {
+    "segment": "bottomup.pipeline:segment_file",
+}
 
 
 @contextlib.contextmanager

@@ -1,0 +1,116 @@
+"""The whole chain in a few readable lines: image -> contours -> OWT -> UCM hierarchy.
+
+``segment`` composes the stage functions (``bottomup.contours.gpb``, ``bottomup.hierarchy.ucm``) and
+is what the ``bottomup segment`` command, the folder jobs and the demo call.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+import numpy as np
+
+from bottomup._validate import check_image
+from bottomup.hierarchy import Hierarchy, ucm
+
+__all__ = ["segment", "image_to_contours", "segment_file", "CONTOUR_SOURCES"]
+
+#: Named contour sources besides the gPb presets: name -> "module:function" taking an image and
+#: returning ``(pb (H, W), oriented (O, H, W))``. ``learned`` is the CNN of the ``deep`` package,
+#: imported only when asked for (``bottomup`` itself never imports torch).
+CONTOUR_SOURCES = {"learned": "deep.contours.api:learned_contours"}
+
+
+def image_to_contours(image, preset: str = "quality", *, contours=None):
+    """Contour strength and oriented stack of an image.
+
+    Parameters
+    ----------
+    image : (H, W[, C]) array_like
+        Any dtype and channel layout the image contract accepts.
+    preset : {"quality", "fast"}
+        gPb preset (see :func:`bottomup.contours.gpb`).
+    contours : None, "learned" or callable, optional
+        None: gPb. "learned": the CNN contour detector of ``deep`` (needs torch). A callable
+        ``f(image) -> (pb, oriented)`` plugs in any edge detector.
+
+    Returns
+    -------
+    pb : (H, W) ndarray of float64 in [0, 1]
+    oriented : (O, H, W) ndarray of float64 or None
+    """
+    img = check_image(image)
+    if contours is None:
+        from bottomup.contours import gpb
+
+        c = gpb(img, preset)
+        return c.pb, c.oriented
+    if isinstance(contours, str):
+        if contours not in CONTOUR_SOURCES:
+            raise ValueError(
+                f"`contours` must be None, a callable or one of {sorted(CONTOUR_SOURCES)}, got {contours!r}"
+            )
+        import importlib
+
+        mod, fn = CONTOUR_SOURCES[contours].split(":")
+        try:
+            contours = getattr(importlib.import_module(mod), fn)
+        except ImportError as exc:
+            raise ImportError(
+                f"contours={contours!r} needs the `deep` extra (torch): pip install 'bottomup[deep]' "
+                f"({exc})"
+            ) from exc
+    if not callable(contours):
+        raise TypeError(f"`contours` must be None, a name or a callable, got {type(contours).__name__}")
+    pb, oriented = contours(img)
+    return np.asarray(pb, dtype=np.float64), None if oriented is None else np.asarray(oriented, np.float64)
+
+
+def segment(image, preset: str = "quality", *, contours: None | str | Callable = None) -> Hierarchy:
+    """Segment an image into a hierarchy of regions (gPb-owt-ucm).
+
+    Parameters
+    ----------
+    image : (H, W[, C]) array_like
+        Gray, RGB or RGBA; uint8, uint16 or float in [0, 1].
+    preset : {"quality", "fast"}
+        ``quality``: the original gPb cues and spectral globalisation (DNCuts eigenvectors);
+        ``fast``: fewer textons, coarser sampling of the large discs, a cheaper spectral step.
+    contours : None, "learned" or callable, optional
+        Contour source (see :func:`image_to_contours`).
+
+    Returns
+    -------
+    hierarchy : Hierarchy
+        Its ``to_ucm2()`` is the BSDS ucm2, with the learned sigmoid normalisation of the release
+        for gPb contours (a monotone map: it changes the levels, not the tree).
+
+    References
+    ----------
+    .. [1] P. Arbelaez, M. Maire, C. Fowlkes, J. Malik, "Contour Detection and Hierarchical
+           Image Segmentation", TPAMI 33(5), 2011. :DOI:`10.1109/TPAMI.2010.161`
+
+    Examples
+    --------
+    >>> img = np.zeros((40, 40, 3)); img[:, 20:] = 1.0
+    >>> h = segment(img, "fast")
+    >>> h.cut(n_regions=2).max()
+    1
+    """
+    pb, oriented = image_to_contours(image, preset, contours=contours)
+    return ucm(pb, oriented, normalize=contours is None)
+
+
+def segment_file(in_path, out_path, *, preset: str = "quality", contours=None) -> dict:
+    """Segment one image file and write its ucm2 atomically (``.mat``, ``.npz`` or ``.png``).
+
+    The task behind ``bottomup segment`` folder jobs.
+    """
+    from bottomup.io import read_image, write_ucm2
+
+    img = read_image(in_path)
+    h = segment(img, preset, contours=contours)
+    write_ucm2(out_path, h.to_ucm2())
+    return {"shape": list(img.shape[:2]), "n_leaves": int(h.n_leaves)
+            if hasattr(h, "n_leaves") else None, "pid": os.getpid()}
