@@ -92,6 +92,23 @@ def _geometry(m: nn.Module):
     )
 
 
+_POINTWISE_NAMES = {c.__name__ for c in _POINTWISE}
+
+
+def _step(prev: LayerRF, name: str, m: nn.Module, geom, output_shape) -> LayerRF:
+    """Apply one layer's recursion to the record of its input."""
+    if geom is None:
+        return LayerRF(name, type(m).__name__, prev.size, prev.jump, prev.start, output_shape)
+    k, s, p, d = geom
+    r, j, c = [], [], []
+    for a in range(2):
+        keff = d[a] * (k[a] - 1) + 1
+        r.append(prev.size[a] + (keff - 1) * prev.jump[a])
+        j.append(prev.jump[a] * s[a])
+        c.append(prev.start[a] + ((keff - 1) / 2 - p[a]) * prev.jump[a])
+    return LayerRF(name, type(m).__name__, (r[0], r[1]), (j[0], j[1]), (c[0], c[1]), output_shape)
+
+
 def receptive_field(model: nn.Module, input_size) -> list[LayerRF]:
     """Trace a network and give the receptive field of each of its layers.
 
@@ -117,8 +134,11 @@ def receptive_field(model: nn.Module, input_size) -> list[LayerRF]:
     Notes
     -----
     Leaves are found with forward hooks; each layer's input is matched to the output of the layer
-    that produced it, so pointwise functional ops in between (``F.relu``) are transparent. Branching
-    networks (residual sums, concatenations) are outside the recursion's scope.
+    that produced it, so pointwise functional ops in between (``F.relu``) are transparent. When the
+    forward calls no leaf module (a Module whose ``forward`` uses the functional form with the
+    leaves' weights, as :class:`deep.ops.ContextModule`), the leaves are walked in registration
+    order instead, with output sizes from the convolution arithmetic. Branching networks (residual
+    sums, concatenations) are outside the recursion's scope.
 
     Examples
     --------
@@ -154,19 +174,7 @@ def receptive_field(model: nn.Module, input_size) -> list[LayerRF]:
             errors.append(err)
             return
         prev = by_tensor.get(id(inputs[0]), (None, records[-1]))[1]
-        if geom is None:
-            rec = LayerRF(names[m], type(m).__name__, prev.size, prev.jump, prev.start,
-                          tuple(output.shape))
-        else:
-            k, s, p, d = geom
-            r, j, c = [], [], []
-            for a in range(2):
-                keff = d[a] * (k[a] - 1) + 1
-                r.append(prev.size[a] + (keff - 1) * prev.jump[a])
-                j.append(prev.jump[a] * s[a])
-                c.append(prev.start[a] + ((keff - 1) / 2 - p[a]) * prev.jump[a])
-            rec = LayerRF(names[m], type(m).__name__, (r[0], r[1]), (j[0], j[1]),
-                          (c[0], c[1]), tuple(output.shape))
+        rec = _step(prev, names[m], m, geom, tuple(output.shape))
         records.append(rec)
         if isinstance(output, torch.Tensor):
             by_tensor[id(output)] = (output, rec)
@@ -186,4 +194,20 @@ def receptive_field(model: nn.Module, input_size) -> list[LayerRF]:
             h.remove()
     if errors:
         raise errors[0]
+    traced = [r for r in records[1:] if r.kind not in _POINTWISE_NAMES]
+    if not traced and any(_geometry(m) is not None for m in leaves):
+        # the forward bypassed its leaf modules (functional calls): walk them in registration order
+        records = [base]
+        for m in leaves:
+            geom = _geometry(m)
+            prev = records[-1]
+            shape = list(prev.output_shape)
+            if geom is not None:
+                k, st, p, d = geom
+                for a in range(2):
+                    keff = d[a] * (k[a] - 1) + 1
+                    shape[2 + a] = (shape[2 + a] + 2 * p[a] - keff) // st[a] + 1
+                if isinstance(m, nn.Conv2d):
+                    shape[1] = m.out_channels
+            records.append(_step(prev, names[m], m, geom, tuple(shape)))
     return records
