@@ -7,7 +7,6 @@ hypercolumn region scoring and mask refinement, and an edge-aware dense CRF. ``d
 masks ``(K, H, W)`` bool, boxes ``(K, 4)`` xyxy.
 """
 
-
 from . import backbone, features, models, ops
 from ._checks import ShapeError, check_shape
 from .backbone import EfficientNetLite0, efficientnet_lite0, preprocess

@@ -1,8 +1,8 @@
 """Input checks for the public API of :mod:`deep`.
 
 Modelled on ``kornia/core/check.py`` (``KORNIA_CHECK_SHAPE``), except that the errors subclass the
-builtin ``ValueError`` / ``TypeError`` so that ``except ValueError`` catches them. Every message names
-the argument, what was expected and what came.
+builtin ``ValueError`` / ``TypeError`` so that ``except ValueError`` catches them. Every message
+names the argument, what was expected and what came.
 """
 
 from __future__ import annotations
@@ -78,13 +78,13 @@ def check_shape(x, shape: Sequence[str | int], name: str = "input") -> torch.Ten
     if dims and dims[0] == "*":
         rest = dims[1:]
         ok = x.dim() >= len(rest)
-        tail = got[len(got) - len(rest):] if ok else ()
+        tail = got[len(got) - len(rest) :] if ok else ()
     else:
         rest = dims
         ok = x.dim() == len(rest)
         tail = got
     if ok:
-        for d, s in zip(rest, tail):
+        for d, s in zip(rest, tail, strict=True):
             if isinstance(d, int) and d != s:
                 ok = False
                 break

@@ -29,10 +29,26 @@ __all__ = ["LayerRF", "receptive_field"]
 
 # Modules that act pixel-wise (or channel-wise) and leave the receptive field unchanged.
 _POINTWISE = (
-    nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Sigmoid, nn.Tanh,
-    nn.Hardswish, nn.Hardsigmoid, nn.Softmax, nn.LogSoftmax, nn.Identity,
-    nn.BatchNorm2d, nn.InstanceNorm2d, nn.GroupNorm, nn.LayerNorm,
-    nn.Dropout, nn.Dropout2d,
+    nn.ReLU,
+    nn.ReLU6,
+    nn.LeakyReLU,
+    nn.PReLU,
+    nn.ELU,
+    nn.GELU,
+    nn.SiLU,
+    nn.Sigmoid,
+    nn.Tanh,
+    nn.Hardswish,
+    nn.Hardsigmoid,
+    nn.Softmax,
+    nn.LogSoftmax,
+    nn.Identity,
+    nn.BatchNorm2d,
+    nn.InstanceNorm2d,
+    nn.GroupNorm,
+    nn.LayerNorm,
+    nn.Dropout,
+    nn.Dropout2d,
 )
 
 

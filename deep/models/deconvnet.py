@@ -24,8 +24,11 @@ def _block(cin: int, cout: int, n: int, transposed: bool) -> nn.Sequential:
     conv = nn.ConvTranspose2d if transposed else nn.Conv2d
     layers: list[nn.Module] = []
     for i in range(n):
-        layers += [conv(cin if i == 0 else cout, cout, 3, padding=1, bias=False),
-                   nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+        layers += [
+            conv(cin if i == 0 else cout, cout, 3, padding=1, bias=False),
+            nn.BatchNorm2d(cout),
+            nn.ReLU(inplace=True),
+        ]
     return nn.Sequential(*layers)
 
 
@@ -55,22 +58,29 @@ class DeconvNet(nn.Module):
         - Output: :math:`(N, \\text{num_classes}, H, W)`
     """
 
-    def __init__(self, in_channels: int = 3, num_classes: int = 21,
-                 channels: Sequence[int] = (64, 128, 256, 512, 512),
-                 convs_per_stage: Sequence[int] = (2, 2, 3, 3, 3), transposed: bool = True):
+    def __init__(
+        self,
+        in_channels: int = 3,
+        num_classes: int = 21,
+        channels: Sequence[int] = (64, 128, 256, 512, 512),
+        convs_per_stage: Sequence[int] = (2, 2, 3, 3, 3),
+        transposed: bool = True,
+    ):
         super().__init__()
         if len(channels) != len(convs_per_stage) or not channels:
-            raise ValueError("`channels` and `convs_per_stage` must be non-empty and equally long, "
-                             f"but got {len(channels)} and {len(convs_per_stage)}")
+            raise ValueError(
+                "`channels` and `convs_per_stage` must be non-empty and equally long, "
+                f"but got {len(channels)} and {len(convs_per_stage)}"
+            )
         self.in_channels = in_channels
         self.encoder = nn.ModuleList()
         cin = in_channels
-        for c, n in zip(channels, convs_per_stage):
+        for c, n in zip(channels, convs_per_stage, strict=True):
             self.encoder.append(_block(cin, c, n, transposed=False))
             cin = c
         self.decoder = nn.ModuleList()
         outs = list(channels[:-1])[::-1] + [channels[0]]
-        for c_in, c_out, n in zip(channels[::-1], outs, convs_per_stage[::-1]):
+        for c_in, c_out, n in zip(channels[::-1], outs, convs_per_stage[::-1], strict=True):
             self.decoder.append(_block(c_in, c_out, n, transposed=transposed))
         self.classifier = nn.Conv2d(channels[0], num_classes, 1)
 
@@ -84,6 +94,6 @@ class DeconvNet(nn.Module):
             size = y.shape[-2:]
             y, idx = max_pool_with_indices(y, 2, 2)
             switches.append((idx, size))
-        for stage, (idx, size) in zip(self.decoder, reversed(switches)):
+        for stage, (idx, size) in zip(self.decoder, reversed(switches), strict=True):
             y = stage(max_unpool(y, idx, size))
         return self.classifier(y)

@@ -24,8 +24,11 @@ __all__ = ["ASPP", "DeepLabV3Plus", "deeplabv3plus_efficientnet_lite0"]
 
 
 def _sep_bn_relu(cin: int, cout: int, dilation: int = 1) -> nn.Sequential:
-    return nn.Sequential(SeparableConv2d(cin, cout, 3, dilation=dilation),
-                         nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+    return nn.Sequential(
+        SeparableConv2d(cin, cout, 3, dilation=dilation),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    )
 
 
 class ASPP(nn.Module):
@@ -53,23 +56,40 @@ class ASPP(nn.Module):
         - Output: :math:`(N, C_{out}, H, W)`
     """
 
-    def __init__(self, in_channels: int, out_channels: int = 256,
-                 rates: Sequence[int] = (6, 12, 18), separable: bool = True):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int = 256,
+        rates: Sequence[int] = (6, 12, 18),
+        separable: bool = True,
+    ):
         super().__init__()
-        self.branches = nn.ModuleList([nn.Sequential(
-            nn.Conv2d(in_channels, out_channels, 1, bias=False), nn.BatchNorm2d(out_channels),
-            nn.ReLU(inplace=True))])
+        self.branches = nn.ModuleList(
+            [
+                nn.Sequential(
+                    nn.Conv2d(in_channels, out_channels, 1, bias=False),
+                    nn.BatchNorm2d(out_channels),
+                    nn.ReLU(inplace=True),
+                )
+            ]
+        )
         for r in rates:
             if separable:
                 self.branches.append(_sep_bn_relu(in_channels, out_channels, r))
             else:
-                self.branches.append(nn.Sequential(
-                    nn.Conv2d(in_channels, out_channels, 3, padding=r, dilation=r, bias=False),
-                    nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True)))
+                self.branches.append(
+                    nn.Sequential(
+                        nn.Conv2d(in_channels, out_channels, 3, padding=r, dilation=r, bias=False),
+                        nn.BatchNorm2d(out_channels),
+                        nn.ReLU(inplace=True),
+                    )
+                )
         self.pool = nn.Conv2d(in_channels, out_channels, 1)
         self.project = nn.Sequential(
             nn.Conv2d(out_channels * (len(rates) + 2), out_channels, 1, bias=False),
-            nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True))
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(inplace=True),
+        )
         self.rates = tuple(rates)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -105,10 +125,18 @@ class DeepLabV3Plus(nn.Module):
         - Output: :math:`(N, \\text{num_classes}, H, W)`
     """
 
-    def __init__(self, backbone: nn.Module, num_classes: int, *, high_level: int = 32,
-                 low_level: int = 4, aspp_rates: Sequence[int] = (6, 12, 18),
-                 aspp_channels: int = 256, low_level_channels: int = 48,
-                 decoder_channels: int = 256):
+    def __init__(
+        self,
+        backbone: nn.Module,
+        num_classes: int,
+        *,
+        high_level: int = 32,
+        low_level: int = 4,
+        aspp_rates: Sequence[int] = (6, 12, 18),
+        aspp_channels: int = 256,
+        low_level_channels: int = 48,
+        decoder_channels: int = 256,
+    ):
         super().__init__()
         if not isinstance(num_classes, int) or num_classes < 1:
             raise ValueError(f"`num_classes` must be a positive integer, but got {num_classes!r}")
@@ -119,11 +147,15 @@ class DeepLabV3Plus(nn.Module):
         self.backbone = backbone
         self.high_level, self.low_level = high_level, low_level
         self.aspp = ASPP(chans[high_level], aspp_channels, aspp_rates, separable=True)
-        self.reduce = nn.Sequential(nn.Conv2d(chans[low_level], low_level_channels, 1, bias=False),
-                                    nn.BatchNorm2d(low_level_channels), nn.ReLU(inplace=True))
+        self.reduce = nn.Sequential(
+            nn.Conv2d(chans[low_level], low_level_channels, 1, bias=False),
+            nn.BatchNorm2d(low_level_channels),
+            nn.ReLU(inplace=True),
+        )
         self.decoder = nn.Sequential(
             _sep_bn_relu(aspp_channels + low_level_channels, decoder_channels),
-            _sep_bn_relu(decoder_channels, decoder_channels))
+            _sep_bn_relu(decoder_channels, decoder_channels),
+        )
         self.classifier = nn.Conv2d(decoder_channels, num_classes, 1)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -131,14 +163,19 @@ class DeepLabV3Plus(nn.Module):
         check_shape(x, ["N", 3, "H", "W"], "x")
         taps = self.backbone.forward_features(x)
         low = self.reduce(taps[self.low_level])
-        high = F.interpolate(self.aspp(taps[self.high_level]), size=low.shape[-2:],
-                             mode="bilinear", align_corners=False)
+        high = F.interpolate(
+            self.aspp(taps[self.high_level]),
+            size=low.shape[-2:],
+            mode="bilinear",
+            align_corners=False,
+        )
         y = self.classifier(self.decoder(torch.cat([high, low], dim=1)))
         return F.interpolate(y, size=x.shape[-2:], mode="bilinear", align_corners=False)
 
 
-def deeplabv3plus_efficientnet_lite0(num_classes: int, *, output_stride: int = 16,
-                                     pretrained: bool = True) -> DeepLabV3Plus:
+def deeplabv3plus_efficientnet_lite0(
+    num_classes: int, *, output_stride: int = 16, pretrained: bool = True
+) -> DeepLabV3Plus:
     """DeepLabv3+ on EfficientNet-Lite0 made atrous to ``output_stride`` (16 or 8).
 
     The ASPP rates are (6, 12, 18) at output stride 16 and (12, 24, 36) at 8; the stride-4 tap feeds

@@ -48,7 +48,9 @@ class FCN(nn.Module):
     def __init__(self, backbone: nn.Module, num_classes: int, variant: str = "8s"):
         super().__init__()
         if variant not in FCN_VARIANTS:
-            raise ValueError(f"`variant` must be one of {sorted(FCN_VARIANTS)}, but got {variant!r}")
+            raise ValueError(
+                f"`variant` must be one of {sorted(FCN_VARIANTS)}, but got {variant!r}"
+            )
         if not isinstance(num_classes, int) or num_classes < 1:
             raise ValueError(f"`num_classes` must be a positive integer, but got {num_classes!r}")
         self.backbone = backbone
@@ -72,9 +74,8 @@ class FCN(nn.Module):
         check_shape(x, ["N", 3, "H", "W"], "x")
         taps = self.backbone.forward_features(x)
         y = self.score[str(self.strides[0])](taps[self.strides[0]])
-        for up, s in zip(self.up2, self.strides[1:]):
+        for up, s in zip(self.up2, self.strides[1:], strict=True):
             skip = self.score[str(s)](taps[s])
             y = up(y)[..., : skip.shape[-2], : skip.shape[-1]] + skip
         y = self.upsample(y)
         return y[..., : x.shape[-2], : x.shape[-1]]
-

@@ -54,11 +54,21 @@ class UNet(nn.Module):
         - Output: :math:`(N, \\text{num_classes}, H, W)`
     """
 
-    def __init__(self, in_channels: int = 3, num_classes: int = 2, base_channels: int = 64,
-                 depth: int = 4, batch_norm: bool = True):
+    def __init__(
+        self,
+        in_channels: int = 3,
+        num_classes: int = 2,
+        base_channels: int = 64,
+        depth: int = 4,
+        batch_norm: bool = True,
+    ):
         super().__init__()
-        for name, v in (("in_channels", in_channels), ("num_classes", num_classes),
-                        ("base_channels", base_channels), ("depth", depth)):
+        for name, v in (
+            ("in_channels", in_channels),
+            ("num_classes", num_classes),
+            ("base_channels", base_channels),
+            ("depth", depth),
+        ):
             if not isinstance(v, int) or v < 1:
                 raise ValueError(f"`{name}` must be a positive integer, but got {v!r}")
         self.depth = depth
@@ -86,6 +96,6 @@ class UNet(nn.Module):
         for level in self.down[1:]:
             skips.append(y)
             y = level(F.max_pool2d(y, 2))
-        for up, fuse, skip in zip(self.up, self.fuse, reversed(skips)):
+        for up, fuse, skip in zip(self.up, self.fuse, reversed(skips), strict=True):
             y = fuse(torch.cat([skip, up(y)], dim=1))
         return self.classifier(y)[..., :h, :w]

@@ -35,8 +35,12 @@ __all__ = [
 CONTEXT_DILATIONS = (1, 1, 2, 4, 8, 16, 1)
 
 
-def context_aggregation(x: Tensor, weights: Sequence[Tensor], biases: Sequence[Tensor | None],
-                        dilations: Sequence[int] = CONTEXT_DILATIONS) -> Tensor:
+def context_aggregation(
+    x: Tensor,
+    weights: Sequence[Tensor],
+    biases: Sequence[Tensor | None],
+    dilations: Sequence[int] = CONTEXT_DILATIONS,
+) -> Tensor:
     """Apply Yu & Koltun's context module with the given weights.
 
     Parameters
@@ -62,7 +66,7 @@ def context_aggregation(x: Tensor, weights: Sequence[Tensor], biases: Sequence[T
             f"`weights` and `biases` must hold len(dilations) + 1 = {len(dilations) + 1} entries, "
             f"but got {len(weights)} and {len(biases)}"
         )
-    for w, b, d in zip(weights[:-1], biases[:-1], dilations):
+    for w, b, d in zip(weights[:-1], biases[:-1], dilations, strict=True):
         x = F.relu(F.conv2d(x, w, b, padding=d, dilation=d))
     return F.conv2d(x, weights[-1], biases[-1])
 
@@ -107,8 +111,12 @@ class ContextModule(nn.Module):
         - Output: :math:`(N, C, H, W)`
     """
 
-    def __init__(self, channels: int, dilations: Sequence[int] = CONTEXT_DILATIONS,
-                 identity_init: bool = True):
+    def __init__(
+        self,
+        channels: int,
+        dilations: Sequence[int] = CONTEXT_DILATIONS,
+        identity_init: bool = True,
+    ):
         super().__init__()
         if not isinstance(channels, int) or channels < 1:
             raise ValueError(f"`channels` must be a positive integer, but got {channels!r}")
@@ -122,16 +130,18 @@ class ContextModule(nn.Module):
                 identity_init_(c)
 
     def forward(self, x: Tensor) -> Tensor:
-        return context_aggregation(x, [c.weight for c in self.convs], [c.bias for c in self.convs],
-                                   self.dilations)
+        return context_aggregation(
+            x, [c.weight for c in self.convs], [c.bias for c in self.convs], self.dilations
+        )
 
 
 class _PaddedMaxPool2d(nn.MaxPool2d):
     """Max pooling that pads with -inf itself (``nn.MaxPool2d`` caps padding at half the kernel)."""
 
     def __init__(self, pool: nn.MaxPool2d, pre_pad: tuple[int, int]):
-        super().__init__(pool.kernel_size, pool.stride, 0, pool.dilation, pool.return_indices,
-                         pool.ceil_mode)
+        super().__init__(
+            pool.kernel_size, pool.stride, 0, pool.dilation, pool.return_indices, pool.ceil_mode
+        )
         self.pre_pad = pre_pad
 
     def forward(self, x: Tensor):
@@ -144,8 +154,9 @@ def _two(v) -> tuple[int, int]:
     return (int(v), int(v)) if isinstance(v, int) else (int(v[0]), int(v[1]))
 
 
-def stride_to_dilation(model: nn.Module, layer: str, *, factor: int = 2,
-                       inplace: bool = False) -> nn.Module:
+def stride_to_dilation(
+    model: nn.Module, layer: str, *, factor: int = 2, inplace: bool = False
+) -> nn.Module:
     """Remove a layer's stride and dilate every later layer by the same factor (DeepLab).
 
     Parameters
@@ -193,13 +204,14 @@ def stride_to_dilation(model: nn.Module, layer: str, *, factor: int = 2,
     pos = names.index(layer)
     target = named[pos][1]
     if not isinstance(target, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)):
-        raise ValueError(f"`layer` {layer!r} must be a Conv2d or a pooling layer, "
-                         f"but is {type(target).__name__}")
+        raise ValueError(
+            f"`layer` {layer!r} must be a Conv2d or a pooling layer, but is {type(target).__name__}"
+        )
     stride = _two(target.stride)
     if stride != (factor, factor):
         raise ValueError(f"`layer` {layer!r} must have stride {factor}, but has stride {stride}")
     target.stride = (1, 1) if isinstance(target, nn.Conv2d) else 1
-    for name, m in named[pos + 1:]:
+    for name, m in named[pos + 1 :]:
         if isinstance(m, nn.ConvTranspose2d):
             raise ValueError(f"cannot dilate transposed convolution {name!r}")
         if isinstance(m, nn.Conv2d):
@@ -219,13 +231,21 @@ def stride_to_dilation(model: nn.Module, layer: str, *, factor: int = 2,
                 parent = model.get_submodule(parent_name) if parent_name else model
                 setattr(parent, attr, new)
         elif isinstance(m, nn.AvgPool2d) and max(_two(m.kernel_size)) > 1:
-            raise ValueError(f"cannot dilate average pooling {name!r} (torch has no dilated "
-                             "AvgPool2d); use a max-pooling or convolution instead")
+            raise ValueError(
+                f"cannot dilate average pooling {name!r} (torch has no dilated "
+                "AvgPool2d); use a max-pooling or convolution instead"
+            )
     return model
 
 
-def separable_conv2d(x: Tensor, depthwise_weight: Tensor, pointwise_weight: Tensor,
-                     bias: Tensor | None = None, stride: int = 1, dilation: int = 1) -> Tensor:
+def separable_conv2d(
+    x: Tensor,
+    depthwise_weight: Tensor,
+    pointwise_weight: Tensor,
+    bias: Tensor | None = None,
+    stride: int = 1,
+    dilation: int = 1,
+) -> Tensor:
     """Depthwise-separable convolution: a per-channel ``k x k`` (atrous) conv, then a 1x1 conv.
 
     Parameters
@@ -259,15 +279,35 @@ class SeparableConv2d(nn.Module):
         - Output: :math:`(N, C_{out}, H / stride, W / stride)`
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
-                 dilation: int = 1, bias: bool = False):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 3,
+        stride: int = 1,
+        dilation: int = 1,
+        bias: bool = False,
+    ):
         super().__init__()
-        self.depthwise = nn.Conv2d(in_channels, in_channels, kernel_size, stride,
-                                   dilation * (kernel_size - 1) // 2, dilation, groups=in_channels,
-                                   bias=False)
+        self.depthwise = nn.Conv2d(
+            in_channels,
+            in_channels,
+            kernel_size,
+            stride,
+            dilation * (kernel_size - 1) // 2,
+            dilation,
+            groups=in_channels,
+            bias=False,
+        )
         self.pointwise = nn.Conv2d(in_channels, out_channels, 1, bias=bias)
         self.stride, self.dilation = stride, dilation
 
     def forward(self, x: Tensor) -> Tensor:
-        return separable_conv2d(x, self.depthwise.weight, self.pointwise.weight,
-                                self.pointwise.bias, self.stride, self.dilation)
+        return separable_conv2d(
+            x,
+            self.depthwise.weight,
+            self.pointwise.weight,
+            self.pointwise.bias,
+            self.stride,
+            self.dilation,
+        )

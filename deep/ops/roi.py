@@ -1,8 +1,8 @@
 """RoIAlign and RoIPool in pure, vectorised, differentiable torch, with torchvision's signatures.
 
-Both follow the arithmetic of torchvision's CPU kernels (``torchvision/csrc/ops/cpu/roi_*_kernel.cpp``)
-so that torchvision can serve as a drop-in oracle; ``tests/deep/naive.py`` holds a plain Python loop
-of the same arithmetic.
+Both follow the arithmetic of torchvision's CPU kernels
+(``torchvision/csrc/ops/cpu/roi_*_kernel.cpp``) so that torchvision can serve as a drop-in
+oracle; ``tests/deep/naive.py`` holds a plain Python loop of the same arithmetic.
 
 References
 ----------
@@ -21,8 +21,8 @@ from .._checks import check_float_tensor, check_shape
 
 __all__ = ["roi_align", "RoIAlign", "roi_pool", "RoIPool", "boxes_to_rois"]
 
-# Largest intermediate (elements) RoIPool builds at once; RoIs are processed in chunks below it.
-_POOL_CHUNK_ELEMENTS = 1 << 25
+# RoIs RoIPool processes at once (bounds the gathered windows' memory).
+_POOL_CHUNK = 64
 
 
 def _pair(v, name: str) -> tuple[int, int]:
@@ -102,7 +102,11 @@ def _axis_weights(start: Tensor, bin_size: Tensor, grid: Tensor, n_bins: int, si
     p = torch.arange(n_bins, dtype=dtype, device=device).view(1, n_bins, 1)
     i = torch.arange(g_max, dtype=dtype, device=device).view(1, 1, g_max)
     gridf = grid.to(dtype).clamp(min=1).view(k, 1, 1)
-    coord = start.view(k, 1, 1) + p * bin_size.view(k, 1, 1) + (i + 0.5) * bin_size.view(k, 1, 1) / gridf
+    coord = (
+        start.view(k, 1, 1)
+        + p * bin_size.view(k, 1, 1)
+        + (i + 0.5) * bin_size.view(k, 1, 1) / gridf
+    )
     used = (i < grid.view(k, 1, 1)) & (coord >= -1.0) & (coord <= size)
     coord = coord.clamp(min=0)
     low = coord.floor().to(torch.int64)
@@ -206,8 +210,13 @@ class RoIAlign(nn.Module):
         - Output: :math:`(K, C, PH, PW)`.
     """
 
-    def __init__(self, output_size, spatial_scale: float = 1.0, sampling_ratio: int = -1,
-                 aligned: bool = False):
+    def __init__(
+        self,
+        output_size,
+        spatial_scale: float = 1.0,
+        sampling_ratio: int = -1,
+        aligned: bool = False,
+    ):
         super().__init__()
         self.output_size = _pair(output_size, "output_size")
         self.spatial_scale = spatial_scale
@@ -215,12 +224,15 @@ class RoIAlign(nn.Module):
         self.aligned = aligned
 
     def forward(self, input: Tensor, rois) -> Tensor:
-        return roi_align(input, rois, self.output_size, self.spatial_scale, self.sampling_ratio,
-                         self.aligned)
+        return roi_align(
+            input, rois, self.output_size, self.spatial_scale, self.sampling_ratio, self.aligned
+        )
 
     def extra_repr(self) -> str:
-        return (f"output_size={self.output_size}, spatial_scale={self.spatial_scale}, "
-                f"sampling_ratio={self.sampling_ratio}, aligned={self.aligned}")
+        return (
+            f"output_size={self.output_size}, spatial_scale={self.spatial_scale}, "
+            f"sampling_ratio={self.sampling_ratio}, aligned={self.aligned}"
+        )
 
 
 def _round_half_away(x: Tensor) -> Tensor:
@@ -228,17 +240,22 @@ def _round_half_away(x: Tensor) -> Tensor:
     return torch.sign(x) * torch.floor(x.abs() + 0.5)
 
 
-def _bin_masks(start: Tensor, length: Tensor, n_bins: int, size: int) -> Tensor:
-    """Cells ``(K, n_bins, size)`` of each RoIPool bin along one axis (floor/ceil boundaries)."""
+def _bin_bounds(start: Tensor, length: Tensor, n_bins: int, size: int) -> tuple[Tensor, Tensor]:
+    """First and one-past-last cell ``(K, n_bins)`` of each RoIPool bin along one axis."""
     k = start.shape[0]
-    dtype = torch.float64
-    p = torch.arange(n_bins, dtype=dtype, device=start.device).view(1, n_bins)
-    bin_size = length.to(dtype).view(k, 1) / n_bins
+    p = torch.arange(n_bins, dtype=torch.float64, device=start.device).view(1, n_bins)
+    bin_size = length.to(torch.float64).view(k, 1) / n_bins
     lo = torch.floor(p * bin_size).to(torch.int64) + start.view(k, 1)
     hi = torch.ceil((p + 1) * bin_size).to(torch.int64) + start.view(k, 1)
-    lo, hi = lo.clamp(0, size), hi.clamp(0, size)
-    cells = torch.arange(size, device=start.device).view(1, 1, size)
-    return (cells >= lo.unsqueeze(-1)) & (cells < hi.unsqueeze(-1))
+    return lo.clamp(0, size), hi.clamp(0, size)
+
+
+def _window(lo: Tensor, hi: Tensor, size: int) -> tuple[Tensor, Tensor]:
+    """Cell indices ``(K, P, B)`` of each bin, padded to the widest bin ``B``, and validity."""
+    width = max(int((hi - lo).max().item()), 1)
+    idx = lo.unsqueeze(-1) + torch.arange(width, device=lo.device)
+    valid = idx < hi.unsqueeze(-1)
+    return idx.clamp(0, max(size - 1, 0)), valid
 
 
 def roi_pool(input: Tensor, boxes, output_size, spatial_scale: float = 1.0) -> Tensor:
@@ -265,8 +282,9 @@ def roi_pool(input: Tensor, boxes, output_size, spatial_scale: float = 1.0) -> T
     Box corners are scaled and rounded half away from zero; the RoI spans
     ``round(x2) - round(x1) + 1`` cells and bin ``p`` covers cells
     ``[floor(p * len / P), ceil((p + 1) * len / P))`` from its start, clipped to the map. The
-    maximum of a rectangle is taken as a max over columns then over rows, with RoIs processed in
-    chunks to bound memory. Gradients flow to the maximum (split evenly between exact ties).
+    maximum of a rectangle is a max over gathered column windows, then over row windows (each
+    padded to the widest bin), with RoIs processed in chunks of 64; memory
+    ``O(chunk C H (W_roi + PW))``. Gradients flow to the maximum (split evenly between exact ties).
 
     Examples
     --------
@@ -288,21 +306,28 @@ def roi_pool(input: Tensor, boxes, output_size, spatial_scale: float = 1.0) -> T
     ye = _round_half_away(r[:, 4] * spatial_scale).to(torch.int64)
     rw = (xe - xs + 1).clamp(min=1)
     rh = (ye - ys + 1).clamp(min=1)
-    col = _bin_masks(xs, rw, pw, w)  # (K, PW, W)
-    row = _bin_masks(ys, rh, ph, h)  # (K, PH, H)
-    empty = ~(row.any(-1).unsqueeze(2) & col.any(-1).unsqueeze(1))  # (K, PH, PW)
+    y_lo, y_hi = _bin_bounds(ys, rh, ph, h)  # (K, PH)
+    x_lo, x_hi = _bin_bounds(xs, rw, pw, w)  # (K, PW)
+    empty = (y_hi <= y_lo).unsqueeze(2) | (x_hi <= x_lo).unsqueeze(1)  # (K, PH, PW)
     batch = rois[:, 0].to(torch.int64)
     neg = torch.tensor(-math.inf, dtype=input.dtype, device=input.device)
-    chunk = max(1, _POOL_CHUNK_ELEMENTS // max(1, c * h * w * max(pw, ph)))
     outs = []
-    for s in range(0, k, chunk):
-        sl = slice(s, s + chunk)
+    for s in range(0, k, _POOL_CHUNK):
+        sl = slice(s, s + _POOL_CHUNK)
+        col, col_ok = _window(x_lo[sl], x_hi[sl], w)  # (k, PW, Bw)
+        row, row_ok = _window(y_lo[sl], y_hi[sl], h)  # (k, PH, Bh)
+        kk, _, bw = col.shape
+        bh = row.shape[-1]
         feats = input[batch[sl]]  # (k, C, H, W)
-        colmax = torch.where(col[sl][:, None, None], feats.unsqueeze(3), neg).amax(-1)
-        rowmax = torch.where(row[sl][:, None, :, :, None], colmax.unsqueeze(2), neg).amax(3)
-        outs.append(rowmax)
+        a = feats.gather(3, col.view(kk, 1, 1, pw * bw).expand(kk, c, h, pw * bw))
+        a = torch.where(col_ok.view(kk, 1, 1, pw, bw), a.view(kk, c, h, pw, bw), neg).amax(-1)
+        b = a.gather(2, row.view(kk, 1, ph * bh, 1).expand(kk, c, ph * bh, pw))
+        b = torch.where(row_ok.view(kk, 1, ph, bh, 1), b.view(kk, c, ph, bh, pw), neg).amax(3)
+        outs.append(b)
     out = torch.cat(outs, dim=0)
-    return torch.where(empty.unsqueeze(1), torch.zeros((), dtype=input.dtype, device=input.device), out)
+    return torch.where(
+        empty.unsqueeze(1), torch.zeros((), dtype=input.dtype, device=input.device), out
+    )
 
 
 class RoIPool(nn.Module):

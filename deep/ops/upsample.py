@@ -35,8 +35,9 @@ __all__ = [
 ]
 
 
-def bilinear_upsample(x: Tensor, scale_factor: float | None = None, size=None, *,
-                      align_corners: bool = False) -> Tensor:
+def bilinear_upsample(
+    x: Tensor, scale_factor: float | None = None, size=None, *, align_corners: bool = False
+) -> Tensor:
     """Bilinear upsampling of ``(N, C, H, W)`` maps to ``size`` or by ``scale_factor``.
 
     Parameters
@@ -57,8 +58,9 @@ def bilinear_upsample(x: Tensor, scale_factor: float | None = None, size=None, *
     check_shape(x, ["N", "C", "H", "W"], "x")
     if (scale_factor is None) == (size is None):
         raise ValueError("give exactly one of `scale_factor` and `size`")
-    return F.interpolate(x, size=size, scale_factor=scale_factor, mode="bilinear",
-                         align_corners=align_corners)
+    return F.interpolate(
+        x, size=size, scale_factor=scale_factor, mode="bilinear", align_corners=align_corners
+    )
 
 
 class BilinearUpsample(nn.Module):
@@ -69,8 +71,9 @@ class BilinearUpsample(nn.Module):
         - Output: :math:`(N, C, H \\cdot f, W \\cdot f)` or ``size``.
     """
 
-    def __init__(self, scale_factor: float | None = None, size=None, *,
-                 align_corners: bool = False):
+    def __init__(
+        self, scale_factor: float | None = None, size=None, *, align_corners: bool = False
+    ):
         super().__init__()
         if (scale_factor is None) == (size is None):
             raise ValueError("give exactly one of `scale_factor` and `size`")
@@ -110,8 +113,9 @@ def _bilinear_padding(factor: int) -> int:
     return factor // 2 if factor % 2 == 0 else (factor - 1) // 2
 
 
-def bilinear_conv_transpose2d(x: Tensor, weight: Tensor, factor: int,
-                              bias: Tensor | None = None) -> Tensor:
+def bilinear_conv_transpose2d(
+    x: Tensor, weight: Tensor, factor: int, bias: Tensor | None = None
+) -> Tensor:
     """Transposed convolution by ``factor`` with the padding that aligns it to ``F.interpolate``.
 
     With ``weight = bilinear_kernel(C, factor)`` the output, of size ``(H f, W f)``, equals
@@ -157,8 +161,9 @@ class BilinearConvTranspose2d(nn.ConvTranspose2d):
 
     def __init__(self, channels: int, factor: int, learnable: bool = True):
         k = 2 * factor - factor % 2
-        super().__init__(channels, channels, k, stride=factor, padding=_bilinear_padding(factor),
-                         bias=False)
+        super().__init__(
+            channels, channels, k, stride=factor, padding=_bilinear_padding(factor), bias=False
+        )
         self.factor = factor
         with torch.no_grad():
             self.weight.copy_(bilinear_kernel(channels, factor))
@@ -168,8 +173,9 @@ class BilinearConvTranspose2d(nn.ConvTranspose2d):
         return bilinear_conv_transpose2d(x, self.weight, self.factor)
 
 
-def max_pool_with_indices(x: Tensor, kernel_size: int = 2, stride: int | None = None,
-                          padding: int = 0) -> tuple[Tensor, Tensor]:
+def max_pool_with_indices(
+    x: Tensor, kernel_size: int = 2, stride: int | None = None, padding: int = 0
+) -> tuple[Tensor, Tensor]:
     """Max-pool and return the switches (flat ``H * W`` argmax index of each output).
 
     Returns
@@ -203,16 +209,20 @@ def max_unpool(x: Tensor, indices: Tensor, output_size) -> Tensor:
     check_shape(x, ["N", "C", "h", "w"], "x")
     check_tensor(indices, "indices")
     if indices.shape != x.shape:
-        raise ValueError(f"`indices` (shape {tuple(indices.shape)}) must have the shape of `x` "
-                         f"(shape {tuple(x.shape)})")
+        raise ValueError(
+            f"`indices` (shape {tuple(indices.shape)}) must have the shape of `x` "
+            f"(shape {tuple(x.shape)})"
+        )
     if indices.dtype != torch.int64:
         raise TypeError(f"`indices` must be int64, but got dtype {indices.dtype}")
     h, w = (int(s) for s in tuple(output_size)[-2:])
     n, c = x.shape[:2]
     flat = indices.reshape(n, c, -1)
     if flat.numel() and (int(flat.min()) < 0 or int(flat.max()) >= h * w):
-        raise ValueError(f"`indices` must lie in [0, {h * w}) for output_size {(h, w)}, but got "
-                         f"values in [{int(flat.min())}, {int(flat.max())}]")
+        raise ValueError(
+            f"`indices` must lie in [0, {h * w}) for output_size {(h, w)}, but got "
+            f"values in [{int(flat.min())}, {int(flat.max())}]"
+        )
     out = x.new_zeros((n, c, h * w)).scatter(2, flat, x.reshape(n, c, -1))
     return out.view(n, c, h, w)
 

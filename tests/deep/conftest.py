@@ -25,6 +25,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))  # for `import naive, deep_testing`
 
 torch.set_num_threads(int(os.environ.get("DEEP_TEST_THREADS", "1")))
+# float32 comparisons on CUDA must not run convolutions/matmuls in TF32 (10-bit mantissa)
+torch.backends.cudnn.allow_tf32 = False
+torch.backends.cuda.matmul.allow_tf32 = False
 
 _TOL = {
     torch.float16: (1e-2, 1e-2),

@@ -9,14 +9,19 @@ def assert_close(actual, expected, rtol=None, atol=None, *, tol=None):
     """``torch.testing.assert_close`` after moving both to the CPU in float64."""
     if tol is not None:
         rtol, atol = tol
-    torch.testing.assert_close(actual.detach().cpu().double(), expected.detach().cpu().double(),
-                               rtol=rtol, atol=atol)
+    torch.testing.assert_close(
+        actual.detach().cpu().double(), expected.detach().cpu().double(), rtol=rtol, atol=atol
+    )
 
 
 def gradcheck(fn, *inputs, **kwargs) -> bool:
     """``torch.autograd.gradcheck`` with every float tensor input cast to float64."""
-    cast = [i.detach().double().requires_grad_(True) if isinstance(i, torch.Tensor)
-            and i.is_floating_point() else i for i in inputs]
+    cast = [
+        i.detach().double().requires_grad_(True)
+        if isinstance(i, torch.Tensor) and i.is_floating_point()
+        else i
+        for i in inputs
+    ]
     return torch.autograd.gradcheck(fn, cast, **kwargs)
 
 

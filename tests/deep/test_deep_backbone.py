@@ -41,8 +41,10 @@ def test_output_stride_keeps_weights():
 
 @pytest.mark.parametrize(
     "name,classes",
-    [("chelsea", {281, 282, 283, 284, 285}),  # tabby, tiger cat, Persian, Siamese, Egyptian cat
-     ("coffee", {967, 968, 504})],  # espresso, cup, coffee mug
+    [
+        ("chelsea", {281, 282, 283, 284, 285}),  # tabby, tiger cat, Persian, Siamese, Egyptian cat
+        ("coffee", {967, 968, 504}),
+    ],  # espresso, cup, coffee mug
 )
 def test_imagenet_top5(pretrained_lite0, name, classes):
     """The chosen preprocessing (TF-Lite's (x - 127) / 128, resize 256 + centre crop 224) is right:

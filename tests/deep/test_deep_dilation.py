@@ -71,12 +71,19 @@ class TestContextModule:
 
 def _vgg_like(pad=1, pool_pad=0):
     return nn.Sequential(
-        nn.Conv2d(2, 4, 3, padding=pad), nn.ReLU(),
+        nn.Conv2d(2, 4, 3, padding=pad),
+        nn.ReLU(),
         nn.MaxPool2d(3 if pool_pad else 2, 2, padding=pool_pad),
-        nn.Conv2d(4, 4, 3, padding=pad), nn.BatchNorm2d(4), nn.ReLU(),
-        nn.Conv2d(4, 6, 3, stride=2, padding=pad), nn.ReLU(),
-        nn.Conv2d(6, 6, 3, padding=pad, dilation=1), nn.ReLU(),
-        nn.MaxPool2d(3, 1, padding=1), nn.Conv2d(6, 3, 1))
+        nn.Conv2d(4, 4, 3, padding=pad),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.Conv2d(4, 6, 3, stride=2, padding=pad),
+        nn.ReLU(),
+        nn.Conv2d(6, 6, 3, padding=pad, dilation=1),
+        nn.ReLU(),
+        nn.MaxPool2d(3, 1, padding=1),
+        nn.Conv2d(6, 3, 1),
+    )
 
 
 class TestStrideToDilation:
@@ -92,13 +99,21 @@ class TestStrideToDilation:
         assert dense[3].dilation == (2, 2) and dense[3].padding == (2 * pad, 2 * pad)
         y = dense(x)
         assert y.shape[-1] >= 2 * strided.shape[-1] - 1 and y.shape[-2] >= 2 * strided.shape[-2] - 1
-        assert_close(y[..., ::2, ::2][..., : strided.shape[-2], : strided.shape[-1]], strided,
-                     rtol=0, atol=1e-12)
+        assert_close(
+            y[..., ::2, ::2][..., : strided.shape[-2], : strided.shape[-1]],
+            strided,
+            rtol=0,
+            atol=1e-12,
+        )
         # both strides removed: the output is at full resolution, every 4th position matches
         denser = stride_to_dilation(dense, "6")
         y4 = denser(x)
-        assert_close(y4[..., ::4, ::4][..., : strided.shape[-2], : strided.shape[-1]], strided,
-                     rtol=0, atol=1e-12)
+        assert_close(
+            y4[..., ::4, ::4][..., : strided.shape[-2], : strided.shape[-1]],
+            strided,
+            rtol=0,
+            atol=1e-12,
+        )
         assert_close(y4[..., ::2, ::2][..., : y.shape[-2], : y.shape[-1]], y, rtol=0, atol=1e-12)
 
     def test_inplace(self):
@@ -137,12 +152,21 @@ class TestSeparableConv:
         x = torch.randn(1, 3, 6, 6, generator=g)
         dw = torch.randn(3, 1, 3, 3, generator=g)
         pw = torch.randn(4, 3, 1, 1, generator=g)
-        assert gradcheck(lambda a, b, c: separable_conv2d(a, b, c, dilation=2),
-                         x.to(device), dw.to(device), pw.to(device))
+        assert gradcheck(
+            lambda a, b, c: separable_conv2d(a, b, c, dilation=2),
+            x.to(device),
+            dw.to(device),
+            pw.to(device),
+        )
 
     def test_exception(self):
         with pytest.raises(ShapeError, match="depthwise_weight"):
-            separable_conv2d(torch.zeros(1, 3, 5, 5), torch.zeros(4, 1, 3, 3), torch.zeros(2, 3, 1, 1))
+            separable_conv2d(
+                torch.zeros(1, 3, 5, 5), torch.zeros(4, 1, 3, 3), torch.zeros(2, 3, 1, 1)
+            )
         with pytest.raises(TypeError, match="floating-point"):
-            separable_conv2d(torch.zeros(1, 3, 5, 5, dtype=torch.int64), torch.zeros(3, 1, 3, 3),
-                             torch.zeros(2, 3, 1, 1))
+            separable_conv2d(
+                torch.zeros(1, 3, 5, 5, dtype=torch.int64),
+                torch.zeros(3, 1, 3, 3),
+                torch.zeros(2, 3, 1, 1),
+            )

@@ -13,10 +13,12 @@ from deep.features import Hypercolumns, hypercolumns, pool_hypercolumns, sample_
 
 def _features(dtype=torch.float64, n=1, seed=0):
     g = torch.Generator().manual_seed(seed)
-    return [torch.randn(n, 2, 12, 15, generator=g, dtype=dtype),
-            torch.randn(n, 3, 6, 8, generator=g, dtype=dtype),
-            torch.randn(n, 4, 3, 4, generator=g, dtype=dtype),
-            torch.randn(n, 5, 1, 1, generator=g, dtype=dtype)]
+    return [
+        torch.randn(n, 2, 12, 15, generator=g, dtype=dtype),
+        torch.randn(n, 3, 6, 8, generator=g, dtype=dtype),
+        torch.randn(n, 4, 3, 4, generator=g, dtype=dtype),
+        torch.randn(n, 5, 1, 1, generator=g, dtype=dtype),
+    ]
 
 
 def test_dense_is_upsample_and_concat(device, dtype, tol):
@@ -26,8 +28,12 @@ def test_dense_is_upsample_and_concat(device, dtype, tol):
     assert_close(hc[:, 2:5], F.interpolate(feats[1], size=(24, 30), mode="bilinear"), tol=tol)
     # a 1x1 map (an fc layer) is replicated over the image
     assert_close(hc[:, 9:], feats[3].expand(-1, -1, 24, 30), tol=tol)
-    assert_close(hypercolumns({4: feats[0], 8: feats[1], 16: feats[2], 32: feats[3]}, (24, 30)),
-                 hc, rtol=0, atol=0)
+    assert_close(
+        hypercolumns({4: feats[0], 8: feats[1], 16: feats[2], 32: feats[3]}, (24, 30)),
+        hc,
+        rtol=0,
+        atol=0,
+    )
 
 
 def test_sample_equals_dense(device):
@@ -35,8 +41,13 @@ def test_sample_equals_dense(device):
     size = (23, 31)
     hc = hypercolumns(feats, size)
     g = torch.Generator().manual_seed(1)
-    pts = torch.stack([torch.randint(0, size[0], (40,), generator=g),
-                       torch.randint(0, size[1], (40,), generator=g)], dim=1)
+    pts = torch.stack(
+        [
+            torch.randint(0, size[0], (40,), generator=g),
+            torch.randint(0, size[1], (40,), generator=g),
+        ],
+        dim=1,
+    )
     pts = torch.cat([pts, torch.tensor([[0, 0], [size[0] - 1, size[1] - 1]])])
     out = sample_hypercolumns(feats, pts.to(device), size)
     assert out.shape == (2, 42, 14)
@@ -97,12 +108,17 @@ def test_module_on_lite0(device):
         assert dense.shape == (1, hc.channels, 40, 56)
         assert hc(x, size=(20, 28)).shape == (1, hc.channels, 20, 28)
         pts = torch.tensor([[0, 0], [10, 33], [39, 55]], device=device)
-        assert_close(hc.sample(x, pts)[0], dense[0, :, pts[:, 0], pts[:, 1]].T, rtol=1e-5,
-                     atol=1e-5)
+        assert_close(
+            hc.sample(x, pts)[0], dense[0, :, pts[:, 0], pts[:, 1]].T, rtol=1e-5, atol=1e-5
+        )
         masks = torch.zeros(2, 40, 56, dtype=torch.bool, device=device)
         masks[0, :10] = True
         masks[1, 5:30, 20:50] = True
-        assert_close(hc.pool(x, masks), torch.stack([dense[0][:, m].mean(1) for m in masks]),
-                     rtol=1e-5, atol=1e-5)
+        assert_close(
+            hc.pool(x, masks),
+            torch.stack([dense[0][:, m].mean(1) for m in masks]),
+            rtol=1e-5,
+            atol=1e-5,
+        )
     with pytest.raises(ValueError, match="levels"):
         Hypercolumns(efficientnet_lite0(pretrained=False), levels=(3,))

@@ -18,8 +18,9 @@ class _TinyBackbone(nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.proj = nn.ModuleDict({str(s): nn.Conv2d(3, c, 1) for s, c in
-                                   self.feature_channels.items()})
+        self.proj = nn.ModuleDict(
+            {str(s): nn.Conv2d(3, c, 1) for s, c in self.feature_channels.items()}
+        )
 
     def forward_features(self, x):
         out = {}
@@ -98,8 +99,9 @@ def test_unet(device, size):
 @pytest.mark.parametrize("transposed", [True, False])
 @pytest.mark.parametrize("size", [(32, 40), (35, 27)])
 def test_deconvnet(device, transposed, size):
-    net = DeconvNet(3, 5, channels=(4, 8, 8), convs_per_stage=(1, 2, 2),
-                    transposed=transposed).to(device)
+    net = DeconvNet(3, 5, channels=(4, 8, 8), convs_per_stage=(1, 2, 2), transposed=transposed).to(
+        device
+    )
     x = torch.rand((2, 3) + size).to(device)
     y = net(x)
     assert y.shape == (2, 5) + size
@@ -137,8 +139,14 @@ def test_aspp(device):
 
 
 def test_deeplabv3plus(device):
-    net = DeepLabV3Plus(_TinyBackbone(), 3, aspp_rates=(1, 2), aspp_channels=8,
-                        low_level_channels=4, decoder_channels=8).to(device)
+    net = DeepLabV3Plus(
+        _TinyBackbone(),
+        3,
+        aspp_rates=(1, 2),
+        aspp_channels=8,
+        low_level_channels=4,
+        decoder_channels=8,
+    ).to(device)
     x = torch.rand(2, 3, 64, 72).to(device)
     y = net(x)
     assert y.shape == (2, 3, 64, 72)
@@ -150,8 +158,11 @@ def test_deeplabv3plus(device):
 
 @pytest.mark.parametrize("output_stride", [16, 8])
 def test_deeplabv3plus_lite0(device, output_stride):
-    net = deeplabv3plus_efficientnet_lite0(4, output_stride=output_stride,
-                                           pretrained=False).to(device).eval()
+    net = (
+        deeplabv3plus_efficientnet_lite0(4, output_stride=output_stride, pretrained=False)
+        .to(device)
+        .eval()
+    )
     assert net.aspp.rates == ((6, 12, 18) if output_stride == 16 else (12, 24, 36))
     taps = net.backbone.forward_features(torch.rand(1, 3, 64, 64).to(device))
     assert taps[32].shape[-1] == 64 // output_stride

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import naive
 import pytest
-import torch
 from torch import nn
 
 from deep import receptive_field
@@ -18,8 +17,13 @@ def _positive(net):
 
 
 def test_hand_computed():
-    net = nn.Sequential(nn.Conv2d(1, 1, 3), nn.ReLU(), nn.MaxPool2d(2),
-                        nn.Conv2d(1, 1, 3, dilation=2, padding=2), nn.Conv2d(1, 1, 1, stride=2))
+    net = nn.Sequential(
+        nn.Conv2d(1, 1, 3),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(1, 1, 3, dilation=2, padding=2),
+        nn.Conv2d(1, 1, 1, stride=2),
+    )
     rf = receptive_field(net, (1, 40, 40))
     assert [r.size[0] for r in rf] == [1, 3, 3, 4, 12, 12]
     assert [r.jump[0] for r in rf] == [1, 1, 1, 2, 2, 4]
@@ -37,15 +41,25 @@ def test_context_module_fields():
 
 
 NETS = {
-    "plain": lambda: nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.AvgPool2d(2),
-                                   nn.Conv2d(2, 2, 3, padding=1), nn.Conv2d(2, 1, 5, stride=2)),
+    "plain": lambda: nn.Sequential(
+        nn.Conv2d(1, 2, 3),
+        nn.ReLU(),
+        nn.AvgPool2d(2),
+        nn.Conv2d(2, 2, 3, padding=1),
+        nn.Conv2d(2, 1, 5, stride=2),
+    ),
     "dilated_padded": lambda: nn.Sequential(
-        nn.Conv2d(1, 2, 3, padding=1), nn.Conv2d(2, 2, 3, stride=2, padding=1),
-        nn.Conv2d(2, 2, 3, dilation=3, padding=3), nn.AvgPool2d(3, stride=2, padding=1),
-        nn.Conv2d(2, 1, (3, 5), dilation=(2, 1))),
+        nn.Conv2d(1, 2, 3, padding=1),
+        nn.Conv2d(2, 2, 3, stride=2, padding=1),
+        nn.Conv2d(2, 2, 3, dilation=3, padding=3),
+        nn.AvgPool2d(3, stride=2, padding=1),
+        nn.Conv2d(2, 1, (3, 5), dilation=(2, 1)),
+    ),
     "same_and_pad": lambda: nn.Sequential(
-        nn.ZeroPad2d((2, 2, 1, 1)), nn.Conv2d(1, 2, 3, padding="same", dilation=2),
-        nn.Conv2d(2, 1, 3, stride=3)),
+        nn.ZeroPad2d((2, 2, 1, 1)),
+        nn.Conv2d(1, 2, 3, padding="same", dilation=2),
+        nn.Conv2d(2, 1, 3, stride=3),
+    ),
 }
 
 
@@ -65,8 +79,12 @@ def test_matches_backprop(name):
 
 def test_after_stride_to_dilation():
     """Removing a stride keeps the field size and halves the jump after it."""
-    net = nn.Sequential(nn.Conv2d(1, 1, 3, padding=1), nn.MaxPool2d(2),
-                        nn.Conv2d(1, 1, 3, padding=1), nn.Conv2d(1, 1, 3, padding=1))
+    net = nn.Sequential(
+        nn.Conv2d(1, 1, 3, padding=1),
+        nn.MaxPool2d(2),
+        nn.Conv2d(1, 1, 3, padding=1),
+        nn.Conv2d(1, 1, 3, padding=1),
+    )
     before = receptive_field(net, (1, 32, 32))
     after = receptive_field(stride_to_dilation(net, "1"), (1, 32, 32))
     assert [r.size for r in before] == [r.size for r in after]

@@ -32,8 +32,9 @@ class TestRoIAlign:
     @pytest.mark.parametrize("aligned", [False, True])
     def test_feature_vs_naive(self, device, output_size, spatial_scale, sampling_ratio, aligned):
         x, rois = _inputs(1)
-        out = roi_align(x.to(device), rois.to(device), output_size, spatial_scale, sampling_ratio,
-                        aligned)
+        out = roi_align(
+            x.to(device), rois.to(device), output_size, spatial_scale, sampling_ratio, aligned
+        )
         ref = naive.roi_align(x, rois, output_size, spatial_scale, sampling_ratio, aligned)
         assert_close(out, ref, rtol=0, atol=1e-6)
 
@@ -46,12 +47,18 @@ class TestRoIAlign:
     def test_hand_computed(self, device):
         # one 2x2 bin over a 4x4 ramp, 1 sample in its centre (1, 1): value 1*4 + 1 = 5
         x = torch.arange(16.0).view(1, 1, 4, 4).to(device)
-        out = roi_align(x, torch.tensor([[0.0, 0.0, 0.0, 2.0, 2.0]], device=device), 1,
-                        sampling_ratio=1)
+        out = roi_align(
+            x, torch.tensor([[0.0, 0.0, 0.0, 2.0, 2.0]], device=device), 1, sampling_ratio=1
+        )
         assert out.item() == 5.0
         # aligned=True shifts by half a pixel: the sample sits at (0.5, 0.5) -> 2.5
-        out = roi_align(x, torch.tensor([[0.0, 0.0, 0.0, 2.0, 2.0]], device=device), 1,
-                        sampling_ratio=1, aligned=True)
+        out = roi_align(
+            x,
+            torch.tensor([[0.0, 0.0, 0.0, 2.0, 2.0]], device=device),
+            1,
+            sampling_ratio=1,
+            aligned=True,
+        )
         assert out.item() == 2.5
 
     def test_cardinality_and_list_boxes(self, device):
@@ -100,8 +107,9 @@ class TestRoIAlign:
     def test_gradcheck(self, device):
         x, rois = _inputs(7, n=1, c=2, h=5, w=6, k=3)
         rois[:, 0] = 0
-        assert gradcheck(lambda t: roi_align(t, rois.to(device), (2, 2), 1.0, 2, True),
-                         x.to(device))
+        assert gradcheck(
+            lambda t: roi_align(t, rois.to(device), (2, 2), 1.0, 2, True), x.to(device)
+        )
 
     @pytest.mark.parametrize("seed", range(10))
     def test_backward_vs_naive_grad(self, device, seed):
@@ -110,7 +118,9 @@ class TestRoIAlign:
         xn = x.transpose(2, 3).contiguous().transpose(2, 3).to(device)  # non-contiguous input
         assert not xn.is_contiguous()
         xn.requires_grad_(True)
-        g = torch.rand(4, 2, 2, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
+        g = torch.rand(
+            4, 2, 2, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(seed)
+        )
         roi_align(xn, rois.to(device), (2, 3), 1.0, -1, False).backward(g.to(device))
         # naive is linear in x: its gradient is sum_k g_k * d out_k / d x, computed by probing
         ref = torch.zeros_like(x)
@@ -124,16 +134,24 @@ class TestRoIAlign:
         x, rois = _inputs(8)
         m = RoIAlign((2, 3), 0.5, 2, True)
         assert "aligned=True" in repr(m)
-        assert_close(m(x.to(device), rois.to(device)),
-                     roi_align(x.to(device), rois.to(device), (2, 3), 0.5, 2, True), rtol=0, atol=0)
+        assert_close(
+            m(x.to(device), rois.to(device)),
+            roi_align(x.to(device), rois.to(device), (2, 3), 0.5, 2, True),
+            rtol=0,
+            atol=0,
+        )
 
     def test_torchvision_oracle(self, device):
         tv_ops = torchvision_ops()
         x, rois = _inputs(9)
         for aligned in (False, True):
             ref = tv_ops.roi_align(x, rois, (3, 2), 0.5, -1, aligned)
-            assert_close(roi_align(x.to(device), rois.to(device), (3, 2), 0.5, -1, aligned), ref,
-                         rtol=0, atol=1e-6)
+            assert_close(
+                roi_align(x.to(device), rois.to(device), (3, 2), 0.5, -1, aligned),
+                ref,
+                rtol=0,
+                atol=1e-6,
+            )
 
 
 class TestRoIPool:
@@ -187,16 +205,24 @@ class TestRoIPool:
 
         x, rois = _inputs(5)
         full = roi_pool(x.to(device), rois.to(device), (2, 2))
-        monkeypatch.setattr(roi_mod, "_POOL_CHUNK_ELEMENTS", 1)
+        monkeypatch.setattr(roi_mod, "_POOL_CHUNK", 2)
         assert_close(roi_pool(x.to(device), rois.to(device), (2, 2)), full, rtol=0, atol=0)
 
     def test_module(self, device):
         x, rois = _inputs(6)
-        assert_close(RoIPool(3, 0.5)(x.to(device), rois.to(device)),
-                     roi_pool(x.to(device), rois.to(device), 3, 0.5), rtol=0, atol=0)
+        assert_close(
+            RoIPool(3, 0.5)(x.to(device), rois.to(device)),
+            roi_pool(x.to(device), rois.to(device), 3, 0.5),
+            rtol=0,
+            atol=0,
+        )
 
     def test_torchvision_oracle(self, device):
         tv_ops = torchvision_ops()
         x, rois = _inputs(7)
-        assert_close(roi_pool(x.to(device), rois.to(device), (3, 2), 0.5),
-                     tv_ops.roi_pool(x, rois, (3, 2), 0.5), rtol=0, atol=1e-6)
+        assert_close(
+            roi_pool(x.to(device), rois.to(device), (3, 2), 0.5),
+            tv_ops.roi_pool(x, rois, (3, 2), 0.5),
+            rtol=0,
+            atol=1e-6,
+        )

@@ -49,9 +49,14 @@ class TestBilinear:
 class TestBilinearKernel:
     def test_taps_factor_2(self):
         taps = bilinear_kernel(1, 2, dtype=torch.float64)[0, 0]
-        assert_close(taps, torch.outer(torch.tensor([0.25, 0.75, 0.75, 0.25]),
-                                       torch.tensor([0.25, 0.75, 0.75, 0.25])).double(),
-                     rtol=0, atol=0)
+        assert_close(
+            taps,
+            torch.outer(
+                torch.tensor([0.25, 0.75, 0.75, 0.25]), torch.tensor([0.25, 0.75, 0.75, 0.25])
+            ).double(),
+            rtol=0,
+            atol=0,
+        )
 
     def test_odd_factor_and_diagonal(self):
         w = bilinear_kernel(3, 3)
@@ -126,9 +131,15 @@ class TestMaxUnpool:
 def _strided_net(pad):
     torch.manual_seed(0)
     return nn.Sequential(
-        nn.Conv2d(2, 4, 3, padding=pad), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(4, 4, 3, padding=pad), nn.ReLU(), nn.Conv2d(4, 3, 3, stride=2, padding=pad),
-        nn.ReLU(), nn.Conv2d(3, 3, 3, padding=pad)).double()
+        nn.Conv2d(2, 4, 3, padding=pad),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(4, 4, 3, padding=pad),
+        nn.ReLU(),
+        nn.Conv2d(4, 3, 3, stride=2, padding=pad),
+        nn.ReLU(),
+        nn.Conv2d(3, 3, 3, padding=pad),
+    ).double()
 
 
 class TestShiftAndStitch:
