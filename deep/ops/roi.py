@@ -74,7 +74,8 @@ def boxes_to_rois(boxes, dtype: torch.dtype, device: torch.device) -> Tensor:
 def _check_roi_inputs(input, boxes, name: str) -> Tensor:
     check_float_tensor(input, "input")
     check_shape(input, ["N", "C", "H", "W"], "input")
-    rois = boxes_to_rois(boxes, input.dtype, input.device)
+    # box arithmetic in at least float32: half precision cannot hold coordinates like 300.5
+    rois = boxes_to_rois(boxes, torch.promote_types(input.dtype, torch.float32), input.device)
     if rois.shape[0]:
         if not torch.isfinite(rois).all():
             raise ValueError(f"`boxes` of {name} must be finite, but contain NaN or inf")
@@ -190,16 +191,18 @@ def roi_align(
     else:
         grid_h = torch.ceil(roi_h.detach() / ph).to(torch.int64)
         grid_w = torch.ceil(roi_w.detach() / pw).to(torch.int64)
-    a_y = _axis_weights(y1, bin_h, grid_h, ph, h)  # (K, PH, H)
-    a_x = _axis_weights(x1, bin_w, grid_w, pw, w)  # (K, PW, W)
-    count = (grid_h * grid_w).clamp(min=1).to(input.dtype).view(k, 1, 1, 1)
+    count = (grid_h * grid_w).clamp(min=1).to(rois.dtype)
+    # the 1 / count of each RoI is folded into its row weights
+    a_y = _axis_weights(y1, bin_h, grid_h, ph, h) / count.view(k, 1, 1)  # (K, PH, H)
+    a_y = a_y.to(input.dtype)
+    a_x = _axis_weights(x1, bin_w, grid_w, pw, w).to(input.dtype)  # (K, PW, W)
     batch = rois[:, 0].to(torch.int64)
     out = input.new_zeros((k, c, ph, pw))
     for b in torch.unique(batch).tolist():
         sel = (batch == b).nonzero().squeeze(1)
         t = torch.einsum("kqh,chw->kcqw", a_y[sel], input[b])
         out = out.index_copy(0, sel, torch.einsum("kcqw,kpw->kcqp", t, a_x[sel]))
-    return out / count
+    return out
 
 
 class RoIAlign(nn.Module):

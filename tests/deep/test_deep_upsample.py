@@ -67,8 +67,15 @@ class TestBilinearKernel:
     @pytest.mark.parametrize("factor", [2, 3, 4, 8])
     def test_deconv_equals_interpolate_in_interior(self, device, dtype, tol, factor):
         x = torch.rand(1, 2, 6, 7, dtype=dtype).to(device)
-        up = BilinearConvTranspose2d(2, factor, learnable=False).to(device=device, dtype=dtype)
-        y = up(x)
+        w = bilinear_kernel(2, factor, dtype=dtype, device=device)
+        y = bilinear_conv_transpose2d(x, w, factor)
+        up = BilinearConvTranspose2d(2, factor, learnable=False).to(device)
+        assert_close(
+            up(x.float()),
+            bilinear_conv_transpose2d(x.float(), bilinear_kernel(2, factor, device=device), factor),
+            rtol=0,
+            atol=0,
+        )
         ref = F.interpolate(x, scale_factor=factor, mode="bilinear", align_corners=False)
         assert y.shape == ref.shape == (1, 2, 6 * factor, 7 * factor)
         # interior: output pixels whose source coordinate (o + 1/2) / f - 1/2 lies in [0, n - 1]
