@@ -178,8 +178,18 @@ def deeplabv3plus_efficientnet_lite0(
 ) -> DeepLabV3Plus:
     """DeepLabv3+ on EfficientNet-Lite0 made atrous to ``output_stride`` (16 or 8).
 
-    The ASPP rates are (6, 12, 18) at output stride 16 and (12, 24, 36) at 8; the stride-4 tap feeds
-    the decoder. ``pretrained`` loads the ImageNet backbone offline.
+    Parameters
+    ----------
+    num_classes : int
+    output_stride : {16, 8}
+        The ASPP rates are (6, 12, 18) at 16 and (12, 24, 36) at 8; the stride-4 tap feeds the
+        decoder.
+    pretrained : bool
+        Load the ImageNet backbone offline (the head stays randomly initialised).
+
+    Returns
+    -------
+    model : DeepLabV3Plus
     """
     from ..backbone.efficientnet import efficientnet_lite0
 

@@ -76,6 +76,11 @@ def identity_init_(conv: nn.Conv2d) -> nn.Conv2d:
 
     The centre tap of the kernel maps each input channel to the same output channel; bias is 0.
     Needs ``in_channels == out_channels``, ``groups == 1`` and an odd kernel.
+
+    Parameters
+    ----------
+    conv : torch.nn.Conv2d
+        Modified in place and returned.
     """
     kh, kw = conv.kernel_size
     if conv.in_channels != conv.out_channels or conv.groups != 1 or kh % 2 == 0 or kw % 2 == 0:
@@ -273,6 +278,16 @@ def separable_conv2d(
 
 class SeparableConv2d(nn.Module):
     """Module form of :func:`separable_conv2d` (DeepLabv3+ / Xception).
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+    kernel_size : int
+        Of the depthwise step (odd).
+    stride, dilation : int
+        Of the depthwise step.
+    bias : bool
+        Bias on the pointwise step.
 
     Shape:
         - Input: :math:`(N, C_{in}, H, W)`

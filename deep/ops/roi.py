@@ -208,6 +208,14 @@ def roi_align(
 class RoIAlign(nn.Module):
     """Module form of :func:`roi_align`.
 
+    Parameters
+    ----------
+    output_size : int or (int, int)
+    spatial_scale : float
+    sampling_ratio : int
+    aligned : bool
+        As in :func:`roi_align`.
+
     Shape:
         - Input: :math:`(N, C, H, W)` and boxes :math:`(K, 5)` or a list of :math:`(L_i, 4)`.
         - Output: :math:`(K, C, PH, PW)`.
@@ -335,6 +343,12 @@ def roi_pool(input: Tensor, boxes, output_size, spatial_scale: float = 1.0) -> T
 
 class RoIPool(nn.Module):
     """Module form of :func:`roi_pool`.
+
+    Parameters
+    ----------
+    output_size : int or (int, int)
+    spatial_scale : float
+        As in :func:`roi_pool`.
 
     Shape:
         - Input: :math:`(N, C, H, W)` and boxes :math:`(K, 5)` or a list of :math:`(L_i, 4)`.

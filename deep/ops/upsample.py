@@ -66,6 +66,14 @@ def bilinear_upsample(
 class BilinearUpsample(nn.Module):
     """Module form of :func:`bilinear_upsample`.
 
+    Parameters
+    ----------
+    scale_factor : float, optional
+    size : (int, int), optional
+        Exactly one of ``scale_factor`` and ``size``.
+    align_corners : bool
+        As in :func:`bilinear_upsample`.
+
     Shape:
         - Input: :math:`(N, C, H, W)`
         - Output: :math:`(N, C, H \\cdot f, W \\cdot f)` or ``size``.
@@ -89,6 +97,20 @@ def bilinear_kernel(channels: int, factor: int, *, dtype=torch.float32, device=N
     ``k = 2 f - f mod 2``, centre ``c = f - 1`` (k odd) or ``f - 1/2`` (k even), and
     ``w[i, j] = (1 - |i - c| / f) (1 - |j - c| / f)`` on the channel diagonal, zero elsewhere
     (FCN's ``upsample_filt``). For ``f = 2`` the 1-D taps are ``[1/4, 3/4, 3/4, 1/4]``.
+
+    Parameters
+    ----------
+    channels : int
+        ``C``, channels in and out.
+    factor : int
+        Upsampling factor ``f`` (the transposed convolution's stride).
+    dtype : torch.dtype
+        Of the weights (computed in float64, then cast).
+    device : torch.device, optional
+
+    Returns
+    -------
+    weight : (C, C, k, k) torch.Tensor
 
     Examples
     --------
@@ -178,6 +200,14 @@ def max_pool_with_indices(
 ) -> tuple[Tensor, Tensor]:
     """Max-pool and return the switches (flat ``H * W`` argmax index of each output).
 
+    Parameters
+    ----------
+    x : (N, C, H, W) torch.Tensor of float
+    kernel_size : int
+    stride : int, optional
+        Defaults to ``kernel_size``.
+    padding : int
+
     Returns
     -------
     pooled : (N, C, H', W') torch.Tensor
@@ -228,7 +258,7 @@ def max_unpool(x: Tensor, indices: Tensor, output_size) -> Tensor:
 
 
 class MaxUnpool(nn.Module):
-    """Module form of :func:`max_unpool`.
+    """Module form of :func:`max_unpool` (no parameters; ``forward(x, indices, output_size)``).
 
     Shape:
         - Input: :math:`(N, C, h, w)` values and int64 indices, and ``output_size``.
@@ -285,6 +315,13 @@ def shift_and_stitch(net: Callable[[Tensor], Tensor], x: Tensor, stride: int) ->
 
 class ShiftAndStitch(nn.Module):
     """Module form of :func:`shift_and_stitch` around a strided network.
+
+    Parameters
+    ----------
+    net : torch.nn.Module
+        The strided network.
+    stride : int
+        Its total output stride.
 
     Shape:
         - Input: :math:`(N, C, H, W)`
