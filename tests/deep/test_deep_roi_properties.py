@@ -9,7 +9,6 @@ from deep_testing import assert_close
 
 from deep.ops import roi_align, roi_pool
 
-
 hypothesis = pytest.importorskip("hypothesis")
 st = hypothesis.strategies
 
