@@ -154,7 +154,10 @@ def receptive_field(model: nn.Module, input_size) -> list[LayerRF]:
     forward calls no leaf module (a Module whose ``forward`` uses the functional form with the
     leaves' weights, as :class:`deep.ops.ContextModule`), the leaves are walked in registration
     order instead, with output sizes from the convolution arithmetic. Branching networks (residual
-    sums, concatenations) are outside the recursion's scope.
+    sums, concatenations) are outside the recursion's scope: the main path is followed. A leaf with
+    a ``padding_before(h, w) -> (top, left)`` method (convolutions that pad in ``forward``, such as
+    the TensorFlow "SAME" convolutions of :class:`deep.backbone.EfficientNetLite0`) reports its
+    padding for the traced input size.
 
     Examples
     --------
@@ -190,6 +193,8 @@ def receptive_field(model: nn.Module, input_size) -> list[LayerRF]:
             errors.append(err)
             return
         prev = by_tensor.get(id(inputs[0]), (None, records[-1]))[1]
+        if geom is not None and hasattr(m, "padding_before"):  # padding decided in forward
+            geom = (geom[0], geom[1], tuple(m.padding_before(*inputs[0].shape[-2:])), geom[3])
         rec = _step(prev, names[m], m, geom, tuple(output.shape))
         records.append(rec)
         if isinstance(output, torch.Tensor):

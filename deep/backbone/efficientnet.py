@@ -59,12 +59,17 @@ _BN_EPS = 1e-3
 _BN_MOMENTUM = 0.01
 
 
-def _same_pad(x: torch.Tensor, kernel: int, stride: int, dilation: int = 1) -> torch.Tensor:
-    """Pad like TensorFlow's ``padding="SAME"`` (the extra pixel goes to the bottom/right)."""
-    h, w = x.shape[-2:]
+def _same_amounts(h: int, w: int, kernel: int, stride: int, dilation: int = 1):
+    """Total padding ``(ph, pw)`` of TensorFlow's ``padding="SAME"`` for an ``h x w`` input."""
     kernel = (kernel - 1) * dilation + 1
     ph = max((math.ceil(h / stride) - 1) * stride + kernel - h, 0)
     pw = max((math.ceil(w / stride) - 1) * stride + kernel - w, 0)
+    return ph, pw
+
+
+def _same_pad(x: torch.Tensor, kernel: int, stride: int, dilation: int = 1) -> torch.Tensor:
+    """Pad like TensorFlow's ``padding="SAME"`` (the extra pixel goes to the bottom/right)."""
+    ph, pw = _same_amounts(x.shape[-2], x.shape[-1], kernel, stride, dilation)
     if ph == 0 and pw == 0:
         return x
     return F.pad(x, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2))
@@ -72,6 +77,11 @@ def _same_pad(x: torch.Tensor, kernel: int, stride: int, dilation: int = 1) -> t
 
 class _SameConv2d(nn.Conv2d):
     """Bias-free ``Conv2d`` with TensorFlow "SAME" padding computed from the input size."""
+
+    def padding_before(self, h: int, w: int) -> tuple[int, int]:
+        """Rows and columns padded before (top, left) an ``h x w`` input; for receptive_field."""
+        ph, pw = _same_amounts(h, w, self.kernel_size[0], self.stride[0], self.dilation[0])
+        return ph // 2, pw // 2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = _same_pad(x, self.kernel_size[0], self.stride[0], self.dilation[0])

@@ -51,10 +51,10 @@ def test_fcn_skip_layers_start_at_zero(device):
     with torch.no_grad():
         bb.proj["8"].weight.normal_()
         bb.proj["16"].weight.normal_()
-    assert torch.equal(net(x), y)
+    torch.testing.assert_close(net(x), y)
     with torch.no_grad():
         net.score["16"].weight.normal_()
-    assert not torch.equal(net(x), y)
+    assert (net(x) - y).abs().max() > 1e-3
 
 
 def test_fcn_fuses_by_summing(device):

@@ -110,3 +110,32 @@ def test_module_left_unchanged():
     net.train()
     receptive_field(net, (1, 8, 8))
     assert net.training and not net[0]._forward_hooks
+
+
+def test_efficientnet_taps():
+    """The backbone's taps: jumps equal their strides, and the stride-32 field is wider than the
+    image."""
+    from deep.backbone import efficientnet_lite0
+
+    class Taps(nn.Module):  # the classifier (Linear) has no spatial geometry: trace the taps
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+
+        def forward(self, x):
+            return self.net.forward_features(x)
+
+    rf = {
+        r.name[4:]: r
+        for r in receptive_field(Taps(efficientnet_lite0(pretrained=False)), (3, 64, 64))
+    }
+    assert rf["_blocks.0._project_conv"].jump == (2, 2)
+    assert rf["_blocks.2._project_conv"].jump == (4, 4)
+    assert rf["_blocks.15._project_conv"].jump == (32, 32)
+    assert rf["_conv_stem"].size == (3, 3) and rf["_conv_stem"].start == (1.0, 1.0)
+    assert rf["_blocks.15._project_conv"].size[0] > 64
+    # TF "SAME" on the stem (3x3, stride 2, even input) pads 0 before and 1 after, so unit 0 is
+    # centred on input pixel 1, not 0 as with symmetric padding 1
+    net8 = Taps(efficientnet_lite0(pretrained=False, output_stride=8))
+    rf8 = {r.name[4:]: r for r in receptive_field(net8, (3, 64, 64))}
+    assert rf8["_blocks.15._project_conv"].jump == (8, 8)
