@@ -91,7 +91,9 @@ class BilinearUpsample(nn.Module):
         return bilinear_upsample(x, self.scale_factor, self.size, align_corners=self.align_corners)
 
 
-def bilinear_kernel(channels: int, factor: int, *, dtype=torch.float32, device=None) -> Tensor:
+def bilinear_kernel(
+    channels: int, factor: int, *, depthwise: bool = False, dtype=torch.float32, device=None
+) -> Tensor:
     """Weights ``(C, C, k, k)`` of a transposed convolution that upsamples bilinearly by ``factor``.
 
     ``k = 2 f - f mod 2``, centre ``c = f - 1`` (k odd) or ``f - 1/2`` (k even), and
@@ -104,13 +106,16 @@ def bilinear_kernel(channels: int, factor: int, *, dtype=torch.float32, device=N
         ``C``, channels in and out.
     factor : int
         Upsampling factor ``f`` (the transposed convolution's stride).
+    depthwise : bool
+        Return only the diagonal, ``(C, 1, k, k)``, for a transposed convolution with
+        ``groups=C``: the same result at ``1/C`` of the cost.
     dtype : torch.dtype
         Of the weights (computed in float64, then cast).
     device : torch.device, optional
 
     Returns
     -------
-    weight : (C, C, k, k) torch.Tensor
+    weight : (C, C, k, k) or (C, 1, k, k) torch.Tensor
 
     Examples
     --------
@@ -125,6 +130,8 @@ def bilinear_kernel(channels: int, factor: int, *, dtype=torch.float32, device=N
     c = factor - 1 if k % 2 == 1 else factor - 0.5
     t = 1.0 - (torch.arange(k, dtype=torch.float64) - c).abs() / factor
     filt = (t[:, None] * t[None, :]).to(dtype)
+    if depthwise:
+        return filt.to(device).expand(channels, 1, k, k).clone()
     w = torch.zeros((channels, channels, k, k), dtype=dtype, device=device)
     idx = torch.arange(channels, device=w.device)
     w[idx, idx] = filt.to(w.device)
@@ -136,7 +143,7 @@ def _bilinear_padding(factor: int) -> int:
 
 
 def bilinear_conv_transpose2d(
-    x: Tensor, weight: Tensor, factor: int, bias: Tensor | None = None
+    x: Tensor, weight: Tensor, factor: int, bias: Tensor | None = None, groups: int = 1
 ) -> Tensor:
     """Transposed convolution by ``factor`` with the padding that aligns it to ``F.interpolate``.
 
@@ -147,10 +154,12 @@ def bilinear_conv_transpose2d(
     Parameters
     ----------
     x : (N, C, H, W) torch.Tensor
-    weight : (C, C_out, k, k) torch.Tensor
+    weight : (C, C_out / groups, k, k) torch.Tensor
         ``k = 2 f - f mod 2``.
     factor : int
     bias : (C_out,) torch.Tensor, optional
+    groups : int
+        ``C`` with a depthwise kernel (``bilinear_kernel(C, f, depthwise=True)``).
 
     Returns
     -------
@@ -160,7 +169,9 @@ def bilinear_conv_transpose2d(
     check_shape(x, ["N", "C", "H", "W"], "x")
     k = 2 * factor - factor % 2
     check_shape(weight, [x.shape[1], "C_out", k, k], "weight")
-    return F.conv_transpose2d(x, weight, bias, stride=factor, padding=_bilinear_padding(factor))
+    return F.conv_transpose2d(
+        x, weight, bias, stride=factor, padding=_bilinear_padding(factor), groups=groups
+    )
 
 
 class BilinearConvTranspose2d(nn.ConvTranspose2d):
@@ -175,24 +186,38 @@ class BilinearConvTranspose2d(nn.ConvTranspose2d):
     learnable : bool
         ``False`` freezes the weights (FCN's final, fixed upsampling); ``True`` lets them train
         (FCN's 2x fusion layers).
+    depthwise : bool, optional
+        Keep only the channel diagonal (``groups=C``, weights ``(C, 1, k, k)``): each class is
+        upsampled on its own. Defaults to ``not learnable``; a learnable layer is full ``C x C``
+        as in FCN.
 
     Shape:
         - Input: :math:`(N, C, H, W)`
         - Output: :math:`(N, C, H f, W f)`
     """
 
-    def __init__(self, channels: int, factor: int, learnable: bool = True):
+    def __init__(
+        self, channels: int, factor: int, learnable: bool = True, depthwise: bool | None = None
+    ):
         k = 2 * factor - factor % 2
+        depthwise = (not learnable) if depthwise is None else depthwise
+        groups = channels if depthwise else 1
         super().__init__(
-            channels, channels, k, stride=factor, padding=_bilinear_padding(factor), bias=False
+            channels,
+            channels,
+            k,
+            stride=factor,
+            padding=_bilinear_padding(factor),
+            bias=False,
+            groups=groups,
         )
         self.factor = factor
         with torch.no_grad():
-            self.weight.copy_(bilinear_kernel(channels, factor))
+            self.weight.copy_(bilinear_kernel(channels, factor, depthwise=depthwise))
         self.weight.requires_grad_(learnable)
 
     def forward(self, x: Tensor, output_size=None) -> Tensor:
-        return bilinear_conv_transpose2d(x, self.weight, self.factor)
+        return bilinear_conv_transpose2d(x, self.weight, self.factor, groups=self.groups)
 
 
 def max_pool_with_indices(

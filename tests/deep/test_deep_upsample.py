@@ -74,7 +74,7 @@ class TestBilinearKernel:
             up(x.float()),
             bilinear_conv_transpose2d(x.float(), bilinear_kernel(2, factor, device=device), factor),
             rtol=0,
-            atol=0,
+            atol=1e-6,
         )
         ref = F.interpolate(x, scale_factor=factor, mode="bilinear", align_corners=False)
         assert y.shape == ref.shape == (1, 2, 6 * factor, 7 * factor)
@@ -84,6 +84,19 @@ class TestBilinearKernel:
         hi_w = max(o for o in range(7 * factor) if (o + 0.5) / factor - 0.5 <= 6) + 1
         assert_close(y[..., lo:hi_h, lo:hi_w], ref[..., lo:hi_h, lo:hi_w], tol=tol)
         assert (y - ref).abs().max() > 1e-2  # borders differ: zero padding vs clamping
+
+    def test_depthwise_equals_full(self, device):
+        x = torch.rand(2, 4, 5, 6, dtype=torch.float64).to(device)
+        full = bilinear_conv_transpose2d(x, bilinear_kernel(4, 4, dtype=torch.float64), 4)
+        dw = bilinear_kernel(4, 4, depthwise=True, dtype=torch.float64)
+        assert dw.shape == (4, 1, 8, 8)
+        assert_close(
+            bilinear_conv_transpose2d(x, dw.to(device), 4, groups=4), full, rtol=0, atol=1e-12
+        )
+        fixed = BilinearConvTranspose2d(4, 4, learnable=False).double().to(device)
+        assert fixed.groups == 4 and fixed.weight.shape == (4, 1, 8, 8)
+        assert BilinearConvTranspose2d(4, 2).weight.shape == (4, 4, 4, 4)
+        assert_close(fixed(x), full, rtol=0, atol=1e-6)
 
     def test_learnable_flag_and_gradcheck(self, device):
         assert not BilinearConvTranspose2d(2, 2, learnable=False).weight.requires_grad
