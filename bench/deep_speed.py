@@ -10,7 +10,7 @@ Peak memory: ``torch.cuda.max_memory_allocated`` on CUDA; on CPU the process's p
 Usage::
 
     PYTHONPATH=. python bench/deep_speed.py --json OUT.json [--device cpu|cuda] [--repeats 5]
-        [--cases fcn8s,deeplabv3plus,...] [--full-width]
+        [--cases fcn8s,deeplabv3plus,...] [--full-width] [--threads N]
 """
 
 from __future__ import annotations
@@ -133,6 +133,7 @@ def _worker(case: str, device: str, repeats: int, warmup: int, full_width: bool)
 
     rss0 = _rss_mb()
     out: dict = {
+        "torch_threads": torch.get_num_threads(),
         "case": case,
         "description": desc,
         "input_size": list(SIZE),
@@ -198,9 +199,16 @@ def main(argv=None) -> int:
         action="store_true",
         help="paper widths for U-Net (64) and DeconvNet (VGG-16); default halves them",
     )
+    p.add_argument(
+        "--threads", type=int, default=0, help="torch CPU threads (default: torch's own choice)"
+    )
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
 
+    if args.threads > 0:
+        import torch
+
+        torch.set_num_threads(args.threads)
     if args.worker:
         print(
             json.dumps(
@@ -231,6 +239,8 @@ def main(argv=None) -> int:
         ]
         if args.full_width:
             cmd.append("--full-width")
+        if args.threads > 0:
+            cmd += ["--threads", str(args.threads)]
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
         if proc.returncode != 0:
             results.append({"case": case, "error": proc.stderr.strip().splitlines()[-1:]})
