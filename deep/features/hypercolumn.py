@@ -187,6 +187,17 @@ class Hypercolumns(nn.Module):
     >>> hc(torch.zeros(1, 3, 32, 48)).shape
     torch.Size([1, 496, 32, 48])
 
+    Region scoring on a ``bottomup`` image (``(H, W, 3)`` float in [0, 1]) and its candidate masks
+    ``(K, H, W)`` bool, without building the full ``(496, H, W)`` map:
+
+    >>> import numpy as np
+    >>> image = np.random.default_rng(0).random((40, 60, 3))
+    >>> masks = torch.zeros(2, 40, 60, dtype=torch.bool); masks[0, :20] = True; masks[1, 20:] = True
+    >>> with torch.no_grad():
+    ...     pooled = hc.pool(hc.image_to_tensor(image), masks)
+    >>> pooled.shape
+    torch.Size([2, 496])
+
     Shape:
         - Input: :math:`(N, 3, H, W)` normalised images (:func:`deep.backbone.preprocess`).
         - Output: :math:`(N, \\text{channels}, H, W)` (or ``size``).
@@ -207,6 +218,21 @@ class Hypercolumns(nn.Module):
         self.backbone = backbone
         self.levels = tuple(levels)
         self.channels = sum(backbone.feature_channels[lv] for lv in self.levels)
+
+    @staticmethod
+    def image_to_tensor(image) -> Tensor:
+        """Turn a pipeline image into the backbone's input ``(1, 3, H, W)`` float32, full size.
+
+        Parameters
+        ----------
+        image : (H, W, 3) ndarray
+            RGB, float in [0, 1] (the ``bottomup`` contract) or uint8. Normalised as the ImageNet
+            weights expect (:func:`deep.backbone.preprocess` with ``size=None``). Move the result
+            to the module's device yourself.
+        """
+        from ..backbone.efficientnet import preprocess
+
+        return preprocess(image, size=None)
 
     def features(self, x: Tensor) -> list[Tensor]:
         """The chosen backbone maps of ``x``, coarse resolution, in ``levels`` order."""
