@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))  # for `import naive, deep_testing`
+sys.path.insert(0, str(Path(__file__).parent))  # for `import deep_testing`
 
 torch.set_num_threads(int(os.environ.get("DEEP_TEST_THREADS", "1")))
 # float32 comparisons on CUDA must not run convolutions/matmuls in TF32 (10-bit mantissa)

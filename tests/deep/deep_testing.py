@@ -1,8 +1,29 @@
-"""Shared helpers for the deep tests (kornia BaseTester style)."""
+"""Shared helpers for the deep tests (kornia BaseTester style).
+
+``naive`` is ``tests/deep/naive.py`` loaded under a private module name, so that it cannot clash
+with another ``naive`` module of the test tree (``tests/naive.py`` for ``bottomup``).
+"""
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+from pathlib import Path
+
 import torch
+
+
+def _load_naive():
+    name = "_deep_tests_naive"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("naive.py"))
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+naive = _load_naive()
 
 
 def assert_close(actual, expected, rtol=None, atol=None, *, tol=None):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import naive
 import pytest
+from deep_testing import naive
 from torch import nn
 
 from deep import receptive_field

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import naive
 import pytest
 import torch
-from deep_testing import assert_close, gradcheck, torchvision_ops
+from deep_testing import assert_close, gradcheck, naive, torchvision_ops
 
 from deep import ShapeError
 from deep.ops import RoIAlign, RoIPool, boxes_to_rois, roi_align, roi_pool

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import naive
 import pytest
 import torch
-from deep_testing import assert_close
+from deep_testing import assert_close, naive
 
 from deep.ops import roi_align, roi_pool
 
