@@ -131,9 +131,10 @@ def pool_hypercolumns(features, masks: Tensor) -> Tensor:
 
     Notes
     -----
-    Bilinear upsampling is linear, ``U_l F_l``, so ``m^T U_l F_l = (U_l^T m)^T F_l``. The adjoint
-    ``U_l^T m`` is obtained by back-propagating the masks through ``F.interpolate``; the cost is
-    ``O(K (H W + C_l h_l w_l))`` instead of ``O(C H W)`` memory for the full hypercolumn map.
+    Bilinear upsampling is linear and separable, ``U_l = U_y (x) U_x``, so
+    ``m^T U_l F_l = (U_y^T m U_x)^T F_l``: the masks are shrunk to each level by the transposed
+    interpolation matrices and contracted with its features. Memory ``O(K (H W + h_l w_l))``
+    instead of ``O(C H W)`` for the full hypercolumn map; works under ``torch.inference_mode``.
     """
     levels = _levels(features)
     check_tensor(masks, "masks")
@@ -152,14 +153,28 @@ def pool_hypercolumns(features, masks: Tensor) -> Tensor:
     area = m.sum(dim=(1, 2)).clamp(min=1.0)
     outs = []
     for f in levels:
-        with torch.enable_grad():
-            probe = torch.zeros(
-                (1, k) + tuple(f.shape[-2:]), dtype=dtype, device=device, requires_grad=True
-            )
-            up = F.interpolate(probe, size=(h, w), mode="bilinear", align_corners=False)
-            (adj,) = torch.autograd.grad(up, probe, grad_outputs=m[None])
-        outs.append(torch.einsum("khw,chw->kc", adj[0], f[0]))
+        uy = _interp_matrix(h, f.shape[-2], dtype, device)  # (H, h_l)
+        ux = _interp_matrix(w, f.shape[-1], dtype, device)  # (W, w_l)
+        adj = torch.einsum("kHW,Hh->khW", m, uy)
+        adj = torch.einsum("khW,Ww->khw", adj, ux)  # U_l^T m, (K, h_l, w_l)
+        outs.append(torch.einsum("khw,chw->kc", adj, f[0]))
     return torch.cat(outs, dim=1) / area[:, None]
+
+
+def _interp_matrix(n_out: int, n_in: int, dtype, device) -> Tensor:
+    """``(n_out, n_in)`` matrix of 1-D linear interpolation as ``F.interpolate(size=n_out,
+    align_corners=False)`` does it: source ``(o + 1/2) n_in / n_out - 1/2`` clamped at 0, upper
+    neighbour clamped to ``n_in - 1``."""
+    o = torch.arange(n_out, dtype=torch.float64, device=device)
+    src = ((o + 0.5) * (n_in / n_out) - 0.5).clamp(min=0.0)
+    lo = src.floor().to(torch.int64).clamp(max=n_in - 1)
+    hi = (lo + 1).clamp(max=n_in - 1)
+    frac = src - lo.to(torch.float64)
+    mat = torch.zeros((n_out, n_in), dtype=torch.float64, device=device)
+    rows = torch.arange(n_out, device=device)
+    mat.index_put_((rows, lo), 1.0 - frac, accumulate=True)
+    mat.index_put_((rows, hi), frac, accumulate=True)
+    return mat.to(dtype)
 
 
 class Hypercolumns(nn.Module):

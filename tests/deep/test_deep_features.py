@@ -70,6 +70,13 @@ def test_pool_equals_dense_mean(device):
         ref = hc[:, m].mean(1) if m.any() else torch.zeros(14, dtype=hc.dtype, device=device)
         assert_close(pooled[k], ref, rtol=0, atol=1e-12)
     assert pool_hypercolumns(feats, torch.zeros(0, *size, dtype=torch.bool)).shape == (0, 14)
+    with torch.inference_mode():
+        assert_close(pool_hypercolumns(feats, masks.to(device)), pooled, rtol=0, atol=1e-12)
+    # an odd, non-integer ratio of sizes (the interpolation matrix's clamping at both ends)
+    hc2 = hypercolumns(feats, (7, 45))[0]
+    m2 = torch.rand(3, 7, 45, generator=g) > 0.3
+    ref2 = torch.stack([hc2[:, mk.to(device)].mean(1) for mk in m2])
+    assert_close(pool_hypercolumns(feats, m2.to(device)), ref2, rtol=0, atol=1e-12)
 
 
 def test_pool_gradcheck(device):
