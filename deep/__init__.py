@@ -18,7 +18,7 @@ Map of the package:
 - ``deep.ops``: ``roi_align``/``RoIAlign``, ``roi_pool``/``RoIPool`` (torchvision signatures),
   ``bilinear_upsample``, ``bilinear_kernel``/``BilinearConvTranspose2d``, ``max_unpool``,
   ``shift_and_stitch``, ``ContextModule`` (Yu & Koltun), ``stride_to_dilation`` (DeepLab),
-  ``separable_conv2d``.
+  ``separable_conv2d``, ``masks_to_boxes``.
 - ``deep.models``: ``FCN`` (32s/16s/8s), ``UNet``, ``DeconvNet``, ``ASPP``, ``DeepLabV3Plus``.
 - ``deep.receptive_field(model, input_size)``: size, jump and centre per layer.
 
@@ -45,6 +45,7 @@ from .ops import (
     bilinear_upsample,
     context_aggregation,
     identity_init_,
+    masks_to_boxes,
     max_pool_with_indices,
     max_unpool,
     roi_align,
@@ -89,6 +90,7 @@ __all__ = [
     "context_aggregation",
     "identity_init_",
     "max_pool_with_indices",
+    "masks_to_boxes",
     "max_unpool",
     "roi_align",
     "roi_pool",

@@ -9,6 +9,7 @@ from .dilation import (
     separable_conv2d,
     stride_to_dilation,
 )
+from .masks import masks_to_boxes
 from .roi import RoIAlign, RoIPool, boxes_to_rois, roi_align, roi_pool
 from .upsample import (
     BilinearConvTranspose2d,
@@ -31,6 +32,7 @@ __all__ = [
     "identity_init_",
     "separable_conv2d",
     "stride_to_dilation",
+    "masks_to_boxes",
     "RoIAlign",
     "RoIPool",
     "boxes_to_rois",

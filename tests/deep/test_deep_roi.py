@@ -7,7 +7,7 @@ import torch
 from deep_testing import assert_close, gradcheck, naive, torchvision_ops
 
 from deep import ShapeError
-from deep.ops import RoIAlign, RoIPool, boxes_to_rois, roi_align, roi_pool
+from deep.ops import RoIAlign, RoIPool, boxes_to_rois, masks_to_boxes, roi_align, roi_pool
 
 
 def _inputs(seed, n=2, c=3, h=9, w=11, k=12, dtype=torch.float64):
@@ -225,3 +225,32 @@ class TestRoIPool:
             rtol=0,
             atol=1e-6,
         )
+
+
+class TestMasksToBoxes:
+    def test_feature_vs_numpy(self, device):
+        import numpy as np
+
+        g = torch.Generator().manual_seed(0)
+        masks = torch.rand(6, 9, 13, generator=g) > 0.8
+        masks[0] = False
+        masks[0, 4, 7] = True
+        boxes = masks_to_boxes(masks.to(device))
+        for m, b in zip(masks.numpy(), boxes.cpu().numpy(), strict=True):
+            rr, cc = np.nonzero(m)
+            assert b.tolist() == [cc.min(), rr.min(), cc.max(), rr.max()]
+        assert boxes[0].tolist() == [7.0, 4.0, 7.0, 4.0]
+
+    def test_empty(self, device):
+        assert masks_to_boxes(torch.zeros(0, 4, 4, dtype=torch.bool).to(device)).shape == (0, 4)
+        m = torch.zeros(2, 4, 4, dtype=torch.bool).to(device)
+        m[0, 1, 1] = True
+        with pytest.raises(ValueError, match=r"\[1\] are empty"):
+            masks_to_boxes(m)
+        with pytest.raises(ShapeError):
+            masks_to_boxes(m[0])
+
+    def test_torchvision_oracle(self, device):
+        tv_ops = torchvision_ops()
+        masks = torch.rand(5, 8, 11, generator=torch.Generator().manual_seed(1)) > 0.7
+        assert_close(masks_to_boxes(masks.to(device)), tv_ops.masks_to_boxes(masks), rtol=0, atol=0)
