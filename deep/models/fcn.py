@@ -31,6 +31,9 @@ class FCN(nn.Module):
     num_classes : int
     variant : {"32s", "16s", "8s"}
         Which skip layers are fused.
+    at_once : bool
+        Scale the stride-16 features by 0.01 and the stride-8 features by 1e-4 before scoring, as
+        the "all-at-once" FCN-8s trained without staging (Shelhamer et al., TPAMI 2017).
 
     Notes
     -----
@@ -45,7 +48,9 @@ class FCN(nn.Module):
         - Output: :math:`(N, \\text{num_classes}, H, W)`
     """
 
-    def __init__(self, backbone: nn.Module, num_classes: int, variant: str = "8s"):
+    def __init__(
+        self, backbone: nn.Module, num_classes: int, variant: str = "8s", at_once: bool = False
+    ):
         super().__init__()
         if variant not in FCN_VARIANTS:
             raise ValueError(
@@ -56,6 +61,7 @@ class FCN(nn.Module):
         self.backbone = backbone
         self.variant = variant
         self.strides = FCN_VARIANTS[variant]
+        self.skip_scale = {32: 1.0, 16: 1e-2, 8: 1e-4} if at_once else {32: 1.0, 16: 1.0, 8: 1.0}
         chans = backbone.feature_channels
         self.score = nn.ModuleDict()
         for i, s in enumerate(self.strides):
@@ -75,7 +81,7 @@ class FCN(nn.Module):
         taps = self.backbone.forward_features(x)
         y = self.score[str(self.strides[0])](taps[self.strides[0]])
         for up, s in zip(self.up2, self.strides[1:], strict=True):
-            skip = self.score[str(s)](taps[s])
+            skip = self.score[str(s)](taps[s] * self.skip_scale[s])
             y = up(y)[..., : skip.shape[-2], : skip.shape[-1]] + skip
         y = self.upsample(y)
         return y[..., : x.shape[-2], : x.shape[-1]]

@@ -74,6 +74,8 @@ def boxes_to_rois(boxes, dtype: torch.dtype, device: torch.device) -> Tensor:
 def _check_roi_inputs(input, boxes, name: str) -> Tensor:
     check_float_tensor(input, "input")
     check_shape(input, ["N", "C", "H", "W"], "input")
+    if input.shape[-1] == 0 or input.shape[-2] == 0:
+        raise ValueError(f"`input` must have H, W >= 1, but got shape {tuple(input.shape)}")
     # box arithmetic in at least float32: half precision cannot hold coordinates like 300.5
     rois = boxes_to_rois(boxes, torch.promote_types(input.dtype, torch.float32), input.device)
     if rois.shape[0]:

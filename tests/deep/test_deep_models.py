@@ -71,6 +71,22 @@ def test_fcn_fuses_by_summing(device):
     torch.testing.assert_close(net(x), net.upsample(s16)[..., :64, :64])
 
 
+def test_fcn_at_once_scales_skips(device):
+    torch.manual_seed(2)
+    bb = _TinyBackbone().to(device)
+    plain = FCN(bb, 2, "8s").to(device)
+    at_once = FCN(bb, 2, "8s", at_once=True).to(device)
+    at_once.load_state_dict(plain.state_dict())
+    with torch.no_grad():
+        for net in (plain, at_once):
+            nn.init.normal_(net.score["16"].weight)
+            nn.init.zeros_(net.score["16"].bias)
+            nn.init.zeros_(net.score["8"].weight)
+        at_once.score["16"].weight.copy_(plain.score["16"].weight * 100.0)  # undo the 0.01
+    x = torch.rand(1, 3, 64, 64).to(device)
+    torch.testing.assert_close(at_once(x), plain(x), rtol=1e-4, atol=1e-5)
+
+
 def test_fcn_exception():
     with pytest.raises(ValueError, match="variant"):
         FCN(_TinyBackbone(), 3, "4s")

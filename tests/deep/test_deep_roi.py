@@ -102,6 +102,8 @@ class TestRoIAlign:
             roi_align(x, rois, (0, 2))
         with pytest.raises(TypeError, match="boxes"):
             roi_align(x, "boxes", 2)
+        with pytest.raises(ValueError, match="H, W >= 1"):
+            roi_align(x[..., :0], rois, 2)
 
     def test_gradcheck(self, device):
         x, rois = _inputs(7, n=1, c=2, h=5, w=6, k=3)
