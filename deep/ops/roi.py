@@ -13,6 +13,7 @@ References
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -20,6 +21,11 @@ from torch import Tensor, nn
 from .._checks import check_float_tensor, check_shape
 
 __all__ = ["roi_align", "RoIAlign", "roi_pool", "RoIPool", "boxes_to_rois"]
+
+#: Boxes: a ``(K, 5)`` tensor of ``[batch_index, x1, y1, x2, y2]`` or one ``(L_i, 4)`` per image.
+BoxesT = Tensor | Sequence[Tensor]
+#: ``PH`` and ``PW``, or one int for both.
+SizeT = int | tuple[int, int]
 
 # RoIs RoIPool processes at once (bounds the gathered windows' memory).
 _POOL_CHUNK = 64
@@ -37,7 +43,7 @@ def _pair(v, name: str) -> tuple[int, int]:
     return int(v[0]), int(v[1])
 
 
-def boxes_to_rois(boxes, dtype: torch.dtype, device: torch.device) -> Tensor:
+def boxes_to_rois(boxes: BoxesT, dtype: torch.dtype, device: torch.device) -> Tensor:
     """Convert torchvision-style boxes to a ``(K, 5)`` tensor ``[batch_index, x1, y1, x2, y2]``.
 
     Parameters
@@ -127,8 +133,8 @@ def _axis_weights(start: Tensor, bin_size: Tensor, grid: Tensor, n_bins: int, si
 
 def roi_align(
     input: Tensor,
-    boxes,
-    output_size,
+    boxes: BoxesT,
+    output_size: SizeT,
     spatial_scale: float = 1.0,
     sampling_ratio: int = -1,
     aligned: bool = False,
@@ -225,7 +231,7 @@ class RoIAlign(nn.Module):
 
     def __init__(
         self,
-        output_size,
+        output_size: SizeT,
         spatial_scale: float = 1.0,
         sampling_ratio: int = -1,
         aligned: bool = False,
@@ -236,7 +242,7 @@ class RoIAlign(nn.Module):
         self.sampling_ratio = sampling_ratio
         self.aligned = aligned
 
-    def forward(self, input: Tensor, rois) -> Tensor:
+    def forward(self, input: Tensor, rois: BoxesT) -> Tensor:
         return roi_align(
             input, rois, self.output_size, self.spatial_scale, self.sampling_ratio, self.aligned
         )
@@ -271,7 +277,9 @@ def _window(lo: Tensor, hi: Tensor, size: int) -> tuple[Tensor, Tensor]:
     return idx.clamp(0, max(size - 1, 0)), valid
 
 
-def roi_pool(input: Tensor, boxes, output_size, spatial_scale: float = 1.0) -> Tensor:
+def roi_pool(
+    input: Tensor, boxes: BoxesT, output_size: SizeT, spatial_scale: float = 1.0
+) -> Tensor:
     """Max-pool each RoI, rounded to feature cells, into a fixed grid of bins (RoIPool).
 
     Parameters
@@ -357,12 +365,12 @@ class RoIPool(nn.Module):
         - Output: :math:`(K, C, PH, PW)`.
     """
 
-    def __init__(self, output_size, spatial_scale: float = 1.0):
+    def __init__(self, output_size: SizeT, spatial_scale: float = 1.0):
         super().__init__()
         self.output_size = _pair(output_size, "output_size")
         self.spatial_scale = spatial_scale
 
-    def forward(self, input: Tensor, rois) -> Tensor:
+    def forward(self, input: Tensor, rois: BoxesT) -> Tensor:
         return roi_pool(input, rois, self.output_size, self.spatial_scale)
 
     def extra_repr(self) -> str:
