@@ -201,6 +201,13 @@ class TestRoIPool:
         rois[:, 0] = 0
         assert gradcheck(lambda t: roi_pool(t, rois.to(device), (2, 2)), x.to(device))
 
+    @pytest.mark.parametrize("seed", range(10))
+    def test_backward_seeds_non_contiguous(self, device, seed):
+        x, rois = _inputs(seed, n=2, c=2, h=6, w=7, k=4)
+        xn = x.transpose(2, 3).contiguous().transpose(2, 3).to(device)
+        assert not xn.is_contiguous()
+        assert gradcheck(lambda t: roi_pool(t, rois.to(device), (2, 3), 0.5), xn)
+
     def test_chunking(self, device, monkeypatch):
         import deep.ops.roi as roi_mod
 
