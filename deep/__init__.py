@@ -21,12 +21,15 @@ Map of the package:
   ``separable_conv2d``, ``masks_to_boxes``.
 - ``deep.models``: ``FCN`` (32s/16s/8s), ``UNet``, ``DeconvNet``, ``ASPP``, ``DeepLabV3Plus``.
 - ``deep.receptive_field(model, input_size)``: size, jump and centre per layer.
+- ``deep.contours``: the learned boundary network (``ContourNet``, ``predict_contours``,
+  ``learned_contours``) that feeds ``bottomup.segment(contours="learned")``; training in
+  ``bench/train_contours.py``.
 
 Input errors raise ``TypeError`` or ``ValueError`` (``deep.ShapeError`` for shapes) naming the
 argument; empty inputs (no boxes, no masks) give empty outputs of the right shape.
 """
 
-from . import backbone, features, models, ops
+from . import backbone, contours, features, models, ops
 from ._checks import ShapeError, check_shape
 from .backbone import EfficientNetLite0, efficientnet_lite0, preprocess
 from .features import Hypercolumns, hypercolumns, pool_hypercolumns, sample_hypercolumns
@@ -58,6 +61,7 @@ from .receptive_field import LayerRF, receptive_field
 
 __all__ = [
     "backbone",
+    "contours",
     "features",
     "models",
     "ops",
