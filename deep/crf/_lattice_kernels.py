@@ -33,6 +33,9 @@ def _elevate_kernel(feat, block, keys, bary):
     n, d = feat.shape
     dp1 = d + 1
     inv_std = np.sqrt(2.0 / 3.0) * dp1
+    scale = np.empty(dp1)
+    for i in range(1, dp1):
+        scale[i] = inv_std / np.sqrt((i + 1.0) * i)
     chunk = 4096
     for ch in prange((n + chunk - 1) // chunk):
         # scratch allocated once per chunk, not per point
@@ -41,11 +44,11 @@ def _elevate_kernel(feat, block, keys, bary):
         rank = np.zeros(dp1, dtype=np.int64)
         b = np.zeros(dp1 + 1)
         for p in range(ch * chunk, min(n, (ch + 1) * chunk)):
-            _elevate_point(feat, block, keys, bary, p, d, inv_std, elev, rem0, rank, b)
+            _elevate_point(feat, block, keys, bary, p, d, scale, elev, rem0, rank, b)
 
 
 @njit(cache=True, inline="always")
-def _elevate_point(feat, block, keys, bary, p, d, inv_std, elev, rem0, rank, b):
+def _elevate_point(feat, block, keys, bary, p, d, scale, elev, rem0, rank, b):
     dp1 = d + 1
     if True:
         rank[:] = 0
@@ -53,7 +56,7 @@ def _elevate_point(feat, block, keys, bary, p, d, inv_std, elev, rem0, rank, b):
         # elevate onto the hyperplane sum(x) = 0 (scaled so the blur has unit std per feature)
         sm = 0.0
         for i in range(d, 0, -1):
-            cf = feat[p, i - 1] * inv_std / np.sqrt((i + 1.0) * i)
+            cf = feat[p, i - 1] * scale[i]
             elev[i] = sm - i * cf
             sm += cf
         elev[0] = sm
@@ -235,8 +238,12 @@ def _slice_kernel(lat, w_slice, offsets, scale, accumulate, out):
 
 
 @njit(cache=True, parallel=True, fastmath=_FASTMATH)
-def _potts_update_kernel(neg_unary, pairwise, q):
-    """Q = softmax(-unary + pairwise) per point (Potts: mu = 1 - I, constants per point drop out)."""
+def _potts_logits_kernel(neg_unary, pairwise, q):
+    """q = -unary + pairwise - rowmax (Potts: mu = 1 - I, per-point constants drop out).
+
+    The exponential is left to numpy (SIMD ``np.exp`` on float32 is ~8x faster than a scalar
+    numba loop here); :func:`_normalize_rows_kernel` then divides by the row sums.
+    """
     n, n_lab = q.shape
     for p in prange(n):
         m = np.float32(-np.inf)
@@ -245,22 +252,16 @@ def _potts_update_kernel(neg_unary, pairwise, q):
             q[p, c] = z
             if z > m:
                 m = z
-        s = np.float32(0.0)
         for c in range(n_lab):
-            e = np.exp(q[p, c] - m)
-            q[p, c] = e
-            s += e
-        inv = np.float32(1.0) / s
-        for c in range(n_lab):
-            q[p, c] *= inv
+            q[p, c] -= m
 
 
 @njit(cache=True, parallel=True, fastmath=_FASTMATH)
-def _compat_update_kernel(neg_unary, pairwise, compat, q):
-    """Q = softmax(-unary - pairwise @ compat.T) per point (general label compatibility)."""
+def _compat_logits_kernel(neg_unary, pairwise, compat, q):
+    """q = -unary - pairwise @ compat.T - rowmax (general label compatibility)."""
     n, n_lab = q.shape
     for p in prange(n):
-        m = -np.inf
+        m = np.float32(-np.inf)
         for a in range(n_lab):
             z = neg_unary[p, a]
             for b in range(n_lab):
@@ -268,14 +269,31 @@ def _compat_update_kernel(neg_unary, pairwise, compat, q):
             q[p, a] = z
             if z > m:
                 m = z
-        s = 0.0
         for a in range(n_lab):
-            e = np.exp(q[p, a] - m)
-            q[p, a] = e
-            s += e
-        inv = 1.0 / s
-        for a in range(n_lab):
-            q[p, a] *= inv
+            q[p, a] -= m
+
+
+@njit(cache=True, parallel=True, fastmath=_FASTMATH)
+def _normalize_rows_kernel(q):
+    """Divide each row of ``q`` by its sum."""
+    n, n_lab = q.shape
+    for p in prange(n):
+        s = np.float32(0.0)
+        for c in range(n_lab):
+            s += q[p, c]
+        inv = np.float32(1.0) / s
+        for c in range(n_lab):
+            q[p, c] *= inv
+
+
+def _softmax_update(neg_unary, pairwise, compat, q):
+    """Mean-field update ``q = softmax(-unary - mu(pairwise))`` in place (Potts when compat is None)."""
+    if compat is None:
+        _potts_logits_kernel(neg_unary, pairwise, q)
+    else:
+        _compat_logits_kernel(neg_unary, pairwise, compat, q)
+    np.exp(q, out=q)
+    _normalize_rows_kernel(q)
 
 
 @njit(cache=True, fastmath=_FASTMATH)

@@ -242,7 +242,7 @@ def _dense_crf_numpy(unary, image, regions, n_iter, params, compat, return_energ
     neg = -unary_nl
     q = np.empty((n, n_lab), np.float32)
     zero = np.zeros((n, n_lab), np.float32)
-    _k._potts_update_kernel(neg, zero, q)  # Q0 = softmax(-unary)
+    _k._softmax_update(neg, zero, None, q)  # Q0 = softmax(-unary)
     energies = []
     kernels = []
     if n_lab > 1:
@@ -273,10 +273,7 @@ def _dense_crf_numpy(unary, image, regions, n_iter, params, compat, return_energ
             energies.append(_energy(unary64, q, pair, compat))
             if it == n_iter:
                 break
-        if compat is None:
-            _k._potts_update_kernel(neg, pair, q)
-        else:
-            _k._compat_update_kernel(neg, pair, compat, q)
+        _k._softmax_update(neg, pair, compat, q)
     out = np.ascontiguousarray(q.T.reshape(n_lab, h, w))
     if return_energy:
         return out, np.asarray(energies)
