@@ -88,27 +88,56 @@ def test_n_iter_zero_is_softmax_and_shift_invariance():
     np.testing.assert_allclose(dense_crf(u + shift, img), dense_crf(u, img), atol=1e-5)
 
 
-def test_edges_stop_appearance_messages():
-    """Uniform grey image, confident left half, weak right half: a contour keeps them apart."""
+def _split_scene():
+    """Uniform grey 16x16 image; left half confidently label 0; right half 60 % weakly label 1."""
     h = w = 16
+    rng = np.random.default_rng(0)
     img = np.full((h, w, 3), 0.5)
     prob = np.zeros((2, h, w))
     prob[0, :, :8] = 0.9
-    prob[0, :, 8:] = 0.45
+    right_ones = rng.random((h, 8)) < 0.6
+    prob[0, :, 8:] = np.where(right_ones, 0.3, 0.6)
     prob[1] = 1 - prob[0]
-    u = unary_from_probabilities(prob)
     cont = np.zeros((h, w))
     cont[:, 8] = 1.0
-    kw = dict(w_appearance=10.0, theta_alpha=20.0)
+    return img, unary_from_probabilities(prob), cont
+
+
+def test_edges_keep_regions_apart():
+    """The image gives no cue; a contour between the halves lets the right half keep its label.
+
+    The edge kernel adds region consistency to the (uncut) DeepLab kernels, so it has to outweigh
+    the appearance kernel's pull from the confident half: w_edge = 15 here (10 is not enough).
+    """
+    img, u, cont = _split_scene()
+    h, w = cont.shape
+    kw = dict(w_appearance=4.0, theta_alpha=20.0, w_edge=15.0)
     plain = dense_crf(u, img, **kw).argmax(0)
     edged = dense_crf(u, img, contours=cont, **kw).argmax(0)
-    assert (plain[:, 9:] == 0).all()  # the confident side invades through similar colours
+    assert (plain[:, 9:] == 0).mean() > 0.9  # the confident side invades through equal colours
     assert (edged[:, 9:] == 1).all() and (edged[:, :8] == 0).all()
     # a ucm2 with the same cut gives the same answer
     ucm2 = np.zeros((2 * h + 1, 2 * w + 1))
     ucm2[:, 2 * 8 + 1 + 1] = 1.0  # between pixel columns 8 and 9
     edged2 = dense_crf(u, img, contours=ucm2, **kw).argmax(0)
     assert (edged2[:, 9:] == 1).all() and (edged2[:, :8] == 0).all()
+    # no contour above the threshold: the edge kernel is one big region, nothing is cut
+    weak = dense_crf(u, img, contours=cont * 0.1, **kw).argmax(0)
+    assert (weak[:, 9:] == 0).mean() > 0.9
+
+
+def test_edge_kernel_is_cut_exactly():
+    """With only the edge kernel, a region's marginals do not depend on the other region at all."""
+    img, u, cont = _split_scene()
+    kw = dict(w_appearance=0.0, w_smoothness=0.0, w_edge=5.0, theta_edge=100.0, contours=cont)
+    q1 = dense_crf(u, img, **kw)
+    u2 = u.copy()
+    u2[:, :, :8] = u2[::-1, :, :8]  # flip the left region's unaries
+    q2 = dense_crf(u2, img, **kw)
+    regions = contours_to_regions(cont, cont.shape)
+    right = regions == regions[0, -1]
+    np.testing.assert_allclose(q1[:, right], q2[:, right], atol=1e-6)
+    assert not np.allclose(q1[:, ~right], q2[:, ~right], atol=1e-2)
 
 
 def test_contours_to_regions_tiny():
@@ -177,6 +206,8 @@ def test_bad_input():
         dense_crf(u, img, w_appearance=-1.0)
     with pytest.raises(ValueError, match="theta_beta"):
         dense_crf(u, img, theta_beta=0.0)
+    with pytest.raises(ValueError, match="w_edge"):
+        dense_crf(u, img, w_edge=float("nan"))
     with pytest.raises(ValueError, match="n_iter"):
         dense_crf(u, img, n_iter=-2)
     with pytest.raises(ValueError, match="compatibility"):

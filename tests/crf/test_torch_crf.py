@@ -69,6 +69,7 @@ def test_gradients_flow(device):
     q = crf(ut, it)
     loss = torch.nn.functional.nll_loss(torch.log(q + 1e-8), torch.tensor(truth[None], device=device))
     loss.backward()
+    assert crf.log_w_edge.grad is None  # no contours: the edge kernel is not used
     for name, g in (("unary", ut.grad), ("w_app", crf.log_w_appearance.grad),
                     ("w_smooth", crf.log_w_smoothness.grad), ("compat", crf.compatibility.grad)):
         assert g is not None and torch.isfinite(g).all() and g.abs().sum() > 0, name
@@ -142,3 +143,25 @@ def test_module_exceptions(device):
         DenseCRF(0)
     with pytest.raises(TypeError, match="floating-point"):
         dense_crf(torch.zeros(3, 4, 5, dtype=torch.int64), np.zeros((4, 5, 3)))
+
+
+def test_edge_weight_learns_with_contours(device):
+    """With contours the edge kernel is used, its weight gets a gradient, and the loss drops."""
+    img, truth, u = _scene(seed=3, noise_rate=0.45)
+    cont = np.zeros(truth.shape)
+    cont[:, [4, 9]] = 1.0  # the two colour boundaries of _scene (w = 15)
+    crf = DenseCRF(3, n_iter=3, theta_alpha=10.0, w_edge=1.0).to(device)
+    ut = torch.tensor(u[None], device=device)
+    it = torch.tensor(img[None], device=device).permute(0, 3, 1, 2)
+    ct = torch.tensor(cont[None], device=device)
+    tt = torch.tensor(truth[None], device=device)
+    opt = torch.optim.Adam([crf.log_w_edge], lr=0.2)
+    losses = []
+    for _ in range(6):
+        opt.zero_grad()
+        loss = torch.nn.functional.nll_loss(torch.log(crf(ut, it, ct) + 1e-8), tt)
+        loss.backward()
+        assert crf.log_w_edge.grad is not None and crf.log_w_edge.grad.abs() > 0
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0], losses
