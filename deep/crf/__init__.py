@@ -1,4 +1,4 @@
-"""Edge-aware fully connected CRF (Kraehenbuehl & Koltun 2011) with permutohedral-lattice mean field.
+"""Edge-aware fully connected CRF (Kraehenbuehl & Koltun 2011), permutohedral mean field.
 
 ``dense_crf`` (numpy -> numba on the CPU; torch tensors -> torch on their device) and the trainable
 ``DenseCRF`` module (CRF-as-RNN). See :mod:`deep.crf.dense_crf`.

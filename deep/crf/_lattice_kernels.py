@@ -29,7 +29,7 @@ _FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 
 @njit(cache=True, parallel=True)
 def _elevate_kernel(feat, block, keys, bary):
-    """Enclosing simplex (vertex keys) and barycentric weights of every point (prange over points)."""
+    """Enclosing simplex (vertex keys) and barycentric weights of every point (prange)."""
     n, d = feat.shape
     dp1 = d + 1
     inv_std = np.sqrt(2.0 / 3.0) * dp1
@@ -287,7 +287,7 @@ def _normalize_rows_kernel(q):
 
 
 def _softmax_update(neg_unary, pairwise, compat, q):
-    """Mean-field update ``q = softmax(-unary - mu(pairwise))`` in place (Potts when compat is None)."""
+    """Mean-field update ``q = softmax(-unary - mu(pairwise))`` in place (Potts: compat None)."""
     if compat is None:
         _potts_logits_kernel(neg_unary, pairwise, q)
     else:

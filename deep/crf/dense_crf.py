@@ -44,7 +44,7 @@ from deep.crf.lattice_torch import TorchLattice, build_lattice_torch
 
 __all__ = ["DenseCRF", "contours_to_regions", "dense_crf", "unary_from_probabilities"]
 
-# DeepLab-LargeFOV (VGG) values, FACTS C.3: w1 = 4, theta_alpha = 121, theta_beta = 5, w2 = 3, theta_gamma = 3
+# DeepLab-LargeFOV (VGG) values, FACTS C.3: w1 4, theta_alpha 121, theta_beta 5, w2 3, theta_gamma 3
 _DEFAULTS = dict(
     w_appearance=4.0, theta_alpha=121.0, theta_beta=5.0, w_smoothness=3.0, theta_gamma=3.0
 )
@@ -55,16 +55,32 @@ _DEFAULTS = dict(
 # ---------------------------------------------------------------------------------------------
 
 
-def _check_params(n_iter, w_appearance, theta_alpha, theta_beta, w_smoothness, theta_gamma,
-                  contour_threshold, w_edge=0.0, theta_edge=1.0):
+def _check_params(
+    n_iter,
+    w_appearance,
+    theta_alpha,
+    theta_beta,
+    w_smoothness,
+    theta_gamma,
+    contour_threshold,
+    w_edge=0.0,
+    theta_edge=1.0,
+):
     if isinstance(n_iter, bool) or not isinstance(n_iter, (int, np.integer)) or n_iter < 0:
         raise ValueError(f"`n_iter` must be a non-negative integer, got {n_iter!r}")
-    for name, val in (("w_appearance", w_appearance), ("w_smoothness", w_smoothness),
-                      ("w_edge", w_edge)):
+    for name, val in (
+        ("w_appearance", w_appearance),
+        ("w_smoothness", w_smoothness),
+        ("w_edge", w_edge),
+    ):
         if not (math.isfinite(float(val)) and float(val) >= 0):
             raise ValueError(f"`{name}` must be a finite weight >= 0, got {val!r}")
-    for name, val in (("theta_alpha", theta_alpha), ("theta_beta", theta_beta),
-                      ("theta_gamma", theta_gamma), ("theta_edge", theta_edge)):
+    for name, val in (
+        ("theta_alpha", theta_alpha),
+        ("theta_beta", theta_beta),
+        ("theta_gamma", theta_gamma),
+        ("theta_edge", theta_edge),
+    ):
         if not (math.isfinite(float(val)) and float(val) > 0):
             raise ValueError(f"`{name}` must be a finite standard deviation > 0, got {val!r}")
     if not (0.0 <= float(contour_threshold) <= 1.0):
@@ -77,11 +93,15 @@ def _check_unary(unary, name="unary") -> tuple[int, int, int]:
             raise TypeError(f"`{name}` must be a floating-point tensor, got dtype {unary.dtype}")
         finite = bool(torch.isfinite(unary).all())
     elif isinstance(unary, np.ndarray):
-        if not np.issubdtype(unary.dtype, np.number) or np.issubdtype(unary.dtype, np.complexfloating):
+        if not np.issubdtype(unary.dtype, np.number) or np.issubdtype(
+            unary.dtype, np.complexfloating
+        ):
             raise TypeError(f"`{name}` must be a real numeric array, got dtype {unary.dtype}")
         finite = bool(np.isfinite(unary).all())
     else:
-        raise TypeError(f"`{name}` must be a numpy array or torch tensor, got {type(unary).__name__}")
+        raise TypeError(
+            f"`{name}` must be a numpy array or torch tensor, got {type(unary).__name__}"
+        )
     if unary.ndim != 3:
         raise ValueError(
             f"`{name}` must be (L, H, W) unary energies (one plane per label), got shape "
@@ -120,7 +140,11 @@ def unary_from_probabilities(probabilities, *, eps: float = 1e-8, atol: float = 
         If values fall outside [0, 1], are NaN, or do not sum to one per pixel.
     """
     is_t = isinstance(probabilities, torch.Tensor)
-    p = probabilities.detach().cpu().double().numpy() if is_t else np.asarray(probabilities, np.float64)
+    p = (
+        probabilities.detach().cpu().double().numpy()
+        if is_t
+        else np.asarray(probabilities, np.float64)
+    )
     if p.ndim != 3 or p.shape[0] == 0:
         raise ValueError(f"`probabilities` must be (L, H, W) with L >= 1, got shape {p.shape}")
     if not np.isfinite(p).all():
@@ -194,9 +218,13 @@ def _features(image: np.ndarray, theta_alpha, theta_beta, theta_gamma):
 
 def _kernel_specs(image, regions, params):
     """(features, blocks, weight) of each active kernel: appearance, smoothness, edge-aware."""
-    f_smooth, f_app = _features(image, params["theta_alpha"], params["theta_beta"],
-                                params["theta_gamma"])
-    specs = [(f_app, None, params.get("w_appearance")), (f_smooth, None, params.get("w_smoothness"))]
+    f_smooth, f_app = _features(
+        image, params["theta_alpha"], params["theta_beta"], params["theta_gamma"]
+    )
+    specs = [
+        (f_app, None, params.get("w_appearance")),
+        (f_smooth, None, params.get("w_smoothness")),
+    ]
     if regions is not None:
         f_edge = f_smooth * (params["theta_gamma"] / params["theta_edge"])
         specs.append((f_edge, regions.ravel().astype(np.int64), params.get("w_edge")))
@@ -207,7 +235,9 @@ def _as_compat(compatibility, n_lab):
     if compatibility is None or (isinstance(compatibility, str) and compatibility == "potts"):
         return None
     if isinstance(compatibility, str):
-        raise ValueError(f"`compatibility` must be 'potts', None or an (L, L) matrix, got {compatibility!r}")
+        raise ValueError(
+            f"`compatibility` must be 'potts', None or an (L, L) matrix, got {compatibility!r}"
+        )
     c = compatibility
     if tuple(c.shape) != (n_lab, n_lab):
         raise ValueError(
@@ -233,8 +263,15 @@ class _NumbaKernel:
         self.weight = float(weight)
 
     def apply(self, q, out, accumulate, buffers):
-        self.lattice.filter(q, w_splat=self.w, w_slice=self.w, scale=self.weight, out=out,
-                            accumulate=accumulate, buffers=buffers)
+        self.lattice.filter(
+            q,
+            w_splat=self.w,
+            w_slice=self.w,
+            scale=self.weight,
+            out=out,
+            accumulate=accumulate,
+            buffers=buffers,
+        )
 
 
 def _energy(unary_nl, q, pair, compat) -> float:
@@ -331,7 +368,9 @@ def _mean_field_torch(unary_nl, kernels, weights, compat, n_iter, return_energy=
             with torch.no_grad():
                 q64, mp64 = q.double(), mp.double()
                 ent = torch.where(q64 > 0, q64 * torch.log(q64.clamp_min(1e-300)), 0.0).sum()
-                energies.append(float((unary_nl.double() * q64).sum() + 0.5 * (q64 * mp64).sum() + ent))
+                energies.append(
+                    float((unary_nl.double() * q64).sum() + 0.5 * (q64 * mp64).sum() + ent)
+                )
             if it == n_iter:
                 break
         q = torch.softmax(-unary_nl - mp, 1)
@@ -486,20 +525,42 @@ def dense_crf(
     (True, True)
     """
     n_lab, h, w = _check_unary(unary)
-    _check_params(n_iter, w_appearance, theta_alpha, theta_beta, w_smoothness, theta_gamma,
-                  contour_threshold, w_edge, theta_edge)
+    _check_params(
+        n_iter,
+        w_appearance,
+        theta_alpha,
+        theta_beta,
+        w_smoothness,
+        theta_gamma,
+        contour_threshold,
+        w_edge,
+        theta_edge,
+    )
     img = _image_to_numpy(image, h, w)
     compat = _as_compat(compatibility, n_lab)
-    regions = None if contours is None else contours_to_regions(
-        contours.detach().cpu().numpy() if isinstance(contours, torch.Tensor) else contours,
-        (h, w), threshold=contour_threshold)
-    params = dict(w_appearance=w_appearance, theta_alpha=theta_alpha, theta_beta=theta_beta,
-                  w_smoothness=w_smoothness, theta_gamma=theta_gamma, w_edge=w_edge,
-                  theta_edge=theta_edge)
+    regions = (
+        None
+        if contours is None
+        else contours_to_regions(
+            contours.detach().cpu().numpy() if isinstance(contours, torch.Tensor) else contours,
+            (h, w),
+            threshold=contour_threshold,
+        )
+    )
+    params = dict(
+        w_appearance=w_appearance,
+        theta_alpha=theta_alpha,
+        theta_beta=theta_beta,
+        w_smoothness=w_smoothness,
+        theta_gamma=theta_gamma,
+        w_edge=w_edge,
+        theta_edge=theta_edge,
+    )
     if isinstance(unary, torch.Tensor):
         return _dense_crf_torch(unary, img, regions, int(n_iter), params, compat, return_energy)
-    return _dense_crf_numpy(np.asarray(unary), img, regions, int(n_iter), params, compat,
-                            return_energy)
+    return _dense_crf_numpy(
+        np.asarray(unary), img, regions, int(n_iter), params, compat, return_energy
+    )
 
 
 class DenseCRF(nn.Module):
@@ -537,23 +598,47 @@ class DenseCRF(nn.Module):
     .. [5] S. Zheng et al., "Conditional Random Fields as Recurrent Neural Networks", ICCV 2015.
     """
 
-    def __init__(self, n_labels: int, *, n_iter: int = 5, w_appearance: float = 4.0,
-                 theta_alpha: float = 121.0, theta_beta: float = 5.0, w_smoothness: float = 3.0,
-                 theta_gamma: float = 3.0, w_edge: float = 5.0, theta_edge: float = 40.0,
-                 learn_compatibility: bool = True, contour_threshold: float = 0.2):
+    def __init__(
+        self,
+        n_labels: int,
+        *,
+        n_iter: int = 5,
+        w_appearance: float = 4.0,
+        theta_alpha: float = 121.0,
+        theta_beta: float = 5.0,
+        w_smoothness: float = 3.0,
+        theta_gamma: float = 3.0,
+        w_edge: float = 5.0,
+        theta_edge: float = 40.0,
+        learn_compatibility: bool = True,
+        contour_threshold: float = 0.2,
+    ):
         super().__init__()
         if isinstance(n_labels, bool) or not isinstance(n_labels, int) or n_labels < 1:
             raise ValueError(f"`n_labels` must be a positive integer, got {n_labels!r}")
-        _check_params(n_iter, w_appearance, theta_alpha, theta_beta, w_smoothness, theta_gamma,
-                      contour_threshold, w_edge, theta_edge)
+        _check_params(
+            n_iter,
+            w_appearance,
+            theta_alpha,
+            theta_beta,
+            w_smoothness,
+            theta_gamma,
+            contour_threshold,
+            w_edge,
+            theta_edge,
+        )
         if min(w_appearance, w_smoothness, w_edge) <= 0:
             raise ValueError(
-                "`w_appearance`, `w_smoothness` and `w_edge` must be > 0 to be learnable (log scale)"
+                "`w_appearance`, `w_smoothness` and `w_edge` must be > 0 (learned on a log scale)"
             )
         self.n_labels = n_labels
         self.n_iter = int(n_iter)
-        self.thetas = dict(theta_alpha=theta_alpha, theta_beta=theta_beta, theta_gamma=theta_gamma,
-                           theta_edge=theta_edge)
+        self.thetas = dict(
+            theta_alpha=theta_alpha,
+            theta_beta=theta_beta,
+            theta_gamma=theta_gamma,
+            theta_edge=theta_edge,
+        )
         self.contour_threshold = contour_threshold
         self.log_w_appearance = nn.Parameter(torch.tensor(math.log(w_appearance)))
         self.log_w_smoothness = nn.Parameter(torch.tensor(math.log(w_smoothness)))
@@ -564,9 +649,11 @@ class DenseCRF(nn.Module):
         else:
             self.register_buffer("compatibility", potts)
 
-    def forward(self, unary: torch.Tensor, image: torch.Tensor,
-                contours: torch.Tensor | None = None) -> torch.Tensor:
-        """Return the marginals ``(N, L, H, W)`` after ``n_iter`` differentiable mean-field steps."""
+    def forward(
+        self, unary: torch.Tensor, image: torch.Tensor, contours: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Return the marginals ``(N, L, H, W)`` after ``n_iter`` differentiable mean-field steps.
+        """
         if not isinstance(unary, torch.Tensor) or unary.ndim != 4:
             raise ValueError(
                 f"`unary` must be an (N, L, H, W) tensor, got "
@@ -574,14 +661,18 @@ class DenseCRF(nn.Module):
             )
         n, n_lab, h, w = unary.shape
         if n_lab != self.n_labels:
-            raise ValueError(f"`unary` has {n_lab} labels, the module was built for {self.n_labels}")
+            raise ValueError(
+                f"`unary` has {n_lab} labels, the module was built for {self.n_labels}"
+            )
         if not isinstance(image, torch.Tensor) or tuple(image.shape) != (n, 3, h, w):
             raise ValueError(
                 f"`image` must be an (N, 3, H, W) = {(n, 3, h, w)} tensor, got "
                 f"{tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__}"
             )
         if contours is not None and tuple(contours.shape) != (n, h, w):
-            raise ValueError(f"`contours` must be (N, H, W) = {(n, h, w)}, got {tuple(contours.shape)}")
+            raise ValueError(
+                f"`contours` must be (N, H, W) = {(n, h, w)}, got {tuple(contours.shape)}"
+            )
         outs = []
         weights = [self.log_w_appearance.exp(), self.log_w_smoothness.exp(), self.log_w_edge.exp()]
         for b in range(n):
@@ -589,12 +680,18 @@ class DenseCRF(nn.Module):
             img = _image_to_numpy(image[b], h, w)
             regions = None
             if contours is not None:
-                regions = contours_to_regions(contours[b].detach().cpu().numpy(), (h, w),
-                                              threshold=self.contour_threshold)
+                regions = contours_to_regions(
+                    contours[b].detach().cpu().numpy(), (h, w), threshold=self.contour_threshold
+                )
             specs = _kernel_specs(img, regions, self.thetas)
             kernels = [_TorchKernel(f, blk, unary.device, unary.dtype) for f, blk, _ in specs]
             compat = self.compatibility.to(unary.dtype)
-            q, _ = _mean_field_torch(unary[b].reshape(n_lab, h * w).t(), kernels,
-                                     weights[: len(kernels)], compat, self.n_iter)
+            q, _ = _mean_field_torch(
+                unary[b].reshape(n_lab, h * w).t(),
+                kernels,
+                weights[: len(kernels)],
+                compat,
+                self.n_iter,
+            )
             outs.append(q.t().reshape(n_lab, h, w))
         return torch.stack(outs)

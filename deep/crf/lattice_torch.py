@@ -54,7 +54,7 @@ class TorchLattice:
         return self.offsets.shape[1] - 1
 
     def filter(self, values: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
-        """Return ``S B S^T values`` for ``values`` (N, C); ``weights`` (N, d+1) replace ``bary``."""
+        """Return ``S B S^T values`` for ``values`` (N, C); ``weights`` (N, d+1) replace bary."""
         w = self.bary if weights is None else weights
         w = w.to(values.dtype)
         n, n_ch = values.shape
@@ -90,7 +90,9 @@ def _elevate(feat: torch.Tensor, block: torch.Tensor):
     b = di.unsqueeze(1)  # j
     idx = torch.arange(dp1, device=feat.device)
     upper = idx.unsqueeze(1) < idx.unsqueeze(0)  # j > i
-    rank = ((b > a) & upper).sum(2) + ((b >= a) & ~upper & (idx.unsqueeze(1) != idx.unsqueeze(0))).sum(2)
+    rank = ((b > a) & upper).sum(2) + (
+        (b >= a) & ~upper & (idx.unsqueeze(1) != idx.unsqueeze(0))
+    ).sum(2)
     rem0 = rem0.long()
     pos = s > 0
     neg = s < 0
@@ -99,7 +101,8 @@ def _elevate(feat: torch.Tensor, block: torch.Tensor):
     rem0 = torch.where(pos & hi, rem0 - dp1, rem0)
     rem0 = torch.where(neg & lo, rem0 + dp1, rem0)
     rank = torch.where(
-        pos, torch.where(hi, rank + s - dp1, rank + s),
+        pos,
+        torch.where(hi, rank + s - dp1, rank + s),
         torch.where(neg, torch.where(lo, rank + dp1 + s, rank + s), rank),
     )
     vb = (elev - rem0.to(feat.dtype)) / dp1
@@ -141,8 +144,11 @@ def build_lattice_torch(features: torch.Tensor, blocks: torch.Tensor | None = No
     feat = features.detach()
     n, d = feat.shape
     dp1 = d + 1
-    blk = (torch.zeros(n, dtype=torch.int64, device=feat.device) if blocks is None
-           else blocks.to(feat.device, torch.int64))
+    blk = (
+        torch.zeros(n, dtype=torch.int64, device=feat.device)
+        if blocks is None
+        else blocks.to(feat.device, torch.int64)
+    )
     keys, bary = _elevate(feat, blk)
     flat = keys.reshape(-1, dp1)
     lo = flat.min(0).values - dp1

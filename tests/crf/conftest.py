@@ -18,7 +18,7 @@ _spec.loader.exec_module(crf_naive)
 
 @pytest.fixture(scope="session")
 def device():
-    """Torch device for the torch-path tests: ``$DEEP_DEVICE`` or cpu; skips if it is unavailable."""
+    """Torch device for the torch-path tests: ``$DEEP_DEVICE`` or cpu; skips if unavailable."""
     torch = pytest.importorskip("torch")
     name = os.environ.get("DEEP_DEVICE", "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():

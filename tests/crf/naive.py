@@ -6,7 +6,7 @@ import numpy as np
 
 
 def gaussian_matrix(features, blocks=None):
-    """Exact kernel matrix ``k_ij = exp(-|f_i - f_j|^2 / 2) [block_i == block_j]`` (self term included)."""
+    """Exact kernel ``k_ij = exp(-|f_i - f_j|^2 / 2) [block_i == block_j]`` (self term included)."""
     f = np.asarray(features, np.float64)
     d2 = ((f[:, None, :] - f[None, :, :]) ** 2).sum(-1)
     k = np.exp(-0.5 * d2)
@@ -26,7 +26,7 @@ def naive_filter(features, values, blocks=None):
 
 
 def naive_features(image, theta_alpha, theta_beta, theta_gamma):
-    """Smoothness (row, col) / theta_gamma and appearance (row, col, 255 rgb) features, as dense_crf."""
+    """Smoothness (row, col) / theta_gamma and appearance (row, col, 255 rgb) features."""
     img = np.asarray(image, np.float64)
     h, w = img.shape[:2]
     rows, cols = np.mgrid[0:h, 0:w]
@@ -36,9 +36,20 @@ def naive_features(image, theta_alpha, theta_beta, theta_gamma):
     return f_smooth, f_app
 
 
-def naive_mean_field(unary, image, *, n_iter=5, w_appearance=4.0, theta_alpha=121.0, theta_beta=5.0,
-                     w_smoothness=3.0, theta_gamma=3.0, regions=None, compatibility=None):
-    """Parallel mean field with exact (O(N^2)) Gaussian kernels and densecrf's symmetric normalisation.
+def naive_mean_field(
+    unary,
+    image,
+    *,
+    n_iter=5,
+    w_appearance=4.0,
+    theta_alpha=121.0,
+    theta_beta=5.0,
+    w_smoothness=3.0,
+    theta_gamma=3.0,
+    regions=None,
+    compatibility=None,
+):
+    """Parallel mean field with exact O(N^2) Gaussian kernels, densecrf's symmetric normalisation.
 
     ``K' = D K D`` with ``D = diag(1 / sqrt(K 1))`` and the self term kept, the same operator the
     lattice approximates; Potts when ``compatibility`` is None.

@@ -39,8 +39,11 @@ def test_smoke_shapes_and_normalisation():
 
 @pytest.mark.parametrize(
     "kw",
-    [{}, {"theta_alpha": 10.0, "w_appearance": 10.0, "theta_beta": 20.0},
-     {"theta_alpha": 5.0, "theta_beta": 13.0}],
+    [
+        {},
+        {"theta_alpha": 10.0, "w_appearance": 10.0, "theta_beta": 20.0},
+        {"theta_alpha": 5.0, "theta_beta": 13.0},
+    ],
 )
 def test_matches_brute_force_mean_field(kw):
     """Same marginals as O(N^2) mean field with exact Gaussians, within the lattice's error."""
@@ -62,8 +65,9 @@ def test_compatibility_matches_brute_force():
     # stronger couplings (mu up to 2) amplify the lattice's approximation error (Potts: 0.009 here)
     assert np.abs(q - qn).mean() < 0.02
     assert (q.argmax(0) == qn.argmax(0)).mean() >= 0.98
-    np.testing.assert_allclose(dense_crf(u, img, compatibility=1 - np.eye(3)), dense_crf(u, img),
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        dense_crf(u, img, compatibility=1 - np.eye(3)), dense_crf(u, img), atol=1e-5
+    )
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -72,7 +76,10 @@ def test_energy_never_increases(seed):
     rng = np.random.default_rng(seed)
     img = rng.random((15, 17, 3))
     u = rng.normal(0, 2, (4, 15, 17)).astype(np.float32)
-    for kw in ({}, {"w_appearance": 30.0, "theta_alpha": 8.0, "theta_beta": 30.0, "w_smoothness": 10.0}):
+    for kw in (
+        {},
+        {"w_appearance": 30.0, "theta_alpha": 8.0, "theta_beta": 30.0, "w_smoothness": 10.0},
+    ):
         _, e = dense_crf(u, img, n_iter=10, return_energy=True, **kw)
         assert e.shape == (11,)
         assert (np.diff(e) <= 1e-6 * np.abs(e).max()).all(), np.diff(e)
@@ -174,7 +181,7 @@ def test_real_ucm2_regions(bsds_root):
 
 
 def test_dtype_support():
-    """uint8 and float images that hold the same colours give the same result; float64 unaries too."""
+    """uint8 and float images holding the same colours give the same result; float64 unaries too."""
     img, _, u = _quadrants()
     img8 = (img * 255).round().astype(np.uint8)
     q = dense_crf(u, img8.astype(np.float64) / 255)

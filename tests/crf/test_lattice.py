@@ -63,7 +63,9 @@ def test_position_kernel_matches_brute_force(sigma):
     ramp = (f[:, :1] + 0.5 * f[:, 1:]) * sigma / 20
     got, want = lattice_filter(f, ramp), naive.naive_filter(f, ramp)
     r, c = np.mgrid[0:16, 0:20]
-    inner = ((r >= 2 * sigma) & (r < 16 - 2 * sigma) & (c >= 2 * sigma) & (c < 20 - 2 * sigma)).ravel()
+    inner = (
+        (r >= 2 * sigma) & (r < 16 - 2 * sigma) & (c >= 2 * sigma) & (c < 20 - 2 * sigma)
+    ).ravel()
     np.testing.assert_allclose(got[inner], want[inner], atol=0.01)
     np.testing.assert_allclose(got, want, atol=0.05)
 
@@ -138,8 +140,10 @@ def test_torch_lattice_equals_numba(device, with_blocks):
     blocks = (np.arange(168) % 14 >= 7).astype(np.int64) if with_blocks else None
     v = rng.random((168, 4)).astype(np.float32)
     lat = build_lattice(f, blocks)
-    tl = build_lattice_torch(torch.tensor(f, device=device),
-                             None if blocks is None else torch.tensor(blocks, device=device))
+    tl = build_lattice_torch(
+        torch.tensor(f, device=device),
+        None if blocks is None else torch.tensor(blocks, device=device),
+    )
     assert tl.n_vertices == lat.n_vertices
     got = tl.filter(torch.tensor(v, device=device)).cpu().numpy()
     np.testing.assert_allclose(got, lat.filter(v), rtol=1e-5, atol=1e-5)

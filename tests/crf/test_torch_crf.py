@@ -67,11 +67,17 @@ def test_gradients_flow(device):
     ut = torch.tensor(u[None], device=device, requires_grad=True)
     it = torch.tensor(img[None], device=device).permute(0, 3, 1, 2)
     q = crf(ut, it)
-    loss = torch.nn.functional.nll_loss(torch.log(q + 1e-8), torch.tensor(truth[None], device=device))
+    loss = torch.nn.functional.nll_loss(
+        torch.log(q + 1e-8), torch.tensor(truth[None], device=device)
+    )
     loss.backward()
     assert crf.log_w_edge.grad is None  # no contours: the edge kernel is not used
-    for name, g in (("unary", ut.grad), ("w_app", crf.log_w_appearance.grad),
-                    ("w_smooth", crf.log_w_smoothness.grad), ("compat", crf.compatibility.grad)):
+    for name, g in (
+        ("unary", ut.grad),
+        ("w_app", crf.log_w_appearance.grad),
+        ("w_smooth", crf.log_w_smoothness.grad),
+        ("compat", crf.compatibility.grad),
+    ):
         assert g is not None and torch.isfinite(g).all() and g.abs().sum() > 0, name
 
 
@@ -83,14 +89,23 @@ def test_gradcheck(device):
     ut = torch.tensor(u[None], dtype=torch.float64, device=device, requires_grad=True)
     assert torch.autograd.gradcheck(lambda x: crf(x, it), (ut,), eps=1e-6, atol=1e-5)
     # parameters: central differences of a scalar loss
-    target = torch.rand(1, 3, 5, 6, dtype=torch.float64, device=device,
-                        generator=torch.Generator(device=device).manual_seed(0))
+    target = torch.rand(
+        1,
+        3,
+        5,
+        6,
+        dtype=torch.float64,
+        device=device,
+        generator=torch.Generator(device=device).manual_seed(0),
+    )
 
     def loss_fn():
         return (crf(ut.detach(), it) * target).sum()
 
     loss = loss_fn()
-    grads = torch.autograd.grad(loss, [crf.log_w_appearance, crf.log_w_smoothness, crf.compatibility])
+    grads = torch.autograd.grad(
+        loss, [crf.log_w_appearance, crf.log_w_smoothness, crf.compatibility]
+    )
     for p, g in zip([crf.log_w_appearance, crf.log_w_smoothness], grads[:2], strict=True):
         with torch.no_grad():
             p += 1e-5
