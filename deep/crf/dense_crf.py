@@ -432,6 +432,7 @@ def dense_crf(
     contour_threshold: float = 0.2,
     compatibility=None,
     return_energy: bool = False,
+    max_pixels: int = 4_000_000,
 ):
     """Mean-field inference in an edge-aware fully connected CRF.
 
@@ -478,6 +479,9 @@ def dense_crf(
         Label compatibility ``mu``; None/'potts' is ``mu(l, l') = [l != l']``.
     return_energy : bool
         Also return the mean-field free energy of each iterate.
+    max_pixels : int
+        Refuse images larger than this (memory grows as about 700 bytes per pixel for 21 labels:
+        105 MB for 481x321); downscale ``unary`` and ``image`` and upsample ``Q`` instead.
 
     Returns
     -------
@@ -525,6 +529,14 @@ def dense_crf(
     (True, True)
     """
     n_lab, h, w = _check_unary(unary)
+    if h * w > max_pixels:
+        factor = math.ceil(math.sqrt(h * w / max_pixels))
+        raise ValueError(
+            f"`unary` has {h}x{w} = {h * w} pixels, more than max_pixels={max_pixels} (about "
+            f"{h * w * (32 * n_lab + 200) / 1e9:.1f} GB would be needed); downscale `unary` and "
+            f"`image` by {factor} (e.g. skimage.transform.rescale), run the CRF, and upsample Q, "
+            "or raise max_pixels"
+        )
     _check_params(
         n_iter,
         w_appearance,
@@ -652,8 +664,7 @@ class DenseCRF(nn.Module):
     def forward(
         self, unary: torch.Tensor, image: torch.Tensor, contours: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """Return the marginals ``(N, L, H, W)`` after ``n_iter`` differentiable mean-field steps.
-        """
+        """Return the marginals ``(N, L, H, W)`` after ``n_iter`` mean-field steps."""
         if not isinstance(unary, torch.Tensor) or unary.ndim != 4:
             raise ValueError(
                 f"`unary` must be an (N, L, H, W) tensor, got "

@@ -213,6 +213,8 @@ def test_bad_input():
         dense_crf(u, img, w_appearance=-1.0)
     with pytest.raises(ValueError, match="theta_beta"):
         dense_crf(u, img, theta_beta=0.0)
+    with pytest.raises(ValueError, match="downscale"):
+        dense_crf(u, img, max_pixels=100)
     with pytest.raises(ValueError, match="w_edge"):
         dense_crf(u, img, w_edge=float("nan"))
     with pytest.raises(ValueError, match="n_iter"):
@@ -230,3 +232,33 @@ def test_bad_input():
         unary_from_probabilities(np.full((3, 4, 4), 0.5))
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         unary_from_probabilities(np.full((2, 4, 4), 1.5))
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "dense_crf",
+        "unary_from_probabilities",
+        "contours_to_regions",
+        "DenseCRF",
+        "lattice_filter",
+        "build_lattice",
+    ],
+)
+def test_docstring_lists_every_parameter(name):
+    """Each public signature matches its numpydoc Parameters section."""
+    import inspect
+
+    import deep.crf as m
+
+    obj = getattr(m, name)
+    doc = inspect.getdoc(obj)
+    params = inspect.signature(obj).parameters
+    section = doc.split("Parameters\n----------\n", 1)[1].split("\n\n")[0:50]
+    text = "\n".join(section)
+    for p in params:
+        if p == "self":
+            continue
+        assert any(
+            line.startswith(p) or f", {p}" in line.split(":")[0] for line in text.splitlines()
+        ), (name, p)
