@@ -44,12 +44,6 @@ from deep.crf.lattice_torch import TorchLattice, build_lattice_torch
 
 __all__ = ["DenseCRF", "contours_to_regions", "dense_crf", "unary_from_probabilities"]
 
-# DeepLab-LargeFOV (VGG) values, FACTS C.3: w1 4, theta_alpha 121, theta_beta 5, w2 3, theta_gamma 3
-_DEFAULTS = dict(
-    w_appearance=4.0, theta_alpha=121.0, theta_beta=5.0, w_smoothness=3.0, theta_gamma=3.0
-)
-
-
 # ---------------------------------------------------------------------------------------------
 # validation and features
 # ---------------------------------------------------------------------------------------------
@@ -239,10 +233,15 @@ def _as_compat(compatibility, n_lab):
             f"`compatibility` must be 'potts', None or an (L, L) matrix, got {compatibility!r}"
         )
     c = compatibility
+    if not hasattr(c, "shape"):
+        c = np.asarray(c, np.float64)
     if tuple(c.shape) != (n_lab, n_lab):
         raise ValueError(
             f"`compatibility` (shape {tuple(c.shape)}) must be (L, L) = {(n_lab, n_lab)}"
         )
+    vals = c.detach().cpu().numpy() if isinstance(c, torch.Tensor) else np.asarray(c, np.float64)
+    if not np.isfinite(vals).all():
+        raise ValueError("`compatibility` contains NaN or inf")
     return c
 
 

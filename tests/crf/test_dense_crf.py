@@ -76,9 +76,11 @@ def test_energy_never_increases(seed):
     rng = np.random.default_rng(seed)
     img = rng.random((15, 17, 3))
     u = rng.normal(0, 2, (4, 15, 17)).astype(np.float32)
+    contours = (rng.random((15, 17)) < 0.2).astype(float)
     for kw in (
         {},
         {"w_appearance": 30.0, "theta_alpha": 8.0, "theta_beta": 30.0, "w_smoothness": 10.0},
+        {"contours": contours, "w_edge": 20.0, "theta_edge": 5.0},
     ):
         _, e = dense_crf(u, img, n_iter=10, return_energy=True, **kw)
         assert e.shape == (11,)
@@ -221,6 +223,8 @@ def test_bad_input():
         dense_crf(u, img, n_iter=-2)
     with pytest.raises(ValueError, match="compatibility"):
         dense_crf(u, img, compatibility=np.eye(2))
+    with pytest.raises(ValueError, match="compatibility"):
+        dense_crf(u, img, compatibility=np.full((3, 3), np.nan))
     with pytest.raises(ValueError, match="contours"):
         dense_crf(u, img, contours=np.zeros((5, 5)))
     with pytest.raises(ValueError, match="contours"):
