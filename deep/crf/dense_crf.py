@@ -40,7 +40,7 @@ from torch import nn
 from bottomup._validate import check_image, check_map, check_ucm2
 from deep.crf import _lattice_kernels as _k
 from deep.crf.lattice import Lattice, build_lattice
-from deep.crf.lattice_torch import TorchLattice, build_lattice_torch
+from deep.crf.lattice_torch import TorchLattice, build_lattice_torch, torch_lattice_from_numba
 
 __all__ = ["DenseCRF", "contours_to_regions", "dense_crf", "unary_from_probabilities"]
 
@@ -332,10 +332,15 @@ def _dense_crf_numpy(unary, image, regions, n_iter, params, compat, return_energ
 
 
 class _TorchKernel:
+    """One normalised kernel on a :class:`TorchLattice` (built by torch on GPUs, numba on CPU)."""
+
     def __init__(self, features: np.ndarray, blocks, device, dtype):
         feat = torch.as_tensor(features, dtype=torch.float64, device=device)
-        blk = None if blocks is None else torch.as_tensor(blocks, device=device)
-        self.lattice: TorchLattice = build_lattice_torch(feat, blk)
+        if feat.device.type == "cpu":  # same lattice, built ~20x faster by the numba kernels
+            self.lattice: TorchLattice = torch_lattice_from_numba(build_lattice(features, blocks))
+        else:
+            blk = None if blocks is None else torch.as_tensor(blocks, device=device)
+            self.lattice = build_lattice_torch(feat, blk)
         with torch.no_grad():
             ones = torch.ones(feat.shape[0], 1, dtype=torch.float64, device=device)
             bary = self.lattice.bary.to(torch.float64)

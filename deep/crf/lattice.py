@@ -127,7 +127,7 @@ def build_lattice(features: np.ndarray, blocks: np.ndarray | None = None) -> Lat
     bary = np.empty((n, d + 1), np.float32)
     _k._elevate_kernel(feat, blk, keys, bary)
     offsets = np.empty((n, d + 1), np.int32)
-    size = _table_size(n)  # most images need far fewer than N (d + 1) vertices; grow on demand
+    size = _table_size(n // 2)  # images need far fewer than N (d + 1) vertices; grow on demand
     while True:
         table = np.full(size, -1, np.int32)
         vkeys = np.empty((min(size // 2, n * (d + 1)), d + 1), np.int32)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["TorchLattice", "build_lattice_torch"]
+__all__ = ["TorchLattice", "build_lattice_torch", "torch_lattice_from_numba"]
 
 
 @dataclass(frozen=True)
@@ -189,3 +189,25 @@ def build_lattice_torch(features: torch.Tensor, blocks: torch.Tensor | None = No
     nb_minus = torch.stack([torch.cat([nbs[2 * j], sentinel]) for j in range(dp1)])
     nb_plus = torch.stack([torch.cat([nbs[2 * j + 1], sentinel]) for j in range(dp1)])
     return TorchLattice(inv.view(n, dp1), bary, nb_minus, nb_plus)
+
+
+def torch_lattice_from_numba(lattice, device=None) -> TorchLattice:
+    """Wrap a numba-built :class:`deep.crf.lattice.Lattice` as a :class:`TorchLattice`.
+
+    The two builders produce the same vertices (in a different order), so filtering agrees to
+    rounding; this one is much faster on the CPU.
+    """
+    n_vertices = lattice.n_vertices
+
+    def nb(a):
+        t = torch.as_tensor(a.astype("int64"), device=device)
+        t = torch.where(t < 0, torch.full_like(t, n_vertices), t)
+        sentinel = torch.full((t.shape[0], 1), n_vertices, dtype=torch.int64, device=t.device)
+        return torch.cat([t, sentinel], 1)
+
+    return TorchLattice(
+        torch.as_tensor(lattice.offsets.astype("int64"), device=device),
+        torch.as_tensor(lattice.bary, device=device).to(torch.float64),
+        nb(lattice.nb_minus),
+        nb(lattice.nb_plus),
+    )

@@ -147,3 +147,14 @@ def test_torch_lattice_equals_numba(device, with_blocks):
     assert tl.n_vertices == lat.n_vertices
     got = tl.filter(torch.tensor(v, device=device)).cpu().numpy()
     np.testing.assert_allclose(got, lat.filter(v), rtol=1e-5, atol=1e-5)
+
+
+def test_numba_lattice_wrapped_for_torch():
+    from deep.crf.lattice_torch import torch_lattice_from_numba
+
+    rng = np.random.default_rng(6)
+    f = rng.normal(size=(80, 3)) * 2
+    v = rng.random((80, 2)).astype(np.float32)
+    lat = build_lattice(f)
+    got = torch_lattice_from_numba(lat).filter(torch.tensor(v)).numpy()
+    np.testing.assert_allclose(got, lat.filter(v), rtol=1e-5, atol=1e-6)
