@@ -370,7 +370,27 @@ def synthetic_probabilities(
     return (p / p.sum(0)).astype(np.float32)
 
 
-def bench_accuracy(names, *, unaries_dir=None, unary_kind="prob", contours_dir=None, seed=0):
+def _to_image_size(arr, shape):
+    """Bilinearly resize an (L, h, w) map to the image's (H, W) (heads may predict at a stride)."""
+    from scipy import ndimage as ndi
+
+    if arr.shape[1:] == tuple(shape):
+        return arr
+    zoom = (1, shape[0] / arr.shape[1], shape[1] / arr.shape[2])
+    out = ndi.zoom(arr, zoom, order=1, mode="nearest", grid_mode=True)
+    return out[:, : shape[0], : shape[1]]
+
+
+def bench_accuracy(
+    names,
+    *,
+    unaries_dir=None,
+    unary_kind="prob",
+    contours_dir=None,
+    seed=0,
+    edge_params=None,
+):
+    edge_params = dict(edge_params or {})
     root = _data_root() / "msrc"
     rng = np.random.default_rng(seed)
     have_pd, _ = _pydensecrf_available()
@@ -386,8 +406,11 @@ def bench_accuracy(names, *, unaries_dir=None, unary_kind="prob", contours_dir=N
             path = Path(unaries_dir) / f"{name}.npy"
             if not path.exists():
                 continue
-            arr = np.load(path).astype(np.float32)
+            arr = _to_image_size(np.load(path).astype(np.float32), gt.shape)
+            if arr.shape[0] != N_LABELS:
+                raise ValueError(f"{path}: expected ({N_LABELS}, H, W), got {arr.shape}")
             if unary_kind == "prob":
+                arr = arr / arr.sum(0, keepdims=True)  # renormalise after resizing
                 unary = unary_from_probabilities(arr)
             elif unary_kind == "logits":
                 z = arr - arr.max(0)
@@ -403,7 +426,7 @@ def bench_accuracy(names, *, unaries_dir=None, unary_kind="prob", contours_dir=N
         t = time.perf_counter()
         q = dense_crf(unary, img, n_iter=N_ITER, **DEEPLAB)
         t_crf.append(time.perf_counter() - t)
-        qe = dense_crf(unary, img, contours=contours, n_iter=N_ITER, **DEEPLAB)
+        qe = dense_crf(unary, img, contours=contours, n_iter=N_ITER, **DEEPLAB, **edge_params)
         confs["unary"] += _confusion(unary.argmin(0), gt)
         confs["crf"] += _confusion(q.argmax(0), gt)
         confs["crf_edges"] += _confusion(qe.argmax(0), gt)
@@ -416,7 +439,7 @@ def bench_accuracy(names, *, unaries_dir=None, unary_kind="prob", contours_dir=N
         "contour_source": "--contours DIR"
         if contours_dir
         else "proxy: higra area-watershed saliency on Lab gradient (no bottomup gPb yet)",
-        "contour_threshold": 0.2,
+        "edge_params": {"w_edge": 5.0, "theta_edge": 40.0, "contour_threshold": 0.2, **edge_params},
         "median_seconds_crf_msrc": _stats(t_crf)["median"] if t_crf else None,
     }
     for k, c in confs.items():
@@ -478,6 +501,9 @@ def main(argv=None):
     )
     ap.add_argument("--n-images", type=int, default=None, help="limit MSRC val images")
     ap.add_argument("--skip-speed", action="store_true")
+    ap.add_argument("--w-edge", type=float, default=5.0, help="edge-aware kernel weight")
+    ap.add_argument("--theta-edge", type=float, default=40.0, help="edge-aware kernel std (px)")
+    ap.add_argument("--contour-threshold", type=float, default=0.2, help="contour cut level")
     args = ap.parse_args(argv)
 
     root = _data_root()
@@ -492,9 +518,16 @@ def main(argv=None):
     if args.n_images:
         names = names[: args.n_images]
     keys = ("miou_unary", "miou_crf", "miou_crf_edges")
+    edge_params = dict(
+        w_edge=args.w_edge, theta_edge=args.theta_edge, contour_threshold=args.contour_threshold
+    )
     if args.unaries:
         results["msrc_val"] = bench_accuracy(
-            names, unaries_dir=args.unaries, unary_kind=args.unary_kind, contours_dir=args.contours
+            names,
+            unaries_dir=args.unaries,
+            unary_kind=args.unary_kind,
+            contours_dir=args.contours,
+            edge_params=edge_params,
         )
     else:
         results["msrc_val"] = {k: None for k in keys}
@@ -502,7 +535,9 @@ def main(argv=None):
             "no --unaries DIR given: the deep heads that produce MSRC unaries are not built yet"
         )
     if args.synthetic:
-        results["msrc_val_synthetic"] = bench_accuracy(names, contours_dir=args.contours)
+        results["msrc_val_synthetic"] = bench_accuracy(
+            names, contours_dir=args.contours, edge_params=edge_params
+        )
         results["msrc_val_synthetic"]["note"] = (
             "SYNTHETIC unaries from ground truth (blurred one-hot + correlated noise); shows the "
             "CRF's effect only"
