@@ -34,6 +34,7 @@ import math
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike, NDArray
 from scipy import ndimage as ndi
 from torch import nn
 
@@ -112,7 +113,9 @@ def _check_unary(unary, name="unary") -> tuple[int, int, int]:
     return n_lab, h, w
 
 
-def unary_from_probabilities(probabilities, *, eps: float = 1e-8, atol: float = 1e-3):
+def unary_from_probabilities(
+    probabilities: ArrayLike | torch.Tensor, *, eps: float = 1e-8, atol: float = 1e-3
+) -> NDArray[np.float32] | torch.Tensor:
     """Convert per-pixel label probabilities to unary energies ``-log(max(P, eps))``.
 
     Parameters
@@ -159,7 +162,9 @@ def unary_from_probabilities(probabilities, *, eps: float = 1e-8, atol: float = 
     return (-np.log(np.maximum(p, eps))).astype(np.float32)
 
 
-def contours_to_regions(contours, shape: tuple[int, int], *, threshold: float = 0.2) -> np.ndarray:
+def contours_to_regions(
+    contours: ArrayLike, shape: tuple[int, int], *, threshold: float = 0.2
+) -> NDArray[np.int32]:
     """Cut a contour map into regions: the blocks the edge-aware kernel stays inside.
 
     Parameters
@@ -421,10 +426,10 @@ def _dense_crf_torch(unary, image, regions, n_iter, params, compat, return_energ
 
 
 def dense_crf(
-    unary,
-    image,
+    unary: NDArray[np.floating] | torch.Tensor,
+    image: ArrayLike | torch.Tensor,
     *,
-    contours=None,
+    contours: ArrayLike | torch.Tensor | None = None,
     n_iter: int = 5,
     w_appearance: float = 4.0,
     theta_alpha: float = 121.0,
@@ -434,9 +439,13 @@ def dense_crf(
     w_edge: float = 5.0,
     theta_edge: float = 40.0,
     contour_threshold: float = 0.2,
-    compatibility=None,
+    compatibility: str | ArrayLike | torch.Tensor | None = None,
     return_energy: bool = False,
     max_pixels: int = 4_000_000,
+) -> (
+    NDArray[np.float32]
+    | torch.Tensor
+    | tuple[NDArray[np.float32] | torch.Tensor, NDArray[np.float64]]
 ):
     """Mean-field inference in an edge-aware fully connected CRF.
 
