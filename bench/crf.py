@@ -8,7 +8,11 @@ allocations are invisible to tracemalloc).
 
 Speed: one BSDS val image (481x321), 21 labels (smooth random probabilities), 5 mean-field
 iterations, DeepLab-LargeFOV kernel parameters (w1 4, theta_alpha 121, theta_beta 5, w2 3,
-theta_gamma 3) for both implementations.
+theta_gamma 3) for both implementations. ``seconds_cpu`` is the wall time with one numba thread,
+like-for-like with single-threaded pydensecrf2; ``seconds_cpu_parallel`` uses numba's default
+thread count (on a loaded shared machine, OpenMP's spinning barriers can make it slower: set
+``OMP_WAIT_POLICY=passive`` or ``NUMBA_THREADING_LAYER=workqueue``); ``cpu_time_*`` are the calling
+thread's CPU seconds, which a loaded machine inflates far less than wall time.
 
 Accuracy (MSRC-21: the 23 MSRC-v2 classes minus horse and mountain, which are void; label planes
 in class-id order 1 building, 2 grass, 3 tree, 4 cow, 6 sheep, 7 sky, 9 aeroplane, ...; void 255):
