@@ -308,3 +308,21 @@ def _splat_scatter_kernel(values, w_splat, offsets, lat):
             v = offsets[p, r]
             for c in range(n_ch):
                 lat[v, c] += w * values[p, c]
+
+
+@njit(cache=True, parallel=True)
+def _neg_transpose_kernel(unary, out):
+    """out[p, l] = -unary[l, p]: (L, N) energies to (N, L) point-major negatives, in one pass."""
+    n_lab, n = unary.shape
+    for p in prange(n):
+        for c in range(n_lab):
+            out[p, c] = -unary[c, p]
+
+
+@njit(cache=True, parallel=True)
+def _transpose_kernel(q, out):
+    """out[l, p] = q[p, l]: (N, L) marginals back to the (L, N) label-plane layout."""
+    n, n_lab = q.shape
+    for c in prange(n_lab):
+        for p in range(n):
+            out[c, p] = q[p, c]

@@ -293,11 +293,11 @@ def _energy(unary_nl, q, pair, compat) -> float:
 def _dense_crf_numpy(unary, image, regions, n_iter, params, compat, return_energy):
     n_lab, h, w = unary.shape
     n = h * w
-    unary_nl = np.ascontiguousarray(unary.reshape(n_lab, n).T, dtype=np.float32)
-    neg = -unary_nl
+    neg = np.empty((n, n_lab), np.float32)
+    _k._neg_transpose_kernel(np.ascontiguousarray(unary.reshape(n_lab, n), dtype=np.float32), neg)
     q = np.empty((n, n_lab), np.float32)
-    zero = np.zeros((n, n_lab), np.float32)
-    _k._softmax_update(neg, zero, None, q)  # Q0 = softmax(-unary)
+    pair = np.zeros((n, n_lab), np.float32)  # messages; zero for Q0 = softmax(-unary)
+    _k._softmax_update(neg, pair, None, q)
     energies = []
     kernels = []
     if n_lab > 1:
@@ -306,10 +306,9 @@ def _dense_crf_numpy(unary, image, regions, n_iter, params, compat, return_energ
                 kernels.append(_NumbaKernel(feat, blocks, weight))
     if compat is not None:
         compat = np.ascontiguousarray(np.asarray(compat, np.float64), dtype=np.float32)
-    pair = np.zeros((n, n_lab), np.float32)
     max_v = max([kk.lattice.n_vertices for kk in kernels], default=0)
     buf = np.empty((2, max_v, n_lab), np.float32)
-    unary64 = unary_nl.astype(np.float64) if return_energy else None
+    unary64 = -neg.astype(np.float64) if return_energy else None
 
     def messages(qq):
         for i, kern in enumerate(kernels):
@@ -325,7 +324,9 @@ def _dense_crf_numpy(unary, image, regions, n_iter, params, compat, return_energ
             if it == n_iter:
                 break
         _k._softmax_update(neg, pair, compat, q)
-    out = np.ascontiguousarray(q.T.reshape(n_lab, h, w))
+    out = np.empty((n_lab, n), np.float32)
+    _k._transpose_kernel(q, out)
+    out = out.reshape(n_lab, h, w)
     if return_energy:
         return out, np.asarray(energies)
     return out
