@@ -6,16 +6,18 @@ indices int32/int64).
 
 Lattice layout (``d`` feature dimensions, ``d + 1`` vertices per enclosing simplex):
 
-* ``keys``: ``(N, d+1, d+2)`` int32, for each point and each of its ``d + 1`` simplex vertices the
+* ``keys``: ``(N, d+1, d+1)`` int32, for each point and each of its ``d + 1`` simplex vertices the
   first ``d`` elevated integer coordinates (the last is implied: they sum to zero) and a *block id*
   (a region label; vertices of different blocks never exchange mass, which is how contours cut
   the kernel).
 * ``bary``: ``(N, d+1)`` float32 barycentric weights (sum to one per point).
 * ``offsets``: ``(N, d+1)`` int32 vertex index of each point's simplex vertices.
-* the splat is a serial scatter in point order (3x faster than a parallel gather here: the
-  values are read sequentially); the slice and the update are parallel gathers.
 * ``nb_minus`` / ``nb_plus``: ``(d+1, V)`` int32 neighbour of each vertex one step along lattice
   direction ``j`` (``-1`` where the vertex does not exist).
+
+The splat is a serial scatter in point order (3x faster than a parallel gather here: the values
+are read sequentially); the blur is serial (cheap, O(V L) per pass); the slice and the mean-field
+update are parallel gathers (``prange`` over points, each writing its own row).
 """
 
 from __future__ import annotations
