@@ -158,3 +158,17 @@ def test_numba_lattice_wrapped_for_torch():
     lat = build_lattice(f)
     got = torch_lattice_from_numba(lat).filter(torch.tensor(v)).numpy()
     np.testing.assert_allclose(got, lat.filter(v), rtol=1e-5, atol=1e-6)
+
+
+def test_torch_lattice_wide_keys_fallback():
+    """Keys too wide to pack into 62 bits take the row-wise unique path, with the same result."""
+    rng = np.random.default_rng(7)
+    f = rng.normal(size=(60, 5)) * 2
+    f[:30] += 1e5  # two far-apart clusters: a huge coordinate span per dimension
+    v = rng.random((60, 2)).astype(np.float32)
+    lat = build_lattice(f)
+    tl = build_lattice_torch(torch.tensor(f))
+    assert tl.n_vertices == lat.n_vertices
+    np.testing.assert_allclose(
+        tl.filter(torch.tensor(v)).numpy(), lat.filter(v), rtol=1e-4, atol=1e-5
+    )
