@@ -21,8 +21,36 @@ BSDS GT         Segmentation 1-based        converted to 0-based in ``bottomup.i
 ==============  ==========================  ================================================
 
 Coordinates are ``(row, col)`` everywhere.
+
+Entry points: ``bottomup.segment(image) -> Hierarchy`` (gPb-owt-ucm), ``bottomup.ucm(pb, oriented)``
+for any contour map, ``bottomup.superpixels(hierarchy, n_segments)`` (also
+``bottomup.superpixels.slic`` / ``.felzenszwalb``), ``bottomup.interactive.segment(hierarchy,
+seeds)``, ``bottomup.metrics`` (BSDS, proposals, semantic, instance), and the ``bottomup`` command.
 """
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+from bottomup import interactive, io, metrics, superpixels  # noqa: E402  (modules)
+from bottomup.hierarchy import Hierarchy, ucm, ucm2_to_labels  # noqa: E402
+from bottomup.io import read_bsds_gt, read_image, read_ucm2, write_ucm2  # noqa: E402
+from bottomup.owt import BoundaryPieces, oriented_watershed  # noqa: E402
+from bottomup.pipeline import image_to_contours, segment  # noqa: E402
+
+__all__ = [
+    "__version__",
+    "Hierarchy",
+    "BoundaryPieces",
+    "image_to_contours",
+    "interactive",
+    "io",
+    "metrics",
+    "oriented_watershed",
+    "read_bsds_gt",
+    "read_image",
+    "read_ucm2",
+    "segment",
+    "superpixels",
+    "ucm",
+    "ucm2_to_labels",
+    "write_ucm2",
+]

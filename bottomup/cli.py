@@ -12,6 +12,7 @@ import sys
 
 # Modules that define a ``register(subparsers)`` function, in the order --help shows them.
 _COMMAND_MODULES: tuple[str, ...] = (
+    "bottomup.demo",
     "bottomup._segment_cli",
     "bottomup.metrics._cli",
     "bottomup.interactive._cli",

@@ -58,3 +58,14 @@ def superpixels(
     ):
         raise ValueError(f"`n_segments` must be a positive integer, got {n_segments!r}")
     return hierarchy.cut(n_regions=int(n_segments))
+
+
+class _CallableModule(__import__("types").ModuleType):
+    """Lets ``bottomup.superpixels(hierarchy, n_segments=...)`` call :func:`superpixels` while
+    ``bottomup.superpixels.slic`` and friends stay reachable as module attributes."""
+
+    def __call__(self, hierarchy, n_segments=100, *, threshold=None):
+        return superpixels(hierarchy, n_segments, threshold=threshold)
+
+
+__import__("sys").modules[__name__].__class__ = _CallableModule
