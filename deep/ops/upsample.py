@@ -169,6 +169,10 @@ def bilinear_conv_transpose2d(
     check_shape(x, ["N", "C", "H", "W"], "x")
     k = 2 * factor - factor % 2
     check_shape(weight, [x.shape[1], "C_out", k, k], "weight")
+    if weight.device != x.device:
+        raise ValueError(
+            f"`weight` is on {weight.device} but `x` is on {x.device}; move it with weight.to(x.device)"
+        )
     return F.conv_transpose2d(
         x, weight, bias, stride=factor, padding=_bilinear_padding(factor), groups=groups
     )

@@ -87,7 +87,7 @@ class TestBilinearKernel:
 
     def test_depthwise_equals_full(self, device):
         x = torch.rand(2, 4, 5, 6, dtype=torch.float64).to(device)
-        full = bilinear_conv_transpose2d(x, bilinear_kernel(4, 4, dtype=torch.float64), 4)
+        full = bilinear_conv_transpose2d(x, bilinear_kernel(4, 4, dtype=torch.float64).to(device), 4)
         dw = bilinear_kernel(4, 4, depthwise=True, dtype=torch.float64)
         assert dw.shape == (4, 1, 8, 8)
         assert_close(
