@@ -511,6 +511,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
 
     root = _data_root()
+    meta = _metadata()  # at the start: the commit and load the run began with
     results = {}
     if not args.skip_speed:
         found = sorted((root / "bsds500" / "data" / "images" / "val").glob("*.jpg"))
@@ -552,7 +553,8 @@ def main(argv=None):
         "seconds_pydensecrf2": results.get("speed", {}).get("seconds_pydensecrf2"),
         **{k: results["msrc_val"].get(k) for k in keys},
     }
-    doc = {"metadata": _metadata(), "results": [flat, results]}
+    meta["load_average_end"] = os.getloadavg()
+    doc = {"metadata": meta, "results": [flat, results]}
     if args.json:
         Path(args.json).write_text(json.dumps(doc, indent=1))
     print(json.dumps(flat, indent=1))

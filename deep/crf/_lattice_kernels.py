@@ -114,10 +114,12 @@ def _elevate_point(feat, block, keys, bary, p, d, scale, elev, rem0, rank, b):
 
 @njit(cache=True)
 def _hash_key(key, mask):
-    h = np.uint64(14695981039346656037)
+    """Multiplicative hash of a key, kept below 2**52 so it never overflows (also without JIT)."""
+    h = np.int64(2166136261)
     for k in range(key.shape[0]):
-        h = (h ^ np.uint64(np.int64(key[k]) & 0xFFFFFFFF)) * np.uint64(1099511628211)
-    return np.int64(h & np.uint64(mask))
+        h = ((h ^ (np.int64(key[k]) & 0xFFFFFFFF)) * 1000003) & 0xFFFFFFFFF
+    h ^= h >> 17
+    return h & mask
 
 
 @njit(cache=True)
