@@ -1,0 +1,85 @@
+"""Numba kernels of :mod:`bottomup.cues` (private; inputs are validated by the callers)."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+_FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
+
+
+@njit(cache=True, inline="always")
+def _add_label(hs, z, s, lab, sign, gk, mass):
+    # hs has len(gk) - 1 guard bins: bin b lives at hs[s, b + half]; guards absorb the tails
+    row = hs[s]
+    for t in range(gk.shape[0]):
+        row[lab + t] += sign * gk[t]
+    z[s] += sign * mass[lab]
+
+
+@njit(parallel=True, cache=True, fastmath=_FASTMATH)
+def _hist_gradient_kernel(
+    labels, n_bins, n_orient, pad, h, w,
+    off_r, off_c, off_s, ent_r, ent_c, ent_s, lv_r, lv_c, lv_s, gk, out,
+):  # fmt: skip
+    """Chi-squared distance between half-disc histograms, sliding along each row.
+
+    ``labels`` (Hp, Wp) int32 is mirror-padded by ``pad`` >= radius. The 2*n_orient slice
+    histograms are kept per row and updated with the offsets that enter (``ent_*``, relative to
+    the new centre) and leave (``lv_*``, relative to the old centre) when the centre moves one
+    column right. Each label adds the bin kernel ``gk`` (histogram smoothing; ``[1.0]`` for
+    none). Slice histograms are L1-normalised, half-discs are sums of ``n_orient`` consecutive
+    slices, and ``out[k, i, j] = 0.5 * sum (g - h)^2 / (g + h)``.
+    """
+    n_sl = 2 * n_orient
+    half = gk.shape[0] // 2
+    mass = np.zeros(n_bins)
+    for lab in range(n_bins):
+        for t in range(gk.shape[0]):
+            b = lab + t - half
+            if b >= 0 and b < n_bins:
+                mass[lab] += gk[t]
+    for i in prange(h):
+        hs = np.zeros((n_sl, n_bins + 2 * half))
+        z = np.zeros(n_sl)
+        iz = np.zeros(n_sl)
+        v = np.zeros((n_sl, n_bins))
+        tot = np.zeros(n_bins)
+        inv_tot = np.zeros(n_bins)
+        d = np.zeros(n_bins)
+        ci = i + pad
+        for q in range(off_r.shape[0]):
+            lab = labels[ci + off_r[q], pad + off_c[q]]
+            _add_label(hs, z, off_s[q], lab, 1.0, gk, mass)
+        for j in range(w):
+            cj = j + pad
+            if j > 0:
+                for q in range(ent_r.shape[0]):
+                    lab = labels[ci + ent_r[q], cj + ent_c[q]]
+                    _add_label(hs, z, ent_s[q], lab, 1.0, gk, mass)
+                for q in range(lv_r.shape[0]):
+                    lab = labels[ci + lv_r[q], cj - 1 + lv_c[q]]
+                    _add_label(hs, z, lv_s[q], lab, -1.0, gk, mass)
+            for s in range(n_sl):
+                iz[s] = 1.0 / z[s] if z[s] > 0.25 else 0.0
+            for b in range(n_bins):
+                tot[b] = 0.0
+                d[b] = 0.0
+            for s in range(n_sl):
+                sg = 1.0 if s < n_orient else -1.0
+                for b in range(n_bins):
+                    x = hs[s, b + half] * iz[s]
+                    v[s, b] = x
+                    tot[b] += x
+                    d[b] += sg * x
+            for b in range(n_bins):
+                inv_tot[b] = 1.0 / tot[b] if tot[b] > 1e-12 else 0.0
+            for k in range(n_orient):
+                acc = 0.0
+                for b in range(n_bins):
+                    acc += d[b] * d[b] * inv_tot[b]
+                out[k, i, j] = 0.5 * acc
+                if k < n_orient - 1:
+                    for b in range(n_bins):
+                        d[b] += 2.0 * (v[k + n_orient, b] - v[k, b])
+    return out
