@@ -1,0 +1,45 @@
+"""Contours: mPb, spectral globalisation (sPb), gPb and oriented non-maximum suppression.
+
+References
+----------
+.. [1] P. Arbelaez, M. Maire, C. Fowlkes, J. Malik, "Contour Detection and Hierarchical Image
+       Segmentation", TPAMI 33(5), 2011. :DOI:`10.1109/TPAMI.2010.161`
+"""
+
+from bottomup.contours.gpb import PRESETS, Contours, gpb
+from bottomup.contours.mpb import (
+    GPB_WEIGHTS_COLOR,
+    GPB_WEIGHTS_GRAY,
+    MPB_WEIGHTS_COLOR,
+    MPB_WEIGHTS_GRAY,
+    mpb,
+    mpb_nmax,
+    smoothed_sum,
+)
+from bottomup.contours.nms import oriented_nms
+from bottomup.contours.spectral import (
+    band_to_sparse,
+    ic_affinity,
+    ncut_eigenvectors,
+    spb,
+    spb_from_eigenvectors,
+)
+
+__all__ = [
+    "Contours",
+    "GPB_WEIGHTS_COLOR",
+    "GPB_WEIGHTS_GRAY",
+    "MPB_WEIGHTS_COLOR",
+    "MPB_WEIGHTS_GRAY",
+    "PRESETS",
+    "band_to_sparse",
+    "gpb",
+    "ic_affinity",
+    "mpb",
+    "mpb_nmax",
+    "ncut_eigenvectors",
+    "oriented_nms",
+    "smoothed_sum",
+    "spb",
+    "spb_from_eigenvectors",
+]
