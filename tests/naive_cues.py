@@ -1,0 +1,112 @@
+"""Slow, obviously-correct references for the cue and contour kernels (pixel loops)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def half_disc_chi2(labels, radius, n_bins, n_orient=8, bin_sigma=0.0):
+    """Per-pixel half-disc histograms as the release describes them (FACTS A.5)."""
+    h, w = labels.shape
+    r = radius
+    pad = np.pad(labels, r, mode="symmetric")
+    if bin_sigma > 0:
+        half = int(math.ceil(3 * bin_sigma))
+        x = np.arange(-half, half + 1)
+        g = np.exp(-0.5 * (x / bin_sigma) ** 2)
+        g /= g.sum()
+    else:
+        g = np.ones(1)
+    n_sl = 2 * n_orient
+    out = np.zeros((n_orient, h, w))
+    for i in range(h):
+        for j in range(w):
+            hist = np.zeros((n_sl, n_bins))
+            for dr in range(-r, r + 1):
+                for dc in range(-r, r + 1):
+                    if dr * dr + dc * dc > r * r:
+                        continue
+                    phi = math.atan2(dc + 0.5, dr + 0.5)
+                    if phi < 0:
+                        phi += 2 * math.pi
+                    s = min(int(phi // (math.pi / n_orient)), n_sl - 1)
+                    hist[s, pad[i + r + dr, j + r + dc]] += 1
+            for s in range(n_sl):
+                hs = np.convolve(hist[s], g, mode="full")[len(g) // 2 : len(g) // 2 + n_bins]
+                tot = hs.sum()
+                hist[s] = hs / tot if tot > 0 else hs
+            for k in range(n_orient):
+                left = sum(hist[(k + t) % n_sl] for t in range(n_orient))
+                right = sum(hist[(k + n_orient + t) % n_sl] for t in range(n_orient))
+                num = (left - right) ** 2
+                den = left + right
+                ok = den > 0
+                out[k, i, j] = 0.5 * (num[ok] / den[ok]).sum()
+    return out
+
+
+def parabola_fit(z, radius, theta):
+    """Constant term of the least-squares fit a + b t + c t^2 at each interior pixel."""
+    ra = max(radius, 1.5)
+    rb = max(radius / 4, 1.5)
+    wr = int(math.floor(max(ra, rb)))
+    h, w = z.shape
+    out = np.full((h, w), np.nan)
+    for i in range(wr, h - wr):
+        for j in range(wr, w - wr):
+            rows, vals = [], []
+            for dr in range(-wr, wr + 1):
+                for dc in range(-wr, wr + 1):
+                    t = dr * math.sin(theta) - dc * math.cos(theta)
+                    s = dr * math.cos(theta) + dc * math.sin(theta)
+                    if t * t / ra**2 + s * s / rb**2 <= 1:
+                        rows.append([1.0, t, t * t])
+                        vals.append(z[i + dr, j + dc])
+            coef = np.linalg.lstsq(np.array(rows), np.array(vals), rcond=None)[0]
+            out[i, j] = coef[0]
+    return out
+
+
+def ic_affinity_dense(m, radius=5, sigma=0.1):
+    """Dense W of the intervening-contour affinity with rounded-DDA lines, both directions averaged."""
+    h, w = m.shape
+    n = h * w
+
+    def crossed(a, b, sr, sc):
+        if sr == 0:
+            return m[a, b] if sc > 0 else m[a, b - 1]
+        if sc == 0:
+            return m[a, b] if sr > 0 else m[a - 1, b]
+        ta, tb = min(a, a + sr), min(b, b + sc)
+        return max(m[ta, tb], m[ta, tb + 1], m[ta + 1, tb])
+
+    def ic(a, b, du, dv):
+        k = max(abs(du), abs(dv))
+        best, prev = 0.0, (0, 0)
+        for t in range(1, k + 1):
+            p = (math.floor(t * du / k + 0.5), math.floor(t * dv / k + 0.5))
+            best = max(best, crossed(a + prev[0], b + prev[1], p[0] - prev[0], p[1] - prev[1]))
+            prev = p
+        return best
+
+    def aff(x):
+        p = 1 / (1 + math.exp(-(1.8682 - 1.3113 / 0.3130 * x)))
+        return math.exp(-(1 - p) / sigma)
+
+    W = np.zeros((n, n))
+    for a in range(h):
+        for b in range(w):
+            for du in range(-radius, radius + 1):
+                for dv in range(-radius, radius + 1):
+                    if du * du + dv * dv > radius * radius:
+                        continue
+                    c, d = a + du, b + dv
+                    if not (0 <= c < h and 0 <= d < w):
+                        continue
+                    if du == 0 and dv == 0:
+                        W[a * w + b, a * w + b] = 1.0
+                        continue
+                    W[a * w + b, c * w + d] = 0.5 * (aff(ic(a, b, du, dv)) + aff(ic(c, d, -du, -dv)))
+    return W
