@@ -21,7 +21,7 @@ from bottomup.cues import (
     texton_filter_bank,
     textons,
 )
-from tests import naive_cues
+import naive_cues
 
 
 def test_lab_white_black_and_red():
