@@ -139,11 +139,14 @@ def _solve_normalized(a: sp.spmatrix, n_vec: int, seed: int = 0):
         mu, u = mu[::-1][:k], u[:, ::-1][:, :k]
     else:
         v0 = np.random.default_rng(seed).standard_normal(n)
-        mu, u = eigsh(m, k=k, which="LA", v0=v0, tol=1e-8)
+        mu, u = eigsh(m, k=k, which="LA", v0=v0, tol=0.0)
         order = np.argsort(-mu)
         mu, u = mu[order], u[:, order]
-    lam = np.clip(1.0 - mu, 0.0, None)
     vec = u * dih[:, None]
+    # 1 - mu loses digits when mu ~ 1; the Rayleigh quotient of (D - A, D) does not
+    lap_vec = d[:, None] * vec - a @ vec
+    lam = np.einsum("ij,ij->j", vec, lap_vec) / np.einsum("ij,ij->j", vec, d[:, None] * vec)
+    lam = np.clip(lam, 0.0, None)
     return lam, vec
 
 
