@@ -55,14 +55,27 @@ def test_disc_slices_cover_disc_and_use_half_pixel_offset():
     assert set(dc[s < 8].tolist()) == {0, 1, 2, 3}
 
 
+@pytest.mark.parametrize("kernel", ["update", "pixel"])
 @pytest.mark.parametrize("radius,n_bins,sigma", [(1, 3, 0.0), (2, 5, 0.0), (3, 6, 1.25), (4, 25, 2.5)])
-def test_hist_gradient_matches_naive(radius, n_bins, sigma):
+def test_hist_gradient_matches_naive(radius, n_bins, sigma, kernel):
     rng = np.random.default_rng(radius)
     lab = rng.integers(0, n_bins, size=(9, 11)).astype(np.int32)
     lab[:, 6:] = rng.integers(0, max(1, n_bins // 2), size=(9, 5))  # some structure
-    fast = hist_gradient(lab, radius, n_bins=n_bins, bin_sigma=sigma)
+    fast = hist_gradient(lab, radius, n_bins=n_bins, bin_sigma=sigma, _kernel=kernel)
     ref = naive_cues.half_disc_chi2(lab, radius, n_bins, 8, sigma)
     np.testing.assert_allclose(fast, ref, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("step", [2, 3])
+def test_hist_gradient_step_is_exact_on_the_sampled_grid(step):
+    lab = np.random.default_rng(step).integers(0, 6, size=(13, 16)).astype(np.int32)
+    full = hist_gradient(lab, 3, n_bins=6, bin_sigma=1.25)
+    coarse = hist_gradient(lab, 3, n_bins=6, bin_sigma=1.25, step=step)
+    np.testing.assert_allclose(coarse[:, ::step, ::step], full[:, ::step, ::step], rtol=1e-5, atol=1e-6)
+    # bilinear in between: the midpoint of two samples is their mean
+    mid = 0.5 * (coarse[:, 0, 0] + coarse[:, 0, step])
+    if step == 2:
+        np.testing.assert_allclose(coarse[:, 0, 1], mid, rtol=1e-5)
 
 
 @settings(max_examples=15, deadline=None)

@@ -28,8 +28,8 @@ __all__ = ["Contours", "PRESETS", "gpb"]
 #: ``fast`` computes the radius >= 10 cues on the 2x-subsampled label maps (half radius,
 #: bilinear upsampling), and solves sPb with 3 DNCuts levels (64x fewer nodes) and 8 vectors.
 PRESETS = {
-    "quality": dict(coarse_from=None, n_textons=64, n_vec=17, n_levels=2),
-    "fast": dict(coarse_from=10, n_textons=32, n_vec=9, n_levels=3),
+    "quality": dict(steps={20: 2}, n_textons=64, n_vec=17, n_levels=2),
+    "fast": dict(steps={10: 2, 20: 4}, n_textons=32, n_vec=9, n_levels=3),
 }
 
 _R_MAX = 20
@@ -120,7 +120,7 @@ def gpb(image, preset: str = "quality", *, rng=0) -> Contours:
         )
     cfg = PRESETS[preset]
     gray = bool(np.array_equal(img[..., 0], img[..., 1]) and np.array_equal(img[..., 1], img[..., 2]))
-    cues = local_cues(img, n_textons=cfg["n_textons"], coarse_from=cfg["coarse_from"], rng=rng)
+    cues = local_cues(img, n_textons=cfg["n_textons"], steps=cfg["steps"], rng=rng)
     m = mpb(cues, MPB_WEIGHTS_GRAY if gray else MPB_WEIGHTS_COLOR)
     s = spb(mpb_nmax(m), n_vec=cfg["n_vec"], n_levels=cfg["n_levels"])
     beta = GPB_WEIGHTS_GRAY if gray else GPB_WEIGHTS_COLOR

@@ -19,7 +19,7 @@ def _add_label(hs, z, s, lab, sign, gk, mass):
 
 @njit(parallel=True, cache=True, fastmath=_FASTMATH)
 def _hist_gradient_kernel(
-    labels, n_bins, n_orient, pad, h, w,
+    labels, n_bins, n_orient, pad, h, w, step,
     off_r, off_c, off_s, ent_r, ent_c, ent_s, lv_r, lv_c, lv_s, gk, out,
 ):  # fmt: skip
     """Chi-squared distance between half-disc histograms, sliding along each row.
@@ -29,7 +29,8 @@ def _hist_gradient_kernel(
     the new centre) and leave (``lv_*``, relative to the old centre) when the centre moves one
     column right. Each label adds the bin kernel ``gk`` (histogram smoothing; ``[1.0]`` for
     none). Slice histograms are L1-normalised, half-discs are sums of ``n_orient`` consecutive
-    slices, and ``out[k, i, j] = 0.5 * sum (g - h)^2 / (g + h)``.
+    slices, and ``out[k, i // step, j // step] = 0.5 * sum (g - h)^2 / (g + h)`` at the rows
+    and columns that are multiples of ``step`` (the histograms still slide over every column).
     """
     n_sl = 2 * n_orient
     half = gk.shape[0] // 2
@@ -39,7 +40,9 @@ def _hist_gradient_kernel(
             b = lab + t - half
             if b >= 0 and b < n_bins:
                 mass[lab] += gk[t]
-    for i in prange(h):
+    n_rows = (h + step - 1) // step
+    for ii in prange(n_rows):
+        i = np.int64(ii) * step
         hs = np.zeros((n_sl, n_bins + 2 * half))
         z = np.zeros(n_sl)
         iz = np.zeros(n_sl)
@@ -60,6 +63,8 @@ def _hist_gradient_kernel(
                 for q in range(lv_r.shape[0]):
                     lab = labels[ci + lv_r[q], cj - 1 + lv_c[q]]
                     _add_label(hs, z, lv_s[q], lab, -1.0, gk, mass)
+            if j % step != 0:
+                continue
             for s in range(n_sl):
                 iz[s] = 1.0 / z[s] if z[s] > 0.25 else 0.0
             for b in range(n_bins):
@@ -78,8 +83,98 @@ def _hist_gradient_kernel(
                 acc = 0.0
                 for b in range(n_bins):
                     acc += d[b] * d[b] * inv_tot[b]
-                out[k, i, j] = 0.5 * acc
+                out[k, ii, j // step] = 0.5 * acc
                 if k < n_orient - 1:
                     for b in range(n_bins):
                         d[b] += 2.0 * (v[k + n_orient, b] - v[k, b])
+    return out
+
+
+@njit(cache=True, inline="always")
+def _smooth_bins(xpad, gk, n_bins, out):
+    # out[b] = sum_t gk[t] * xpad[b + t]: zero-padded 'same' smoothing of xpad[half:half+n]
+    for b in range(n_bins):
+        out[b] = 0.0
+    for t in range(gk.shape[0]):
+        g = gk[t]
+        for b in range(n_bins):
+            out[b] += g * xpad[b + t]
+
+
+@njit(parallel=True, cache=True, fastmath=_FASTMATH)
+def _hist_gradient_smooth_kernel(
+    labels, n_bins, n_orient, pad, h, w, step,
+    off_r, off_c, off_s, ent_r, ent_c, ent_s, lv_r, lv_c, lv_s, gk, out,
+):  # fmt: skip
+    """Same result as ``_hist_gradient_kernel`` for smoothed histograms, cheaper for large radii.
+
+    The slice histograms hold raw counts (one add per entering or leaving pixel); smoothing is
+    linear and commutes with the sums over slices, so with ``z_s = sum_b mass_b h_s[b]`` (the
+    sum of the smoothed slice histogram) the smoothed half-disc quantities are
+    ``G T`` and ``G D_k`` with ``T = sum_s h_s / z_s`` and ``D_k`` as in the other kernel.
+    Cost per evaluated pixel O(O n_bins taps) instead of O(updates taps) per column move.
+    """
+    n_sl = 2 * n_orient
+    half = gk.shape[0] // 2
+    mass = np.zeros(n_bins)
+    for lab in range(n_bins):
+        for t in range(gk.shape[0]):
+            b = lab + t - half
+            if b >= 0 and b < n_bins:
+                mass[lab] += gk[t]
+    n_rows = (h + step - 1) // step
+    for ii in prange(n_rows):
+        i = np.int64(ii) * step
+        hs = np.zeros((n_sl, n_bins))
+        z = np.zeros(n_sl)
+        iz = np.zeros(n_sl)
+        tpad = np.zeros(n_bins + 2 * half)
+        dpad = np.zeros(n_bins + 2 * half)
+        gt = np.zeros(n_bins)
+        gd = np.zeros(n_bins)
+        inv = np.zeros(n_bins)
+        ci = i + pad
+        for q in range(off_r.shape[0]):
+            lab = labels[ci + off_r[q], pad + off_c[q]]
+            hs[off_s[q], lab] += 1.0
+            z[off_s[q]] += mass[lab]
+        for j in range(w):
+            cj = j + pad
+            if j > 0:
+                for q in range(ent_r.shape[0]):
+                    lab = labels[ci + ent_r[q], cj + ent_c[q]]
+                    hs[ent_s[q], lab] += 1.0
+                    z[ent_s[q]] += mass[lab]
+                for q in range(lv_r.shape[0]):
+                    lab = labels[ci + lv_r[q], cj - 1 + lv_c[q]]
+                    hs[lv_s[q], lab] -= 1.0
+                    z[lv_s[q]] -= mass[lab]
+            if j % step != 0:
+                continue
+            for s in range(n_sl):
+                iz[s] = 1.0 / z[s] if z[s] > 0.25 else 0.0
+            for b in range(n_bins):
+                tpad[b + half] = 0.0
+                dpad[b + half] = 0.0
+            for s in range(n_sl):
+                a = iz[s]
+                sa = a if s < n_orient else -a
+                for b in range(n_bins):
+                    tpad[b + half] += hs[s, b] * a
+                for b in range(n_bins):
+                    dpad[b + half] += hs[s, b] * sa
+            _smooth_bins(tpad, gk, n_bins, gt)
+            for b in range(n_bins):
+                inv[b] = 1.0 / gt[b] if gt[b] > 1e-12 else 0.0
+            for k in range(n_orient):
+                _smooth_bins(dpad, gk, n_bins, gd)
+                acc = 0.0
+                for b in range(n_bins):
+                    acc += gd[b] * gd[b] * inv[b]
+                out[k, ii, j // step] = 0.5 * acc
+                if k < n_orient - 1:
+                    a1 = 2.0 * iz[k + n_orient]
+                    a0 = 2.0 * iz[k]
+                    for b in range(n_bins):
+                        dpad[b + half] += a1 * hs[k + n_orient, b] - a0 * hs[k, b]
     return out

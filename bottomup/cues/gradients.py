@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from bottomup.cues._kernels import _hist_gradient_kernel
+from bottomup.cues._kernels import _hist_gradient_kernel, _hist_gradient_smooth_kernel
 
 __all__ = [
     "disc_slices", "bin_smoothing_kernel", "hist_gradient", "local_cues", "CUE_NAMES", "OrientedCues",
@@ -123,6 +123,8 @@ def hist_gradient(
     n_bins: int | None = None,
     n_orient: int = 8,
     bin_sigma: float = 0.0,
+    step: int = 1,
+    _kernel: str | None = None,
 ) -> NDArray[np.float32]:
     """Oriented half-disc chi-squared gradient of a label image.
 
@@ -138,6 +140,10 @@ def hist_gradient(
         Number of orientations O; ``theta[k] = k pi / O``.
     bin_sigma : float
         Gaussian smoothing of each slice histogram over bins, in bins (0 = none).
+    step : int
+        Evaluate exactly at rows and columns that are multiples of ``step`` (histograms of the
+        full-resolution labels) and interpolate bilinearly in between. 1 = every pixel. A speed
+        option for large radii, whose gradients vary slowly.
 
     Returns
     -------
@@ -184,9 +190,33 @@ def hist_gradient(
     padded = np.ascontiguousarray(np.pad(lab.astype(np.int32), r, mode="symmetric"))
     dr, dc, sl = disc_slices(r, n_orient)
     er, ec, es, lr, lc, ls = _moves(r, n_orient)
-    gk = np.ascontiguousarray(bin_smoothing_kernel(float(bin_sigma)), dtype=np.float64)
-    out = np.empty((n_orient, h, w), dtype=np.float32)
-    _hist_gradient_kernel(padded, nb, n_orient, r, h, w, dr, dc, sl, er, ec, es, lr, lc, ls, gk, out)
+    gk = np.array(bin_smoothing_kernel(float(bin_sigma)), dtype=np.float64)
+    step = max(1, int(step))
+    hs, ws = (h + step - 1) // step, (w + step - 1) // step
+    small = np.empty((n_orient, hs, ws), dtype=np.float32)
+    # Smoothing per update costs (moves x taps) per column; smoothing the 9 half-disc vectors
+    # at each evaluated pixel costs (O + 1) n_bins taps / step but vectorises: pick the cheaper.
+    per_update = (len(er) + len(lr)) * len(gk)
+    per_pixel = 2 * len(er) + (n_orient + 1) * nb * len(gk) / (2.5 * step)
+    use_pixel = len(gk) > 1 and per_pixel < per_update
+    if _kernel is not None:  # testing hook: force one of the two equivalent kernels
+        use_pixel = _kernel == "pixel"
+    kernel = _hist_gradient_smooth_kernel if use_pixel else _hist_gradient_kernel
+    kernel(padded, nb, n_orient, r, h, w, step, dr, dc, sl, er, ec, es, lr, lc, ls, gk, small)
+    if step == 1:
+        return small
+    return _upsample(small, step, h, w)
+
+
+def _upsample(small, step, h, w):
+    """Bilinear interpolation from samples at multiples of ``step`` to the full grid."""
+    import cv2
+
+    m = np.array([[1.0 / step, 0.0, 0.0], [0.0, 1.0 / step, 0.0]])
+    out = np.empty((small.shape[0], h, w), dtype=np.float32)
+    for k in range(small.shape[0]):
+        out[k] = cv2.warpAffine(small[k], m, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                borderMode=cv2.BORDER_REPLICATE)
     return out
 
 
@@ -218,24 +248,6 @@ class OrientedCues:
             raise ValueError("`radii` must have one radius per cue name")
 
 
-def _coarse_hist_gradient(lab, radius, n_bins, n_orient, bin_sigma):
-    """Half-disc gradient of radius r on the label map subsampled by 2 (radius r / 2),
-    bilinearly upsampled back (a speed approximation for large radii)."""
-    import cv2
-
-    h, w = lab.shape
-    small = np.ascontiguousarray(lab[::2, ::2])
-    g = hist_gradient(small, max(1, int(round(radius / 2))), n_bins=n_bins, n_orient=n_orient,
-                      bin_sigma=bin_sigma)
-    out = np.empty((n_orient, h, w), dtype=np.float32)
-    for k in range(n_orient):
-        # sample centres of the coarse grid sit on even pixels: align with an affine warp
-        m = np.array([[0.5, 0.0, 0.0], [0.0, 0.5, 0.0]], dtype=np.float64)
-        out[k] = cv2.warpAffine(g[k], m, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                                borderMode=cv2.BORDER_REPLICATE)
-    return out
-
-
 def local_cues(
     image: NDArray[np.float64],
     *,
@@ -244,7 +256,7 @@ def local_cues(
     radii_t: tuple = (5, 10, 20),
     n_textons: int = 64,
     n_orient: int = 8,
-    coarse_from: int | None = None,
+    steps: dict | None = None,
     rng=None,
 ) -> OrientedCues:
     """Brightness, colour and texture half-disc gradients at three scales (mPb cues).
@@ -259,9 +271,9 @@ def local_cues(
         Number of textons (64 in the release).
     n_orient : int
         Number of orientations (8).
-    coarse_from : int, optional
-        Radii >= this are computed on the 2x-subsampled label map with half the radius and
-        upsampled bilinearly (speed approximation, used by the ``fast`` preset). None = exact.
+    steps : dict, optional
+        ``{radius: step}``: cues of that radius are evaluated every ``step`` rows and columns
+        and interpolated (see :func:`hist_gradient`). None = every pixel.
     rng : {numpy.random.Generator, int}, optional
         Pseudo-random number generator for the texton k-means. By default, a PCG64 generator is
         used (see :func:`numpy.random.default_rng`). If `rng` is an int, it is used to seed the
@@ -298,8 +310,9 @@ def local_cues(
             radii.append(int(r))
             if is_gray and letter in "ab":
                 maps.append(np.zeros((n_orient, h, w), dtype=np.float32))
-            elif coarse_from is not None and r >= coarse_from:
-                maps.append(_coarse_hist_gradient(labels, r, nb, n_orient, sig))
             else:
-                maps.append(hist_gradient(labels, r, n_bins=nb, n_orient=n_orient, bin_sigma=sig))
+                st = 1 if steps is None else int(steps.get(int(r), 1))
+                maps.append(
+                    hist_gradient(labels, r, n_bins=nb, n_orient=n_orient, bin_sigma=sig, step=st)
+                )
     return OrientedCues(stack=np.stack(maps), names=tuple(names), radii=tuple(radii))
