@@ -103,30 +103,31 @@ def _ic_affinity_band_kernel(m, offs, neg, starts, steps, radius, sigma, band):
 
     For each offset ``o`` (``offs[q]``), the path from pixel i to j = i + o and the path of the
     opposite offset (``neg[q]``) from j back to i are walked; the two affinities are averaged
-    (the release symmetrises W the same way). Offsets leaving the image get 0; self gets 1.
+    (the release symmetrises W the same way). Each unordered pair is computed once, by the
+    pixel for which ``o`` is positive (dr > 0, or dr == 0 and dc > 0), and written to both
+    entries, so rows write disjoint entries. ``band`` must be zero on entry.
     """
     h, w = m.shape
     n_off = offs.shape[0]
     for r in prange(h):
         r = np.int64(r)
         for c in range(w):
+            band[r, c, radius, radius] = 1.0
             for q in range(n_off):
                 dr = offs[q, 0]
                 dc = offs[q, 1]
+                if dr < 0 or (dr == 0 and dc <= 0):
+                    continue
                 rr = r + dr
                 cc = c + dc
-                if rr < 0 or rr >= h or cc < 0 or cc >= w:
-                    band[r, c, dr + radius, dc + radius] = 0.0
-                    continue
-                if dr == 0 and dc == 0:
-                    band[r, c, radius, radius] = 1.0
+                if rr >= h or cc < 0 or cc >= w:
                     continue
                 ic1 = _path_ic(m, r, c, starts[q], starts[q + 1], steps)
                 qn = neg[q]
                 ic2 = _path_ic(m, rr, cc, starts[qn], starts[qn + 1], steps)
-                band[r, c, dr + radius, dc + radius] = 0.5 * (
-                    _affinity_from_ic(ic1, sigma) + _affinity_from_ic(ic2, sigma)
-                )
+                a = 0.5 * (_affinity_from_ic(ic1, sigma) + _affinity_from_ic(ic2, sigma))
+                band[r, c, dr + radius, dc + radius] = a
+                band[rr, cc, radius - dr, radius - dc] = a
     return band
 
 
@@ -175,18 +176,14 @@ def _band_decimate_kernel(band, deg, radius, out):
                         continue
                     wki = wki / deg[y, x]
                     # kept nodes j' = (2a'+1, 2b'+1) within radius of (y, x)
-                    for fy in range(y - radius, y + radius + 1):
-                        if fy < 0 or fy >= h or fy % 2 == 0:
-                            continue
+                    fy0 = max(1, y - radius)
+                    fy0 += 1 - fy0 % 2
+                    fx0 = max(1, x - radius)
+                    fx0 += 1 - fx0 % 2
+                    for fy in range(fy0, min(2 * h2 - 1, y + radius) + 1, 2):
                         ap = (fy - 1) // 2
-                        if ap >= h2:
-                            continue
-                        for fx in range(x - radius, x + radius + 1):
-                            if fx < 0 or fx >= w or fx % 2 == 0:
-                                continue
+                        for fx in range(fx0, min(2 * w2 - 1, x + radius) + 1, 2):
                             bp = (fx - 1) // 2
-                            if bp >= w2:
-                                continue
                             wkj = band[y, x, fy - y + radius, fx - x + radius]
                             if wkj != 0.0:
                                 out[a, b, ap - a + radius, bp - b + radius] += wki * wkj
