@@ -28,8 +28,8 @@ __all__ = ["Contours", "PRESETS", "gpb"]
 #: ``fast`` computes the radius >= 10 cues on the 2x-subsampled label maps (half radius,
 #: bilinear upsampling), and solves sPb with 3 DNCuts levels (64x fewer nodes) and 8 vectors.
 PRESETS = {
-    "quality": dict(steps={20: 2}, n_textons=64, n_vec=17, n_levels=2),
-    "fast": dict(steps={10: 2, 20: 4}, n_textons=32, n_vec=9, n_levels=3),
+    "quality": dict(steps={10: 2, 20: 2}, n_textons=64, n_vec=17, n_levels=2),
+    "fast": dict(steps={5: 2, 10: 2, 20: 4}, n_textons=32, n_vec=9, n_levels=3),
 }
 
 _R_MAX = 20

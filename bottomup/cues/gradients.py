@@ -22,7 +22,11 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from bottomup.cues._kernels import _hist_gradient_kernel, _hist_gradient_smooth_kernel
+from bottomup.cues._kernels import (
+    _hist_gradient_kernel,
+    _hist_gradient_smooth_kernel,
+    _hist_gradient_sparse_kernel,
+)
 
 __all__ = [
     "disc_slices", "bin_smoothing_kernel", "hist_gradient", "local_cues", "CUE_NAMES", "OrientedCues",
@@ -199,10 +203,16 @@ def hist_gradient(
     per_update = (len(er) + len(lr)) * len(gk)
     per_pixel = 2 * len(er) + (n_orient + 1) * nb * len(gk) / (2.5 * step)
     use_pixel = len(gk) > 1 and per_pixel < per_update
-    if _kernel is not None:  # testing hook: force one of the two equivalent kernels
-        use_pixel = _kernel == "pixel"
-    kernel = _hist_gradient_smooth_kernel if use_pixel else _hist_gradient_kernel
-    kernel(padded, nb, n_orient, r, h, w, step, dr, dc, sl, er, ec, es, lr, lc, ls, gk, small)
+    use_sparse = len(gk) == 1
+    if _kernel is not None:  # testing hook: force one of the equivalent kernels
+        use_pixel, use_sparse = _kernel == "pixel", _kernel == "sparse"
+    if use_sparse:
+        _hist_gradient_sparse_kernel(
+            padded, nb, n_orient, r, h, w, step, dr, dc, sl, er, ec, es, lr, lc, ls, small
+        )
+    else:
+        kernel = _hist_gradient_smooth_kernel if use_pixel else _hist_gradient_kernel
+        kernel(padded, nb, n_orient, r, h, w, step, dr, dc, sl, er, ec, es, lr, lc, ls, gk, small)
     if step == 1:
         return small
     return _upsample(small, step, h, w)
