@@ -90,93 +90,105 @@ def _hist_gradient_kernel(
     return out
 
 
-@njit(cache=True, inline="always")
-def _smooth_bins(xpad, gk, n_bins, out):
-    # out[b] = sum_t gk[t] * xpad[b + t]: zero-padded 'same' smoothing of xpad[half:half+n]
-    for b in range(n_bins):
-        out[b] = 0.0
-    for t in range(gk.shape[0]):
-        g = gk[t]
-        for b in range(n_bins):
-            out[b] += g * xpad[b + t]
-
-
 @njit(parallel=True, cache=True, fastmath=_FASTMATH)
 def _hist_gradient_smooth_kernel(
     labels, n_bins, n_orient, pad, h, w, step,
     off_r, off_c, off_s, ent_r, ent_c, ent_s, lv_r, lv_c, lv_s, gk, out,
 ):  # fmt: skip
-    """Same result as ``_hist_gradient_kernel`` for smoothed histograms, cheaper for large radii.
+    """Same result as ``_hist_gradient_kernel`` for smoothed histograms, usually cheaper.
 
-    The slice histograms hold raw counts (one add per entering or leaving pixel); smoothing is
+    The slice histograms hold raw counts (one add per entering or leaving pixel). Smoothing is
     linear and commutes with the sums over slices, so with ``z_s = sum_b mass_b h_s[b]`` (the
-    sum of the smoothed slice histogram) the smoothed half-disc quantities are
-    ``G T`` and ``G D_k`` with ``T = sum_s h_s / z_s`` and ``D_k`` as in the other kernel.
-    Cost per evaluated pixel O(O n_bins taps) instead of O(updates taps) per column move.
+    sum of the smoothed slice histogram) the smoothed half-disc quantities are ``G T`` and
+    ``G D_k`` with ``T = sum_s h_s / z_s`` and ``D_k`` as in the other kernel; ``G x`` is
+    accumulated from the bins present in the disc only (``x`` is zero elsewhere), so the cost
+    per evaluated pixel is O((O + 1) n_present taps + O n_bins).
     """
     n_sl = 2 * n_orient
     half = gk.shape[0] // 2
+    n_tap = gk.shape[0]
     mass = np.zeros(n_bins)
     for lab in range(n_bins):
-        for t in range(gk.shape[0]):
+        for t in range(n_tap):
             b = lab + t - half
             if b >= 0 and b < n_bins:
                 mass[lab] += gk[t]
     n_rows = (h + step - 1) // step
     for ii in prange(n_rows):
         i = np.int64(ii) * step
-        hs = np.zeros((n_sl, n_bins))
+        hs = np.zeros((n_bins, n_sl))
         z = np.zeros(n_sl)
         iz = np.zeros(n_sl)
-        tpad = np.zeros(n_bins + 2 * half)
-        dpad = np.zeros(n_bins + 2 * half)
-        gt = np.zeros(n_bins)
-        gd = np.zeros(n_bins)
+        sz = np.zeros(n_sl)
+        cnt = np.zeros(n_bins, dtype=np.int64)
+        act = np.zeros(n_bins, dtype=np.int64)
+        dv = np.zeros(n_bins)
+        gt = np.zeros(n_bins + 2 * half)
+        gd = np.zeros(n_bins + 2 * half)
         inv = np.zeros(n_bins)
         ci = i + pad
         for q in range(off_r.shape[0]):
             lab = labels[ci + off_r[q], pad + off_c[q]]
-            hs[off_s[q], lab] += 1.0
+            hs[lab, off_s[q]] += 1.0
             z[off_s[q]] += mass[lab]
+            cnt[lab] += 1
         for j in range(w):
             cj = j + pad
             if j > 0:
                 for q in range(ent_r.shape[0]):
                     lab = labels[ci + ent_r[q], cj + ent_c[q]]
-                    hs[ent_s[q], lab] += 1.0
+                    hs[lab, ent_s[q]] += 1.0
                     z[ent_s[q]] += mass[lab]
+                    cnt[lab] += 1
                 for q in range(lv_r.shape[0]):
                     lab = labels[ci + lv_r[q], cj - 1 + lv_c[q]]
-                    hs[lv_s[q], lab] -= 1.0
+                    hs[lab, lv_s[q]] -= 1.0
                     z[lv_s[q]] -= mass[lab]
+                    cnt[lab] -= 1
             if j % step != 0:
                 continue
             for s in range(n_sl):
                 iz[s] = 1.0 / z[s] if z[s] > 0.25 else 0.0
+                sz[s] = iz[s] if s < n_orient else -iz[s]
+            na = 0
             for b in range(n_bins):
-                tpad[b + half] = 0.0
-                dpad[b + half] = 0.0
-            for s in range(n_sl):
-                a = iz[s]
-                sa = a if s < n_orient else -a
-                for b in range(n_bins):
-                    tpad[b + half] += hs[s, b] * a
-                for b in range(n_bins):
-                    dpad[b + half] += hs[s, b] * sa
-            _smooth_bins(tpad, gk, n_bins, gt)
+                if cnt[b] > 0:
+                    act[na] = b
+                    na += 1
+            for b in range(n_bins + 2 * half):
+                gt[b] = 0.0
+            for idx in range(na):
+                b = act[idx]
+                tot = 0.0
+                dd = 0.0
+                for s in range(n_sl):
+                    tot += hs[b, s] * iz[s]
+                    dd += hs[b, s] * sz[s]
+                dv[idx] = dd
+                for t in range(n_tap):
+                    gt[b + t] += gk[t] * tot
             for b in range(n_bins):
-                inv[b] = 1.0 / gt[b] if gt[b] > 1e-12 else 0.0
+                x = gt[b + half]
+                inv[b] = 1.0 / x if x > 1e-12 else 0.0
             for k in range(n_orient):
-                _smooth_bins(dpad, gk, n_bins, gd)
+                for b in range(n_bins + 2 * half):
+                    gd[b] = 0.0
+                for idx in range(na):
+                    b = act[idx]
+                    x = dv[idx]
+                    for t in range(n_tap):
+                        gd[b + t] += gk[t] * x
                 acc = 0.0
                 for b in range(n_bins):
-                    acc += gd[b] * gd[b] * inv[b]
+                    x = gd[b + half]
+                    acc += x * x * inv[b]
                 out[k, ii, j // step] = 0.5 * acc
                 if k < n_orient - 1:
                     a1 = 2.0 * iz[k + n_orient]
                     a0 = 2.0 * iz[k]
-                    for b in range(n_bins):
-                        dpad[b + half] += a1 * hs[k + n_orient, b] - a0 * hs[k, b]
+                    for idx in range(na):
+                        b = act[idx]
+                        dv[idx] += a1 * hs[b, k + n_orient] - a0 * hs[b, k]
     return out
 
 
