@@ -170,3 +170,12 @@ def test_mpb_nmax_range():
     stack[0, :, 3] = stack[0, :, 5] = 1.0
     out = mpb_nmax(stack)
     assert out.max() == 1.0 and out[4, 4] == 1.0 and out[4, 3] == 0.0
+
+
+def test_gpb_downscales_large_images_with_a_warning():
+    img = np.zeros((50, 64, 3))
+    img[:, 32:] = 0.8
+    with pytest.warns(UserWarning, match="max_pixels"):
+        c = gpb(img, "fast", max_pixels=30 * 40)
+    assert c.pb.shape == (50, 64) and c.oriented.shape == (8, 50, 64)
+    assert abs(int(np.argmax(c.pb[25, 5:-5])) + 5 - 32) <= 1

@@ -72,7 +72,7 @@ class Contours:
         return oriented_nms(self.pb, self.theta, tolerance=np.pi / 8)
 
 
-def gpb(image, preset: str = "quality", *, rng=0) -> Contours:
+def gpb(image, preset: str = "quality", *, rng=0, max_pixels: int | None = 500_000) -> Contours:
     """Detect contours with gPb = weighted local cues + spectral globalisation.
 
     Parameters
@@ -89,6 +89,11 @@ def gpb(image, preset: str = "quality", *, rng=0) -> Contours:
         Pseudo-random number generator for the texton k-means. By default, a PCG64 generator
         seeded with 0 is used (so outputs are reproducible). If `rng` is an int, it is used to
         seed the generator.
+    max_pixels : int or None
+        Larger images are processed on a downscaled copy (area interpolation) with at most this
+        many pixels, and the outputs are resized back (bilinear), with a ``UserWarning``. This
+        bounds memory (about 1 GB per megapixel) and time; the cue radii are tuned for BSDS-size
+        images (0.15 Mpx) anyway. None disables the check.
 
     Returns
     -------
@@ -118,6 +123,8 @@ def gpb(image, preset: str = "quality", *, rng=0) -> Contours:
             f"`image` (shape {img.shape[:2]}) must be at least {_R_MAX + 1} px on each side: the "
             f"largest half-disc has radius {_R_MAX}; upsample or pad small images first"
         )
+    if max_pixels is not None and h * w > max_pixels:
+        return _gpb_downscaled(img, preset, rng, max_pixels)
     cfg = PRESETS[preset]
     gray = bool(np.array_equal(img[..., 0], img[..., 1]) and np.array_equal(img[..., 1], img[..., 2]))
     cues = local_cues(img, n_textons=cfg["n_textons"], steps=cfg["steps"], rng=rng)
@@ -128,3 +135,27 @@ def gpb(image, preset: str = "quality", *, rng=0) -> Contours:
     g = np.clip(g, 0.0, 1.0)
     k = np.argmax(g, axis=0)
     return Contours(pb=g.max(axis=0), oriented=g, theta=k * (np.pi / g.shape[0]))
+
+
+def _gpb_downscaled(img, preset, rng, max_pixels):
+    import warnings
+
+    import cv2
+
+    h, w = img.shape[:2]
+    f = float(np.sqrt(max_pixels / (h * w)))
+    hs, ws = max(_R_MAX + 1, int(h * f)), max(_R_MAX + 1, int(w * f))
+    warnings.warn(
+        f"`image` has {h * w} pixels > max_pixels={max_pixels}: computing gPb on a {hs}x{ws} "
+        "copy and resizing the result back; pass max_pixels=None to run at full size",
+        UserWarning,
+        stacklevel=3,
+    )
+    small = cv2.resize(img, (ws, hs), interpolation=cv2.INTER_AREA)
+    c = gpb(np.clip(small, 0.0, 1.0), preset, rng=rng, max_pixels=None)
+    oriented = np.stack(
+        [cv2.resize(o, (w, h), interpolation=cv2.INTER_LINEAR) for o in c.oriented]
+    )
+    oriented = np.clip(oriented, 0.0, 1.0)
+    k = np.argmax(oriented, axis=0)
+    return Contours(pb=oriented.max(axis=0), oriented=oriented, theta=k * (np.pi / oriented.shape[0]))
