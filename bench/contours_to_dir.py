@@ -51,7 +51,9 @@ def _one(path: Path, out_dir: Path, preset: str, oriented: bool) -> tuple[str, f
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--images", type=Path, required=True, help="folder of input images")
     ap.add_argument("--out", type=Path, required=True, help="output folder (created)")
     ap.add_argument("--preset", choices=["quality", "fast"], default="quality")
@@ -74,8 +76,10 @@ def main(argv=None):
                        [args.oriented] * len(paths))
             )  # fmt: skip
     done = [t for _, t in results if t > 0]
-    print(f"{len(paths)} images, {len(done)} computed"
-          + (f", median {sorted(done)[len(done) // 2]:.2f} s per image" if done else ""))
+    print(
+        f"{len(paths)} images, {len(done)} computed"
+        + (f", median {sorted(done)[len(done) // 2]:.2f} s per image" if done else "")
+    )
 
 
 if __name__ == "__main__":

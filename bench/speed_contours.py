@@ -61,83 +61,95 @@ def _time(fn, repeat):
 
 
 def run(image_path, presets, repeat):
-    import numpy as np
 
     from bottomup._validate import check_image
-    from bottomup.contours import PRESETS, gpb
-    from bottomup.contours.mpb import MPB_WEIGHTS_COLOR, mpb, mpb_nmax, smoothed_sum
-    from bottomup.contours.spectral import ic_affinity, ncut_eigenvectors, spb_from_eigenvectors
-    from bottomup.cues import hist_gradient, quantize, rgb_to_gray, rgb_to_lab, textons
-    from bottomup.cues.gradients import CUE_NAMES, OrientedCues
     from bottomup.io import read_image
 
     img = check_image(read_image(str(image_path)))
     results = []
     for preset in presets:
-        cfg = PRESETS[preset]
-        steps = cfg["steps"] or {}
-        rows = []
-
-        def add(stage, stats, group):
-            rows.append({"preset": preset, "stage": stage, "group": group, **stats})
-
-        lab, st = _time(lambda: rgb_to_lab(img), repeat)
-        add("lab", st, "mpb")
-        qs = [quantize(lab[..., i]) for i in range(3)]
-        tex, st = _time(lambda: textons(rgb_to_gray(img), cfg["n_textons"], rng=0), repeat)
-        add("textons", st, "mpb")
-        chans = {"L": (qs[0], 25, 2.5), "a": (qs[1], 25, 1.25), "b": (qs[2], 25, 1.25),
-                 "T": (tex, int(tex.max()) + 1, 0.0)}  # fmt: skip
-        maps = []
-        for name in CUE_NAMES:
-            labels, nb, sig = chans[name[0]]
-            r = int(name[1:])
-            g, st = _time(
-                lambda labels=labels, r=r, nb=nb, sig=sig: hist_gradient(
-                    labels, r, n_bins=nb, bin_sigma=sig, step=steps.get(r, 1)
-                ),
-                repeat,
-            )
-            add(f"gradient_{name}", st, "mpb")
-            maps.append(g)
-        cues = OrientedCues(np.stack(maps), CUE_NAMES, tuple(int(n[1:]) for n in CUE_NAMES))
-        m, st = _time(lambda: mpb(cues), repeat)
-        add("parabola_fit_and_sum", st, "mpb")
-        mn, st = _time(lambda: mpb_nmax(m), repeat)
-        add("nms_mpb", st, "spb")
-        band, st = _time(lambda: ic_affinity(mn), repeat)
-        add("affinity", st, "spb")
-        (lam, vec), st = _time(
-            lambda: ncut_eigenvectors(band, cfg["n_vec"], n_levels=cfg["n_levels"]), repeat
-        )
-        add("eigenvectors_dncuts", st, "spb")
-        _, st = _time(lambda: spb_from_eigenvectors(lam, vec), repeat)
-        add("spb_derivatives", st, "spb")
-        _, st = _time(lambda: smoothed_sum(cues, MPB_WEIGHTS_COLOR), repeat)
-        add("gpb_cue_sum (extra parabola fits)", st, "gpb")
-        c, st = _time(lambda: gpb(img, preset), repeat)
-        add("gpb_end_to_end", st, "total")
-        _, st = _time(lambda: c.thin(), repeat)
-        add("thin (nms of gpb)", st, "total")
-        for group in ("mpb", "spb"):
-            sel = [r for r in rows if r["group"] == group]
-            rows.append({
-                "preset": preset, "stage": f"sum_{group}", "group": "sum",
-                "median_s": sum(r["median_s"] for r in sel),
-                "cpu_median_s": sum(r["cpu_median_s"] for r in sel),
-            })  # fmt: skip
-        results.extend(rows)
+        results.extend(_run_preset(img, preset, repeat))
     return results, img.shape
 
 
+def _run_preset(img, preset, repeat):
+    """Time every stage of one preset; the lambdas run immediately inside ``_time``."""
+    import numpy as np
+
+    from bottomup.contours import PRESETS, gpb
+    from bottomup.contours.mpb import MPB_WEIGHTS_COLOR, mpb, mpb_nmax, smoothed_sum
+    from bottomup.contours.spectral import ic_affinity, ncut_eigenvectors, spb_from_eigenvectors
+    from bottomup.cues import hist_gradient, quantize, rgb_to_gray, rgb_to_lab, textons
+    from bottomup.cues.gradients import CUE_NAMES, OrientedCues
+
+    cfg = PRESETS[preset]
+    steps = cfg["steps"] or {}
+    rows = []
+
+    def add(stage, stats, group):
+        rows.append({"preset": preset, "stage": stage, "group": group, **stats})
+
+    lab, st = _time(lambda: rgb_to_lab(img), repeat)
+    add("lab", st, "mpb")
+    qs = [quantize(lab[..., i]) for i in range(3)]
+    tex, st = _time(lambda: textons(rgb_to_gray(img), cfg["n_textons"], rng=0), repeat)
+    add("textons", st, "mpb")
+    chans = {"L": (qs[0], 25, 2.5), "a": (qs[1], 25, 1.25), "b": (qs[2], 25, 1.25),
+             "T": (tex, int(tex.max()) + 1, 0.0)}  # fmt: skip
+    maps = []
+    for name in CUE_NAMES:
+        labels, nb, sig = chans[name[0]]
+        r = int(name[1:])
+        g, st = _time(
+            lambda labels=labels, r=r, nb=nb, sig=sig: hist_gradient(
+                labels, r, n_bins=nb, bin_sigma=sig, step=steps.get(r, 1)
+            ),
+            repeat,
+        )
+        add(f"gradient_{name}", st, "mpb")
+        maps.append(g)
+    cues = OrientedCues(np.stack(maps), CUE_NAMES, tuple(int(n[1:]) for n in CUE_NAMES))
+    m, st = _time(lambda: mpb(cues), repeat)
+    add("parabola_fit_and_sum", st, "mpb")
+    mn, st = _time(lambda: mpb_nmax(m), repeat)
+    add("nms_mpb", st, "spb")
+    band, st = _time(lambda: ic_affinity(mn), repeat)
+    add("affinity", st, "spb")
+    (lam, vec), st = _time(
+        lambda: ncut_eigenvectors(band, cfg["n_vec"], n_levels=cfg["n_levels"]), repeat
+    )
+    add("eigenvectors_dncuts", st, "spb")
+    _, st = _time(lambda: spb_from_eigenvectors(lam, vec), repeat)
+    add("spb_derivatives", st, "spb")
+    _, st = _time(lambda: smoothed_sum(cues, MPB_WEIGHTS_COLOR), repeat)
+    add("gpb_cue_sum (extra parabola fits)", st, "gpb")
+    c, st = _time(lambda: gpb(img, preset), repeat)
+    add("gpb_end_to_end", st, "total")
+    _, st = _time(lambda: c.thin(), repeat)
+    add("thin (nms of gpb)", st, "total")
+    for group in ("mpb", "spb"):
+        sel = [r for r in rows if r["group"] == group]
+        rows.append({
+            "preset": preset, "stage": f"sum_{group}", "group": "sum",
+            "median_s": sum(r["median_s"] for r in sel),
+            "cpu_median_s": sum(r["cpu_median_s"] for r in sel),
+        })  # fmt: skip
+    return rows
+
+
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--image", type=Path, default=DEFAULT_IMAGE)
     ap.add_argument("--preset", choices=["quality", "fast", "both"], default="both")
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--json", type=Path, default=None)
-    ap.add_argument("--cold-cache", action="store_true",
-                    help="use an empty NUMBA_CACHE_DIR so first_call_s includes compilation")
+    ap.add_argument(
+        "--cold-cache",
+        action="store_true",
+        help="use an empty NUMBA_CACHE_DIR so first_call_s includes compilation",
+    )
     args = ap.parse_args(argv)
     if args.cold_cache:
         os.environ["NUMBA_CACHE_DIR"] = tempfile.mkdtemp(prefix="numba_cold_")
@@ -150,7 +162,9 @@ def main(argv=None):
     results, shape = run(args.image, presets, args.repeat)
     load1 = os.getloadavg()[0]
     try:
-        commit = subprocess.check_output(["git", "-C", str(ROOT), "rev-parse", "HEAD"], text=True).strip()
+        commit = subprocess.check_output(
+            ["git", "-C", str(ROOT), "rev-parse", "HEAD"], text=True
+        ).strip()
     except Exception:  # pragma: no cover
         commit = None
     meta = {

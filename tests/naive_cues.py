@@ -70,7 +70,7 @@ def parabola_fit(z, radius, theta):
 
 
 def ic_affinity_dense(m, radius=5, sigma=0.1):
-    """Dense W of the intervening-contour affinity with rounded-DDA lines, both directions averaged."""
+    """Dense W of the intervening-contour affinity (rounded-DDA lines, both directions averaged)."""
     h, w = m.shape
     n = h * w
 
@@ -108,5 +108,7 @@ def ic_affinity_dense(m, radius=5, sigma=0.1):
                     if du == 0 and dv == 0:
                         W[a * w + b, a * w + b] = 1.0
                         continue
-                    W[a * w + b, c * w + d] = 0.5 * (aff(ic(a, b, du, dv)) + aff(ic(c, d, -du, -dv)))
+                    W[a * w + b, c * w + d] = 0.5 * (
+                        aff(ic(a, b, du, dv)) + aff(ic(c, d, -du, -dv))
+                    )
     return W

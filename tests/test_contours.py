@@ -46,7 +46,9 @@ def test_nms_diagonal_and_orientation_tolerance():
 
 @pytest.mark.parametrize("radius", [2, 3, 5])
 def test_ic_affinity_matches_naive(radius):
-    m = np.random.default_rng(radius).random((6, 7)) * (np.random.default_rng(1).random((6, 7)) > 0.6)
+    m = np.random.default_rng(radius).random((6, 7)) * (
+        np.random.default_rng(1).random((6, 7)) > 0.6
+    )
     band = ic_affinity(m, radius)
     w = band_to_sparse(band).toarray()
     ref = naive_cues.ic_affinity_dense(m, radius)

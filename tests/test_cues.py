@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import naive_cues
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -21,7 +22,6 @@ from bottomup.cues import (
     texton_filter_bank,
     textons,
 )
-import naive_cues
 
 
 def test_lab_white_black_and_red():
@@ -32,7 +32,11 @@ def test_lab_white_black_and_red():
     # red, by hand: gamma 2.5 leaves 1 -> XYZ = first column of the matrix
     x, y, z = 0.412453 / 0.950456, 0.212671, 0.019334 / 1.088754
     f = np.cbrt([x, y, z])
-    expect = [(116 * f[1] - 16) / 100, (500 * (f[0] - f[1]) + 73) / 168, (200 * (f[1] - f[2]) + 73) / 168]
+    expect = [
+        (116 * f[1] - 16) / 100,
+        (500 * (f[0] - f[1]) + 73) / 168,
+        (200 * (f[1] - f[2]) + 73) / 168,
+    ]
     np.testing.assert_allclose(lab[0, 2], np.clip(expect, 0, 1), atol=1e-9)
 
 
@@ -57,8 +61,12 @@ def test_disc_slices_cover_disc_and_use_half_pixel_offset():
 
 @pytest.mark.parametrize(
     "radius,n_bins,sigma,kernel",
-    [(r, n, s, k) for r, n, s in [(1, 3, 0.0), (2, 5, 0.0), (3, 6, 1.25), (4, 25, 2.5), (3, 40, 0.0)]
-     for k in ["update", "pixel", "sparse"] if not (k == "sparse" and s > 0)],
+    [
+        (r, n, s, k)
+        for r, n, s in [(1, 3, 0.0), (2, 5, 0.0), (3, 6, 1.25), (4, 25, 2.5), (3, 40, 0.0)]
+        for k in ["update", "pixel", "sparse"]
+        if not (k == "sparse" and s > 0)
+    ],
 )
 def test_hist_gradient_matches_naive(radius, n_bins, sigma, kernel):
     rng = np.random.default_rng(radius)
@@ -74,7 +82,9 @@ def test_hist_gradient_step_is_exact_on_the_sampled_grid(step):
     lab = np.random.default_rng(step).integers(0, 6, size=(13, 16)).astype(np.int32)
     full = hist_gradient(lab, 3, n_bins=6, bin_sigma=1.25)
     coarse = hist_gradient(lab, 3, n_bins=6, bin_sigma=1.25, step=step)
-    np.testing.assert_allclose(coarse[:, ::step, ::step], full[:, ::step, ::step], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        coarse[:, ::step, ::step], full[:, ::step, ::step], rtol=1e-5, atol=1e-6
+    )
     # bilinear in between: the midpoint of two samples is their mean
     mid = 0.5 * (coarse[:, 0, 0] + coarse[:, 0, step])
     if step == 2:
@@ -83,7 +93,10 @@ def test_hist_gradient_step_is_exact_on_the_sampled_grid(step):
 
 @settings(max_examples=15, deadline=None)
 @given(
-    h=st.integers(1, 7), w=st.integers(1, 7), radius=st.integers(1, 3), n_bins=st.integers(1, 4),
+    h=st.integers(1, 7),
+    w=st.integers(1, 7),
+    radius=st.integers(1, 3),
+    n_bins=st.integers(1, 4),
     seed=st.integers(0, 2**16),
 )
 def test_hist_gradient_property_matches_naive(h, w, radius, n_bins, seed):
@@ -109,7 +122,9 @@ def test_hist_gradient_step_edges_orientation():
 
 
 def test_hist_gradient_constant_is_zero_and_errors():
-    np.testing.assert_allclose(hist_gradient(np.zeros((6, 6), dtype=np.int32), 5, n_bins=4), 0, atol=1e-12)
+    np.testing.assert_allclose(
+        hist_gradient(np.zeros((6, 6), dtype=np.int32), 5, n_bins=4), 0, atol=1e-12
+    )
     # radius 3 has two empty slices (9 and 13): orientation 0 compares 8 with 6 unit slices, so
     # a flat image gives 0.5 * 2^2 / 14 = 1/7 there, as the release does (FACTS A.5)
     flat3 = hist_gradient(np.zeros((6, 6), dtype=np.int32), 3, n_bins=4)
@@ -176,10 +191,14 @@ def test_kmeans_and_textons_are_seeded():
 def test_local_cues_shapes_and_gray():
     img = np.zeros((24, 26, 3))
     img[:, 13:] = [0.9, 0.2, 0.1]
-    cues = local_cues(img, radii_l=(2, 3, 4), radii_ab=(2, 3, 4), radii_t=(2, 3, 4), n_textons=4, rng=0)
+    cues = local_cues(
+        img, radii_l=(2, 3, 4), radii_ab=(2, 3, 4), radii_t=(2, 3, 4), n_textons=4, rng=0
+    )
     assert cues.stack.shape == (12, 8, 24, 26)
     assert cues.names[0] == "L2" and cues.radii[-1] == 4
     assert int(np.argmax(cues.stack[0, :, 12, 13])) == 0
     gray = np.repeat(img[..., :1], 3, axis=2)
-    gc = local_cues(gray, radii_l=(2, 3, 4), radii_ab=(2, 3, 4), radii_t=(2, 3, 4), n_textons=4, rng=0)
+    gc = local_cues(
+        gray, radii_l=(2, 3, 4), radii_ab=(2, 3, 4), radii_t=(2, 3, 4), n_textons=4, rng=0
+    )
     assert np.all(gc.stack[3:9] == 0)  # a and b carry nothing for gray images

@@ -126,7 +126,9 @@ def gpb(image, preset: str = "quality", *, rng=0, max_pixels: int | None = 500_0
     if max_pixels is not None and h * w > max_pixels:
         return _gpb_downscaled(img, preset, rng, max_pixels)
     cfg = PRESETS[preset]
-    gray = bool(np.array_equal(img[..., 0], img[..., 1]) and np.array_equal(img[..., 1], img[..., 2]))
+    gray = bool(
+        np.array_equal(img[..., 0], img[..., 1]) and np.array_equal(img[..., 1], img[..., 2])
+    )
     cues = local_cues(img, n_textons=cfg["n_textons"], steps=cfg["steps"], rng=rng)
     m = mpb(cues, MPB_WEIGHTS_GRAY if gray else MPB_WEIGHTS_COLOR)
     s = spb(mpb_nmax(m), n_vec=cfg["n_vec"], n_levels=cfg["n_levels"])
@@ -153,9 +155,9 @@ def _gpb_downscaled(img, preset, rng, max_pixels):
     )
     small = cv2.resize(img, (ws, hs), interpolation=cv2.INTER_AREA)
     c = gpb(np.clip(small, 0.0, 1.0), preset, rng=rng, max_pixels=None)
-    oriented = np.stack(
-        [cv2.resize(o, (w, h), interpolation=cv2.INTER_LINEAR) for o in c.oriented]
-    )
+    oriented = np.stack([cv2.resize(o, (w, h), interpolation=cv2.INTER_LINEAR) for o in c.oriented])
     oriented = np.clip(oriented, 0.0, 1.0)
     k = np.argmax(oriented, axis=0)
-    return Contours(pb=oriented.max(axis=0), oriented=oriented, theta=k * (np.pi / oriented.shape[0]))
+    return Contours(
+        pb=oriented.max(axis=0), oriented=oriented, theta=k * (np.pi / oriented.shape[0])
+    )

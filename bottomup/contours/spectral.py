@@ -77,7 +77,9 @@ def _paths(radius: int) -> tuple:
     )
 
 
-def ic_affinity(mpb_nmax: NDArray[np.float64], radius: int = 5, sigma: float = 0.1) -> NDArray[np.float64]:
+def ic_affinity(
+    mpb_nmax: NDArray[np.float64], radius: int = 5, sigma: float = 0.1
+) -> NDArray[np.float64]:
     """Intervening-contour affinity in band form.
 
     Parameters

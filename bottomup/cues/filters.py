@@ -57,7 +57,9 @@ def _block_mean(v, half, super_=_SUPER):
     return v.reshape(n, super_, n, super_).mean(axis=(1, 3))
 
 
-def oriented_filter(sigma: float, theta: float, *, hilbert_odd: bool = False) -> NDArray[np.float64]:
+def oriented_filter(
+    sigma: float, theta: float, *, hilbert_odd: bool = False
+) -> NDArray[np.float64]:
     """Elongated second derivative of a Gaussian (or its Hilbert transform) at angle ``theta``.
 
     Gaussian with ``sigma`` along direction ``(cos theta, sin theta)`` in (row, col) (the long

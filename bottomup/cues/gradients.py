@@ -29,7 +29,12 @@ from bottomup.cues._kernels import (
 )
 
 __all__ = [
-    "disc_slices", "bin_smoothing_kernel", "hist_gradient", "local_cues", "CUE_NAMES", "OrientedCues",
+    "disc_slices",
+    "bin_smoothing_kernel",
+    "hist_gradient",
+    "local_cues",
+    "CUE_NAMES",
+    "OrientedCues",
 ]
 
 #: Cue order of the release (FACTS A.8): brightness, colour a, colour b, texture at 3 radii each.
@@ -87,7 +92,9 @@ def _moves(radius: int, n_orient: int) -> tuple:
     lv.sort()
     e = np.array(ent, dtype=np.int64).reshape(-1, 3)
     v = np.array(lv, dtype=np.int64).reshape(-1, 3)
-    return tuple(np.ascontiguousarray(x) for x in (e[:, 0], e[:, 1], e[:, 2], v[:, 0], v[:, 1], v[:, 2]))
+    return tuple(
+        np.ascontiguousarray(x) for x in (e[:, 0], e[:, 1], e[:, 2], v[:, 0], v[:, 1], v[:, 2])
+    )
 
 
 @functools.lru_cache(maxsize=16)
@@ -181,7 +188,9 @@ def hist_gradient(
     """
     lab = np.asarray(labels)
     if lab.ndim != 2 or not np.issubdtype(lab.dtype, np.integer):
-        raise ValueError(f"`labels` must be a 2-D integer array, got shape {lab.shape} and dtype {lab.dtype}")
+        raise ValueError(
+            f"`labels` must be a 2-D integer array, got shape {lab.shape} and dtype {lab.dtype}"
+        )
     if int(radius) < 1:
         raise ValueError(f"`radius` must be >= 1, got {radius}")
     if lab.size and lab.min() < 0:
@@ -225,8 +234,13 @@ def _upsample(small, step, h, w):
     m = np.array([[1.0 / step, 0.0, 0.0], [0.0, 1.0 / step, 0.0]])
     out = np.empty((small.shape[0], h, w), dtype=np.float32)
     for k in range(small.shape[0]):
-        out[k] = cv2.warpAffine(small[k], m, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                                borderMode=cv2.BORDER_REPLICATE)
+        out[k] = cv2.warpAffine(
+            small[k],
+            m,
+            (w, h),
+            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_REPLICATE,
+        )
     return out
 
 
@@ -305,7 +319,10 @@ def local_cues(
 
     h, w = image.shape[:2]
     lab = rgb_to_lab(image)
-    is_gray = bool(np.array_equal(image[..., 0], image[..., 1]) and np.array_equal(image[..., 1], image[..., 2]))
+    is_gray = bool(
+        np.array_equal(image[..., 0], image[..., 1])
+        and np.array_equal(image[..., 1], image[..., 2])
+    )
     tex = textons(rgb_to_gray(image), n_textons, rng=rng)
     channels = [
         ("L", quantize(lab[..., 0]), 25, 2.5, radii_l),
