@@ -202,3 +202,37 @@ def test_local_cues_shapes_and_gray():
         gray, radii_l=(2, 3, 4), radii_ab=(2, 3, 4), radii_t=(2, 3, 4), n_textons=4, rng=0
     )
     assert np.all(gc.stack[3:9] == 0)  # a and b carry nothing for gray images
+
+
+def _doc_params(doc):
+    lines = doc.splitlines()
+    try:
+        start = next(i for i, ln in enumerate(lines) if ln.strip() == "Parameters")
+    except StopIteration:
+        return []
+    names = []
+    for ln in lines[start + 2 :]:
+        s = ln.strip()
+        if s in ("Returns", "Raises", "Notes", "References", "Examples", "See Also", "Yields"):
+            break
+        if ln.startswith("    ") and not ln.startswith("        ") and " : " in s:
+            names.extend(n.strip() for n in s.split(" : ")[0].split(","))
+    return names
+
+
+def test_public_signatures_match_their_docstrings():
+    import inspect
+
+    import bottomup.contours as contours
+    import bottomup.cues as cues
+
+    checked = 0
+    for mod in (cues, contours):
+        for name in mod.__all__:
+            obj = getattr(mod, name)
+            if not inspect.isfunction(obj) or not obj.__doc__ or "Parameters" not in obj.__doc__:
+                continue
+            params = [p for p in inspect.signature(obj).parameters if not p.startswith("_")]
+            assert _doc_params(obj.__doc__) == params, name
+            checked += 1
+    assert checked >= 15
