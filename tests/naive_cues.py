@@ -70,7 +70,7 @@ def parabola_fit(z, radius, theta):
 
 
 def ic_affinity_dense(m, radius=5, sigma=0.1):
-    """Dense W of the intervening-contour affinity (rounded-DDA lines, both directions averaged)."""
+    """Dense W of the intervening-contour affinity (tree of digital lines, W_ij, W_ji averaged)."""
     h, w = m.shape
     n = h * w
 
@@ -82,13 +82,19 @@ def ic_affinity_dense(m, radius=5, sigma=0.1):
         ta, tb = min(a, a + sr), min(b, b + sc)
         return max(m[ta, tb], m[ta, tb + 1], m[ta + 1, tb])
 
-    def ic(a, b, du, dv):
+    def path(du, dv):
+        # tree of digital lines: path(o) = path(parent(o)) + [o], parent = previous DDA point
         k = max(abs(du), abs(dv))
-        best, prev = 0.0, (0, 0)
-        for t in range(1, k + 1):
-            p = (math.floor(t * du / k + 0.5), math.floor(t * dv / k + 0.5))
-            best = max(best, crossed(a + prev[0], b + prev[1], p[0] - prev[0], p[1] - prev[1]))
-            prev = p
+        if k == 0:
+            return [(0, 0)]
+        par = (math.floor((k - 1) * du / k + 0.5), math.floor((k - 1) * dv / k + 0.5))
+        return path(*par) + [(du, dv)]
+
+    def ic(a, b, du, dv):
+        pts = path(du, dv)
+        best = 0.0
+        for (p0, p1), (q0, q1) in zip(pts[:-1], pts[1:], strict=True):
+            best = max(best, crossed(a + p0, b + p1, q0 - p0, q1 - p1))
         return best
 
     def aff(x):

@@ -58,61 +58,70 @@ def _nms_kernel(v, ori, tol, out):
 
 
 @njit(cache=True)
-def _crossed(m, a, b, sr, sc):
-    """Largest dual-lattice value crossed by the step (sr, sc) from pixel (a, b) (FACTS A.9)."""
+def _crossed_min(wm, a, b, sr, sc):
+    """Smallest ``wm`` on the dual-lattice edges crossed by the step (sr, sc) from (a, b).
+
+    The crossing between (r, c) and (r + 1, c) or (r, c + 1) carries pixel (r, c) (FACTS A.9);
+    a diagonal step crosses the 4 edges around a corner, carried by 3 pixels. With ``wm`` the
+    affinity of each pixel's mPb (decreasing in mPb), the min of ``wm`` is the affinity of the
+    max of mPb.
+    """
     if sr == 0:
-        return m[a, b] if sc > 0 else m[a, b - 1]
+        return wm[a, b] if sc > 0 else wm[a, b - 1]
     if sc == 0:
-        return m[a, b] if sr > 0 else m[a - 1, b]
+        return wm[a, b] if sr > 0 else wm[a - 1, b]
     ta = a if sr > 0 else a - 1
     tb = b if sc > 0 else b - 1
-    x = m[ta, tb]
-    y = m[ta, tb + 1]
-    z = m[ta + 1, tb]
-    if y > x:
+    x = wm[ta, tb]
+    y = wm[ta, tb + 1]
+    z = wm[ta + 1, tb]
+    if y < x:
         x = y
-    if z > x:
+    if z < x:
         x = z
     return x
 
 
-@njit(cache=True)
-def _path_ic(m, r, c, p0, p1, steps):
-    ic = 0.0
-    a, b = r, c
-    for q in range(p0, p1):
-        sr = steps[q, 0]
-        sc = steps[q, 1]
-        x = _crossed(m, a, b, sr, sc)
-        if x > ic:
-            ic = x
-        a += sr
-        b += sc
-    return ic
-
-
-@njit(cache=True)
-def _affinity_from_ic(ic, sigma):
-    p = 1.0 / (1.0 + math.exp(-(1.8682 - (1.3113 / 0.3130) * ic)))
-    return math.exp(-(1.0 - p) / sigma)
-
-
 @njit(parallel=True, cache=True)
-def _ic_affinity_band_kernel(m, offs, neg, starts, steps, radius, sigma, band):
+def _ic_affinity_band_kernel(wm, w0, offs, parent, radius, band):
     """Intervening-contour affinity in band form ``band[r, c, dr + R, dc + R]``.
 
-    For each offset ``o`` (``offs[q]``), the path from pixel i to j = i + o and the path of the
-    opposite offset (``neg[q]``) from j back to i are walked; the two affinities are averaged
-    (the release symmetrises W the same way). Each unordered pair is computed once, by the
-    pixel for which ``o`` is positive (dr > 0, or dr == 0 and dc > 0), and written to both
-    entries, so rows write disjoint entries. ``band`` must be zero on entry.
+    Offsets are ordered so that each one's ``parent`` (the previous point of its digital line)
+    comes first; the intervening contour of offset o is the max of its parent's and of the
+    lattice value crossed by the last step, so each pixel's 80 offsets cost one step each (a
+    tree of digital lines, like the release's lines to the window border). The affinity is
+    decreasing in the intervening contour, so the kernel tracks ``min wm`` (``wm`` = affinity of
+    each pixel's value, ``w0`` = affinity of 0) instead of ``max m``: no exp in the loop. The
+    directional affinities are then symmetrised by averaging W_ij and W_ji, as the release does.
     """
-    h, w = m.shape
+    h, w = wm.shape
     n_off = offs.shape[0]
     for r in prange(h):
         r = np.int64(r)
+        ic = np.zeros(n_off)
         for c in range(w):
-            band[r, c, radius, radius] = 1.0
+            for q in range(n_off):
+                dr = offs[q, 0]
+                dc = offs[q, 1]
+                if dr == 0 and dc == 0:
+                    ic[q] = w0
+                    band[r, c, radius, radius] = 1.0
+                    continue
+                rr = r + dr
+                cc = c + dc
+                if rr < 0 or rr >= h or cc < 0 or cc >= w:
+                    continue
+                p = parent[q]
+                pr = r + offs[p, 0]
+                pc = c + offs[p, 1]
+                x = _crossed_min(wm, pr, pc, rr - pr, cc - pc)
+                if ic[p] < x:
+                    x = ic[p]
+                ic[q] = x
+                band[r, c, dr + radius, dc + radius] = x
+    for r in prange(h):
+        r = np.int64(r)
+        for c in range(w):
             for q in range(n_off):
                 dr = offs[q, 0]
                 dc = offs[q, 1]
@@ -122,10 +131,9 @@ def _ic_affinity_band_kernel(m, offs, neg, starts, steps, radius, sigma, band):
                 cc = c + dc
                 if rr >= h or cc < 0 or cc >= w:
                     continue
-                ic1 = _path_ic(m, r, c, starts[q], starts[q + 1], steps)
-                qn = neg[q]
-                ic2 = _path_ic(m, rr, cc, starts[qn], starts[qn + 1], steps)
-                a = 0.5 * (_affinity_from_ic(ic1, sigma) + _affinity_from_ic(ic2, sigma))
+                a = 0.5 * (
+                    band[r, c, dr + radius, dc + radius] + band[rr, cc, radius - dr, radius - dc]
+                )
                 band[r, c, dr + radius, dc + radius] = a
                 band[rr, cc, radius - dr, radius - dc] = a
     return band
