@@ -204,3 +204,25 @@ def test_gpb_on_bsds_val_is_close_to_the_release(bsds_root):
     f_ours = naive_cues.approx_boundary_f(ours, gts, ths)
     f_ref = naive_cues.approx_boundary_f(ref, gts, ths)
     assert f_ours >= f_ref - 0.03, (f_ours, f_ref)
+
+
+@pytest.mark.parametrize("shape", [(12, 14), (13, 11)])
+def test_dncuts_decimation_matches_sparse_formula(shape):
+    from bottomup.contours._kernels import _band_decimate_kernel, _band_degree_kept_kernel
+
+    m = np.random.default_rng(shape[0]).random(shape) ** 4
+    band = ic_affinity(m, 3)
+    a = band_to_sparse(band).tocsc()
+    h, w = shape
+    rr, cc = np.mgrid[:h, :w]
+    keep = ((rr % 2 == 1) & (cc % 2 == 1)).ravel()
+    keep &= ((rr < 2 * (h // 2)) & (cc < 2 * (w // 2))).ravel()
+    b = a[:, np.flatnonzero(keep)]
+    d = np.asarray(b.sum(axis=1)).ravel() + 1e-12
+    ref = (b.T @ (b.multiply(1.0 / d[:, None]))).toarray()
+    deg = np.empty(shape)
+    _band_degree_kept_kernel(band, 3, deg)
+    np.testing.assert_allclose(deg, d.reshape(shape))
+    out = np.empty((h // 2, w // 2, 7, 7))
+    _band_decimate_kernel(band, deg, 3, out)
+    np.testing.assert_allclose(band_to_sparse(out).toarray(), ref, rtol=1e-10, atol=1e-14)

@@ -166,6 +166,8 @@ def _band_decimate_kernel(band, deg, radius, out):
 
     ``band`` (h, w, 2R+1, 2R+1) on the fine grid; kept nodes are (2a+1, 2b+1); ``out``
     (h2, w2, 2R+1, 2R+1) on the kept grid (fine offsets up to 2R become coarse offsets up to R).
+    ``A'`` is symmetric: the entries with a non-negative coarse offset are accumulated, the
+    others mirrored in a second pass.
     """
     h, w = deg.shape
     h2, w2 = out.shape[0], out.shape[1]
@@ -183,18 +185,34 @@ def _band_decimate_kernel(band, deg, radius, out):
                     if wki == 0.0:
                         continue
                     wki = wki / deg[y, x]
-                    # kept nodes j' = (2a'+1, 2b'+1) within radius of (y, x)
-                    fy0 = max(1, y - radius)
+                    fy0 = max(fr, y - radius)
                     fy0 += 1 - fy0 % 2
                     fx0 = max(1, x - radius)
                     fx0 += 1 - fx0 % 2
                     for fy in range(fy0, min(2 * h2 - 1, y + radius) + 1, 2):
                         ap = (fy - 1) // 2
-                        for fx in range(fx0, min(2 * w2 - 1, x + radius) + 1, 2):
+                        fx1 = fx0
+                        if fy == fr and fx1 < fc:
+                            fx1 = fc
+                        for fx in range(fx1, min(2 * w2 - 1, x + radius) + 1, 2):
                             bp = (fx - 1) // 2
                             wkj = band[y, x, fy - y + radius, fx - x + radius]
                             if wkj != 0.0:
                                 out[a, b, ap - a + radius, bp - b + radius] += wki * wkj
+    for a in prange(h2):
+        a = np.int64(a)
+        for b in range(w2):
+            for da in range(0, radius + 1):
+                if a + da >= h2:
+                    break
+                for db in range(-radius, radius + 1):
+                    if da == 0 and db <= 0:
+                        continue
+                    if b + db < 0 or b + db >= w2:
+                        continue
+                    out[a + da, b + db, radius - da, radius - db] = out[
+                        a, b, radius + da, radius + db
+                    ]
     return out
 
 

@@ -222,7 +222,7 @@ def ncut_eigenvectors(
     dx = x * d[..., None]
     mean = dx.sum(axis=(0, 1)) / d.sum()
     xc = x - mean[None, None, :]
-    wxc = wx - (band.sum(axis=(2, 3))[..., None] * mean[None, None, :])
+    wxc = wx - (d[..., None] * mean[None, None, :])
     num = (xc * (d[..., None] * xc - wxc)).sum(axis=(0, 1))
     den = (xc * d[..., None] * xc).sum(axis=(0, 1))
     lam = np.where(den > 1e-300, num / np.maximum(den, 1e-300), 0.0)
