@@ -127,14 +127,19 @@ def gpb(image, preset: str = "quality", *, rng=0, max_pixels: int | None = 500_0
             f"largest half-disc has radius {_R_MAX}; upsample or pad small images first"
         )
     if max_pixels is not None and h * w > max_pixels:
-        return _gpb_downscaled(img, preset, rng, max_pixels)
+        small = _downscale(img, max_pixels)
+        del img  # the full-size float copy is not needed any more
+        return _upscale(gpb(small, preset, rng=rng, max_pixels=None), h, w)
     cfg = PRESETS[preset]
     gray = bool(
         np.array_equal(img[..., 0], img[..., 1]) and np.array_equal(img[..., 1], img[..., 2])
     )
     cues = local_cues(img, n_textons=cfg["n_textons"], steps=cfg["steps"], rng=rng)
     m = mpb(cues, MPB_WEIGHTS_GRAY if gray else MPB_WEIGHTS_COLOR)
-    s = spb(mpb_nmax(m), n_vec=cfg["n_vec"], n_levels=cfg["n_levels"])
+    # DNCuts levels: the preset's, or more so that the coarse graph keeps <= ~12k nodes (ARPACK
+    # slows down sharply on larger graphs; MCG also picks the depth from the image size)
+    n_levels = max(cfg["n_levels"], int(np.ceil(np.log(max(h * w / 12_000, 1.0)) / np.log(4.0))))
+    s = spb(mpb_nmax(m), n_vec=cfg["n_vec"], n_levels=n_levels)
     beta = GPB_WEIGHTS_GRAY if gray else GPB_WEIGHTS_COLOR
     g = smoothed_sum(cues, beta[:-1]).astype(np.float64) + beta[-1] * s.astype(np.float64)
     g = np.clip(g, 0.0, 1.0)
@@ -142,7 +147,7 @@ def gpb(image, preset: str = "quality", *, rng=0, max_pixels: int | None = 500_0
     return Contours(pb=g.max(axis=0), oriented=g, theta=k * (np.pi / g.shape[0]))
 
 
-def _gpb_downscaled(img, preset, rng, max_pixels):
+def _downscale(img, max_pixels):
     import warnings
 
     import cv2
@@ -156,11 +161,17 @@ def _gpb_downscaled(img, preset, rng, max_pixels):
         UserWarning,
         stacklevel=3,
     )
-    small = cv2.resize(img, (ws, hs), interpolation=cv2.INTER_AREA)
-    c = gpb(np.clip(small, 0.0, 1.0), preset, rng=rng, max_pixels=None)
-    oriented = np.stack([cv2.resize(o, (w, h), interpolation=cv2.INTER_LINEAR) for o in c.oriented])
-    oriented = np.clip(oriented, 0.0, 1.0)
-    k = np.argmax(oriented, axis=0)
+    return np.clip(cv2.resize(img, (ws, hs), interpolation=cv2.INTER_AREA), 0.0, 1.0)
+
+
+def _upscale(c, h, w):
+    import cv2
+
+    oriented = np.empty((c.oriented.shape[0], h, w))  # filled in place: one full-size copy
+    for o in range(oriented.shape[0]):
+        oriented[o] = cv2.resize(c.oriented[o], (w, h), interpolation=cv2.INTER_LINEAR)
+    np.clip(oriented, 0.0, 1.0, out=oriented)
+    k = np.argmax(oriented, axis=0).astype(np.int8)
     return Contours(
         pb=oriented.max(axis=0), oriented=oriented, theta=k * (np.pi / oriented.shape[0])
     )
