@@ -126,11 +126,13 @@ def band_to_sparse(band: NDArray[np.float64]) -> sp.csr_matrix:
     """
     h, w, k, _ = band.shape
     rad = k // 2
-    rr, cc, dr, dc = np.nonzero(band)
-    vals = band[rr, cc, dr, dc]
-    rows = rr * w + cc
-    cols = (rr + dr - rad) * w + (cc + dc - rad)
-    return sp.csr_matrix((vals, (rows, cols)), shape=(h * w, h * w))
+    flat = band.reshape(h * w, k * k)
+    rows, offs = np.nonzero(flat)  # row-major: rows ascending, offsets ascending per row
+    vals = flat[rows, offs]
+    cols = rows + (offs // k - rad) * w + (offs % k - rad)
+    indptr = np.zeros(h * w + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=h * w), out=indptr[1:])
+    return sp.csr_matrix((vals, cols, indptr), shape=(h * w, h * w))
 
 
 def _solve_normalized(a: sp.spmatrix, n_vec: int, seed: int = 0, tol: float = 0.0):
@@ -216,15 +218,18 @@ def ncut_eigenvectors(
         _band_upsample_kernel(fine, deg, rad, x, out)
         x = out
     # Rayleigh quotients on the full-resolution graph, trivial component removed.
-    d = band.sum(axis=(2, 3))
+    kv = x.shape[2]
+    d = band.sum(axis=(2, 3)).reshape(-1)
     wx = np.empty_like(x)
     _band_matvec_kernel(band, rad, x, wx)
-    dx = x * d[..., None]
-    mean = dx.sum(axis=(0, 1)) / d.sum()
-    xc = x - mean[None, None, :]
-    wxc = wx - (d[..., None] * mean[None, None, :])
-    num = (xc * (d[..., None] * xc - wxc)).sum(axis=(0, 1))
-    den = (xc * d[..., None] * xc).sum(axis=(0, 1))
+    x2 = x.reshape(-1, kv)
+    wx2 = wx.reshape(-1, kv)
+    mean = (d @ x2) / d.sum()  # D-weighted mean of each vector
+    # with xc = x - mean: (D - W) xc = D x - W x (W 1 = d), so
+    # num = xc . (D x - W x) and den = xc . D xc
+    lap = d[:, None] * x2 - wx2
+    num = np.einsum("ij,ij->j", x2, lap) - mean * lap.sum(axis=0)
+    den = np.einsum("ij,ij->j", x2 * d[:, None], x2) - mean * mean * d.sum()
     lam = np.where(den > 1e-300, num / np.maximum(den, 1e-300), 0.0)
     lam[0] = 0.0  # the trivial (constant) vector stays constant through the upsampling
     order = np.argsort(lam, kind="stable")
