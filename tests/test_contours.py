@@ -156,6 +156,9 @@ def test_gpb_deterministic_gray_rgba_and_errors():
     np.testing.assert_array_equal(gpb(rgba).pb, gpb(u8).pb)
     g = gpb(u8[..., 0])
     assert g.pb.shape == (48, 48) and g.pb.max() > 0
+    np.testing.assert_array_equal(gpb(u8[..., 0], channel_axis=None).pb, g.pb)
+    np.testing.assert_array_equal(gpb(u8 / 255.0).pb, gpb(u8).pb)  # dtype converted on entry
+    np.testing.assert_array_equal(gpb(np.moveaxis(u8, -1, 0), channel_axis=0).pb, gpb(u8).pb)
     fast = gpb(img, preset="fast")
     assert fast.pb.shape == (48, 48)
     with pytest.raises(ValueError, match="at least 21 px"):

@@ -74,7 +74,14 @@ class Contours:
         return oriented_nms(self.pb, self.theta, tolerance=np.pi / 8)
 
 
-def gpb(image, preset: str = "quality", *, rng=0, max_pixels: int | None = 500_000) -> Contours:
+def gpb(
+    image,
+    preset: str = "quality",
+    *,
+    rng=0,
+    max_pixels: int | None = 500_000,
+    channel_axis: int | None = -1,
+) -> Contours:
     """Detect contours with gPb = weighted local cues + spectral globalisation.
 
     Parameters
@@ -97,6 +104,8 @@ def gpb(image, preset: str = "quality", *, rng=0, max_pixels: int | None = 500_0
         many pixels, and the outputs are resized back (bilinear), with a ``UserWarning``. This
         bounds memory (about 1 GB per megapixel) and time; the cue radii are tuned for BSDS-size
         images (0.15 Mpx) anyway. None disables the check.
+    channel_axis : int or None
+        Axis of the colour channels; None for a 2-D grayscale image.
 
     Returns
     -------
@@ -119,7 +128,7 @@ def gpb(image, preset: str = "quality", *, rng=0, max_pixels: int | None = 500_0
     """
     if preset not in PRESETS:
         raise ValueError(f"`preset` must be one of {sorted(PRESETS)}, got {preset!r}")
-    img = check_image(image)
+    img = check_image(image, channel_axis=channel_axis)
     h, w = img.shape[:2]
     if min(h, w) < _R_MAX + 1:
         raise ValueError(
