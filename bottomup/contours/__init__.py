@@ -1,5 +1,11 @@
 """Contours: mPb, spectral globalisation (sPb), gPb and oriented non-maximum suppression.
 
+``gpb(image, preset="quality" | "fast") -> Contours`` runs the whole detector: local cues
+(:mod:`bottomup.cues`), mPb with the release's weights, thinned mPb, intervening-contour
+affinity, normalised-cut eigenvectors by DNCuts, sPb, and gPb as the release's weighted sum.
+``Contours.thin()`` gives the thinned boundary map. Note that ``bottomup.contours.gpb`` is the
+function; the module is ``sys.modules["bottomup.contours.gpb"]``.
+
 References
 ----------
 .. [1] P. Arbelaez, M. Maire, C. Fowlkes, J. Malik, "Contour Detection and Hierarchical Image
