@@ -1,0 +1,51 @@
+"""Contours: mPb, spectral globalisation (sPb), gPb and oriented non-maximum suppression.
+
+``gpb(image, preset="quality" | "fast") -> Contours`` runs the whole detector: local cues
+(:mod:`bottomup.cues`), mPb with the release's weights, thinned mPb, intervening-contour
+affinity, normalised-cut eigenvectors by DNCuts, sPb, and gPb as the release's weighted sum.
+``Contours.thin()`` gives the thinned boundary map. Note that ``bottomup.contours.gpb`` is the
+function; the module is ``sys.modules["bottomup.contours.gpb"]``.
+
+References
+----------
+.. [1] P. Arbelaez, M. Maire, C. Fowlkes, J. Malik, "Contour Detection and Hierarchical Image
+       Segmentation", TPAMI 33(5), 2011. :DOI:`10.1109/TPAMI.2010.161`
+"""
+
+from bottomup.contours.gpb import PRESETS, Contours, gpb
+from bottomup.contours.mpb import (
+    GPB_WEIGHTS_COLOR,
+    GPB_WEIGHTS_GRAY,
+    MPB_WEIGHTS_COLOR,
+    MPB_WEIGHTS_GRAY,
+    mpb,
+    mpb_nmax,
+    smoothed_sum,
+)
+from bottomup.contours.nms import oriented_nms
+from bottomup.contours.spectral import (
+    band_to_sparse,
+    ic_affinity,
+    ncut_eigenvectors,
+    spb,
+    spb_from_eigenvectors,
+)
+
+__all__ = [
+    "Contours",
+    "GPB_WEIGHTS_COLOR",
+    "GPB_WEIGHTS_GRAY",
+    "MPB_WEIGHTS_COLOR",
+    "MPB_WEIGHTS_GRAY",
+    "PRESETS",
+    "band_to_sparse",
+    "gpb",
+    "ic_affinity",
+    "mpb",
+    "mpb_nmax",
+    "ncut_eigenvectors",
+    "oriented_nms",
+    "smoothed_sum",
+    "spb",
+    "spb_from_eigenvectors",
+]

@@ -1,0 +1,131 @@
+"""Textons: k-means clusters of filter-bank responses (Malik et al. 2001; FACTS A.4)."""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from bottomup.cues.filters import filter_responses, texton_filter_bank
+
+__all__ = ["kmeans", "textons"]
+
+
+def _sq_dist_argmin(x, centers, chunk=65536):
+    """Index of the nearest centre for each row of ``x`` (L2), in chunks."""
+    cn = (centers * centers).sum(axis=1)
+    out = np.empty(x.shape[0], dtype=np.int32)
+    for i in range(0, x.shape[0], chunk):
+        xb = x[i : i + chunk]
+        d = cn[None, :] - 2.0 * (xb @ centers.T)
+        out[i : i + chunk] = np.argmin(d, axis=1)
+    return out
+
+
+def kmeans(
+    x: NDArray[np.float64], n_clusters: int, *, max_num_iter: int = 10, rng=None
+) -> NDArray[np.float64]:
+    """Lloyd's k-means with centres initialised from a random permutation.
+
+    Parameters
+    ----------
+    x : (N, D) ndarray of float64
+        Samples.
+    n_clusters : int
+        Number of centres K (``K <= N``).
+    max_num_iter : int
+        Lloyd iterations (10 in the release).
+    rng : {numpy.random.Generator, int}, optional
+        Pseudo-random number generator. By default, a PCG64 generator is used (see
+        :func:`numpy.random.default_rng`). If `rng` is an int, it is used to seed the generator.
+
+    Returns
+    -------
+    centers : (K', D) ndarray of float64
+        The centres; clusters left empty are dropped, so ``K' <= K``.
+    """
+    rng = np.random.default_rng(rng)
+    n = x.shape[0]
+    k = min(int(n_clusters), n)
+    centers = x[rng.permutation(n)[:k]].copy()
+    for _ in range(max_num_iter):
+        lab = _sq_dist_argmin(x, centers)
+        counts = np.bincount(lab, minlength=k)
+        sums = np.zeros_like(centers)
+        _scatter_sum(sums, lab, x)
+        keep = counts > 0
+        new = centers.copy()
+        new[keep] = sums[keep] / counts[keep, None]
+        if np.array_equal(new, centers):
+            break
+        centers = new
+    lab = _sq_dist_argmin(x, centers)
+    used = np.bincount(lab, minlength=centers.shape[0]) > 0
+    return centers[used]
+
+
+def _scatter_sum(sums, lab, x):
+    order = np.argsort(lab, kind="stable")
+    xs = x[order]
+    ls = lab[order]
+    starts = np.searchsorted(ls, np.arange(sums.shape[0]))
+    nz = np.bincount(lab, minlength=sums.shape[0]) > 0
+    red = np.add.reduceat(xs, np.minimum(starts, len(ls) - 1), axis=0)
+    sums[nz] = red[nz]
+
+
+def textons(
+    gray: NDArray[np.float64],
+    n_textons: int = 64,
+    *,
+    sample_fraction: float = 0.1,
+    max_num_iter: int = 10,
+    pad: int = 30,
+    rng=None,
+) -> NDArray[np.int32]:
+    """Texton map: nearest k-means centre of the 34-filter response vector at each pixel.
+
+    The filters run on the gray image mirror-padded by ``pad`` (as the release); centres are fit
+    on a random ``sample_fraction`` of the pixels (at least ``n_textons``); every pixel is then
+    assigned to its nearest centre and ids are made dense (empty clusters dropped).
+
+    Parameters
+    ----------
+    gray : (H, W) ndarray of float64
+        Gray image in [0, 1] (:func:`bottomup.cues.color.rgb_to_gray`).
+    n_textons : int
+        Number of k-means centres (64 in the release, 32 in the paper).
+    sample_fraction : float
+        Fraction of pixels used to fit the centres (0.1).
+    max_num_iter : int
+        Lloyd iterations (10).
+    pad : int
+        Mirror padding before filtering.
+    rng : {numpy.random.Generator, int}, optional
+        Pseudo-random number generator. By default, a PCG64 generator is used (see
+        :func:`numpy.random.default_rng`). If `rng` is an int, it is used to seed the generator.
+
+    Returns
+    -------
+    labels : (H, W) ndarray of int32
+        Texton ids in ``0 .. K'-1`` with ``K' <= n_textons``.
+
+    References
+    ----------
+    .. [1] D. Martin, C. Fowlkes, J. Malik, "Learning to Detect Natural Image Boundaries Using
+           Local Brightness, Color, and Texture Cues", TPAMI 26(5), 2004.
+    .. [2] P. Arbelaez et al., "Contour Detection and Hierarchical Image Segmentation",
+           TPAMI 33(5), 2011. :DOI:`10.1109/TPAMI.2010.161`
+    """
+    rng = np.random.default_rng(rng)
+    h, w = gray.shape
+    padded = np.pad(gray, pad, mode="symmetric")
+    resp = filter_responses(padded, texton_filter_bank())
+    resp = resp[:, pad : pad + h, pad : pad + w]
+    x = np.ascontiguousarray(resp.reshape(resp.shape[0], -1).T, dtype=np.float64)
+    n = x.shape[0]
+    n_sample = min(n, max(int(n_textons), int(round(sample_fraction * n))))
+    sample = x[rng.choice(n, size=n_sample, replace=False)]
+    centers = kmeans(sample, n_textons, max_num_iter=max_num_iter, rng=rng)
+    lab = _sq_dist_argmin(x, centers)
+    _, dense = np.unique(lab, return_inverse=True)
+    return dense.reshape(h, w).astype(np.int32)
