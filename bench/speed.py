@@ -221,6 +221,73 @@ def _contour_cases(ctx) -> list[tuple[str, np.ndarray]]:
 # stages of the hierarchy part (bottomup.owt, bottomup.hierarchy, bottomup.interactive)
 
 
+# ------------------------------------------------------------------------------------------------
+# end-to-end stages (contours, segment) and the superpixel peers
+
+
+def _bsds_image_or_synthetic(ctx):
+    img = ctx.bsds_image()
+    if img is None:
+        rng = np.random.default_rng(0)
+        img = np.clip(ctx.synthetic(256)[..., None] * 0.8 + 0.1 * rng.random((256, 256, 3)), 0, 1)
+        return "synthetic_256", img
+    return f"bsds_{ctx.bsds_id()}", img
+
+
+@stage("gpb", "gPb contours (bottomup.contours.gpb), quality and fast presets; mPb/sPb split")
+def bench_gpb(ctx) -> list[dict]:
+    from bottomup.contours import gpb
+
+    a = ctx.args
+    case, img = _bsds_image_or_synthetic(ctx)
+    out = []
+    for preset in ("quality", "fast"):
+        out.append(measure(lambda p=preset: gpb(img, p), repeat=max(3, a.repeat // 2), warmup=1,
+                           stage="gpb", case=case, size=list(img.shape[:2]), impl=f"bottomup:{preset}"))
+    return out
+
+
+@stage("segment", "bottomup.segment end to end (gPb -> OWT -> UCM), quality and fast presets")
+def bench_segment(ctx) -> list[dict]:
+    from bottomup import segment
+
+    a = ctx.args
+    case, img = _bsds_image_or_synthetic(ctx)
+    return [measure(lambda p=preset: segment(img, p).to_ucm2(), repeat=max(3, a.repeat // 2), warmup=1,
+                    stage="segment", case=case, size=list(img.shape[:2]), impl=f"bottomup:{preset}")
+            for preset in ("quality", "fast")]
+
+
+@stage("superpixels", "superpixels: a cut of the hierarchy vs scikit-image SLIC and Felzenszwalb")
+def bench_superpixels(ctx) -> list[dict]:
+    from bottomup.hierarchy import ucm
+    from bottomup.superpixels import felzenszwalb, slic, superpixels
+
+    a = ctx.args
+    case, img = _bsds_image_or_synthetic(ctx)
+    pb = ctx.bsds_contours() if ctx.bsds_contours() is not None else ctx.synthetic(256)
+    h = ucm(pb)
+    kw = dict(repeat=a.repeat, warmup=a.warmup, stage="superpixels", case=case, size=list(img.shape[:2]))
+    return [
+        measure(lambda: superpixels(h, n_segments=300), impl="bottomup:hierarchy_cut", **kw),
+        measure(lambda: ucm(pb).cut(n_regions=300), impl="bottomup:owt_ucm+cut", **kw),
+        measure(lambda: slic(img, n_segments=300), impl="skimage:slic", **kw),
+        measure(lambda: felzenszwalb(img, scale=200, sigma=0.8, min_size=50),
+                impl="skimage:felzenszwalb", **kw),
+    ]
+
+
+@stage("learned_contours", "the learned contour network (deep) on the CPU, 1 and 3 scales", default=False)
+def bench_learned(ctx) -> list[dict]:
+    from deep.contours.api import learned_contours
+
+    a = ctx.args
+    case, img = _bsds_image_or_synthetic(ctx)
+    return [measure(lambda s=sc: learned_contours(img, scales=s), repeat=max(3, a.repeat // 2), warmup=1,
+                    stage="learned_contours", case=case, size=list(img.shape[:2]), impl=f"deep:scales={sc}")
+            for sc in ((1.0,), (0.5, 1.0, 1.5))]
+
+
 @stage(
     "owt_ucm", "OWT + UCM from a contour map (bottomup.hierarchy.ucm) vs higra mean_pb_hierarchy"
 )

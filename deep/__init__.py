@@ -21,6 +21,8 @@ Map of the package:
   ``separable_conv2d``, ``masks_to_boxes``.
 - ``deep.models``: ``FCN`` (32s/16s/8s), ``UNet``, ``DeconvNet``, ``ASPP``, ``DeepLabV3Plus``.
 - ``deep.receptive_field(model, input_size)``: size, jump and centre per layer.
+- ``deep.crf``: ``dense_crf(unary, image, *, contours=None, n_iter=5)`` (permutohedral mean field:
+  numba on the CPU, torch on any device) and the trainable ``DenseCRF`` (CRF-as-RNN).
 - ``deep.contours``: the learned boundary network (``ContourNet``, ``predict_contours``,
   ``learned_contours``) that feeds ``bottomup.segment(contours="learned")``; training in
   ``bench/train_contours.py``.
@@ -29,7 +31,8 @@ Input errors raise ``TypeError`` or ``ValueError`` (``deep.ShapeError`` for shap
 argument; empty inputs (no boxes, no masks) give empty outputs of the right shape.
 """
 
-from . import backbone, contours, features, models, ops
+from . import backbone, contours, crf, features, models, ops
+from .crf import DenseCRF, dense_crf
 from ._checks import ShapeError, check_shape
 from .backbone import EfficientNetLite0, efficientnet_lite0, preprocess
 from .features import Hypercolumns, hypercolumns, pool_hypercolumns, sample_hypercolumns
@@ -62,6 +65,9 @@ from .receptive_field import LayerRF, receptive_field
 __all__ = [
     "backbone",
     "contours",
+    "crf",
+    "DenseCRF",
+    "dense_crf",
     "features",
     "models",
     "ops",
