@@ -49,8 +49,8 @@ def demo(out_dir, *, preset: str = "fast", learned: bool | None = None) -> dict:
     from skimage.segmentation import find_boundaries, mark_boundaries
 
     from bottomup import io, superpixels
-    from bottomup.pipeline import image_to_contours
     from bottomup.hierarchy import ucm
+    from bottomup.pipeline import image_to_contours
 
     os.makedirs(out_dir, exist_ok=True)
     img = _demo_image()

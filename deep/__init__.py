@@ -32,9 +32,9 @@ argument; empty inputs (no boxes, no masks) give empty outputs of the right shap
 """
 
 from . import backbone, contours, crf, features, models, ops
-from .crf import DenseCRF, dense_crf
 from ._checks import ShapeError, check_shape
 from .backbone import EfficientNetLite0, efficientnet_lite0, preprocess
+from .crf import DenseCRF, dense_crf
 from .features import Hypercolumns, hypercolumns, pool_hypercolumns, sample_hypercolumns
 from .models import ASPP, FCN, DeconvNet, DeepLabV3Plus, UNet, deeplabv3plus_efficientnet_lite0
 from .ops import (
