@@ -69,7 +69,8 @@ def demo(out_dir, *, preset: str = "fast", learned: bool | None = None) -> dict:
         lab = h.cut(n_regions=n)
         mean = np.stack([np.bincount(lab.ravel(), img[..., c].ravel()) / np.bincount(lab.ravel())
                          for c in range(3)], -1)[lab]
-        panels.append((f"cut: {n} regions", np.clip(np.where(find_boundaries(lab)[..., None], 0, mean), 0, 1), None))
+        drawn = np.clip(np.where(find_boundaries(lab)[..., None], 0, mean), 0, 1)
+        panels.append((f"cut: {n} regions", drawn, None))
     sp = superpixels(h, n_segments=150)
     panels.append(("150 superpixels (a cut)", mark_boundaries(img, sp, color=(1, 0.2, 0.2)), None))
     if learned is None:
@@ -85,7 +86,8 @@ def demo(out_dir, *, preset: str = "fast", learned: bool | None = None) -> dict:
         times["learned_contours"] = time.perf_counter() - t
         panels.append(("learned contours (deep)", lpb, "gray_r"))
         lh = ucm(lpb, lori)
-        panels.append(("learned UCM: 12 regions", mark_boundaries(img, lh.cut(n_regions=12), color=(1, 1, 0)), None))
+        drawn = mark_boundaries(img, lh.cut(n_regions=12), color=(1, 1, 0))
+        panels.append(("learned UCM: 12 regions", drawn, None))
     n = len(panels)
     cols = 3
     rows = -(-n // cols)
