@@ -12,6 +12,7 @@ torch from the kernel behind a stub package that raises ImportError.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -20,11 +21,13 @@ import pytest
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 pytest.importorskip("ipykernel")
+pytest.importorskip("matplotlib")  # every notebook draws figures
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 # notebooks whose cells are guarded by ``HAVE_TORCH``
 TORCH_NOTEBOOKS = [p for p in NOTEBOOKS if p.stem in ("05_crf", "06_learned_contours")]
+PRIVATE = re.compile(r"\b(?:bottomup|deep)(?:\.\w+)*\._\w+")  # e.g. bottomup._validate
 CELL_TIMEOUT = 300  # seconds per cell; a cold numba cache compiles gPb's kernels (~20 s)
 
 
@@ -62,12 +65,16 @@ def test_notebooks_found():
     assert names == sorted(names) and len(names) >= 6, names
     for p in NOTEBOOKS:
         nb = nbformat.read(p, as_version=4)
+        nbformat.validate(nb)
         assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# "), (
             f"{p.name} must open with a markdown title"
         )
         assert "References" in nb.cells[0].source, f"{p.name}: the first cell cites its papers"
         for cell in nb.cells:
             if cell.cell_type == "code":
+                assert not PRIVATE.search(cell.source), (
+                    f"{p.name}: notebooks call the public API only, found {PRIVATE.search(cell.source)[0]}"
+                )
                 assert not cell.get("outputs") and cell.get("execution_count") is None, (
                     f"{p.name}: commit notebooks with outputs stripped"
                 )
