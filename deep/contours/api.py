@@ -16,7 +16,7 @@ def _net(device: str):
     return load_contour_net(device=device)
 
 
-def learned_contours(image, *, scales=(0.5, 1.0, 1.5), ridge_strengths: bool = True,
+def learned_contours(image, *, scales=(0.5, 1.0, 1.5), ridge_strengths: bool = False,
                      device: str = "cpu"):
     """Boundary probability and oriented stack of the shipped contour network.
 
