@@ -131,7 +131,7 @@ def segment(image, preset: str = "quality", *, contours: None | str | Callable =
     --------
     >>> img = np.zeros((40, 40, 3)); img[:, 20:] = 1.0
     >>> h = segment(img, "fast")
-    >>> h.cut(n_regions=2).max()
+    >>> int(h.cut(n_regions=2).max())
     1
     """
     pb, oriented = image_to_contours(image, preset, contours=contours)

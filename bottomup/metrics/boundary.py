@@ -191,7 +191,7 @@ def match_boundaries(machine, human, *, max_dist: float = 0.0075, outlier_cost: 
 
     Examples
     --------
-    >>> a = np.zeros((20, 20), bool); a[5, 2:18] = True
+    >>> a = np.zeros((200, 200), bool); a[50, 20:36] = True  # max distance 2.1 px
     >>> b = np.roll(a, 1, axis=0)
     >>> len(match_boundaries(a, b)[2])
     16
