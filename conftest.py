@@ -7,3 +7,8 @@ import pytest
 @pytest.fixture(autouse=True)
 def _doctest_names(doctest_namespace):
     doctest_namespace["np"] = np
+
+
+# Helper modules of the test tree are imported by tests, not collected (doctest collection would
+# import two different `naive.py` files under one name).
+collect_ignore_glob = ["tests/naive*.py", "tests/*/naive*.py", "tests/*/deep_testing.py", "tests/jobs_tasks.py"]
