@@ -11,4 +11,6 @@ def _doctest_names(doctest_namespace):
 
 # Helper modules of the test tree are imported by tests, not collected (doctest collection would
 # import two different `naive.py` files under one name).
-collect_ignore_glob = ["tests/naive*.py", "tests/*/naive*.py", "tests/*/deep_testing.py", "tests/jobs_tasks.py"]
+collect_ignore_glob = [
+    "tests/naive*.py", "tests/*/naive*.py", "tests/*/deep_testing.py", "tests/jobs_tasks.py",
+]
