@@ -1,0 +1,195 @@
+"""Ranking of candidates: a random-forest regressor stored as plain arrays, and duplicate removal.
+
+MCG [1]_ (FACTS B.12) ranks candidates with a random forest regressing the best Jaccard of each
+candidate with a ground-truth object. The forest here is trained with scikit-learn
+(``bench/train_ranker.py``) and shipped as arrays in an ``.npz`` (no pickle), so it loads across
+library versions; :func:`predict_forest` is a small numpy traversal, tested equal to
+``sklearn.ensemble.RandomForestRegressor.predict``.
+
+References
+----------
+.. [1] J. Pont-Tuset, P. Arbelaez, J. T. Barron, F. Marques, J. Malik, "Multiscale Combinatorial
+       Grouping for Image Segmentation and Object Proposal Generation", TPAMI 39(1), 2017.
+       :DOI:`10.1109/TPAMI.2016.2537320`
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = ["Forest", "forest_from_sklearn", "predict_forest", "load_ranker",
+           "remove_near_duplicates", "RANKER_PATH"]
+
+#: The shipped ranker (trained by ``bench/train_ranker.py``).
+RANKER_PATH = os.path.join(os.path.dirname(__file__), "data", "scg_ranker.npz")
+
+
+@dataclass(frozen=True)
+class Forest:
+    """Regression trees concatenated into flat arrays.
+
+    Attributes
+    ----------
+    left, right : (M,) int64
+        Children of each node, global indices; -1 at leaves.
+    feature : (M,) int64
+        Feature tested at each split node (-1 at leaves).
+    threshold : (M,) float64
+        Go left when ``x[feature] <= threshold`` (scikit-learn's rule).
+    value : (M,) float64
+        Prediction of each node (used at leaves).
+    roots : (T,) int64
+        Root node of each tree.
+    """
+
+    left: NDArray[np.int64]
+    right: NDArray[np.int64]
+    feature: NDArray[np.int64]
+    threshold: NDArray[np.float64]
+    value: NDArray[np.float64]
+    roots: NDArray[np.int64]
+    n_features: int
+
+    def save(self, path) -> None:
+        """Write the arrays to ``path`` (``.npz``, no pickle)."""
+        np.savez_compressed(path, left=self.left, right=self.right, feature=self.feature,
+                            threshold=self.threshold, value=self.value, roots=self.roots,
+                            n_features=np.int64(self.n_features))
+
+    @classmethod
+    def load(cls, path) -> Forest:
+        """Read a forest written by :meth:`save`."""
+        with np.load(path, allow_pickle=False) as z:
+            return cls(z["left"].astype(np.int64), z["right"].astype(np.int64),
+                       z["feature"].astype(np.int64), z["threshold"].astype(np.float64),
+                       z["value"].astype(np.float64), z["roots"].astype(np.int64),
+                       int(z["n_features"]))
+
+
+def forest_from_sklearn(model) -> Forest:
+    """Convert a fitted ``RandomForestRegressor`` (single output) to a :class:`Forest`."""
+    left, right, feat, thr, val, roots = [], [], [], [], [], []
+    offset = 0
+    for est in model.estimators_:
+        tr = est.tree_
+        m = tr.node_count
+        lc = tr.children_left.astype(np.int64)
+        rc = tr.children_right.astype(np.int64)
+        left.append(np.where(lc >= 0, lc + offset, -1))
+        right.append(np.where(rc >= 0, rc + offset, -1))
+        feat.append(np.where(lc >= 0, tr.feature, -1).astype(np.int64))
+        thr.append(tr.threshold.astype(np.float64))
+        val.append(tr.value[:, 0, 0].astype(np.float64))
+        roots.append(offset)
+        offset += m
+    return Forest(np.concatenate(left), np.concatenate(right), np.concatenate(feat),
+                  np.concatenate(thr), np.concatenate(val), np.asarray(roots, np.int64),
+                  int(model.n_features_in_))
+
+
+def predict_forest(forest: Forest, x) -> NDArray[np.float64]:
+    """Mean prediction of the trees of ``forest`` for each row of ``x``.
+
+    Parameters
+    ----------
+    forest : Forest
+    x : (K, F) array_like of float
+
+    Returns
+    -------
+    y : (K,) ndarray of float64
+
+    Notes
+    -----
+    All samples descend all trees at once: ``(T, K)`` node indices, one vectorised step per
+    level. scikit-learn compares in float32 (``X`` is cast to float32 and thresholds are float64
+    midpoints between float32 values), so ``x`` is cast to float32 as well.
+    """
+    x = np.asarray(x)
+    if x.ndim != 2 or x.shape[1] != forest.n_features:
+        raise ValueError(f"`x` must be (K, {forest.n_features}), got shape {x.shape}")
+    xf = x.astype(np.float32).astype(np.float64)
+    k = xf.shape[0]
+    if k == 0:
+        return np.zeros(0)
+    node = np.repeat(forest.roots[:, None], k, axis=1)
+    cols = np.broadcast_to(np.arange(k), node.shape)
+    while True:
+        f = forest.feature[node]
+        inner = f >= 0
+        if not inner.any():
+            break
+        go_left = xf[cols, np.where(inner, f, 0)] <= forest.threshold[node]
+        nxt = np.where(go_left, forest.left[node], forest.right[node])
+        node = np.where(inner, nxt, node)
+    return forest.value[node].mean(axis=0)
+
+
+@functools.lru_cache(maxsize=4)
+def load_ranker(path: str = RANKER_PATH) -> Forest:
+    """Load (and cache) a shipped ranker."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(
+            f"ranker file not found: {path}; train one with `python bench/train_ranker.py`"
+        )
+    return Forest.load(path)
+
+
+def remove_near_duplicates(
+    leaf_sets: NDArray[np.bool_], leaf_area, n: int, *, threshold: float = 0.95,
+    block: int = 256,
+) -> NDArray[np.int64]:
+    """Indices of the first ``n`` candidates, in order, with no IoU above ``threshold`` to an earlier kept one.
+
+    Parameters
+    ----------
+    leaf_sets : (K, L) ndarray of bool
+        Candidates in ranked order.
+    leaf_area : (L,) array_like of float
+        Pixels of each leaf (IoU is computed on pixels, FACTS B.10 step 3).
+    n : int
+        Number to keep at most.
+    threshold : float, optional
+        A candidate whose IoU with a kept one is ``> threshold`` is dropped.
+
+    Returns
+    -------
+    keep : (<= n,) ndarray of int64
+    """
+    k = leaf_sets.shape[0]
+    area = np.asarray(leaf_area, np.float64)
+    incf = leaf_sets.astype(np.float64)
+    cand_area = incf @ area
+    weighted = incf * area
+    kept: list[int] = []
+    kept_rows = np.zeros((0, leaf_sets.shape[1]))
+    kept_area = np.zeros(0)
+    for b0 in range(0, k, block):
+        if len(kept) >= n:
+            break
+        b1 = min(k, b0 + block)
+        inter_old = weighted[b0:b1] @ kept_rows.T  # (B, kept)
+        iou_old = inter_old / np.maximum(cand_area[b0:b1, None] + kept_area[None] - inter_old, 1e-12)
+        bad = (iou_old > threshold).any(axis=1) if kept_rows.shape[0] else np.zeros(b1 - b0, bool)
+        inter_in = weighted[b0:b1] @ incf[b0:b1].T  # (B, B)
+        union_in = cand_area[b0:b1, None] + cand_area[None, b0:b1] - inter_in
+        iou_in = inter_in / np.maximum(union_in, 1e-12)
+        new: list[int] = []
+        for i in range(b1 - b0):
+            if bad[i] or cand_area[b0 + i] == 0:
+                continue
+            if new and (iou_in[i, new] > threshold).any():
+                continue
+            new.append(i)
+            if len(kept) + len(new) >= n:
+                break
+        kept.extend(b0 + i for i in new)
+        kept_rows = np.concatenate([kept_rows, incf[[b0 + i for i in new]]])
+        kept_area = np.concatenate([kept_area, cand_area[[b0 + i for i in new]]])
+        # kept_rows holds 0/1 rows; inter_old uses the area-weighted candidate side
+    return np.asarray(kept[:n], np.int64)
