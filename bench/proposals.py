@@ -104,6 +104,7 @@ def main(argv=None) -> int:
     ap.add_argument("--n-images", type=int, default=0, help="first K images only (0: all)")
     ap.add_argument("--preset", default="scg")
     ap.add_argument("-n", type=int, default=2000, help="proposals per image")
+    ap.add_argument("--theta", type=float, default=0.7, help="MMR weight (1: score order)")
     args = ap.parse_args(argv)
 
     from bottomup.io import read_image
@@ -128,7 +129,7 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         h = hierarchy_for(img, args.preset)
         t1 = time.perf_counter()
-        cands = proposals(img, n=args.n, preset=args.preset, hierarchy=h)
+        cands = proposals(img, n=args.n, preset=args.preset, hierarchy=h, theta=args.theta)
         t2 = time.perf_counter()
         secs.append(t2 - t0)
         secs_h.append(t1 - t0)
@@ -172,7 +173,7 @@ def main(argv=None) -> int:
     print(f"seconds per image: median {np.median(secs):.2f} (hierarchy {np.median(secs_h):.2f}), "
           f"warm-up {warmup:.1f} s")
     meta = _meta() | {"dataset": args.dataset, "split": args.split, "n_images": len(items),
-                      "preset": args.preset, "argv": sys.argv}
+                      "preset": args.preset, "theta": args.theta, "argv": sys.argv}
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     with open(args.json, "w") as fh:
         json.dump({"metadata": meta, "results": results}, fh, indent=1)

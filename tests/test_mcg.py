@@ -301,7 +301,21 @@ def test_rank_pool_uses_given_ranker():
     # a one-node forest scoring everything equal keeps the creation order
     f = Forest(np.array([-1]), np.array([-1]), np.array([-1]), np.array([0.0]), np.array([0.3]),
                np.array([0]), len(FEATURE_NAMES))
-    c = rank_pool(pool, 100, ranker=f)
+    c = rank_pool(pool, 100, ranker=f, theta=1.0)
     assert len(c) == pool.leaf_sets.shape[0]
     assert np.array_equal(c.leaf_sets, pool.leaf_sets)
     assert leaf_stats(h).area.tolist() == [1, 1, 1, 1]
+
+
+def test_diversify_hand_computed():
+    from bottomup.mcg.ranking import diversify
+
+    sets = np.array([[1, 1, 0, 0], [1, 1, 1, 0], [0, 0, 0, 1]], bool)
+    area = np.ones(4)
+    # step 1: .7*.9 = .63 wins; IoU(1, 0) = 2/3 -> .7*.75 - .3*2/3 = .325 < .7*.5 = .35
+    order, values = diversify(sets, area, [0.9, 0.75, 0.5], 3)
+    assert order.tolist() == [0, 2, 1]
+    np.testing.assert_allclose(values, [0.63, 0.35, 0.325])
+    order, _ = diversify(sets, area, [0.9, 0.8, 0.5], 3)  # .56 - .2 = .36 > .35
+    assert order.tolist() == [0, 1, 2]
+    assert diversify(sets, area, [0.9, 0.75, 0.5], 1)[0].tolist() == [0]

@@ -22,12 +22,21 @@ from bottomup.hierarchy import Hierarchy
 from bottomup.mcg.candidates import Candidates
 from bottomup.mcg.features import LeafStats, candidate_features, leaf_stats
 from bottomup.mcg.grouping import SCG_QUOTAS, combinatorial_grouping, tuples_to_leaf_sets
-from bottomup.mcg.ranking import Forest, load_ranker, predict_forest, remove_near_duplicates
+from bottomup.mcg.ranking import (
+    Forest,
+    diversify,
+    load_ranker,
+    predict_forest,
+    remove_near_duplicates,
+)
 
 __all__ = ["PRESETS", "CandidatePool", "candidate_pool", "hierarchy_for", "proposals",
            "rank_pool", "proposals_file"]
 
 #: preset -> contour preset of :func:`bottomup.segment` and the grouping quotas.
+#: MMR weight of the score (MCG, FACTS B.10 step 5).
+THETA = 0.7
+
 PRESETS = {"scg": ("fast", SCG_QUOTAS), "scg-quality": ("quality", SCG_QUOTAS)}
 
 
@@ -91,8 +100,14 @@ def candidate_pool(hierarchy: Hierarchy, quotas=SCG_QUOTAS) -> CandidatePool:
 
 
 def rank_pool(pool: CandidatePool, n: int, *, ranker: Forest | None = None,
-              dedup_threshold: float = 0.95) -> Candidates:
-    """Score a pool with the ranker, sort, remove near-duplicates and keep the first ``n``."""
+              dedup_threshold: float = 0.95, theta: float = THETA) -> Candidates:
+    """Score a pool with the ranker, remove near-duplicates, diversify and keep the first ``n``.
+
+    Candidates are sorted by the ranker's score; those with IoU above ``dedup_threshold`` with a
+    better one are dropped (keeping ``2 n``); then :func:`bottomup.mcg.ranking.diversify` picks
+    ``n`` by maximal marginal relevance (``theta = 1`` keeps the score order). The returned
+    scores are the MMR values (non-increasing).
+    """
     h = pool.hierarchy
     if n == 0 or pool.leaf_sets.shape[0] == 0:
         return Candidates(h.leaf_labels, np.zeros((0, h.n_leaves), bool), np.zeros((0, 4), np.int64),
@@ -100,8 +115,14 @@ def rank_pool(pool: CandidatePool, n: int, *, ranker: Forest | None = None,
     forest = load_ranker() if ranker is None else ranker
     scores = predict_forest(forest, pool.features)
     order = np.argsort(-scores, kind="stable")
-    keep = order[remove_near_duplicates(pool.leaf_sets[order], pool.stats.area, n,
-                                        threshold=dedup_threshold)]
+    keep = order[remove_near_duplicates(pool.leaf_sets[order], pool.stats.area,
+                                        n if theta >= 1 else 2 * n, threshold=dedup_threshold)]
+    if theta < 1:
+        pick, values = diversify(pool.leaf_sets[keep], pool.stats.area, scores[keep], n,
+                                 theta=theta)
+        keep = keep[pick]
+    else:
+        values = scores[keep]
     sets = pool.leaf_sets[keep]
     box = pool.stats.box
     big = np.iinfo(np.int64).max // 4
@@ -111,11 +132,12 @@ def rank_pool(pool: CandidatePool, n: int, *, ranker: Forest | None = None,
         np.where(sets, box[:, 2], 0).max(axis=1),
         np.where(sets, box[:, 3], 0).max(axis=1),
     ], axis=1)
-    return Candidates(h.leaf_labels, sets, boxes, scores[keep])
+    return Candidates(h.leaf_labels, sets, boxes, values)
 
 
 def proposals(image, n: int = 1000, preset: str = "scg", *, quotas=None,
-              ranker: Forest | None = None, hierarchy: Hierarchy | None = None) -> Candidates:
+              ranker: Forest | None = None, hierarchy: Hierarchy | None = None,
+              theta: float = THETA) -> Candidates:
     """Ranked object proposals of an image (SCG: single-scale combinatorial grouping [1]_ [2]_).
 
     Parameters
@@ -132,6 +154,8 @@ def proposals(image, n: int = 1000, preset: str = "scg", *, quotas=None,
         Ranking forest (default: the shipped one, ``bottomup/mcg/data/scg_ranker.npz``).
     hierarchy : Hierarchy, optional
         Group this hierarchy instead of computing one from ``image`` (its shape must match).
+    theta : float, optional
+        Maximal-marginal-relevance weight of the score (MCG 0.7); 1 ranks by score alone.
 
     Returns
     -------
@@ -165,7 +189,7 @@ def proposals(image, n: int = 1000, preset: str = "scg", *, quotas=None,
     q = PRESETS[preset][1] if quotas is None else quotas
     if n == 0:
         return rank_pool(candidate_pool(hierarchy, (1, 0, 0, 0)), 0)
-    return rank_pool(candidate_pool(hierarchy, q), int(n), ranker=ranker)
+    return rank_pool(candidate_pool(hierarchy, q), int(n), ranker=ranker, theta=theta)
 
 
 def proposals_file(in_path, out_path, *, n: int = 1000, preset: str = "scg") -> dict:

@@ -161,35 +161,79 @@ def remove_near_duplicates(
     -------
     keep : (<= n,) ndarray of int64
     """
-    k = leaf_sets.shape[0]
+    k, n_leaves = leaf_sets.shape
     area = np.asarray(leaf_area, np.float64)
-    incf = leaf_sets.astype(np.float64)
-    cand_area = incf @ area
-    weighted = incf * area
     kept: list[int] = []
-    kept_rows = np.zeros((0, leaf_sets.shape[1]))
-    kept_area = np.zeros(0)
+    kept_rows = np.zeros((min(n, k), n_leaves))  # 0/1 rows of the kept candidates
+    kept_area = np.zeros(min(n, k))
     for b0 in range(0, k, block):
         if len(kept) >= n:
             break
         b1 = min(k, b0 + block)
-        inter_old = weighted[b0:b1] @ kept_rows.T  # (B, kept)
-        iou_old = inter_old / np.maximum(cand_area[b0:b1, None] + kept_area[None] - inter_old, 1e-12)
-        bad = (iou_old > threshold).any(axis=1) if kept_rows.shape[0] else np.zeros(b1 - b0, bool)
-        inter_in = weighted[b0:b1] @ incf[b0:b1].T  # (B, B)
-        union_in = cand_area[b0:b1, None] + cand_area[None, b0:b1] - inter_in
-        iou_in = inter_in / np.maximum(union_in, 1e-12)
+        rows = leaf_sets[b0:b1].astype(np.float64)
+        weighted = rows * area
+        c_area = weighted.sum(axis=1)
+        m = len(kept)
+        inter_old = weighted @ kept_rows[:m].T  # (B, m)
+        iou_old = inter_old / np.maximum(c_area[:, None] + kept_area[None, :m] - inter_old, 1e-12)
+        bad = (iou_old > threshold).any(axis=1)
+        inter_in = weighted @ rows.T  # (B, B)
+        iou_in = inter_in / np.maximum(c_area[:, None] + c_area[None] - inter_in, 1e-12)
         new: list[int] = []
         for i in range(b1 - b0):
-            if bad[i] or cand_area[b0 + i] == 0:
+            if bad[i] or c_area[i] == 0:
                 continue
             if new and (iou_in[i, new] > threshold).any():
                 continue
             new.append(i)
-            if len(kept) + len(new) >= n:
+            if m + len(new) >= n:
                 break
+        kept_rows[m : m + len(new)] = rows[new]
+        kept_area[m : m + len(new)] = c_area[new]
         kept.extend(b0 + i for i in new)
-        kept_rows = np.concatenate([kept_rows, incf[[b0 + i for i in new]]])
-        kept_area = np.concatenate([kept_area, cand_area[[b0 + i for i in new]]])
-        # kept_rows holds 0/1 rows; inter_old uses the area-weighted candidate side
     return np.asarray(kept[:n], np.int64)
+
+
+def diversify(leaf_sets: NDArray[np.bool_], leaf_area, scores, n: int, *,
+              theta: float = 0.7) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    """Maximal-marginal-relevance re-ranking (MCG's ``mex_max_margin``, FACTS B.10 step 5).
+
+    Greedily picks the candidate maximising ``theta * score - (1 - theta) * J_max``, with
+    ``J_max`` its largest IoU with the candidates picked so far.
+
+    Parameters
+    ----------
+    leaf_sets : (K, L) ndarray of bool
+    leaf_area : (L,) array_like of float
+    scores : (K,) array_like of float
+    n : int
+        Number of candidates to pick (at most K).
+    theta : float, optional
+        Weight of the score (MCG: 0.7); 1 keeps the score order.
+
+    Returns
+    -------
+    order : (n',) ndarray of int64
+        Indices picked, in order.
+    values : (n',) ndarray of float64
+        The objective at each pick, made non-increasing (``np.minimum.accumulate``).
+    """
+    k = leaf_sets.shape[0]
+    n = min(int(n), k)
+    scores = np.asarray(scores, np.float64)
+    rows = leaf_sets.astype(np.float64)
+    weighted = rows * np.asarray(leaf_area, np.float64)
+    c_area = weighted.sum(axis=1)
+    jmax = np.zeros(k)
+    free = np.ones(k, bool)
+    order = np.empty(n, np.int64)
+    values = np.empty(n)
+    for step in range(n):
+        val = np.where(free, theta * scores - (1.0 - theta) * jmax, -np.inf)
+        i = int(np.argmax(val))
+        order[step], values[step] = i, val[i]
+        free[i] = False
+        inter = weighted @ rows[i]
+        iou = inter / np.maximum(c_area + c_area[i] - inter, 1e-12)
+        np.maximum(jmax, iou, out=jmax)
+    return order, np.minimum.accumulate(values)
