@@ -104,6 +104,8 @@ def main(argv=None) -> int:
     ap.add_argument("--n-images", type=int, default=0, help="first K images only (0: all)")
     ap.add_argument("--preset", default="scg")
     ap.add_argument("-n", type=int, default=2000, help="proposals per image")
+    ap.add_argument("--hier-cache", help="folder to save/load hierarchies (then seconds_per_image "
+                    "counts only grouping and ranking for cached ones)")
     ap.add_argument("--theta", type=float, default=0.7, help="MMR weight (1: score order)")
     args = ap.parse_args(argv)
 
@@ -127,7 +129,16 @@ def main(argv=None) -> int:
         img = read_image(path)
         gt, void = load_objects(args.dataset, args.root, args.split, name)
         t0 = time.perf_counter()
-        h = hierarchy_for(img, args.preset)
+        cached = Path(args.hier_cache) / f"{args.preset}_{args.dataset}_{name}.npz" if args.hier_cache else None
+        if cached is not None and cached.exists():
+            from bottomup.hierarchy import Hierarchy
+
+            h = Hierarchy.load(cached)
+        else:
+            h = hierarchy_for(img, args.preset)
+            if cached is not None:
+                cached.parent.mkdir(parents=True, exist_ok=True)
+                h.save(cached)
         t1 = time.perf_counter()
         cands = proposals(img, n=args.n, preset=args.preset, hierarchy=h, theta=args.theta)
         t2 = time.perf_counter()
@@ -173,7 +184,7 @@ def main(argv=None) -> int:
     print(f"seconds per image: median {np.median(secs):.2f} (hierarchy {np.median(secs_h):.2f}), "
           f"warm-up {warmup:.1f} s")
     meta = _meta() | {"dataset": args.dataset, "split": args.split, "n_images": len(items),
-                      "preset": args.preset, "theta": args.theta, "argv": sys.argv}
+                      "preset": args.preset, "theta": args.theta, "hier_cache": args.hier_cache, "argv": sys.argv}
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     with open(args.json, "w") as fh:
         json.dump({"metadata": meta, "results": results}, fh, indent=1)
