@@ -67,8 +67,20 @@ def _check_preset(preset: str) -> None:
 
 
 def hierarchy_for(image, preset: str = "scg") -> Hierarchy:
-    """The single-scale gPb-owt-ucm hierarchy SCG groups (``bottomup.segment`` with the preset's contours)."""
+    """The hierarchy a preset groups.
+
+    ``scg*``: the single-scale gPb-owt-ucm hierarchy (``bottomup.segment`` with the preset's
+    contours). ``mcg``: the hierarchies of the image pyramid aligned and combined
+    (:func:`bottomup.mcg.align.combine_hierarchies`).
+    """
     _check_preset(preset)
+    if preset == "mcg":
+        from bottomup.mcg.align import combine_hierarchies
+        from bottomup.mcg.pyramid import hierarchies_at_scales
+
+        img = check_image(image)
+        return combine_hierarchies(hierarchies_at_scales(img, preset=PRESETS[preset][0]),
+                                   img.shape[:2])
     from bottomup.pipeline import segment
 
     return segment(image, PRESETS[preset][0])
@@ -146,8 +158,9 @@ def proposals(image, n: int = 1000, preset: str = "scg", *, quotas=None,
         Any dtype and channel layout the image contract accepts.
     n : int, optional
         Number of proposals to return (fewer when the image has fewer distinct candidates).
-    preset : {"scg", "scg-quality"}
-        ``scg``: gPb ``fast`` contours; ``scg-quality``: gPb ``quality`` contours.
+    preset : {"scg", "scg-quality", "mcg"}
+        ``scg``: gPb ``fast`` contours; ``scg-quality``: gPb ``quality`` contours; ``mcg``: the
+        multiscale hierarchy (scales 2, 1, 0.5, gPb ``fast``).
     quotas : sequence of 4 int, optional
         Singletons, pairs, triplets and 4-tuples explored (default :data:`SCG_QUOTAS`).
     ranker : Forest, optional
