@@ -213,7 +213,33 @@ def test_remove_near_duplicates():
     assert remove_near_duplicates(sets, area, 10).tolist() == [0, 3, 4]
     assert remove_near_duplicates(sets, area, 2).tolist() == [0, 3]
     assert remove_near_duplicates(sets, area, 10, threshold=0.99).tolist() == [0, 2, 3, 4]
-    assert remove_near_duplicates(sets, area, 10, block=2).tolist() == [0, 3, 4]
+    empty = np.zeros((0, 4), bool)
+    assert remove_near_duplicates(empty, area, 10).tolist() == []
+
+
+def _naive_dedup(sets, area, n, threshold):
+    kept = []
+    for i, s in enumerate(sets):
+        a = area[s].sum()
+        if a == 0:
+            continue
+        if any(area[s & sets[j]].sum() / area[s | sets[j]].sum() > threshold for j in kept):
+            continue
+        kept.append(i)
+        if len(kept) == n:
+            break
+    return kept
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_remove_near_duplicates_matches_naive(seed):
+    rng = np.random.default_rng(seed)
+    base = rng.random((40, 12)) < 0.4
+    sets = np.concatenate([base, base[rng.integers(0, 40, 60)] ^ (rng.random((60, 12)) < 0.05)])
+    area = rng.integers(1, 20, 12).astype(float)
+    for n, thr in ((1000, 0.95), (30, 0.8), (5, 0.5)):
+        assert remove_near_duplicates(sets, area, n, threshold=thr).tolist() == \
+            _naive_dedup(sets, area, n, thr)
 
 
 def _blocks_image():

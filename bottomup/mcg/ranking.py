@@ -22,6 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from bottomup.mcg._kernels import _dedup_kernel, _predict_forest_kernel
+
 __all__ = ["Forest", "forest_from_sklearn", "predict_forest", "load_ranker",
            "remove_near_duplicates", "RANKER_PATH"]
 
@@ -106,28 +108,17 @@ def predict_forest(forest: Forest, x) -> NDArray[np.float64]:
 
     Notes
     -----
-    All samples descend all trees at once: ``(T, K)`` node indices, one vectorised step per
-    level. scikit-learn compares in float32 (``X`` is cast to float32 and thresholds are float64
+    A numba loop over samples and trees. scikit-learn compares in float32 (``X`` is cast to float32 and thresholds are float64
     midpoints between float32 values), so ``x`` is cast to float32 as well.
     """
     x = np.asarray(x)
     if x.ndim != 2 or x.shape[1] != forest.n_features:
         raise ValueError(f"`x` must be (K, {forest.n_features}), got shape {x.shape}")
-    xf = x.astype(np.float32).astype(np.float64)
-    k = xf.shape[0]
-    if k == 0:
+    xf = np.ascontiguousarray(x.astype(np.float32).astype(np.float64))
+    if xf.shape[0] == 0:
         return np.zeros(0)
-    node = np.repeat(forest.roots[:, None], k, axis=1)
-    cols = np.broadcast_to(np.arange(k), node.shape)
-    while True:
-        f = forest.feature[node]
-        inner = f >= 0
-        if not inner.any():
-            break
-        go_left = xf[cols, np.where(inner, f, 0)] <= forest.threshold[node]
-        nxt = np.where(go_left, forest.left[node], forest.right[node])
-        node = np.where(inner, nxt, node)
-    return forest.value[node].mean(axis=0)
+    return _predict_forest_kernel(forest.left, forest.right, forest.feature, forest.threshold,
+                                  forest.value, forest.roots, xf)
 
 
 @functools.lru_cache(maxsize=4)
@@ -142,7 +133,6 @@ def load_ranker(path: str = RANKER_PATH) -> Forest:
 
 def remove_near_duplicates(
     leaf_sets: NDArray[np.bool_], leaf_area, n: int, *, threshold: float = 0.95,
-    block: int = 256,
 ) -> NDArray[np.int64]:
     """Indices of the first ``n`` candidates, in order, with no IoU above ``threshold`` to an earlier kept one.
 
@@ -161,37 +151,12 @@ def remove_near_duplicates(
     -------
     keep : (<= n,) ndarray of int64
     """
-    k, n_leaves = leaf_sets.shape
-    area = np.asarray(leaf_area, np.float64)
-    kept: list[int] = []
-    kept_rows = np.zeros((min(n, k), n_leaves))  # 0/1 rows of the kept candidates
-    kept_area = np.zeros(min(n, k))
-    for b0 in range(0, k, block):
-        if len(kept) >= n:
-            break
-        b1 = min(k, b0 + block)
-        rows = leaf_sets[b0:b1].astype(np.float64)
-        weighted = rows * area
-        c_area = weighted.sum(axis=1)
-        m = len(kept)
-        inter_old = weighted @ kept_rows[:m].T  # (B, m)
-        iou_old = inter_old / np.maximum(c_area[:, None] + kept_area[None, :m] - inter_old, 1e-12)
-        bad = (iou_old > threshold).any(axis=1)
-        inter_in = weighted @ rows.T  # (B, B)
-        iou_in = inter_in / np.maximum(c_area[:, None] + c_area[None] - inter_in, 1e-12)
-        new: list[int] = []
-        for i in range(b1 - b0):
-            if bad[i] or c_area[i] == 0:
-                continue
-            if new and (iou_in[i, new] > threshold).any():
-                continue
-            new.append(i)
-            if m + len(new) >= n:
-                break
-        kept_rows[m : m + len(new)] = rows[new]
-        kept_area[m : m + len(new)] = c_area[new]
-        kept.extend(b0 + i for i in new)
-    return np.asarray(kept[:n], np.int64)
+    leaf_sets = np.asarray(leaf_sets, bool)
+    rows, cols = np.nonzero(leaf_sets)
+    indptr = np.zeros(leaf_sets.shape[0] + 1, np.int64)
+    np.cumsum(np.bincount(rows, minlength=leaf_sets.shape[0]), out=indptr[1:])
+    return _dedup_kernel(indptr, cols.astype(np.int64),
+                         np.ascontiguousarray(leaf_area, dtype=np.float64), int(n), float(threshold))
 
 
 def diversify(leaf_sets: NDArray[np.bool_], leaf_area, scores, n: int, *,
@@ -221,8 +186,7 @@ def diversify(leaf_sets: NDArray[np.bool_], leaf_area, scores, n: int, *,
     k = leaf_sets.shape[0]
     n = min(int(n), k)
     scores = np.asarray(scores, np.float64)
-    rows = leaf_sets.astype(np.float64)
-    weighted = rows * np.asarray(leaf_area, np.float64)
+    weighted = leaf_sets * np.asarray(leaf_area, np.float64)
     c_area = weighted.sum(axis=1)
     jmax = np.zeros(k)
     free = np.ones(k, bool)
@@ -233,7 +197,7 @@ def diversify(leaf_sets: NDArray[np.bool_], leaf_area, scores, n: int, *,
         i = int(np.argmax(val))
         order[step], values[step] = i, val[i]
         free[i] = False
-        inter = weighted @ rows[i]
+        inter = weighted[:, leaf_sets[i]].sum(axis=1)  # leaf sets are sparse
         iou = inter / np.maximum(c_area + c_area[i] - inter, 1e-12)
         np.maximum(jmax, iou, out=jmax)
     return order, np.minimum.accumulate(values)
