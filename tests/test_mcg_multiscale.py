@@ -89,3 +89,16 @@ def test_image_pyramid_shapes():
     assert all(lv.min() >= 0 and lv.max() <= 1 for lv in levels)
     with pytest.raises(ValueError, match="scales"):
         image_pyramid(img, (0, 1))
+
+
+def test_mcg_preset_end_to_end():
+    from bottomup.mcg import proposals
+
+    img = np.zeros((48, 64, 3))
+    img[8:30, 10:40] = [1.0, 0.3, 0.2]
+    c = proposals(img, n=20, preset="mcg")
+    assert 1 <= len(c) <= 20 and c.shape == (48, 64)
+    m = c.masks()
+    gt = np.zeros((48, 64), bool)
+    gt[8:30, 10:40] = True
+    assert ((m & gt).sum((1, 2)) / (m | gt).sum((1, 2))).max() > 0.7

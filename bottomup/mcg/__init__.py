@@ -7,22 +7,35 @@ References
        :DOI:`10.1109/TPAMI.2016.2537320`
 """
 
+from bottomup.mcg.align import combine_hierarchies
 from bottomup.mcg.candidates import Candidates
 from bottomup.mcg.features import FEATURE_NAMES, candidate_features, leaf_stats
 from bottomup.mcg.grouping import SCG_QUOTAS, combinatorial_grouping, tuples_to_leaf_sets
 from bottomup.mcg.pipeline import PRESETS, candidate_pool, proposals, rank_pool
-from bottomup.mcg.ranking import Forest, forest_from_sklearn, predict_forest, remove_near_duplicates
+from bottomup.mcg.pyramid import MCG_SCALES, hierarchies_at_scales, image_pyramid
+from bottomup.mcg.ranking import (
+    Forest,
+    diversify,
+    forest_from_sklearn,
+    predict_forest,
+    remove_near_duplicates,
+)
 
 __all__ = [
     "Candidates",
     "FEATURE_NAMES",
     "Forest",
+    "MCG_SCALES",
     "PRESETS",
     "SCG_QUOTAS",
     "candidate_features",
     "candidate_pool",
     "combinatorial_grouping",
+    "combine_hierarchies",
+    "diversify",
     "forest_from_sklearn",
+    "hierarchies_at_scales",
+    "image_pyramid",
     "leaf_stats",
     "predict_forest",
     "proposals",

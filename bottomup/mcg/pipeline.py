@@ -33,11 +33,14 @@ from bottomup.mcg.ranking import (
 __all__ = ["PRESETS", "CandidatePool", "candidate_pool", "hierarchy_for", "proposals",
            "rank_pool", "proposals_file"]
 
-#: preset -> contour preset of :func:`bottomup.segment` and the grouping quotas.
 #: MMR weight of the score (MCG, FACTS B.10 step 5).
 THETA = 0.7
 
-PRESETS = {"scg": ("fast", SCG_QUOTAS), "scg-quality": ("quality", SCG_QUOTAS)}
+#: preset -> contour preset of :func:`bottomup.segment` and the grouping quotas. ``mcg`` groups
+#: the combined multiscale hierarchy (scales :data:`bottomup.mcg.pyramid.MCG_SCALES`) with the
+#: same quotas and the same ranker (trained on ``scg`` hierarchies).
+PRESETS = {"scg": ("fast", SCG_QUOTAS), "scg-quality": ("quality", SCG_QUOTAS),
+           "mcg": ("fast", SCG_QUOTAS)}
 
 
 @dataclass(frozen=True)
