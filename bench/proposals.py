@@ -110,9 +110,9 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     from bottomup.io import read_image
-    from bottomup.metrics.proposals import ProposalParams, ProposalRecall
     from bottomup.mcg import proposals
     from bottomup.mcg.pipeline import hierarchy_for
+    from bottomup.metrics.proposals import ProposalParams, ProposalRecall
 
     params = ProposalParams(n_candidates=N_GRID, iou_thresholds=(0.5, 0.7, 0.85))
     ours, base = ProposalRecall(params), ProposalRecall(params)
@@ -129,7 +129,8 @@ def main(argv=None) -> int:
         img = read_image(path)
         gt, void = load_objects(args.dataset, args.root, args.split, name)
         t0 = time.perf_counter()
-        cached = Path(args.hier_cache) / f"{args.preset}_{args.dataset}_{name}.npz" if args.hier_cache else None
+        cached = (Path(args.hier_cache) / f"{args.preset}_{args.dataset}_{name}.npz"
+                  if args.hier_cache else None)
         if cached is not None and cached.exists():
             from bottomup.hierarchy import Hierarchy
 
@@ -184,7 +185,8 @@ def main(argv=None) -> int:
     print(f"seconds per image: median {np.median(secs):.2f} (hierarchy {np.median(secs_h):.2f}), "
           f"warm-up {warmup:.1f} s")
     meta = _meta() | {"dataset": args.dataset, "split": args.split, "n_images": len(items),
-                      "preset": args.preset, "theta": args.theta, "hier_cache": args.hier_cache, "argv": sys.argv}
+                      "preset": args.preset, "theta": args.theta, "hier_cache": args.hier_cache,
+                      "argv": sys.argv}
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     with open(args.json, "w") as fh:
         json.dump({"metadata": meta, "results": results}, fh, indent=1)

@@ -5,7 +5,8 @@ For each training image: gPb ``fast`` hierarchy -> candidate pool (``bottomup.mc
 (BSDS human segments >= 0.1% of the image; MSRC thing segments, void pixels left out). Samples per
 image: the best candidate of every object plus ``--per-image`` random others. The forest
 (scikit-learn ``RandomForestRegressor``: 50 trees and max_features 5 as MCG's regRF defaults;
-min_samples_leaf 20 rather than 5 for a smaller file) is written as arrays to ``bottomup/mcg/data/scg_ranker.npz``.
+min_samples_leaf 20 rather than 5 for a smaller file) is written as arrays to
+``bottomup/mcg/data/scg_ranker.npz``.
 
 Per-image pools are cached in ``--cache`` so refits are cheap.
 

@@ -108,8 +108,9 @@ def predict_forest(forest: Forest, x) -> NDArray[np.float64]:
 
     Notes
     -----
-    A numba loop over samples and trees. scikit-learn compares in float32 (``X`` is cast to float32 and thresholds are float64
-    midpoints between float32 values), so ``x`` is cast to float32 as well.
+    A numba loop over samples and trees. scikit-learn compares in float32 (``X`` is cast to
+    float32 and thresholds are float64 midpoints between float32 values), so ``x`` is cast to
+    float32 as well.
     """
     x = np.asarray(x)
     if x.ndim != 2 or x.shape[1] != forest.n_features:
@@ -134,7 +135,7 @@ def load_ranker(path: str = RANKER_PATH) -> Forest:
 def remove_near_duplicates(
     leaf_sets: NDArray[np.bool_], leaf_area, n: int, *, threshold: float = 0.95,
 ) -> NDArray[np.int64]:
-    """Indices of the first ``n`` candidates, in order, with no IoU above ``threshold`` to an earlier kept one.
+    """Keep candidates in order, dropping any with IoU above ``threshold`` with a kept one.
 
     Parameters
     ----------
