@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 #: MSRC thing classes (1-based ids, shared/data/README.md)
 MSRC_THINGS = (4, 6, 9, 11, 12, 13, 14, 15, 16, 17, 18, 20, 21, 22, 23)
-N_GRID = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000)
+N_GRID = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 20000)
 
 
 def list_items(dataset: str, root, split: str) -> list[tuple[str, Path]]:
