@@ -162,7 +162,8 @@ def main(argv=None) -> int:
         base.update_leaves(gt, h.leaf_labels, tuples_to_leaf_sets(h, t), void=void)
         print(f"{name}: {len(cands)} proposals, {t2 - t0:.2f} s", file=sys.stderr)
     results = []
-    for label, metric in (("scg", ours), ("hierarchy_singletons", base), ("scg_boxes", ours_box)):
+    for label, metric in ((args.preset, ours), ("hierarchy_singletons", base),
+                          (f"{args.preset}_boxes", ours_box)):
         s = metric.compute()
         ns = list(params.n_candidates)
         rec = {"method": label, "n": ns, "abo": s.abo.tolist(),
@@ -173,7 +174,7 @@ def main(argv=None) -> int:
                     "recall50@1000": float(s.recall[0][i1000]),
                     "recall70@1000": float(s.recall[1][i1000]),
                     "recall70@100": float(s.recall[1][i100])})
-        if label == "scg":
+        if label == args.preset:
             rec.update({"seconds_per_image": float(np.median(secs)),
                         "seconds_per_image_mean": float(np.mean(secs)),
                         "hierarchy_seconds_per_image": float(np.median(secs_h)),
