@@ -345,3 +345,21 @@ def test_diversify_hand_computed():
     order, _ = diversify(sets, area, [0.9, 0.8, 0.5], 3)  # .56 - .2 = .36 > .35
     assert order.tolist() == [0, 1, 2]
     assert diversify(sets, area, [0.9, 0.75, 0.5], 1)[0].tolist() == [0]
+
+
+def test_coarsen_leaves_keeps_the_top():
+    from bottomup.mcg.grouping import coarsen_leaves
+
+    rng = np.random.default_rng(3)
+    h = _random_hierarchy(rng, 5, 6)
+    c = coarsen_leaves(h, 7)
+    assert c.n_leaves == 7
+    cut = h.cut(n_regions=7)  # same regions, other numbering
+    assert len(set(zip(cut.ravel().tolist(), c.leaf_labels.ravel().tolist(), strict=True))) == 7
+    # the same cuts above the leaves: equal ucm2 wherever the level is above the cut
+    u, v = h.to_ucm2(), c.to_ucm2()
+    lvl = np.sort(h.altitudes)[-6]  # the 7 regions are below the top 6 merges
+    np.testing.assert_allclose(np.where(u >= lvl, u, 0), v)
+    assert coarsen_leaves(h, 1000) is h
+    t = combinatorial_grouping(c, (3, 3, 3, 3))
+    assert (t < c.n_nodes).all()

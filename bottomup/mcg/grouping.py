@@ -233,3 +233,47 @@ def tuples_to_leaf_sets(hierarchy: Hierarchy, tuples: NDArray[np.int64]) -> NDAr
     inc = np.empty_like(inc_pos)
     inc[:, order] = inc_pos
     return inc
+
+
+def coarsen_leaves(hierarchy: Hierarchy, max_leaves: int) -> Hierarchy:
+    """The same hierarchy above its cut into ``max_leaves`` regions (those regions become leaves).
+
+    Candidates of :func:`combinatorial_grouping` come from the top of the tree, so a fine leaf
+    partition (the multiscale hierarchy has thousands of leaves) only makes leaf sets wider. The
+    nodes above the cut keep their altitudes and order.
+
+    Parameters
+    ----------
+    hierarchy : Hierarchy
+    max_leaves : int
+        At least 1.
+
+    Returns
+    -------
+    hierarchy : Hierarchy
+        ``hierarchy`` itself when it has at most ``max_leaves`` leaves.
+    """
+    if max_leaves < 1:
+        raise ValueError(f"`max_leaves` must be >= 1, got {max_leaves}")
+    k, n = hierarchy.n_leaves, hierarchy.n_nodes
+    if k <= max_leaves:
+        return hierarchy
+    top = hierarchy.cut_nodes(n_regions=max_leaves)  # (K,) cut node of each leaf
+    cut = np.unique(top)
+    keep = np.zeros(n, bool)
+    keep[cut] = True
+    above = np.zeros(n, bool)  # strict ancestors of cut nodes
+    for v in np.sort(cut):
+        p = hierarchy.parents[v]
+        while p != v and not above[p]:
+            above[p] = True
+            v, p = p, hierarchy.parents[p]
+    new_id = np.full(n, -1, np.int64)
+    new_id[cut] = np.arange(cut.size)
+    internal = np.flatnonzero(above)  # increasing = topological
+    new_id[internal] = cut.size + np.arange(internal.size)
+    old = np.concatenate([cut, internal])
+    parents = new_id[hierarchy.parents[old]]
+    alt = hierarchy.altitudes[old].copy()
+    alt[: cut.size] = 0.0
+    return Hierarchy(parents, alt, new_id[top][hierarchy.leaf_labels].astype(np.int32))

@@ -21,7 +21,12 @@ from bottomup._validate import check_image
 from bottomup.hierarchy import Hierarchy
 from bottomup.mcg.candidates import Candidates
 from bottomup.mcg.features import LeafStats, candidate_features, leaf_stats
-from bottomup.mcg.grouping import SCG_QUOTAS, combinatorial_grouping, tuples_to_leaf_sets
+from bottomup.mcg.grouping import (
+    SCG_QUOTAS,
+    coarsen_leaves,
+    combinatorial_grouping,
+    tuples_to_leaf_sets,
+)
 from bottomup.mcg.ranking import (
     Forest,
     diversify,
@@ -35,6 +40,8 @@ __all__ = ["PRESETS", "CandidatePool", "candidate_pool", "hierarchy_for", "propo
 
 #: MMR weight of the score (MCG, FACTS B.10 step 5).
 THETA = 0.7
+#: Leaves kept before grouping (see :func:`proposals`).
+MAX_LEAVES = 1000
 
 #: preset -> contour preset of :func:`bottomup.segment` and the grouping quotas. ``mcg`` groups
 #: the combined multiscale hierarchy (scales :data:`bottomup.mcg.pyramid.MCG_SCALES`) with the
@@ -152,7 +159,7 @@ def rank_pool(pool: CandidatePool, n: int, *, ranker: Forest | None = None,
 
 def proposals(image, n: int = 1000, preset: str = "scg", *, quotas=None,
               ranker: Forest | None = None, hierarchy: Hierarchy | None = None,
-              theta: float = THETA) -> Candidates:
+              theta: float = THETA, max_leaves: int = MAX_LEAVES) -> Candidates:
     """Ranked object proposals of an image (SCG: single-scale combinatorial grouping [1]_ [2]_).
 
     Parameters
@@ -172,6 +179,10 @@ def proposals(image, n: int = 1000, preset: str = "scg", *, quotas=None,
         Group this hierarchy instead of computing one from ``image`` (its shape must match).
     theta : float, optional
         Maximal-marginal-relevance weight of the score (MCG 0.7); 1 ranks by score alone.
+    max_leaves : int, optional
+        The hierarchy is first reduced to its cut into this many regions
+        (:func:`bottomup.mcg.grouping.coarsen_leaves`; the multiscale hierarchy has thousands of
+        leaves, which only widen leaf sets; SCG's usually has fewer than 1 000).
 
     Returns
     -------
@@ -203,6 +214,7 @@ def proposals(image, n: int = 1000, preset: str = "scg", *, quotas=None,
             f"`hierarchy` (shape {hierarchy.shape}) must have the shape of `image` ({img.shape[:2]})"
         )
     q = PRESETS[preset][1] if quotas is None else quotas
+    hierarchy = coarsen_leaves(hierarchy, max_leaves)
     if n == 0:
         return rank_pool(candidate_pool(hierarchy, (1, 0, 0, 0)), 0)
     return rank_pool(candidate_pool(hierarchy, q), int(n), ranker=ranker, theta=theta)
