@@ -25,6 +25,9 @@ from bottomup.mcg import (
 )
 from bottomup.mcg.features import FEATURE_NAMES
 
+#: ABO@1000 of SCG on the first 4 MSRC val images (tests/test_mcg.py::test_msrc_val_regression)
+PINNED_MSRC_ABO = 0.847
+
 
 def _strip(row):
     return tuple(int(v) for v in row if v >= 0)
@@ -363,3 +366,24 @@ def test_coarsen_leaves_keeps_the_top():
     assert coarsen_leaves(h, 1000) is h
     t = combinatorial_grouping(c, (3, 3, 3, 3))
     assert (t < c.n_nodes).all()
+
+
+@pytest.mark.slow
+def test_msrc_val_regression(msrc_root):
+    """SCG on the first 4 MSRC val images: ABO@1000 of the thing objects (pinned, 2026-11 run)."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    from proposals import leaf_overlaps, list_items, load_objects
+
+    from bottomup.io import read_image
+
+    best = []
+    for name, path in list_items("msrc", msrc_root, "val")[:4]:
+        gt, void = load_objects("msrc", msrc_root, "val", name)
+        c = proposals(read_image(path), n=1000)
+        if len(gt):
+            best.extend(leaf_overlaps(gt, void, c.leaf_labels, c.leaf_sets).max(axis=0).tolist())
+    assert len(best) == 7
+    assert np.mean(best) == pytest.approx(PINNED_MSRC_ABO, abs=0.02)
