@@ -289,6 +289,8 @@ def test_proposals_synthetic_and_bad_input():
         proposals(img, n=2.5)
     with pytest.raises(ValueError, match="preset"):
         proposals(img, preset="nope")
+    with pytest.raises(ValueError, match="theta"):
+        proposals(img, theta=1.5)
     many = proposals(img, n=10**6)
     assert len(many) < 10**6  # all that exist, no padding
     flat = proposals(np.full((32, 40, 3), 0.5), n=10)

@@ -107,6 +107,9 @@ def combinatorial_grouping(
     edges leaving them, are contiguous ranges). The cost is ``O(E d)`` for the adjacency (``d``
     the depth of the tree) plus the enumerated tuples, bounded by the quotas.
 
+    The trees of :func:`bottomup.hierarchy.ucm` are binary. For a node with more than two
+    children, a set holding two or more (but not all) of its children is not generated.
+
     Examples
     --------
     >>> import numpy as np

@@ -205,6 +205,8 @@ def proposals(image, n: int = 1000, preset: str = "scg", *, quotas=None,
         raise TypeError(f"`n` must be an int, got {type(n).__name__}")
     if n < 0:
         raise ValueError(f"`n` must be >= 0, got {n}")
+    if not 0.0 <= theta <= 1.0:
+        raise ValueError(f"`theta` must be in [0, 1], got {theta}")
     _check_preset(preset)
     img = check_image(image)
     if hierarchy is None:
