@@ -106,6 +106,7 @@ def main(argv=None) -> int:
     ap.add_argument("-n", type=int, default=2000, help="proposals per image")
     ap.add_argument("--hier-cache", help="folder to save/load hierarchies (then seconds_per_image "
                     "counts only grouping and ranking for cached ones)")
+    ap.add_argument("--quotas", help="singletons,pairs,triplets,4-tuples (default: the preset's)")
     ap.add_argument("--theta", type=float, default=0.7, help="MMR weight (1: score order)")
     args = ap.parse_args(argv)
 
@@ -114,6 +115,7 @@ def main(argv=None) -> int:
     from bottomup.mcg.pipeline import hierarchy_for
     from bottomup.metrics.proposals import ProposalParams, ProposalRecall
 
+    quotas = tuple(int(v) for v in args.quotas.split(",")) if args.quotas else None
     params = ProposalParams(n_candidates=N_GRID, iou_thresholds=(0.5, 0.7, 0.85))
     ours, base = ProposalRecall(params), ProposalRecall(params)
     ours_box = ProposalRecall(params)
@@ -141,7 +143,8 @@ def main(argv=None) -> int:
                 cached.parent.mkdir(parents=True, exist_ok=True)
                 h.save(cached)
         t1 = time.perf_counter()
-        cands = proposals(img, n=args.n, preset=args.preset, hierarchy=h, theta=args.theta)
+        cands = proposals(img, n=args.n, preset=args.preset, hierarchy=h, theta=args.theta,
+                          quotas=quotas)
         t2 = time.perf_counter()
         secs.append(t2 - t0)
         secs_h.append(t1 - t0)
@@ -186,8 +189,8 @@ def main(argv=None) -> int:
     print(f"seconds per image: median {np.median(secs):.2f} (hierarchy {np.median(secs_h):.2f}), "
           f"warm-up {warmup:.1f} s")
     meta = _meta() | {"dataset": args.dataset, "split": args.split, "n_images": len(items),
-                      "preset": args.preset, "theta": args.theta, "hier_cache": args.hier_cache,
-                      "argv": sys.argv}
+                      "preset": args.preset, "theta": args.theta, "quotas": args.quotas,
+                      "hier_cache": args.hier_cache, "argv": sys.argv}
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     with open(args.json, "w") as fh:
         json.dump({"metadata": meta, "results": results}, fh, indent=1)
