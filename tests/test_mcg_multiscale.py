@@ -1,0 +1,104 @@
+"""Tests of the multiscale part of bottomup.mcg: pyramid, alignment, combination."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bottomup.hierarchy import Hierarchy
+from bottomup.mcg.align import (
+    aligned_levels,
+    combine_hierarchies,
+    lowest_common_ancestors,
+    resize_labels,
+)
+from bottomup.mcg.pyramid import image_pyramid
+
+
+def _blocks_hierarchy():
+    """3x4 blocks of 2x2 pixels (12 leaves), merged in a fixed order."""
+    lab = np.kron(np.arange(12).reshape(3, 4), np.ones((2, 2), int))
+    # merges: (0,1)->12 .1, (2,3)->13 .2, (4,5)->14 .3, (12,14)->15 .4, (6,7)->16 .5,
+    # (8,9)->17 .6, (10,11)->18 .6, (13,16)->19 .7, (17,18)->20 .75, (15,19)->21 .8, (21,20)->22 .9
+    parents = [12, 12, 13, 13, 14, 14, 16, 16, 17, 17, 18, 18,
+               15, 19, 15, 21, 19, 20, 20, 21, 22, 22, 22]
+    alt = [0] * 12 + [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.6, 0.7, 0.75, 0.8, 0.9]
+    return Hierarchy(parents, alt, lab)
+
+
+def _naive_lca(parents, a, b):
+    anc = {a}
+    while parents[a] != a:
+        a = parents[a]
+        anc.add(a)
+    while b not in anc:
+        b = parents[b]
+    return b
+
+
+def test_lowest_common_ancestors_matches_naive():
+    h = _blocks_hierarchy()
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, h.n_nodes, 200)
+    b = rng.integers(0, h.n_nodes, 200)
+    got = lowest_common_ancestors(h.parents, a, b)
+    assert got.tolist() == [_naive_lca(h.parents, int(x), int(y)) for x, y in zip(a, b, strict=True)]
+
+
+def test_resize_labels_nearest():
+    lab = np.array([[0, 1], [2, 3]])
+    np.testing.assert_array_equal(resize_labels(lab, (4, 4)), np.kron(lab, np.ones((2, 2), int)))
+    np.testing.assert_array_equal(resize_labels(np.kron(lab, np.ones((2, 2), int)), (2, 2)), lab)
+
+
+def test_aligned_levels_identity_and_upsampled():
+    h = _blocks_hierarchy()
+    pairs, lca, _ = h.adjacent_leaves()
+    np.testing.assert_allclose(aligned_levels(h, h.leaf_labels, pairs), h.altitudes[lca])
+    # the same hierarchy at half size, aligned to the full-size leaves, gives the same levels
+    small = Hierarchy(h.parents, h.altitudes, h.leaf_labels[::2, ::2])
+    np.testing.assert_allclose(aligned_levels(small, h.leaf_labels, pairs), h.altitudes[lca])
+
+
+def test_combine_is_identity_on_equal_hierarchies():
+    h = _blocks_hierarchy()
+    small = Hierarchy(h.parents, h.altitudes, h.leaf_labels[::2, ::2])
+    out = combine_hierarchies([h, small], h.shape, sigmoid=None)
+    np.testing.assert_allclose(out.to_ucm2(), h.to_ucm2())
+    sig = combine_hierarchies([h, h], h.shape)
+    u = h.to_ucm2()
+    expect = np.where(u > 0, 1 / (1 + np.exp(-8 * (u - 0.35))), 0)
+    np.testing.assert_allclose(sig.to_ucm2(), expect)
+
+
+def test_combine_averages_levels():
+    h = _blocks_hierarchy()
+    flat = Hierarchy(h.parents, np.where(h.altitudes > 0, 0.5, 0.0), h.leaf_labels)
+    out = combine_hierarchies([h, flat], h.shape, sigmoid=None)
+    # the boundary between leaves 0 and 1 (lca 12) is (0.1 + 0.5) / 2
+    u = out.to_ucm2()
+    assert u[1, 4] == pytest.approx(0.3)
+    with pytest.raises(TypeError, match="hierarchies"):
+        combine_hierarchies([])
+
+
+def test_image_pyramid_shapes():
+    img = np.random.default_rng(0).random((40, 60, 3))
+    levels = image_pyramid(img, (2.0, 1.0, 0.5))
+    assert [lv.shape for lv in levels] == [(80, 120, 3), (40, 60, 3), (24, 30, 3)]
+    assert all(lv.min() >= 0 and lv.max() <= 1 for lv in levels)
+    with pytest.raises(ValueError, match="scales"):
+        image_pyramid(img, (0, 1))
+
+
+def test_mcg_preset_end_to_end():
+    from bottomup.mcg import proposals
+
+    img = np.zeros((48, 64, 3))
+    img[8:30, 10:40] = [1.0, 0.3, 0.2]
+    c = proposals(img, n=20, preset="mcg")
+    assert 1 <= len(c) <= 20 and c.shape == (48, 64)
+    m = c.masks()
+    gt = np.zeros((48, 64), bool)
+    gt[8:30, 10:40] = True
+    assert ((m & gt).sum((1, 2)) / (m | gt).sum((1, 2))).max() > 0.7
