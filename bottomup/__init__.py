@@ -25,12 +25,13 @@ Coordinates are ``(row, col)`` everywhere.
 Entry points: ``bottomup.segment(image) -> Hierarchy`` (gPb-owt-ucm), ``bottomup.ucm(pb, oriented)``
 for any contour map, ``bottomup.superpixels(hierarchy, n_segments)`` (also
 ``bottomup.superpixels.slic`` / ``.felzenszwalb``), ``bottomup.interactive.segment(hierarchy,
-seeds)``, ``bottomup.metrics`` (BSDS, proposals, semantic, instance), and the ``bottomup`` command.
+seeds)``, ``bottomup.mcg.proposals(image, n, preset)`` (MCG/SCG), ``bottomup.metrics`` (BSDS,
+proposals, semantic, instance), and the ``bottomup`` command.
 """
 
 __version__ = "0.1.0"
 
-from bottomup import interactive, io, metrics, superpixels  # noqa: E402  (modules)
+from bottomup import interactive, io, mcg, metrics, superpixels  # noqa: E402  (modules)
 from bottomup.hierarchy import Hierarchy, ucm, ucm2_to_labels  # noqa: E402
 from bottomup.io import read_bsds_gt, read_image, read_ucm2, write_ucm2  # noqa: E402
 from bottomup.owt import BoundaryPieces, oriented_watershed  # noqa: E402
@@ -43,6 +44,7 @@ __all__ = [
     "image_to_contours",
     "interactive",
     "io",
+    "mcg",
     "metrics",
     "oriented_watershed",
     "read_bsds_gt",

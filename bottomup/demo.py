@@ -50,7 +50,7 @@ def demo(out_dir, *, preset: str = "fast", learned: bool | None = None) -> dict:
 
     from bottomup import io, superpixels
     from bottomup.hierarchy import ucm
-    from bottomup.pipeline import image_to_contours
+    from bottomup.pipeline import image_to_contours, ridge_owt_inputs
 
     os.makedirs(out_dir, exist_ok=True)
     img = _demo_image()
@@ -59,7 +59,8 @@ def demo(out_dir, *, preset: str = "fast", learned: bool | None = None) -> dict:
     pb, oriented = image_to_contours(img, preset)
     times["contours"] = time.perf_counter() - t
     t = time.perf_counter()
-    h = ucm(pb, oriented, normalize=True)
+    ws, strengths = ridge_owt_inputs(pb, oriented)
+    h = ucm(ws, strengths, normalize=True)
     u2 = h.to_ucm2()
     times["owt_ucm"] = time.perf_counter() - t
     io.write_ucm2(os.path.join(out_dir, "demo_ucm2.mat"), u2)
@@ -73,6 +74,17 @@ def demo(out_dir, *, preset: str = "fast", learned: bool | None = None) -> dict:
         panels.append((f"cut: {n} regions", drawn, None))
     sp = superpixels(h, n_segments=150)
     panels.append(("150 superpixels (a cut)", mark_boundaries(img, sp, color=(1, 0.2, 0.2)), None))
+    from bottomup.mcg import proposals
+
+    t = time.perf_counter()
+    cands = proposals(img, n=100, preset="scg")
+    times["scg_proposals"] = time.perf_counter() - t
+    shown = img.copy()
+    colors = [(1, 0.2, 0.2), (0.2, 1, 0.2), (0.3, 0.5, 1), (1, 1, 0.2), (1, 0.3, 1)]
+    masks = cands.masks(np.arange(min(5, len(cands.scores))))
+    for k in range(len(masks) - 1, -1, -1):
+        shown = mark_boundaries(shown, masks[k].astype(np.int32), color=colors[k], mode="thick")
+    panels.append((f"top {len(masks)} of {len(cands.scores)} SCG proposals", np.clip(shown, 0, 1), None))
     if learned is None:
         try:
             import torch  # noqa: F401
@@ -85,11 +97,11 @@ def demo(out_dir, *, preset: str = "fast", learned: bool | None = None) -> dict:
         lpb, lori = image_to_contours(img, contours="learned")
         times["learned_contours"] = time.perf_counter() - t
         panels.append(("learned contours (deep)", lpb, "gray_r"))
-        lh = ucm(lpb, lori)
+        lh = ucm(*ridge_owt_inputs(lpb, lori))
         drawn = mark_boundaries(img, lh.cut(n_regions=12), color=(1, 1, 0))
         panels.append(("learned UCM: 12 regions", drawn, None))
     n = len(panels)
-    cols = 3
+    cols = 4
     rows = -(-n // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.0 * rows))
     for ax in axes.ravel():

@@ -39,6 +39,7 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", "
 #: Registered tasks: name -> "module:function" (imported by each worker)
 TASKS: dict[str, str] = {
     "segment": "bottomup.pipeline:segment_file",
+    "proposals": "bottomup.mcg.pipeline:proposals_file",
 }
 
 
