@@ -102,7 +102,8 @@ def ridge_owt_inputs(pb, oriented, *, floor: float = 0.3):
     return np.maximum(nms, floor * pb), oriented * (nms > 0)
 
 
-def segment(image, preset: str = "quality", *, contours: None | str | Callable = None) -> Hierarchy:
+def segment(image, preset: str = "quality", *, contours: None | str | Callable = None,
+            owt: str = "ridge") -> Hierarchy:
     """Segment an image into a hierarchy of regions (gPb-owt-ucm).
 
     Parameters
@@ -114,6 +115,11 @@ def segment(image, preset: str = "quality", *, contours: None | str | Callable =
         ``fast``: fewer textons, coarser sampling of the large discs, a cheaper spectral step.
     contours : None, "learned" or callable, optional
         Contour source (see :func:`image_to_contours`).
+    owt : {"ridge", "plain"}
+        ``ridge``: the watershed and the arc strengths follow the NMS ridge of the contour map
+        (:func:`ridge_owt_inputs`; better boundaries on BSDS val). ``plain``: the watershed of the
+        contour map itself with strengths from the oriented stack, as the original OWT (what the
+        shipped MCG ranker was trained on; it gives better proposals).
 
     Returns
     -------
@@ -134,9 +140,12 @@ def segment(image, preset: str = "quality", *, contours: None | str | Callable =
     >>> int(h.cut(n_regions=2).max())
     1
     """
+    if owt not in ("ridge", "plain"):
+        raise ValueError(f"`owt` must be 'ridge' or 'plain', got {owt!r}")
     pb, oriented = image_to_contours(image, preset, contours=contours)
-    ws, strengths = ridge_owt_inputs(pb, oriented)
-    return ucm(ws, strengths, normalize=contours is None)
+    if owt == "ridge":
+        pb, oriented = ridge_owt_inputs(pb, oriented)
+    return ucm(pb, oriented, normalize=contours is None)
 
 
 def segment_file(in_path, out_path, *, preset: str = "quality", contours=None) -> dict:

@@ -93,7 +93,7 @@ def hierarchy_for(image, preset: str = "scg") -> Hierarchy:
                                    img.shape[:2])
     from bottomup.pipeline import segment
 
-    return segment(image, PRESETS[preset][0])
+    return segment(image, PRESETS[preset][0], owt="plain")
 
 
 def candidate_pool(hierarchy: Hierarchy, quotas=SCG_QUOTAS) -> CandidatePool:

@@ -59,4 +59,4 @@ def hierarchies_at_scales(image, scales=MCG_SCALES, preset: str = "fast") -> lis
     """The gPb-owt-ucm hierarchy of each pyramid level (each at its own size)."""
     from bottomup.pipeline import segment
 
-    return [segment(level, preset) for level in image_pyramid(image, scales)]
+    return [segment(level, preset, owt="plain") for level in image_pyramid(image, scales)]
