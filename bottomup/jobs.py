@@ -13,7 +13,6 @@ themselves. A task must write ``out_path`` atomically, e.g. with :func:`atomic_p
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import json
 import os
@@ -24,6 +23,8 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from bottomup._files import atomic_path
 
 __all__ = [
     "TASKS",
@@ -41,25 +42,6 @@ TASKS: dict[str, str] = {
     "segment": "bottomup.pipeline:segment_file",
     "proposals": "bottomup.mcg.pipeline:proposals_file",
 }
-
-
-@contextlib.contextmanager
-def atomic_path(path):
-    """Yield a temporary path beside ``path``; rename it onto ``path`` when the block succeeds.
-
-    The temporary file keeps the target's extension (so writers that look at it work) and is
-    removed if the block raises, so a half-written output never exists under the final name.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".part{path.suffix}", dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def list_images(inputs) -> list[Path]:

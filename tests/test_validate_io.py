@@ -105,3 +105,12 @@ def test_read_bsds_gt(bsds_root):
     assert gt.shape in ((321, 481), (481, 321))
     for s in gt.segmentations:
         assert s.min() == 0 and s.dtype == np.int32
+
+
+def test_written_files_get_normal_permissions(tmp_path):
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    write_ucm2(tmp_path / "u.mat", np.zeros((5, 7)))
+    assert (tmp_path / "u.mat").stat().st_mode & 0o777 == 0o666 & ~mask  # not mkstemp's 0600

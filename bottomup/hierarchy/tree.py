@@ -370,18 +370,12 @@ class Hierarchy:
             return
         if ext != ".npz":
             raise ValueError(f"unknown hierarchy file type {ext!r}; expected .npz, .mat or .png")
-        from bottomup.io.bsds import _atomic_target
+        from bottomup._files import atomic_path
 
-        tmp = _atomic_target(path)
-        try:
-            with open(tmp, "wb") as f:
-                np.savez_compressed(
-                    f, parents=self.parents, altitudes=self.altitudes, leaf_labels=self.leaf_labels
-                )
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.savez_compressed(
+                f, parents=self.parents, altitudes=self.altitudes, leaf_labels=self.leaf_labels
+            )
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Hierarchy:

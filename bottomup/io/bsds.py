@@ -13,11 +13,11 @@ References
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 
 import numpy as np
 
+from bottomup._files import atomic_path
 from bottomup._validate import check_ucm2
 
 __all__ = ["BSDSGroundTruth", "read_bsds_gt", "read_ucm2", "write_ucm2"]
@@ -147,15 +147,6 @@ def read_ucm2(path: str | os.PathLike) -> np.ndarray:
         raise ValueError(str(exc)) from exc
 
 
-def _atomic_target(path: str):
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    ext = os.path.splitext(path)[1]
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=ext, dir=folder)
-    os.close(fd)
-    return tmp
-
-
 def write_ucm2(path: str | os.PathLike, ucm2: np.ndarray) -> None:
     """Write a ucm2 atomically (temporary file, then rename) as ``.mat``, ``.npz`` or ``.png``.
 
@@ -172,8 +163,8 @@ def write_ucm2(path: str | os.PathLike, ucm2: np.ndarray) -> None:
     ext = os.path.splitext(path)[1].lower()
     if ext not in (".mat", ".npz", ".png"):
         raise ValueError(f"unknown ucm2 file type {ext!r}; expected .mat, .npz or .png")
-    tmp = _atomic_target(path)
-    try:
+    with atomic_path(path) as tmp_path:
+        tmp = str(tmp_path)
         if ext == ".mat":
             import scipy.io as sio
 
@@ -188,7 +179,3 @@ def write_ucm2(path: str | os.PathLike, ucm2: np.ndarray) -> None:
                 raise ValueError("a PNG ucm2 needs values in [0, 1]")
             if not cv2.imwrite(tmp, np.round(ucm2 * 65535.0).astype(np.uint16)):
                 raise OSError(f"OpenCV could not write {path!r}")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)

@@ -6,7 +6,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 
 _DESCRIPTION = """\
 Score a folder of predictions with the BSDS500 protocol: boundary ODS/OIS/AP/R50 (exact
@@ -63,12 +62,10 @@ def run(args: argparse.Namespace) -> int:
         v = figures.get(k)
         print(f"  {k:14s} {'-' if v is None else f'{v:.4f}'}")
     if args.json_out:
-        folder = os.path.dirname(os.path.abspath(args.json_out))
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
-        with os.fdopen(fd, "w") as f:
+        from bottomup._files import atomic_path
+
+        with atomic_path(args.json_out) as tmp, open(tmp, "w") as f:
             json.dump(figures, f, indent=1)
-        os.replace(tmp, args.json_out)
     if args.plot:
         plot_pr(figures, args.plot, label=os.path.basename(os.path.normpath(args.pred)))
     return 0

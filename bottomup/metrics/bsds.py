@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bottomup._files import atomic_path
 from bottomup.metrics.boundary import BoundaryParams, boundary_counts, collect_boundaries
 from bottomup.metrics.regions import RegionCounts, collect_regions, region_counts
 
@@ -204,11 +204,8 @@ def _cached_eval(args):
                 pass  # a damaged cache entry is recomputed
     res = evaluate_image(pred, gt, params, regions=regions)
     if key is not None:
-        key.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=key.parent, prefix=".tmp-", suffix=".json")
-        with os.fdopen(fd, "w") as f:
+        with atomic_path(key) as tmp, open(tmp, "w") as f:
             json.dump(res, f)
-        os.replace(tmp, key)
     res["cached"] = False
     return iid, res
 
