@@ -101,7 +101,7 @@ def main(argv=None) -> int:
     for name in names["val"]:
         f, h, w = columns(name, 2)
         with torch.no_grad():
-            z = mlp(((f.reshape(f.shape[0], -1).T - mean) / std)).T.reshape(21, *f.shape[1:])
+            z = mlp((f.reshape(f.shape[0], -1).T - mean) / std).T.reshape(21, *f.shape[1:])
             prob = torch.softmax(F.interpolate(z[None], size=(h, w), mode="bilinear",
                                                align_corners=False)[0], 0).numpy()
         np.save(out / f"{name}.npy", prob.astype(np.float32))
