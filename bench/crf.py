@@ -49,7 +49,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bottomup.io import read_image  # noqa: E402
+from bottomup.io import read_image, read_msrc21  # noqa: E402
 from deep.crf import dense_crf, unary_from_probabilities  # noqa: E402
 
 DEEPLAB = dict(
@@ -57,7 +57,6 @@ DEEPLAB = dict(
 )
 N_ITER = 5
 N_LABELS = 21
-MSRC21_IDS = [i for i in range(1, 24) if i not in (5, 8)]  # horse (5), mountain (8) are void
 VOID = 255
 
 
@@ -279,20 +278,6 @@ def bench_speed(image_path: Path | None, repeat: int):
 # ------------------------------------------------------------------------------------------------
 
 
-def read_msrc_labels(path: Path) -> np.ndarray:
-    """MSRC-v2 ``<name>_GT.mat`` -> (H, W) uint8 MSRC-21 labels 0..20, void 255."""
-    import scipy.io as sio
-
-    m = sio.loadmat(str(path))
-    seg = m["newseg"].astype(np.int64)
-    cls = np.asarray(m["newlabels"]).ravel().astype(np.int64)
-    lut = np.full(max(int(seg.max()), len(cls)) + 1, VOID, np.uint8)
-    to21 = {cid: i for i, cid in enumerate(MSRC21_IDS)}
-    for i, c in enumerate(cls, start=1):
-        lut[i] = to21.get(int(c), VOID)
-    return lut[seg]
-
-
 def _confusion(pred, gt, n=N_LABELS):
     ok = gt != VOID
     return np.bincount(gt[ok].astype(np.int64) * n + pred[ok], minlength=n * n).reshape(n, n)
@@ -405,7 +390,7 @@ def bench_accuracy(
     t_crf, used = [], 0
     for name in names:
         img = read_image(str(root / "images" / f"{name}.png"))
-        gt = read_msrc_labels(root / "groundTruth" / f"{name}_GT.mat")
+        gt = read_msrc21(root / "groundTruth" / f"{name}_GT.mat")
         if unaries_dir is not None:
             path = Path(unaries_dir) / f"{name}.npy"
             if not path.exists():

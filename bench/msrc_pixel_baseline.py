@@ -19,22 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-MSRC21_IDS = [i for i in range(1, 24) if i not in (5, 8)]  # horse (5) and mountain (8) are void
-VOID = 255
+from bottomup.io.msrc import MSRC_VOID, read_msrc21
 
-
-def read_msrc21(path: Path) -> np.ndarray:
-    """MSRC-v2 ``<name>_GT.mat`` -> (H, W) uint8 labels 0..20 (MSRC-21 order), void 255."""
-    import scipy.io as sio
-
-    m = sio.loadmat(str(path))
-    seg = m["newseg"].astype(np.int64)
-    cls = np.asarray(m["newlabels"]).ravel().astype(np.int64)
-    lut = np.full(max(int(seg.max()), len(cls)) + 1, VOID, np.uint8)
-    to21 = {cid: i for i, cid in enumerate(MSRC21_IDS)}
-    for i, c in enumerate(cls, start=1):
-        lut[i] = to21.get(int(c), VOID)
-    return lut[seg]
+VOID = MSRC_VOID
 
 
 def main(argv=None) -> int:

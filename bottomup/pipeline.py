@@ -158,5 +158,4 @@ def segment_file(in_path, out_path, *, preset: str = "quality", contours=None) -
     img = read_image(in_path)
     h = segment(img, preset, contours=contours)
     write_ucm2(out_path, h.to_ucm2())
-    return {"shape": list(img.shape[:2]), "n_leaves": int(h.n_leaves)
-            if hasattr(h, "n_leaves") else None, "pid": os.getpid()}
+    return {"shape": list(img.shape[:2]), "n_leaves": int(h.n_leaves), "pid": os.getpid()}

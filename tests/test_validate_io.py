@@ -114,3 +114,25 @@ def test_written_files_get_normal_permissions(tmp_path):
     os.umask(mask)
     write_ucm2(tmp_path / "u.mat", np.zeros((5, 7)))
     assert (tmp_path / "u.mat").stat().st_mode & 0o777 == 0o666 & ~mask  # not mkstemp's 0600
+
+
+def test_read_msrc21_hand_made(tmp_path):
+    import scipy.io as sio
+
+    from bottomup.io import read_msrc21
+
+    seg = np.array([[1, 1, 2], [3, 4, 4]], np.uint8)
+    # segment classes: 1 building (-> 0), 5 horse (void), 23 boat (-> 20); segment 4 has no label
+    sio.savemat(tmp_path / "x_GT.mat", {"newseg": seg, "newlabels": np.array([[1, 5, 23]])})
+    np.testing.assert_array_equal(read_msrc21(tmp_path / "x_GT.mat"), [[0, 0, 255], [20, 255, 255]])
+    sio.savemat(tmp_path / "bad_GT.mat", {"other": seg})
+    with pytest.raises(ValueError, match="newseg"):
+        read_msrc21(tmp_path / "bad_GT.mat")
+
+
+def test_read_msrc21_matches_the_data(msrc_root):
+    from bottomup.io import read_msrc21
+
+    lab = read_msrc21(msrc_root / "groundTruth" / "1_14_s_GT.mat")
+    assert lab.dtype == np.uint8 and lab.ndim == 2
+    assert set(np.unique(lab)) <= set(range(21)) | {255}
