@@ -14,6 +14,7 @@ import sys
 _COMMAND_MODULES: tuple[str, ...] = (
     "bottomup.demo",
     "bottomup._segment_cli",
+    "bottomup._deep_cli",
     "bottomup.mcg._cli",
     "bottomup.metrics._cli",
     "bottomup.interactive._cli",

@@ -41,6 +41,7 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", "
 TASKS: dict[str, str] = {
     "segment": "bottomup.pipeline:segment_file",
     "proposals": "bottomup.mcg.pipeline:proposals_file",
+    "deep": "deep.segmenter:segment_file",  # needs the `deep` extra (torch)
 }
 
 

@@ -26,12 +26,16 @@ Map of the package:
 - ``deep.contours``: the learned boundary network (``ContourNet``, ``predict_contours``,
   ``learned_contours``) that feeds ``bottomup.segment(contours="learned")``; training in
   ``bench/train_contours.py``.
+- ``deep.segment(image) -> (labels, instances)``: SCG proposals scored by ``deep.scoring``
+  (``RegionScorer``, ``PixelClassifier``), refined by ``deep.refine.MaskRefiner``, fused into
+  semantic labels (``deep.segmenter.DeepSegmenter``; shipped MSRC-21 weights). Training:
+  ``deep.training.train_heads`` on the folder layout of ``deep.data``; ``bench/msrc.py``.
 
 Input errors raise ``TypeError`` or ``ValueError`` (``deep.ShapeError`` for shapes) naming the
 argument; empty inputs (no boxes, no masks) give empty outputs of the right shape.
 """
 
-from . import backbone, contours, crf, features, models, ops
+from . import backbone, contours, crf, data, features, models, ops, refine, scoring
 from ._checks import ShapeError, check_shape
 from .backbone import EfficientNetLite0, efficientnet_lite0, preprocess
 from .crf import DenseCRF, dense_crf
@@ -61,8 +65,15 @@ from .ops import (
     stride_to_dilation,
 )
 from .receptive_field import LayerRF, receptive_field
+from .segmenter import DeepSegmenter, Instances, segment
 
 __all__ = [
+    "DeepSegmenter",
+    "Instances",
+    "segment",
+    "data",
+    "refine",
+    "scoring",
     "backbone",
     "contours",
     "crf",

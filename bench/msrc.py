@@ -1,0 +1,263 @@
+"""Train and evaluate the deep heads (region scoring, mask refinement, fusion) on MSRC-21.
+
+    python bench/msrc.py train  --root $BOTTOMUP_DATA/msrc --work DIR [--out WEIGHTS.pt]
+    python bench/msrc.py select --root $BOTTOMUP_DATA/msrc --work DIR --weights WEIGHTS.pt [--split val]
+    python bench/msrc.py eval   --root $BOTTOMUP_DATA/msrc --work DIR --split val --json OUT.json
+                                [--weights WEIGHTS.pt] [--crf] [--ablation]
+
+``--root`` is either raw MSRC-v2 (``images/``, ``groundTruth/``, ``train.txt``, ``val.txt``), which
+is converted once to the documented layout of :mod:`deep.data` in ``WORK/layout``, or a folder
+already in that layout (your own data). ``WORK`` caches backbone taps, proposals and stage
+checkpoints, so every step resumes after an interruption. ``train`` uses the train split only;
+``select`` grid-searches the fusion weights on a split (val: "tune on train, select on val") and
+writes them into the weights file; ``eval`` reports
+
+    pixel_acc, mean_class_acc, miou, fw_iou (semantic, before any CRF unless --crf),
+    apr50, apr70 (SDS AP^r, thing classes), mask_ap (COCO 0.5:0.95), seconds_per_image (the deep
+    part, proposals excluded), seconds_proposals
+
+and with ``--ablation`` the same semantic figures for the per-pixel classifier alone, region
+scoring without refinement (instances from the raw candidates) and the full pipeline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def _dataset(root: Path, work: Path, split: str):
+    from deep.data import SegmentationDataset, msrc_to_layout
+
+    if (root / "groundTruth").is_dir():
+        msrc_to_layout(root, work / "layout")
+        return SegmentationDataset(work / "layout", split)
+    return SegmentationDataset(root, split)
+
+
+def _prepare(ds, work: Path, workers: int, preset: str, n: int):
+    from deep.training import cache_proposals, cache_taps
+
+    cache_taps(ds, work)
+    cache_proposals(ds, work, n=n, preset=preset, workers=workers)
+
+
+def cmd_train(args) -> int:
+    import torch
+
+    from deep.segmenter import DeepSegmenter
+    from deep.training import train_heads
+
+    torch.set_num_threads(args.threads)
+    work = Path(args.work)
+    ds = _dataset(Path(args.root), work, "train")
+    t0 = time.perf_counter()
+    _prepare(ds, work, args.workers, args.preset, args.proposals)
+    t_cache = time.perf_counter() - t0
+    heads = train_heads(ds, work, pixel_epochs=args.pixel_epochs, scorer_epochs=args.scorer_epochs,
+                        refiner_epochs=args.refiner_epochs)
+    seg = DeepSegmenter(heads["pixel"], heads["scorer"], heads["refiner"], ds.classes, ds.things,
+                        preset=args.preset, n_proposals=args.proposals)
+    seg.save(args.out)
+    info = {"seconds_cache": t_cache, **{f"seconds_{k}": v for k, v in heads["times"].items()},
+            "weights": str(args.out)}
+    print(json.dumps(info, indent=1))
+    return 0
+
+
+def _predict_all(seg, ds, work, fusion=None, progress=True):
+    from deep.training import load_proposals, load_taps
+
+    for i, name in enumerate(ds.names):
+        sample = ds[i]
+        cands = load_proposals(work, name)
+        taps = load_taps(work, name)
+        t0 = time.perf_counter()
+        res = seg.predict(sample.image, candidates=cands, taps=taps, fusion=fusion)
+        dt = time.perf_counter() - t0
+        if progress and i % 10 == 0:
+            print(f"{i + 1}/{len(ds)} {name} {dt:.2f}s", flush=True)
+        yield sample, res, dt
+
+
+def _scores(ds, results, n_classes, with_instances=True):
+    from bottomup.metrics.instance import InstanceAP, InstanceParams
+    from bottomup.metrics.semantic import SemanticSegmentationMetric
+
+    sem = SemanticSegmentationMetric(n_classes, ignore_index=255)
+    apr = InstanceAP(n_classes, InstanceParams.sds())
+    coco = InstanceAP(n_classes, InstanceParams.coco())
+    things = set(ds.things)
+    for sample, labels, inst in results:
+        sem.update(sample.labels, labels)
+        if with_instances:
+            keep = np.array([c in things for c in sample.classes], bool)
+            gm, gc = sample.masks[keep], sample.classes[keep]
+            pk = np.array([c in things for c in inst.classes], bool)
+            args = (inst.masks[pk], inst.classes[pk], inst.scores[pk], gm, gc)
+            apr.update(*args, void=sample.void)
+            coco.update(*args, void=sample.void)
+    s = sem.compute()
+    out = {"pixel_acc": s.pixel_accuracy, "mean_class_acc": s.mean_accuracy, "miou": s.mean_iou,
+           "fw_iou": s.fw_iou}
+    if with_instances:
+        a = apr.compute()
+        c = coco.compute()
+        cls = sorted(things)
+        out["apr50"] = float(np.nanmean(a.ap[0][cls]))
+        out["apr70"] = float(np.nanmean(a.ap[1][cls]))
+        out["mask_ap"] = float(np.nanmean(c.ap[:, cls]))
+        out["per_class_apr50"] = {ds.classes[k]: float(a.ap[0][k]) for k in cls}
+    out["confusion"] = s.confusion.tolist() if hasattr(s, "confusion") else None
+    return out
+
+
+def cmd_eval(args) -> int:
+    import torch
+
+    from deep.segmenter import DeepSegmenter, Instances
+
+    torch.set_num_threads(args.threads)
+    work = Path(args.work)
+    ds = _dataset(Path(args.root), work, args.split)
+    _prepare(ds, work, args.workers, args.preset, args.proposals)
+    seg = DeepSegmenter.load(args.weights)
+    n = len(ds.classes)
+    rows, times, crf_rows, base_rows, raw_rows = [], [], [], [], []
+    t_crf = []
+    for sample, res, dt in _predict_all(seg, ds, work):
+        rows.append((sample, res.labels, res.instances))
+        times.append(dt)
+        if args.ablation:
+            base_rows.append((sample, res.pixel_probs.argmax(0).astype(np.uint8), res.instances))
+            r2 = seg.predict(sample.image, candidates=_cands(work, sample.name),
+                             taps=_taps(work, sample.name), fusion={"paste": 2.0})
+            raw_rows.append((sample, r2.labels, r2.instances))
+        if args.crf:
+            from deep.crf import dense_crf
+
+            t0 = time.perf_counter()
+            q = dense_crf(res.probs, sample.image, n_iter=5)
+            lab = q.argmax(0).astype(np.uint8)
+            t_crf.append(time.perf_counter() - t0)
+            crf_rows.append((sample, lab, res.instances))
+    out = _scores(ds, rows, n)
+    out.update({"split": args.split, "n_images": len(ds), "seconds_per_image": float(np.median(times)),
+                "seconds_per_image_mean": float(np.mean(times)), "weights": args.weights or "shipped",
+                "preset": seg.preset, "fusion": seg.fusion})
+    out["seconds_proposals"] = _proposal_seconds(work)
+    if args.crf:
+        c = _scores(ds, crf_rows, n, with_instances=False)
+        out["crf"] = {k: c[k] for k in ("pixel_acc", "mean_class_acc", "miou", "fw_iou")}
+        out["crf"]["seconds_per_image"] = float(np.median(t_crf))
+    if args.ablation:
+        b = _scores(ds, base_rows, n, with_instances=False)
+        r = _scores(ds, raw_rows, n, with_instances=False)
+        out["ablation"] = {
+            "pixel_classifier": {k: b[k] for k in ("pixel_acc", "mean_class_acc", "miou")},
+            "region_scoring_no_paste": {k: r[k] for k in ("pixel_acc", "mean_class_acc", "miou")},
+        }
+    del Instances
+    conf = out.pop("confusion", None)
+    summary = {k: v for k, v in out.items() if k != "per_class_apr50"}
+    print(json.dumps(summary, indent=1))
+    if args.json:
+        from bottomup._files import atomic_path
+
+        out["confusion"] = conf
+        with atomic_path(args.json) as tmp:
+            Path(tmp).write_text(json.dumps(out, indent=1))
+    return 0
+
+
+def _cands(work, name):
+    from deep.training import load_proposals
+
+    return load_proposals(work, name)
+
+
+def _taps(work, name):
+    from deep.training import load_taps
+
+    return load_taps(work, name)
+
+
+def _proposal_seconds(work) -> float | None:
+    return None
+
+
+def cmd_select(args) -> int:
+    """Grid search of the fusion weights on a split; writes the best into the weights file."""
+    import torch
+
+    from deep.segmenter import DeepSegmenter
+
+    torch.set_num_threads(args.threads)
+    work = Path(args.work)
+    ds = _dataset(Path(args.root), work, args.split)
+    _prepare(ds, work, args.workers, args.preset, args.proposals)
+    seg = DeepSegmenter.load(args.weights)
+    n = len(ds.classes)
+    cache = [(ds[i], _cands(work, nm), _taps(work, nm)) for i, nm in enumerate(ds.names)]
+    grid = {"pixel": [1.0], "leaf": [0.0, 0.5, 1.0], "region": [0.0, 0.5, 1.0, 2.0],
+            "paste": [0.5, 0.7, 0.9, 2.0], "iou_power": [1.0, 3.0]}
+    best, tried = None, []
+    keys = list(grid)
+    for vals in itertools.product(*(grid[k] for k in keys)):
+        fz = dict(zip(keys, vals, strict=False))
+        rows = []
+        for sample, cands, taps in cache:
+            r = seg.predict(sample.image, candidates=cands, taps=taps, fusion=fz)
+            rows.append((sample, r.labels, r.instances))
+        s = _scores(ds, rows, n, with_instances=False)
+        key = s["miou"] + s["pixel_acc"] + s["mean_class_acc"]
+        tried.append({**fz, **{k: s[k] for k in ("pixel_acc", "mean_class_acc", "miou")}})
+        print(json.dumps(tried[-1]), flush=True)
+        if best is None or key > best[0]:
+            best = (key, fz)
+    seg.fusion.update(best[1])
+    seg.save(args.weights)
+    print("selected", json.dumps(best[1]))
+    if args.json:
+        Path(args.json).write_text(json.dumps({"selected": best[1], "tried": tried}, indent=1))
+    return 0
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    for name in ("train", "eval", "select"):
+        q = sub.add_parser(name)
+        q.add_argument("--root", default=os.path.join(os.environ.get("BOTTOMUP_DATA", ""), "msrc"))
+        q.add_argument("--work", required=True, help="cache and checkpoint folder (resumable)")
+        q.add_argument("--threads", type=int, default=2)
+        q.add_argument("--workers", type=int, default=2, help="processes for the proposals")
+        q.add_argument("--preset", default="scg")
+        q.add_argument("--proposals", type=int, default=1000)
+        q.add_argument("--json")
+        if name == "train":
+            q.add_argument("--out", default=os.path.join("deep", "weights", "heads_msrc21.pt"))
+            q.add_argument("--pixel-epochs", type=int, default=12)
+            q.add_argument("--scorer-epochs", type=int, default=30)
+            q.add_argument("--refiner-epochs", type=int, default=8)
+        else:
+            q.add_argument("--weights", default=None)
+            q.add_argument("--split", default="val")
+        if name == "eval":
+            q.add_argument("--crf", action="store_true")
+            q.add_argument("--ablation", action="store_true")
+    args = p.parse_args(argv)
+    return {"train": cmd_train, "eval": cmd_eval, "select": cmd_select}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,40 @@
+"""``bottomup deep``: semantic labels, instances and overlays with the deep heads (needs torch)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from bottomup._segment_cli import add_job_arguments, run_job_from_args
+
+_DESCRIPTION = """\
+Run deep.segment on each image: SCG proposals scored and refined by the hypercolumn heads
+(shipped weights: MSRC-21). Writes per image <name>_labels.png (uint8 class ids),
+<name>_overlay.jpg and <name>.json (class names and instances as COCO RLE records), each
+atomically, the JSON last; images with a JSON are skipped, so an interrupted run resumes.
+Needs the `deep` extra (torch)."""
+
+
+def run(args) -> int:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        print("bottomup deep: error: torch is not installed; install the `deep` extra "
+              "(pip install torch==2.13.0 && pip install -e '.[deep]')", file=sys.stderr)
+        return 2
+    params = {"device": args.device, "min_score": args.min_score}
+    if args.weights:
+        params["weights"] = args.weights
+    return run_job_from_args("deep", args, ".json", params)
+
+
+def register(subparsers) -> None:
+    """Add ``deep`` to the ``bottomup`` command line."""
+    p = subparsers.add_parser("deep", help="semantic + instance segmentation (deep heads, torch)",
+                              description=_DESCRIPTION,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_job_arguments(p)
+    p.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
+    p.add_argument("--weights", help="heads trained with bench/msrc.py train (default: shipped)")
+    p.add_argument("--min-score", type=float, default=0.0, help="drop instances scoring below this")
+    p.set_defaults(func=run)

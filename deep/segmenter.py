@@ -1,0 +1,409 @@
+"""``deep.segment``: bottom-up proposals scored and refined by the hypercolumn heads.
+
+Pipeline (SDS / Hypercolumns [1]_ [2]_ on MCG/SCG candidates [3]_):
+
+1. backbone taps of the image (EfficientNet-Lite0, frozen), dense hypercolumns at half resolution;
+2. per-pixel class probabilities ``P`` (:class:`deep.scoring.PixelClassifier`);
+3. proposals (:func:`bottomup.mcg.proposals`, SCG by default) and their scores
+   (:class:`deep.scoring.RegionScorer`): class posterior, expected overlap, class histogram;
+4. instances: the best-scoring candidates of the thing classes, refined by
+   :class:`deep.refine.MaskRefiner`, then non-maximum suppression on masks;
+5. semantic labels, fused per pixel from ``log P``, the leaf-averaged ``P`` (the candidates' base
+   partition as superpixels), the overlap-weighted class histograms of the candidates covering
+   the pixel, and finally the confident instances pasted in increasing score order.
+
+The fusion weights live in the weights file (selected on the validation split, see its model
+card).
+
+References
+----------
+.. [1] B. Hariharan et al., "Simultaneous Detection and Segmentation", ECCV 2014.
+.. [2] B. Hariharan et al., "Hypercolumns for Object Segmentation and Fine-grained
+       Localization", CVPR 2015.
+.. [3] J. Pont-Tuset et al., "Multiscale Combinatorial Grouping for Image Segmentation and Object
+       Proposal Generation", TPAMI 2017.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .refine import MaskRefiner, expand_boxes, mask_nms, paste_masks
+from .scoring import PixelClassifier, RegionScorer, dense_hypercolumns, region_descriptors
+
+__all__ = ["DEFAULT_FUSION", "DeepResult", "DeepSegmenter", "Instances", "overlay", "segment", "segment_file",
+           "weights_path"]
+
+LEVELS = (4, 8, 16, 32)
+#: Fusion weights used when a weights file has none: ``pixel``, ``leaf`` and ``region`` weigh
+#: ``log P``, the leaf-averaged ``log P`` and the log region vote; instances scoring at least
+#: ``paste`` overwrite their pixels; ``iou_power`` weighs the votes by overlap ** power.
+DEFAULT_FUSION = {"pixel": 1.0, "leaf": 1.0, "region": 1.0, "paste": 0.5, "iou_power": 2.0,
+                  "n_refine": 100, "nms": 0.5, "max_instances": 100}
+
+
+def weights_path() -> str:
+    """The shipped MSRC-21 heads: ``deep/weights/heads_msrc21.pt``."""
+    return str(Path(__file__).parent / "weights" / "heads_msrc21.pt")
+
+
+@dataclass(frozen=True)
+class Instances:
+    """Instance masks with classes and scores, by decreasing score.
+
+    Attributes
+    ----------
+    masks : (M, H, W) ndarray of bool
+    classes : (M,) ndarray of int64
+    scores : (M,) ndarray of float64
+    """
+
+    masks: np.ndarray
+    classes: np.ndarray
+    scores: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.classes.shape[0])
+
+    def to_coco(self, image_id=0, class_names=None) -> list[dict]:
+        """COCO result records (``segmentation`` as compressed RLE, ``bbox`` xywh)."""
+        from bottomup.masks import boxes_to_coco, masks_to_boxes, masks_to_rle
+
+        if len(self) == 0:
+            return []
+        rles = masks_to_rle(self.masks)
+        boxes = boxes_to_coco(masks_to_boxes(self.masks))
+        out = []
+        for r, c, s, b in zip(rles, self.classes, self.scores, boxes, strict=False):
+            rec = {"image_id": image_id, "category_id": int(c), "score": float(s),
+                   "bbox": [float(v) for v in b],
+                   "segmentation": {"size": r["size"], "counts": r["counts"].decode("ascii")}}
+            if class_names is not None:
+                rec["category_name"] = class_names[int(c)]
+            out.append(rec)
+        return out
+
+
+@dataclass(frozen=True)
+class DeepResult:
+    """Output of :meth:`DeepSegmenter.predict`.
+
+    Attributes
+    ----------
+    labels : (H, W) ndarray of uint8
+        Semantic class per pixel.
+    probs : (C, H, W) ndarray of float32
+        Fused class probabilities (before pasting instances), e.g. the unary of
+        :func:`deep.crf.dense_crf`.
+    instances : Instances
+    pixel_probs : (C, H, W) ndarray of float32
+        The per-pixel classifier alone (the baseline).
+    timings : dict
+    """
+
+    labels: np.ndarray
+    probs: np.ndarray
+    instances: Instances
+    pixel_probs: np.ndarray
+    timings: dict = field(default_factory=dict)
+
+
+class DeepSegmenter:
+    """The trained heads with their backbone; call it on an image.
+
+    Parameters
+    ----------
+    pixel : PixelClassifier
+    scorer : RegionScorer
+    refiner : MaskRefiner
+    classes : sequence of str
+    things : sequence of int
+        Classes that form instances.
+    fusion : dict, optional
+        See :data:`DEFAULT_FUSION`.
+    backbone : torch.nn.Module, optional
+        Default: ImageNet EfficientNet-Lite0 (offline weights).
+    device : str or torch.device
+    preset : str
+        Proposal preset of :func:`bottomup.mcg.proposals` (``"scg"``, ``"mcg"``).
+    n_proposals : int
+    """
+
+    def __init__(self, pixel: PixelClassifier, scorer: RegionScorer, refiner: MaskRefiner, classes,
+                 things, fusion=None, backbone=None, device="cpu", preset: str = "scg",
+                 n_proposals: int = 1000):
+        if backbone is None:
+            from .backbone.efficientnet import efficientnet_lite0
+
+            backbone = efficientnet_lite0(pretrained=True)
+        self.device = torch.device(device)
+        self.backbone = backbone.eval().to(self.device)
+        self.pixel = pixel.eval().to(self.device)
+        self.scorer = scorer.eval().to(self.device)
+        self.refiner = refiner.eval().to(self.device)
+        self.classes = tuple(classes)
+        self.things = tuple(int(t) for t in things)
+        self.fusion = {**DEFAULT_FUSION, **(fusion or {})}
+        self.preset, self.n_proposals = preset, int(n_proposals)
+
+    # ---- persistence ---------------------------------------------------------------------------
+    def state(self) -> dict:
+        return {"pixel": self.pixel.state_dict(), "scorer": self.scorer.state_dict(),
+                "refiner": self.refiner.state_dict(), "classes": list(self.classes),
+                "things": list(self.things), "fusion": dict(self.fusion),
+                "dims": {"pixel_in": self.pixel.channels, "scorer_in": self.scorer.in_features,
+                         "refiner_levels": list(self.refiner.level_channels),
+                         "grid": self.refiner.grid, "size": self.refiner.size},
+                "preset": self.preset, "n_proposals": self.n_proposals}
+
+    def save(self, path) -> None:
+        """Write the heads (not the backbone) atomically; float16 weights keep the file small."""
+        from bottomup._files import atomic_path
+
+        st = self.state()
+        for key in ("pixel", "scorer", "refiner"):
+            st[key] = {k: (v.half() if v.is_floating_point() else v) for k, v in st[key].items()}
+        with atomic_path(path) as tmp:
+            torch.save(st, tmp)
+
+    @classmethod
+    def load(cls, path=None, device="cpu", **overrides) -> DeepSegmenter:
+        """Load heads saved by :meth:`save` (default: the shipped MSRC-21 weights)."""
+        path = weights_path() if path is None else os.fspath(path)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"deep heads weights not found: {path}; train them with "
+                                    f"`python bench/msrc.py train` or pass a path")
+        st = torch.load(path, map_location="cpu", weights_only=False)
+        d = st["dims"]
+        n = len(st["classes"])
+        pixel = PixelClassifier(d["pixel_in"], n)
+        scorer = RegionScorer(d["scorer_in"], n)
+        refiner = MaskRefiner(d["refiner_levels"], grid=d["grid"], size=d["size"])
+        for mod, key in ((pixel, "pixel"), (scorer, "scorer"), (refiner, "refiner")):
+            mod.load_state_dict({k: v.float() if v.is_floating_point() else v
+                                 for k, v in st[key].items()})
+        kw = {"fusion": st.get("fusion"), "preset": st.get("preset", "scg"),
+              "n_proposals": st.get("n_proposals", 1000), **overrides}
+        return cls(pixel, scorer, refiner, st["classes"], st["things"], device=device, **kw)
+
+    # ---- inference -----------------------------------------------------------------------------
+    def taps(self, image: np.ndarray):
+        from .backbone.efficientnet import preprocess
+
+        x = preprocess(image, size=None).to(self.device)
+        with torch.inference_mode():
+            t = self.backbone.forward_features(x)
+        return [t[lv] for lv in LEVELS]
+
+    def predict(self, image, candidates=None, taps=None, fusion=None) -> DeepResult:
+        """Semantic labels and instances of one image.
+
+        Parameters
+        ----------
+        image : (H, W[, C]) array_like
+            Any image the ``bottomup`` contract accepts.
+        candidates : bottomup.mcg.Candidates, optional
+            Proposals of the image (default: computed with the segmenter's preset).
+        taps : list of Tensor, optional
+            Backbone taps (strides 4, 8, 16, 32) if already computed.
+        fusion : dict, optional
+            Overrides of the fusion weights.
+
+        Returns
+        -------
+        DeepResult
+        """
+        import time
+
+        from bottomup._validate import check_image
+
+        img = check_image(image)
+        h, w = img.shape[:2]
+        fz = {**self.fusion, **(fusion or {})}
+        tm = {}
+        t0 = time.perf_counter()
+        if candidates is None:
+            from bottomup.mcg import proposals
+
+            candidates = proposals(img, n=self.n_proposals, preset=self.preset)
+        elif tuple(candidates.shape) != (h, w):
+            raise ValueError(f"`candidates` are for a {candidates.shape} image, but `image` is {(h, w)}")
+        tm["proposals"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            levels = self.taps(img) if taps is None else [t.to(self.device).float() for t in taps]
+            dense = dense_hypercolumns(levels, (h, w))
+            logp_half = F.log_softmax(self.pixel(dense), 1)
+            logp = F.interpolate(logp_half, size=(h, w), mode="bilinear", align_corners=False)[0]
+            logp = F.log_softmax(logp, 0)
+            n_cls = logp.shape[0]
+            lab = torch.as_tensor(np.array(candidates.leaf_labels), dtype=torch.int64,
+                                  device=self.device)
+            n_leaves = candidates.leaf_sets.shape[1]
+            k = len(candidates)
+            # leaf-averaged pixel probabilities
+            flat = lab.reshape(-1)
+            p = logp.exp().reshape(n_cls, -1).T
+            leaf_p = torch.zeros((max(n_leaves, 1), n_cls), device=self.device).index_add_(0, flat, p)
+            leaf_n = torch.bincount(flat, minlength=max(n_leaves, 1)).float().clamp(min=1)
+            leaf_p = leaf_p / leaf_n[:, None]
+            score = fz["pixel"] * logp + fz["leaf"] * leaf_p.clamp(min=1e-6).log()[flat].T.reshape(
+                n_cls, h, w)
+            if k:
+                desc = region_descriptors(dense, candidates.leaf_labels, candidates.leaf_sets,
+                                          candidates.boxes, candidates.scores)
+                cls_logits, overlap, hist_logits = self.scorer(desc)
+                cls_p = cls_logits.softmax(1)
+                sets = torch.as_tensor(np.array(candidates.leaf_sets), dtype=torch.float32,
+                                       device=self.device)
+                wk = overlap.clamp(min=1e-3) ** fz["iou_power"]
+                votes = (sets.T @ (wk[:, None] * hist_logits.softmax(1)))
+                votes = votes / (sets.T @ wk).clamp(min=1e-9)[:, None]
+                covered = (sets.sum(0) > 0)[:, None]
+                votes = torch.where(covered, votes, leaf_p)
+                score = score + fz["region"] * votes.clamp(min=1e-6).log()[flat].T.reshape(n_cls, h, w)
+            probs = F.softmax(score, 0)
+            labels = probs.argmax(0)
+            tm["scoring"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            inst = self._instances(levels, candidates, cls_p if k else None, (h, w), fz)
+            tm["instances"] = time.perf_counter() - t0
+            if len(inst) and fz["paste"] <= 1.0:
+                for i in np.argsort(inst.scores, kind="stable"):
+                    if inst.scores[i] >= fz["paste"]:
+                        labels[torch.from_numpy(inst.masks[i]).to(self.device)] = int(inst.classes[i])
+        return DeepResult(labels.cpu().numpy().astype(np.uint8), probs.cpu().numpy().astype(np.float32),
+                          inst, logp.exp().cpu().numpy().astype(np.float32), tm)
+
+    def _instances(self, levels, candidates, cls_p, shape, fz) -> Instances:
+        h, w = shape
+        empty = Instances(np.zeros((0, h, w), bool), np.zeros(0, np.int64), np.zeros(0))
+        if cls_p is None or not self.things:
+            return empty
+        things = torch.as_tensor(self.things, device=cls_p.device)
+        tp = cls_p[:, things]
+        s, arg = tp.max(1)
+        order = torch.argsort(s, descending=True)[: int(fz["n_refine"])].cpu().numpy()
+        if order.size == 0:
+            return empty
+        cmask = candidates.masks(order) if hasattr(candidates, "masks") else None
+        boxes_rc = np.asarray(candidates.boxes)[order]
+        b = torch.as_tensor(boxes_rc[:, [1, 0, 3, 2]], dtype=torch.float32, device=self.device)
+        b = expand_boxes(b, (h, w))
+        cm = torch.as_tensor(cmask, device=self.device)
+        logits = self.refiner(levels, b, cm, (h, w))
+        soft = paste_masks(torch.sigmoid(logits), b, (h, w))
+        masks = (soft >= 0.5).cpu().numpy()
+        empty_ref = ~masks.reshape(len(order), -1).any(1)
+        masks[empty_ref] = cmask[empty_ref]
+        scores = s[torch.as_tensor(order, device=s.device)].cpu().numpy().astype(np.float64)
+        classes = things[arg[torch.as_tensor(order, device=s.device)]].cpu().numpy().astype(np.int64)
+        keep = mask_nms(masks, scores, classes, fz["nms"], max_keep=int(fz["max_instances"]))
+        return Instances(masks[keep], classes[keep], scores[keep])
+
+    def __call__(self, image, candidates=None):
+        r = self.predict(image, candidates)
+        return r.labels, r.instances
+
+
+@functools.lru_cache(maxsize=2)
+def _default(device: str) -> DeepSegmenter:
+    return DeepSegmenter.load(device=device)
+
+
+def segment(image, *, device: str = "cpu", candidates=None):
+    """Semantic labels and instances of an image with the shipped MSRC-21 heads.
+
+    Parameters
+    ----------
+    image : (H, W[, C]) array_like
+        Any image the ``bottomup`` image contract accepts.
+    device : str
+        Torch device (``"cuda"`` when present).
+    candidates : bottomup.mcg.Candidates, optional
+        Precomputed proposals (default: SCG, 1000).
+
+    Returns
+    -------
+    labels : (H, W) ndarray of uint8
+        MSRC-21 class ids (:data:`deep.data.MSRC21_CLASSES`).
+    instances : Instances
+        Thing instances (masks, classes, scores), by decreasing score.
+    """
+    return _default(str(device))(image, candidates)
+
+
+def _palette(n: int) -> np.ndarray:
+    """PASCAL VOC colour map (bit interleaving), ``(n, 3)`` uint8."""
+    pal = np.zeros((n, 3), np.uint8)
+    for i in range(n):
+        c, r, g, b = i + 1, 0, 0, 0
+        for j in range(8):
+            r |= ((c >> 0) & 1) << (7 - j)
+            g |= ((c >> 1) & 1) << (7 - j)
+            b |= ((c >> 2) & 1) << (7 - j)
+            c >>= 3
+        pal[i] = (r, g, b)
+    return pal
+
+
+def overlay(image: np.ndarray, labels: np.ndarray, instances: Instances | None = None,
+            alpha: float = 0.5) -> np.ndarray:
+    """RGB uint8 picture: class colours blended over the image, instance outlines in white.
+
+    Parameters
+    ----------
+    image : (H, W, 3) float in [0, 1]
+    labels : (H, W) int
+    instances : Instances, optional
+    """
+    import cv2
+
+    pal = _palette(256)
+    img = np.clip(np.asarray(image, np.float64) * 255.0, 0, 255)
+    out = (1 - alpha) * img + alpha * pal[np.asarray(labels, np.int64)]
+    out = out.astype(np.uint8)
+    if instances is not None:
+        for m in instances.masks:
+            cs, _ = cv2.findContours(m.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+            cv2.drawContours(out, cs, -1, (255, 255, 255), 1)
+    return out
+
+
+def segment_file(in_path, out_path, *, device: str = "cpu", weights=None, min_score: float = 0.0) -> dict:
+    """The ``deep`` folder-job task: labels, instances and an overlay of one image file.
+
+    Writes, each atomically, ``<stem>_labels.png`` (uint8 class ids), ``<stem>_overlay.jpg`` and
+    last ``out_path`` (``<stem>.json``: image size, class names, instances as COCO RLE records
+    with ``score >= min_score``), so an existing JSON means the image is complete.
+    """
+    import json
+
+    import cv2
+
+    from bottomup._files import atomic_path
+    from bottomup.io import read_image
+
+    seg = _default(str(device)) if weights is None else DeepSegmenter.load(weights, device=device)
+    img = read_image(in_path)
+    res = seg.predict(img)
+    out_path = Path(out_path)
+    stem = out_path.stem
+    with atomic_path(out_path.with_name(f"{stem}_labels.png")) as tmp:
+        cv2.imwrite(str(tmp), res.labels)
+    with atomic_path(out_path.with_name(f"{stem}_overlay.jpg")) as tmp:
+        cv2.imwrite(str(tmp), overlay(img, res.labels, res.instances)[..., ::-1])
+    keep = res.instances.scores >= min_score
+    inst = Instances(res.instances.masks[keep], res.instances.classes[keep], res.instances.scores[keep])
+    doc = {"image": Path(in_path).name, "height": int(img.shape[0]), "width": int(img.shape[1]),
+           "classes": list(seg.classes), "instances": inst.to_coco(image_id=stem, class_names=seg.classes)}
+    with atomic_path(out_path) as tmp:
+        Path(tmp).write_text(json.dumps(doc))
+    return {"n_instances": len(inst), "seconds": res.timings}

@@ -1,0 +1,293 @@
+"""Training of the deep heads (pixel classifier, region scorer, mask refiner) on a dataset layout.
+
+Everything runs from caches in a work folder, so an interrupted run resumes: backbone taps per
+image (``taps/<name>.pt``), proposals per image (``props/<name>.npz``), and one checkpoint per
+stage (``<stage>.ckpt``, written atomically after every epoch, holding the model, the optimiser
+and the epoch reached). Rerunning skips finished images and epochs.
+
+Stages (all on frozen ImageNet EfficientNet-Lite0 hypercolumns, as :mod:`deep.scoring` and
+:mod:`deep.refine` describe):
+
+1. ``pixel``: :class:`deep.scoring.PixelClassifier` on pixels sampled from the half-resolution
+   grid of every training image (void excluded).
+2. ``scorer``: :class:`deep.scoring.RegionScorer` on the descriptors of the proposals, with targets
+   from :func:`deep.scoring.candidate_targets` (class at IoU >= 0.5, best IoU, class histogram).
+3. ``refiner``: :class:`deep.refine.MaskRefiner` on proposals that overlap an instance by at least
+   0.5, the instance's mask as target (void pixels ignored).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .data import VOID, SegmentationDataset
+from .refine import MaskRefiner, expand_boxes
+from .scoring import PixelClassifier, RegionScorer, candidate_targets, dense_hypercolumns, region_descriptors
+
+__all__ = ["cache_proposals", "cache_taps", "load_proposals", "load_taps", "save_proposals", "train_heads"]
+
+LEVELS = (4, 8, 16, 32)
+
+
+def _save_atomic(obj, path: Path) -> None:
+    from bottomup._files import atomic_path
+
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def _backbone_taps(backbone, image: np.ndarray):
+    from .backbone.efficientnet import preprocess
+
+    x = preprocess(image, size=None)
+    with torch.inference_mode():
+        taps = backbone.forward_features(x)
+    return [taps[lv] for lv in LEVELS]
+
+
+def cache_taps(ds: SegmentationDataset, work, backbone=None, progress=print) -> None:
+    """Backbone taps (strides 4, 8, 16, 32) of every image as float16, ``work/taps/<name>.pt``."""
+    if backbone is None:
+        from .backbone.efficientnet import efficientnet_lite0
+
+        backbone = efficientnet_lite0(pretrained=True).eval()
+    out = Path(work) / "taps"
+    out.mkdir(parents=True, exist_ok=True)
+    for i, name in enumerate(ds.names):
+        p = out / f"{name}.pt"
+        if p.is_file():
+            continue
+        from bottomup.io import read_image
+
+        taps = _backbone_taps(backbone, read_image(ds.image_path(name)))
+        _save_atomic([t.half() for t in taps], p)
+        if progress and i % 50 == 0:
+            progress(f"taps {i + 1}/{len(ds)}")
+
+
+def load_taps(work, name: str):
+    return [t.float() for t in torch.load(Path(work) / "taps" / f"{name}.pt")]
+
+
+def _one_proposal(args):
+    path, out, n, preset = args
+    if out.is_file():
+        return 0.0
+    from bottomup.io import read_image
+    from bottomup.mcg import proposals
+
+    t = time.perf_counter()
+    c = proposals(read_image(path), n=n, preset=preset)
+    dt = time.perf_counter() - t
+    save_proposals(out, c)
+    return dt
+
+
+def save_proposals(path, c) -> None:
+    """Write ``bottomup.mcg.Candidates`` compactly (bit-packed leaf sets), atomically."""
+    from bottomup._files import atomic_path
+
+    with atomic_path(path) as tmp:
+        np.savez_compressed(tmp, leaf_labels=c.leaf_labels, leaf_sets=np.packbits(c.leaf_sets, axis=1),
+                            n_leaves=c.leaf_sets.shape[1], boxes=c.boxes, scores=c.scores)
+
+
+def cache_proposals(ds: SegmentationDataset, work, n: int = 1000, preset: str = "scg", workers: int = 1,
+                    progress=print) -> None:
+    """Proposals of every image (``bottomup.mcg.proposals``), ``work/props/<name>.npz``."""
+    out = Path(work) / "props"
+    out.mkdir(parents=True, exist_ok=True)
+    jobs = [(ds.image_path(nm), out / f"{nm}.npz", n, preset) for nm in ds.names]
+    if workers > 1:
+        from multiprocessing import get_context
+
+        with get_context("spawn").Pool(workers) as pool:
+            for i, _ in enumerate(pool.imap_unordered(_one_proposal, jobs)):
+                if progress and i % 50 == 0:
+                    progress(f"proposals {i + 1}/{len(jobs)}")
+    else:
+        for i, job in enumerate(jobs):
+            _one_proposal(job)
+            if progress and i % 50 == 0:
+                progress(f"proposals {i + 1}/{len(jobs)}")
+
+
+def load_proposals(work, name: str):
+    """``bottomup.mcg.Candidates`` of a cached image."""
+    from bottomup.mcg import Candidates
+
+    z = np.load(Path(work) / "props" / f"{name}.npz")
+    sets = np.unpackbits(z["leaf_sets"], axis=1, count=int(z["n_leaves"])).astype(bool)
+    return Candidates(z["leaf_labels"], sets, z["boxes"], z["scores"])
+
+
+def _ckpt(work, stage):
+    p = Path(work) / f"{stage}.ckpt"
+    return torch.load(p, weights_only=False) if p.is_file() else None
+
+
+def _train_loop(stage, work, model, batches_fn, epochs, lr, progress, weight_decay=1e-5):
+    """Adam over ``epochs``; checkpoint after each; resume from the last one."""
+    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
+    start = 0
+    ck = _ckpt(work, stage)
+    if ck is not None:
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        sched.load_state_dict(ck["sched"])
+        start = ck["epoch"]
+        if progress and start < epochs:
+            progress(f"{stage}: resuming after epoch {start}")
+    for epoch in range(start, epochs):
+        model.train()
+        total, count = 0.0, 0
+        for loss in batches_fn(epoch, model):
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += float(loss.detach())
+            count += 1
+        sched.step()
+        _save_atomic({"model": model.state_dict(), "opt": opt.state_dict(),
+                      "sched": sched.state_dict(), "epoch": epoch + 1}, Path(work) / f"{stage}.ckpt")
+        if progress:
+            progress(f"{stage}: epoch {epoch + 1}/{epochs} loss {total / max(count, 1):.4f}")
+    model.eval()
+    return model
+
+
+def train_heads(ds: SegmentationDataset, work, *, pixel_epochs: int = 12, scorer_epochs: int = 30,
+                refiner_epochs: int = 8, pixels_per_image: int = 2000, regions_per_image: int = 400,
+                refine_per_image: int = 16, seed: int = 0, progress=print) -> dict:
+    """Train the three heads on ``ds`` (its taps and proposals cached in ``work``).
+
+    Returns
+    -------
+    dict
+        ``{"pixel": PixelClassifier, "scorer": RegionScorer, "refiner": MaskRefiner, "times": {...}}``
+        in eval mode.
+    """
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    n_classes = len(ds.classes)
+    times = {}
+
+    # ---- stage 1: per-pixel classifier ------------------------------------------------------
+    t0 = time.perf_counter()
+    xs, ys = [], []
+    for name, sample in zip(ds.names, ds, strict=False):
+        taps = load_taps(work, name)
+        dense = dense_hypercolumns(taps, sample.labels.shape)[0]
+        lab = sample.labels[::2, ::2].reshape(-1)
+        ok = np.flatnonzero(lab != VOID)
+        pick = rng.choice(ok, size=min(pixels_per_image, ok.size), replace=False)
+        xs.append(dense.reshape(dense.shape[0], -1)[:, torch.from_numpy(pick)].T)
+        ys.append(torch.from_numpy(lab[pick].astype(np.int64)))
+    x_pix, y_pix = torch.cat(xs), torch.cat(ys)
+    pixel = PixelClassifier(x_pix.shape[1], n_classes)
+    pixel.set_normalisation(x_pix)
+
+    def pixel_batches(epoch, model):
+        perm = torch.randperm(len(y_pix), generator=torch.Generator().manual_seed(seed + epoch))
+        for k in range(0, len(perm), 2048):
+            idx = perm[k:k + 2048]
+            yield F.cross_entropy(model(x_pix[idx]), y_pix[idx])
+
+    _train_loop("pixel", work, pixel, pixel_batches, pixel_epochs, 1e-3, progress)
+    times["pixel"] = time.perf_counter() - t0
+    xs = ys = x_pix = y_pix = None  # free the samples before the next stage
+
+    # ---- stage 2: region scorer ----------------------------------------------------------------
+    t0 = time.perf_counter()
+    feats, cls_t, iou_t, hist_t, refine_items = [], [], [], [], []
+    for name, sample in zip(ds.names, ds, strict=False):
+        taps = load_taps(work, name)
+        cands = load_proposals(work, name)
+        if len(cands) == 0:
+            continue
+        dense = dense_hypercolumns(taps, sample.labels.shape)
+        with torch.no_grad():
+            d = region_descriptors(dense, cands.leaf_labels, cands.leaf_sets, cands.boxes, cands.scores)
+        masks = cands.masks()
+        cls, ov, hist, best = candidate_targets(masks, sample.masks, sample.classes, sample.labels,
+                                                n_classes)
+        pos = np.flatnonzero(cls < n_classes)
+        neg = np.flatnonzero(cls == n_classes)
+        take = np.concatenate([pos[:regions_per_image // 2],
+                               rng.choice(neg, size=min(neg.size, regions_per_image - min(pos.size,
+                                          regions_per_image // 2)), replace=False)])
+        feats.append(d[torch.from_numpy(take)].half())
+        cls_t.append(torch.from_numpy(cls[take]))
+        iou_t.append(torch.from_numpy(ov[take]))
+        hist_t.append(torch.from_numpy(hist[take]))
+        # refiner examples: candidates overlapping an instance by >= 0.5, several instances
+        good = np.flatnonzero(ov >= 0.5)
+        if good.size:
+            sel = rng.choice(good, size=min(refine_per_image, good.size), replace=False)
+            refine_items.append((name, cands.boxes[sel], masks[sel], sample.masks[best[sel]],
+                                 sample.labels == VOID))
+    x_reg = torch.cat(feats).float()
+    y_cls, y_iou, y_hist = torch.cat(cls_t), torch.cat(iou_t), torch.cat(hist_t)
+    scorer = RegionScorer(x_reg.shape[1], n_classes)
+    scorer.set_normalisation(x_reg)
+    has_hist = y_hist.sum(1) > 0
+
+    def scorer_batches(epoch, model):
+        perm = torch.randperm(len(y_cls), generator=torch.Generator().manual_seed(seed + epoch))
+        for k in range(0, len(perm), 512):
+            idx = perm[k:k + 512]
+            logits, iou, hist = model(x_reg[idx])
+            h_ok = has_hist[idx]
+            loss = F.cross_entropy(logits, y_cls[idx]) + 2.0 * F.mse_loss(iou, y_iou[idx])
+            if h_ok.any():
+                loss = loss - (y_hist[idx][h_ok] * F.log_softmax(hist[h_ok], 1)).sum(1).mean()
+            yield loss
+
+    _train_loop("scorer", work, scorer, scorer_batches, scorer_epochs, 1e-3, progress, weight_decay=1e-4)
+    times["scorer"] = time.perf_counter() - t0
+    feats = x_reg = None
+
+    # ---- stage 3: mask refiner -----------------------------------------------------------------
+    t0 = time.perf_counter()
+    chans = [24, 40, 112, 320]
+    refiner = MaskRefiner(chans)
+    tap_cache = {name: load_taps(work, name) for name, *_ in refine_items}
+
+    def refiner_batches(epoch, model):
+        order = np.random.default_rng(seed + epoch).permutation(len(refine_items))
+        for i in order:
+            name, boxes_rc, cmask, gmask, void = refine_items[i]
+            taps = tap_cache[name]
+            h, w = void.shape
+            flip = (epoch + i) % 2 == 1
+            if flip:  # horizontal flip augmentation
+                taps = [t.flip(-1) for t in taps]
+                cmask, gmask, void = cmask[..., ::-1], gmask[..., ::-1], void[..., ::-1]
+                boxes_rc = np.stack([boxes_rc[:, 0], w - boxes_rc[:, 3], boxes_rc[:, 2],
+                                     w - boxes_rc[:, 1]], 1)
+            b = torch.as_tensor(boxes_rc[:, [1, 0, 3, 2]], dtype=torch.float32)
+            b = expand_boxes(b, (h, w))
+            cm = torch.from_numpy(np.ascontiguousarray(cmask))
+            logits = model(taps, b, cm, (h, w))
+            k = len(b)
+            rois = torch.cat([torch.arange(k, dtype=torch.float32)[:, None], b], 1)
+            from .ops.roi import roi_align
+
+            tgt = roi_align(torch.from_numpy(np.ascontiguousarray(gmask)).float()[:, None], rois,
+                            model.size, sampling_ratio=2, aligned=True)[:, 0]
+            vd = roi_align(torch.from_numpy(np.ascontiguousarray(void)).float()[None, None].expand(
+                k, 1, h, w), rois, model.size, sampling_ratio=2, aligned=True)[:, 0]
+            wgt = (vd < 0.5).float()
+            yield (F.binary_cross_entropy_with_logits(logits, (tgt >= 0.5).float(), reduction="none")
+                   * wgt).sum() / wgt.sum().clamp(min=1.0)
+
+    _train_loop("refiner", work, refiner, refiner_batches, refiner_epochs, 1e-3, progress)
+    times["refiner"] = time.perf_counter() - t0
+    return {"pixel": pixel, "scorer": scorer, "refiner": refiner, "times": times}
+
