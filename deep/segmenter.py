@@ -44,9 +44,14 @@ __all__ = ["DEFAULT_FUSION", "DeepResult", "DeepSegmenter", "Instances", "overla
 LEVELS = (4, 8, 16, 32)
 #: Fusion weights used when a weights file has none: ``pixel``, ``leaf`` and ``region`` weigh
 #: ``log P``, the leaf-averaged ``log P`` and the log region vote; instances scoring at least
-#: ``paste`` overwrite their pixels; ``iou_power`` weighs the votes by overlap ** power.
-DEFAULT_FUSION = {"pixel": 1.0, "leaf": 1.0, "region": 1.0, "paste": 0.5, "iou_power": 2.0,
-                  "n_refine": 100, "nms": 0.5, "max_instances": 100}
+#: ``paste`` overwrite their pixels; ``iou_power`` weighs the votes by overlap ** power; ``flip``
+#: averages the per-pixel classifier over the image and its mirror (one more backbone pass);
+#: each of the ``n_refine`` best candidates yields an instance for each of its
+#: ``classes_per_candidate`` most likely thing classes; ``refine=False`` keeps the candidates'
+#: own masks (the ablation without :class:`deep.refine.MaskRefiner`).
+DEFAULT_FUSION = {"flip": False, "pixel": 1.0, "leaf": 1.0, "region": 1.0, "paste": 0.5, "iou_power": 2.0,
+                  "n_refine": 100, "nms": 0.5, "max_instances": 100,
+                  "classes_per_candidate": 1, "refine": True}
 
 
 def weights_path() -> str:
@@ -202,23 +207,14 @@ class DeepSegmenter:
             t = self.backbone.forward_features(x)
         return [t[lv] for lv in LEVELS]
 
-    def predict(self, image, candidates=None, taps=None, fusion=None) -> DeepResult:
-        """Semantic labels and instances of one image.
+    def components(self, image, candidates=None, taps=None, fusion=None) -> dict:
+        """Everything but the final fusion (see :meth:`predict` for the arguments).
 
-        Parameters
-        ----------
-        image : (H, W[, C]) array_like
-            Any image the ``bottomup`` contract accepts.
-        candidates : bottomup.mcg.Candidates, optional
-            Proposals of the image (default: computed with the segmenter's preset).
-        taps : list of Tensor, optional
-            Backbone taps (strides 4, 8, 16, 32) if already computed.
-        fusion : dict, optional
-            Overrides of the fusion weights.
-
-        Returns
-        -------
-        DeepResult
+        Returns a dict with ``logp`` (C, H, W) per-pixel log-probabilities, ``flat`` (H W) leaf
+        of each pixel, ``leaf`` (L, C) log of the leaf-averaged probabilities, ``votes``
+        {iou_power: (L, C) log region votes} (``fusion["iou_power"]`` may be a list), the
+        ``instances`` and ``timings``; :meth:`fuse` turns it into labels, cheaply, so fusion
+        weights can be searched without recomputing it.
         """
         import time
 
@@ -241,6 +237,10 @@ class DeepSegmenter:
             levels = self.taps(img) if taps is None else [t.to(self.device).float() for t in taps]
             dense = dense_hypercolumns(levels, (h, w))
             logp_half = F.log_softmax(self.pixel(dense), 1)
+            if fz.get("flip", False):  # test-time horizontal flip of the per-pixel classifier
+                fl = self.taps(np.ascontiguousarray(img[:, ::-1]))
+                logp_flip = F.log_softmax(self.pixel(dense_hypercolumns(fl, (h, w))), 1).flip(-1)
+                logp_half = torch.logaddexp(logp_half, logp_flip) - np.log(2.0)
             logp = F.interpolate(logp_half, size=(h, w), mode="bilinear", align_corners=False)[0]
             logp = F.log_softmax(logp, 0)
             n_cls = logp.shape[0]
@@ -254,8 +254,9 @@ class DeepSegmenter:
             leaf_p = torch.zeros((max(n_leaves, 1), n_cls), device=self.device).index_add_(0, flat, p)
             leaf_n = torch.bincount(flat, minlength=max(n_leaves, 1)).float().clamp(min=1)
             leaf_p = leaf_p / leaf_n[:, None]
-            score = fz["pixel"] * logp + fz["leaf"] * leaf_p.clamp(min=1e-6).log()[flat].T.reshape(
-                n_cls, h, w)
+            powers = fz["iou_power"] if isinstance(fz["iou_power"], (list, tuple)) else [fz["iou_power"]]
+            votes = {}
+            cls_p = None
             if k:
                 desc = region_descriptors(dense, candidates.leaf_labels, candidates.leaf_sets,
                                           candidates.boxes, candidates.scores)
@@ -263,24 +264,65 @@ class DeepSegmenter:
                 cls_p = cls_logits.softmax(1)
                 sets = torch.as_tensor(np.array(candidates.leaf_sets), dtype=torch.float32,
                                        device=self.device)
-                wk = overlap.clamp(min=1e-3) ** fz["iou_power"]
-                votes = (sets.T @ (wk[:, None] * hist_logits.softmax(1)))
-                votes = votes / (sets.T @ wk).clamp(min=1e-9)[:, None]
                 covered = (sets.sum(0) > 0)[:, None]
-                votes = torch.where(covered, votes, leaf_p)
-                score = score + fz["region"] * votes.clamp(min=1e-6).log()[flat].T.reshape(n_cls, h, w)
-            probs = F.softmax(score, 0)
-            labels = probs.argmax(0)
+                for pw in powers:
+                    wk = overlap.clamp(min=1e-3) ** pw
+                    v = (sets.T @ (wk[:, None] * hist_logits.softmax(1)))
+                    v = v / (sets.T @ wk).clamp(min=1e-9)[:, None]
+                    votes[pw] = torch.where(covered, v, leaf_p).clamp(min=1e-6).log()
+            else:
+                votes = {pw: leaf_p.clamp(min=1e-6).log() for pw in powers}
             tm["scoring"] = time.perf_counter() - t0
             t0 = time.perf_counter()
-            inst = self._instances(levels, candidates, cls_p if k else None, (h, w), fz)
+            inst = self._instances(levels, candidates, cls_p, (h, w), fz)
             tm["instances"] = time.perf_counter() - t0
-            if len(inst) and fz["paste"] <= 1.0:
-                for i in np.argsort(inst.scores, kind="stable"):
-                    if inst.scores[i] >= fz["paste"]:
-                        labels[torch.from_numpy(inst.masks[i]).to(self.device)] = int(inst.classes[i])
-        return DeepResult(labels.cpu().numpy().astype(np.uint8), probs.cpu().numpy().astype(np.float32),
-                          inst, logp.exp().cpu().numpy().astype(np.float32), tm)
+        return {"logp": logp, "flat": flat, "leaf": leaf_p.clamp(min=1e-6).log(), "votes": votes,
+                "instances": inst, "timings": tm, "shape": (h, w)}
+
+    def fuse(self, comp: dict, fusion=None):
+        """Labels ``(H, W)`` and fused probabilities ``(C, H, W)`` from :meth:`components`."""
+        fz = {**self.fusion, **(fusion or {})}
+        with torch.inference_mode():
+            return self._fuse(comp, fz)
+
+    def _fuse(self, comp, fz):
+        h, w = comp["shape"]
+        logp = comp["logp"].float()
+        n_cls = logp.shape[0]
+        pw = fz["iou_power"]
+        leaf_term = fz["leaf"] * comp["leaf"] + fz["region"] * comp["votes"][pw]
+        score = fz["pixel"] * logp + leaf_term[comp["flat"]].T.reshape(n_cls, h, w)
+        probs = F.softmax(score, 0)
+        labels = probs.argmax(0)
+        inst = comp["instances"]
+        if len(inst) and fz["paste"] <= 1.0:
+            for i in np.argsort(inst.scores, kind="stable"):
+                if inst.scores[i] >= fz["paste"]:
+                    labels[torch.from_numpy(inst.masks[i]).to(labels.device)] = int(inst.classes[i])
+        return labels.cpu().numpy().astype(np.uint8), probs
+
+    def predict(self, image, candidates=None, taps=None, fusion=None) -> DeepResult:
+        """Semantic labels and instances of one image.
+
+        Parameters
+        ----------
+        image : (H, W[, C]) array_like
+            Any image the ``bottomup`` contract accepts.
+        candidates : bottomup.mcg.Candidates, optional
+            Proposals of the image (default: computed with the segmenter's preset).
+        taps : list of Tensor, optional
+            Backbone taps (strides 4, 8, 16, 32) if already computed.
+        fusion : dict, optional
+            Overrides of the fusion weights.
+
+        Returns
+        -------
+        DeepResult
+        """
+        comp = self.components(image, candidates, taps, fusion)
+        labels, probs = self.fuse(comp, fusion)
+        return DeepResult(labels, probs.cpu().numpy().astype(np.float32), comp["instances"],
+                          comp["logp"].exp().cpu().numpy().astype(np.float32), comp["timings"])
 
     def _instances(self, levels, candidates, cls_p, shape, fz) -> Instances:
         h, w = shape
@@ -293,18 +335,25 @@ class DeepSegmenter:
         order = torch.argsort(s, descending=True)[: int(fz["n_refine"])].cpu().numpy()
         if order.size == 0:
             return empty
-        cmask = candidates.masks(order) if hasattr(candidates, "masks") else None
-        boxes_rc = np.asarray(candidates.boxes)[order]
-        b = torch.as_tensor(boxes_rc[:, [1, 0, 3, 2]], dtype=torch.float32, device=self.device)
-        b = expand_boxes(b, (h, w))
-        cm = torch.as_tensor(cmask, device=self.device)
-        logits = self.refiner(levels, b, cm, (h, w))
-        soft = paste_masks(torch.sigmoid(logits), b, (h, w))
-        masks = (soft >= 0.5).cpu().numpy()
-        empty_ref = ~masks.reshape(len(order), -1).any(1)
-        masks[empty_ref] = cmask[empty_ref]
-        scores = s[torch.as_tensor(order, device=s.device)].cpu().numpy().astype(np.float64)
-        classes = things[arg[torch.as_tensor(order, device=s.device)]].cpu().numpy().astype(np.int64)
+        cmask = candidates.masks(order)
+        if fz.get("refine", True):
+            boxes_rc = np.asarray(candidates.boxes)[order]
+            b = torch.as_tensor(boxes_rc[:, [1, 0, 3, 2]], dtype=torch.float32, device=self.device)
+            b = expand_boxes(b, (h, w))
+            cm = torch.as_tensor(cmask, device=self.device)
+            logits = self.refiner(levels, b, cm, (h, w))
+            soft = paste_masks(torch.sigmoid(logits), b, (h, w))
+            masks = (soft >= 0.5).cpu().numpy()
+            empty_ref = ~masks.reshape(len(order), -1).any(1)
+            masks[empty_ref] = cmask[empty_ref]
+        else:  # ablation: the candidates' own masks
+            masks = cmask
+        m = max(1, min(int(fz.get("classes_per_candidate", 1)), tp.shape[1]))
+        top_p, top_c = tp[torch.as_tensor(order, device=tp.device)].topk(m, dim=1)  # (N, m)
+        rows = np.repeat(np.arange(len(order)), m)
+        masks = masks[rows]
+        scores = top_p.reshape(-1).cpu().numpy().astype(np.float64)
+        classes = things[top_c.reshape(-1)].cpu().numpy().astype(np.int64)
         keep = mask_nms(masks, scores, classes, fz["nms"], max_keep=int(fz["max_instances"]))
         return Instances(masks[keep], classes[keep], scores[keep])
 

@@ -145,9 +145,10 @@ def test_no_candidates_and_wrong_shape(tiny, segmenter):
     none = Candidates(lab, np.zeros((0, 1), bool), np.zeros((0, 4)), np.zeros(0))
     res = segmenter.predict(s.image, candidates=none)
     assert len(res.instances) == 0 and res.labels.shape == (H, W)
-    # one leaf: log P plus the log of the image-wide mean of P (the leaf average)
+    # one leaf, no votes: log P plus (leaf + region weights) x log of the image-wide mean of P
     p = res.pixel_probs.astype(np.float64)
-    expect = (np.log(p) + np.log(p.mean(axis=(1, 2)))[:, None, None]).argmax(0)
+    wt = segmenter.fusion["leaf"] + segmenter.fusion["region"]
+    expect = (np.log(p) + wt * np.log(p.mean(axis=(1, 2)))[:, None, None]).argmax(0)
     assert (res.labels == expect).mean() > 0.999
     wrong = Candidates(np.zeros((H, W + 1), np.int32), np.ones((1, 1), bool), [[0, 0, H, W + 1]], [1.0])
     with pytest.raises(ValueError, match="candidates"):
