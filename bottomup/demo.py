@@ -26,6 +26,30 @@ def _demo_image(max_side: int = 320) -> np.ndarray:
     return np.clip(resize(img / 255.0, (h, w), anti_aliasing=True), 0, 1)
 
 
+def _deep_panel(img, cands, times):
+    """The deep heads (MSRC-21 weights) on the demo image: class colours and instance outlines."""
+    from deep.segmenter import DeepSegmenter, Instances, overlay
+
+    t = time.perf_counter()
+    res = DeepSegmenter.load().predict(img, candidates=cands)
+    times["deep_heads"] = time.perf_counter() - t
+    seg_classes = _msrc_names()
+    counts = np.bincount(res.labels.ravel(), minlength=len(seg_classes))
+    top = [seg_classes[c] for c in np.argsort(-counts)[:3] if counts[c] > 0]
+    best = res.instances
+    title = "deep heads (MSRC-21): " + ", ".join(top)
+    if len(best):
+        title += f"\n{len(best)} instances, best: {seg_classes[int(best.classes[0])]} {best.scores[0]:.2f}"
+    shown = Instances(best.masks[:3], best.classes[:3], best.scores[:3])
+    return (title, overlay(img, res.labels, shown) / 255.0, None)
+
+
+def _msrc_names():
+    from deep.data import MSRC21_CLASSES
+
+    return MSRC21_CLASSES
+
+
 def demo(out_dir, *, preset: str = "fast", learned: bool | None = None) -> dict:
     """Run contours, hierarchy, cuts, superpixels (and the learned contours when torch is there).
 
@@ -77,7 +101,7 @@ def demo(out_dir, *, preset: str = "fast", learned: bool | None = None) -> dict:
     from bottomup.mcg import proposals
 
     t = time.perf_counter()
-    cands = proposals(img, n=100, preset="scg")
+    cands = proposals(img, n=1000, preset="scg")
     times["scg_proposals"] = time.perf_counter() - t
     shown = img.copy()
     colors = [(1, 0.2, 0.2), (0.2, 1, 0.2), (0.3, 0.5, 1), (1, 1, 0.2), (1, 0.3, 1)]
@@ -100,6 +124,7 @@ def demo(out_dir, *, preset: str = "fast", learned: bool | None = None) -> dict:
         lh = ucm(*ridge_owt_inputs(lpb, lori))
         drawn = mark_boundaries(img, lh.cut(n_regions=12), color=(1, 1, 0))
         panels.append(("learned UCM: 12 regions", drawn, None))
+        panels.append(_deep_panel(img, cands, times))
     n = len(panels)
     cols = 4
     rows = -(-n // cols)
