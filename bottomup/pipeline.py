@@ -79,9 +79,10 @@ def ridge_owt_inputs(pb, oriented, *, floor: float = 0.3):
     across a thick response score low. Measured on 20 BSDS val images against the plain
     ``ucm(pb, oriented)``: gPb ODS 0.654 -> 0.673 and Covering 0.523 -> 0.563; learned contours
     ODS 0.692 -> 0.715 (VI is slightly worse, 1.74 -> 1.82, for gPb). Most of that plain-OWT
-    loss came from watershed ties (one-pixel tentacles along ridges); the plain OWT with
-    ``descent_first=True`` (``segment(owt="steepest")``, the default) does better than this on
-    gPb: ODS .706 against .692 on the 100 val images.
+    loss came from the watershed's raster-order ties (one-pixel tentacles along ridges): with
+    ``descent_first=True`` the plain OWT beats this for gPb (``segment(owt="steepest")``), while
+    these inputs with ``descent_first=True`` remain the better choice for learned contours (see
+    :func:`segment`).
 
     Parameters
     ----------
@@ -112,7 +113,7 @@ OWT_MODES = ("steepest", "ridge", "plain")
 
 
 def segment(image, preset: str = "quality", *, contours: None | str | Callable = None,
-            owt: str = "steepest") -> Hierarchy:
+            owt: str | None = None) -> Hierarchy:
     """Segment an image into a hierarchy of regions (gPb-owt-ucm).
 
     Parameters
@@ -124,17 +125,31 @@ def segment(image, preset: str = "quality", *, contours: None | str | Callable =
         ``fast``: fewer textons, coarser sampling of the large discs, a cheaper spectral step.
     contours : None, "learned" or callable, optional
         Contour source (see :func:`image_to_contours`).
-    owt : {"steepest", "ridge", "plain"}
-        ``steepest`` (default): the oriented watershed of the contour map itself, strengths from
-        the oriented stack, as the original OWT [1]_, with water on a ridge running down its
-        steepest flank (``descent_first=True`` of :func:`bottomup.owt.oriented_watershed`), so
-        that no basin sends a one-pixel tentacle along a ridge. ``ridge``: the watershed and the
-        arc strengths follow the NMS ridge of the contour map (:func:`ridge_owt_inputs`).
-        ``plain``: the watershed of the contour map with raster-order ties (as higra), which the
-        shipped MCG ranker was trained on. On BSDS500 val (100 images, quality gPb,
-        ``bench/bsds.py``), ODS/OIS/AP, Covering, PRI, VI: ``steepest`` .706/.736/.717, .584,
-        .799, 1.70; ``ridge`` .692/.724/.720, .556, .790, 1.80; the original gPb-owt-ucm
-        .711/.739/.731, .588, .808, 1.65.
+    owt : {None, "steepest", "ridge", "plain"}
+        How the oriented watershed is built. ``steepest``: the watershed of the contour map
+        itself, strengths from the oriented stack, as the original OWT [1]_, with water on a ridge
+        running down its steepest flank (``descent_first=True`` of
+        :func:`bottomup.owt.oriented_watershed`), so that no basin sends a one-pixel tentacle
+        along a ridge. ``ridge``: the watershed and the arc strengths follow the NMS ridge of the
+        contour map (:func:`ridge_owt_inputs`), with the same steepest-flank ties. ``plain``: the
+        watershed of the contour map with raster-order ties (as higra), which the shipped MCG
+        ranker was trained on. None (default): ``steepest`` for gPb, ``ridge`` for other contour
+        sources, the better of the two for each on BSDS500 val (100 images, ``bench/bsds.py``;
+        ODS/OIS/AP, Covering, PRI, VI):
+
+        ======================  ================  =====  =====  =====
+        contours, owt           ODS / OIS / AP    Cov    PRI    VI
+        ======================  ================  =====  =====  =====
+        gPb, ``steepest``       .706/.736/.717    .584   .799   1.70
+        gPb, ``plain``          .676/.701/.694    .557   .793   1.79
+        gPb, earlier ``ridge``  .692/.724/.720    .556   .790   1.80
+        learned, ``ridge``      .730/.753/.742    .562   .797   1.86
+        learned, ``steepest``   .727/.748/.728    .555   .796   1.89
+        learned, earlier ridge  .724/.746/.727    .556   .798   1.89
+        original gPb-owt-ucm    .711/.739/.731    .588   .808   1.65
+        ======================  ================  =====  =====  =====
+
+        ("earlier ``ridge``": the NMS ridge inputs with raster-order ties.)
 
     Returns
     -------
@@ -154,12 +169,14 @@ def segment(image, preset: str = "quality", *, contours: None | str | Callable =
     >>> int(h.cut(n_regions=2).max())
     1
     """
+    if owt is None:
+        owt = "steepest" if contours is None else "ridge"
     if owt not in OWT_MODES:
-        raise ValueError(f"`owt` must be one of {OWT_MODES}, got {owt!r}")
+        raise ValueError(f"`owt` must be None or one of {OWT_MODES}, got {owt!r}")
     pb, oriented = image_to_contours(image, preset, contours=contours)
     if owt == "ridge":
         pb, oriented = ridge_owt_inputs(pb, oriented)
-    return ucm(pb, oriented, normalize=contours is None, descent_first=owt == "steepest")
+    return ucm(pb, oriented, normalize=contours is None, descent_first=owt != "plain")
 
 
 def segment_file(in_path, out_path, *, preset: str = "quality", contours=None) -> dict:

@@ -395,7 +395,8 @@ def test_descent_first_ucm_keeps_a_weak_branch_weak():
     )
 
 
-def test_segment_owt_modes():
+def test_segment_owt_modes(monkeypatch):
+    import bottomup.pipeline as pipeline
     from bottomup.pipeline import OWT_MODES, ridge_owt_inputs, segment
 
     rng = np.random.default_rng(3)
@@ -408,13 +409,20 @@ def test_segment_owt_modes():
     img = np.zeros((12, 14))
     expected = {
         "steepest": ucm(pb, ori, descent_first=True),
-        "ridge": ucm(*ridge_owt_inputs(pb, ori)),
+        "ridge": ucm(*ridge_owt_inputs(pb, ori), descent_first=True),
         "plain": ucm(pb, ori),
     }
     assert set(OWT_MODES) == set(expected)
-    for mode, ref in expected.items():
-        got = segment(img, contours=src, owt=mode)
-        np.testing.assert_array_equal(got.to_ucm2(), ref.to_ucm2())
-    np.testing.assert_array_equal(segment(img, contours=src).to_ucm2(), expected["steepest"].to_ucm2())
-    with pytest.raises(ValueError, match="`owt` must be one of"):
+    u2 = {mode: ref.to_ucm2() for mode, ref in expected.items()}
+    assert not np.array_equal(u2["steepest"], u2["plain"])  # the tie rule matters here
+    for mode in OWT_MODES:
+        np.testing.assert_array_equal(segment(img, contours=src, owt=mode).to_ucm2(), u2[mode])
+    # default: ridge for a contour source other than gPb ...
+    np.testing.assert_array_equal(segment(img, contours=src).to_ucm2(), u2["ridge"])
+    # ... steepest (and the release's normalisation) for gPb
+    monkeypatch.setattr(pipeline, "image_to_contours", lambda image, preset, contours=None: (pb, ori))
+    np.testing.assert_array_equal(
+        segment(img).to_ucm2(), ucm(pb, ori, normalize=True, descent_first=True).to_ucm2()
+    )
+    with pytest.raises(ValueError, match="`owt` must be None or one of"):
         segment(img, contours=src, owt="ridges")
