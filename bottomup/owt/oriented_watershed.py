@@ -213,9 +213,10 @@ def oriented_watershed(
         ridge, leaving a spurious strong boundary on each side of it. True: a pixel first follows
         a steepest edge to a strictly lower neighbour (the lowest one) when it has one, as a drop
         of water runs down the flank of a ridge; plateaus are explored as before. Both are
-        watershed cuts [2]_ (same basins' minima, same minimum spanning forest weight); True puts
-        the lines where the release's watershed puts them and scores better on BSDS (see
-        :func:`bottomup.segment`).
+        watershed cuts [2]_ (one basin per minimum, same minimum spanning forest weight). True
+        is what :func:`bottomup.segment` uses: on BSDS500 val, the original ucm2 fed back as
+        the contour map (``ucm2[2::2, 2::2]``) gives ODS/OIS/AP .706/.731/.729 with True
+        against .694/.721/.720 with False (.711/.739/.731 for the ucm2 itself).
 
     Returns
     -------
