@@ -142,14 +142,17 @@ def segment(image, preset: str = "quality", *, contours: None | str | Callable =
         ======================  ================  =====  =====  =====
         gPb, ``steepest``       .706/.736/.717    .584   .799   1.70
         gPb, ``plain``          .676/.701/.694    .557   .793   1.79
-        gPb, earlier ``ridge``  .692/.724/.720    .556   .790   1.80
+        gPb, ``ridge``          .691/.723/.712    .555   .788   1.80
+        gPb, earlier            .692/.724/.720    .556   .790   1.80
+        gPb fast, ``steepest``  .701/.732/.748    .581   .804   1.71
+        gPb fast, earlier       .687/.716/.720    .574   .796   1.75
         learned, ``ridge``      .730/.753/.742    .562   .797   1.86
         learned, ``steepest``   .727/.748/.728    .555   .796   1.89
-        learned, earlier ridge  .724/.746/.727    .556   .798   1.89
+        learned, earlier        .724/.746/.727    .556   .798   1.89
         original gPb-owt-ucm    .711/.739/.731    .588   .808   1.65
         ======================  ================  =====  =====  =====
 
-        ("earlier ``ridge``": the NMS ridge inputs with raster-order ties.)
+        ("earlier": the NMS ridge inputs with raster-order ties, the default before.)
 
     Returns
     -------
