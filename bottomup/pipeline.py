@@ -14,7 +14,9 @@ import numpy as np
 from bottomup._validate import check_image
 from bottomup.hierarchy import Hierarchy, ucm
 
-__all__ = ["segment", "image_to_contours", "ridge_owt_inputs", "segment_file", "CONTOUR_SOURCES"]
+__all__ = [
+    "segment", "image_to_contours", "ridge_owt_inputs", "segment_file", "CONTOUR_SOURCES", "OWT_MODES"
+]
 
 #: Named contour sources besides the gPb presets: name -> "module:function" taking an image and
 #: returning ``(pb (H, W), oriented (O, H, W))``. ``learned`` is the CNN of the ``deep`` package,
@@ -76,7 +78,11 @@ def ridge_owt_inputs(pb, oriented, *, floor: float = 0.3):
     Each arc's strength is then read from ``oriented`` on the ridge only, so arcs that wander
     across a thick response score low. Measured on 20 BSDS val images against the plain
     ``ucm(pb, oriented)``: gPb ODS 0.654 -> 0.673 and Covering 0.523 -> 0.563; learned contours
-    ODS 0.692 -> 0.715 (VI is slightly worse, 1.74 -> 1.82, for gPb).
+    ODS 0.692 -> 0.715 (VI is slightly worse, 1.74 -> 1.82, for gPb). Most of that plain-OWT
+    loss came from the watershed's raster-order ties (one-pixel tentacles along ridges): with
+    ``descent_first=True`` the plain OWT beats this for gPb (``segment(owt="steepest")``), while
+    these inputs with ``descent_first=True`` remain the better choice for learned contours (see
+    :func:`segment`).
 
     Parameters
     ----------
@@ -102,8 +108,12 @@ def ridge_owt_inputs(pb, oriented, *, floor: float = 0.3):
     return np.maximum(nms, floor * pb), oriented * (nms > 0)
 
 
+#: Values of ``segment(owt=...)``.
+OWT_MODES = ("steepest", "ridge", "plain")
+
+
 def segment(image, preset: str = "quality", *, contours: None | str | Callable = None,
-            owt: str = "ridge") -> Hierarchy:
+            owt: str | None = None) -> Hierarchy:
     """Segment an image into a hierarchy of regions (gPb-owt-ucm).
 
     Parameters
@@ -115,18 +125,40 @@ def segment(image, preset: str = "quality", *, contours: None | str | Callable =
         ``fast``: fewer textons, coarser sampling of the large discs, a cheaper spectral step.
     contours : None, "learned" or callable, optional
         Contour source (see :func:`image_to_contours`).
-    owt : {"ridge", "plain"}
-        ``ridge``: the watershed and the arc strengths follow the NMS ridge of the contour map
-        (:func:`ridge_owt_inputs`; better boundaries on BSDS val). ``plain``: the watershed of the
-        contour map itself with strengths from the oriented stack, as the original OWT (what the
-        shipped MCG ranker was trained on; it gives better proposals).
+    owt : {None, "steepest", "ridge", "plain"}
+        How the oriented watershed is built. ``steepest``: the watershed of the contour map
+        itself, strengths from the oriented stack, as the original OWT [1]_, with water on a ridge
+        running down its steepest flank (``descent_first=True`` of
+        :func:`bottomup.owt.oriented_watershed`), so that no basin sends a one-pixel tentacle
+        along a ridge. ``ridge``: the watershed and the arc strengths follow the NMS ridge of the
+        contour map (:func:`ridge_owt_inputs`), with the same steepest-flank ties. ``plain``: the
+        watershed of the contour map with raster-order ties (as higra), which the shipped MCG
+        ranker was trained on. None (default): ``steepest`` for gPb, ``ridge`` for other contour
+        sources, the better of the two for each on BSDS500 val (100 images, ``bench/bsds.py``;
+        ODS/OIS/AP, Covering, PRI, VI):
+
+        ======================  ================  =====  =====  =====
+        contours, owt           ODS / OIS / AP    Cov    PRI    VI
+        ======================  ================  =====  =====  =====
+        gPb, ``steepest``       .706/.736/.717    .584   .799   1.70
+        gPb, ``plain``          .676/.701/.694    .557   .793   1.79
+        gPb, ``ridge``          .691/.723/.712    .555   .788   1.80
+        gPb, earlier            .692/.724/.720    .556   .790   1.80
+        gPb fast, ``steepest``  .701/.732/.748    .581   .804   1.71
+        gPb fast, earlier       .687/.716/.720    .574   .796   1.75
+        learned, ``ridge``      .730/.753/.742    .562   .797   1.86
+        learned, ``steepest``   .727/.748/.728    .555   .796   1.89
+        learned, earlier        .724/.746/.727    .556   .798   1.89
+        original gPb-owt-ucm    .711/.739/.731    .588   .808   1.65
+        ======================  ================  =====  =====  =====
+
+        ("earlier": the NMS ridge inputs with raster-order ties, the default before.)
 
     Returns
     -------
     hierarchy : Hierarchy
         Its ``to_ucm2()`` is the BSDS ucm2, with the learned sigmoid normalisation of the release
-        for gPb contours (a monotone map: it changes the levels, not the tree). The oriented
-        watershed follows the ridges of the contour map (:func:`ridge_owt_inputs`).
+        for gPb contours (a monotone map: it changes the levels, not the tree).
 
     References
     ----------
@@ -140,12 +172,14 @@ def segment(image, preset: str = "quality", *, contours: None | str | Callable =
     >>> int(h.cut(n_regions=2).max())
     1
     """
-    if owt not in ("ridge", "plain"):
-        raise ValueError(f"`owt` must be 'ridge' or 'plain', got {owt!r}")
+    if owt is None:
+        owt = "steepest" if contours is None else "ridge"
+    if owt not in OWT_MODES:
+        raise ValueError(f"`owt` must be None or one of {OWT_MODES}, got {owt!r}")
     pb, oriented = image_to_contours(image, preset, contours=contours)
     if owt == "ridge":
         pb, oriented = ridge_owt_inputs(pb, oriented)
-    return ucm(pb, oriented, normalize=contours is None)
+    return ucm(pb, oriented, normalize=contours is None, descent_first=owt != "plain")
 
 
 def segment_file(in_path, out_path, *, preset: str = "quality", contours=None) -> dict:

@@ -176,3 +176,29 @@ def higra_watershed(shape, wh, wv):
 
     g, weights, _ = higra_graph_weights(shape, wh, wv)
     return np.asarray(hg.labelisation_watershed(g, weights)).reshape(shape)
+
+
+def watershed_forest_weight(labels: np.ndarray, wh, wv) -> float:
+    """Weight of the cheapest spanning forest with one tree per region of ``labels``.
+
+    Every watershed cut is a minimum spanning forest cut relative to the minima (Cousty et al.,
+    PAMI 2009, Theorem 2), so two watershed cuts of the same graph give the same value (each
+    tree spans a connected region; edges between regions are dropped).
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import minimum_spanning_tree
+
+    h, w = labels.shape
+    idx = np.arange(h * w).reshape(h, w)
+    rows, cols, vals = [], [], []
+    for a, b, x in ((idx[:, :-1], idx[:, 1:], wh), (idx[:-1, :], idx[1:, :], wv)):
+        same = labels.ravel()[a.ravel()] == labels.ravel()[b.ravel()]
+        rows.append(a.ravel()[same])
+        cols.append(b.ravel()[same])
+        vals.append(np.asarray(x, float).ravel()[same] + 1.0)  # +1: csgraph drops 0 weights
+    g = coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                   shape=(h * w, h * w))
+    t = minimum_spanning_tree(g)
+    n_regions = len(np.unique(labels))
+    assert t.nnz == h * w - n_regions, "a region is not connected"
+    return float(t.sum()) - t.nnz

@@ -376,3 +376,53 @@ def test_ucm_from_edge_weights_validation_and_shapes():
         ucm_from_edge_weights(-np.ones((2, 2)), np.zeros((1, 3)))
     with pytest.raises(ValueError, match="2-D"):
         ucm_from_edge_weights(np.zeros(3), np.zeros((1, 3)))
+
+
+def test_descent_first_ucm_keeps_a_weak_branch_weak():
+    # A strong vertical ridge (1.0, column 2) with a weak branch (0.5, row 3) to its left; the
+    # partitions are hand-traced in tests/test_owt.py. Raster ties let the top-left basin run
+    # down the ridge, so its boundary with the bottom-left basin takes two faces of the strong
+    # ridge: mean (0.5 + 0.5 + 1 + 1) / 4 = 0.75. Descent first: only the two branch faces,
+    # mean 0.5; the rest of the boundary is the ridge (all faces 1.0).
+    pb = np.zeros((6, 5))
+    pb[:, 2] = 1.0
+    pb[3, :2] = 0.5
+    assert ucm(pb).levels.tolist() == [0.75, 1.0]
+    h = ucm(pb, descent_first=True)
+    assert h.levels.tolist() == [0.5, 1.0]
+    np.testing.assert_array_equal(
+        h.cut(0.6), [[0, 0, 0, 1, 1]] * 3 + [[0, 0, 1, 1, 1]] + [[0, 0, 0, 1, 1]] * 2
+    )
+
+
+def test_segment_owt_modes(monkeypatch):
+    import bottomup.pipeline as pipeline
+    from bottomup.pipeline import OWT_MODES, ridge_owt_inputs, segment
+
+    rng = np.random.default_rng(3)
+    pb = np.round(rng.random((12, 14)), 1)
+    ori = np.round(rng.random((8, 12, 14)), 1)
+
+    def src(img):
+        return pb, ori
+
+    img = np.zeros((12, 14))
+    expected = {
+        "steepest": ucm(pb, ori, descent_first=True),
+        "ridge": ucm(*ridge_owt_inputs(pb, ori), descent_first=True),
+        "plain": ucm(pb, ori),
+    }
+    assert set(OWT_MODES) == set(expected)
+    u2 = {mode: ref.to_ucm2() for mode, ref in expected.items()}
+    assert not np.array_equal(u2["steepest"], u2["plain"])  # the tie rule matters here
+    for mode in OWT_MODES:
+        np.testing.assert_array_equal(segment(img, contours=src, owt=mode).to_ucm2(), u2[mode])
+    # default: ridge for a contour source other than gPb ...
+    np.testing.assert_array_equal(segment(img, contours=src).to_ucm2(), u2["ridge"])
+    # ... steepest (and the release's normalisation) for gPb
+    monkeypatch.setattr(pipeline, "image_to_contours", lambda image, preset, contours=None: (pb, ori))
+    np.testing.assert_array_equal(
+        segment(img).to_ucm2(), ucm(pb, ori, normalize=True, descent_first=True).to_ucm2()
+    )
+    with pytest.raises(ValueError, match="`owt` must be None or one of"):
+        segment(img, contours=src, owt="ridges")

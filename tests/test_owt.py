@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from naive_hierarchy import higra_watershed, same_partition
+from naive_hierarchy import higra_watershed, same_partition, watershed_forest_weight
 
 from bottomup.owt import BoundaryPieces, oriented_watershed
 from bottomup.owt import _kernels as OK
@@ -220,3 +220,50 @@ def test_pixel_to_edge_max():
     wh, wv = OK._pixel_to_edge_max_kernel(pb)
     np.testing.assert_array_equal(wh, [[1, 2], [4, 5]])
     np.testing.assert_array_equal(wv, [[3, 4, 5]])
+
+
+def _ridge_with_a_side_branch():
+    """A strong vertical ridge (column 2) and a weaker branch leaving it to the left (row 3)."""
+    pb = np.zeros((6, 5))
+    pb[:, 2] = 1.0
+    pb[3, :2] = 0.5
+    return pb
+
+
+def test_descent_first_keeps_a_ridge_from_running_into_an_earlier_basin():
+    # Hand-traced. Raster ties: every ridge pixel joins the basin of the ridge pixel above it
+    # (a steepest edge to an already labelled pixel), so basin 0 grows a one-pixel "tentacle"
+    # down the ridge between basins 1 and 2. Descent first: each ridge pixel drops to a strictly
+    # lower neighbour (the first of the lowest, in the order up, left, right, down).
+    pb = _ridge_with_a_side_branch()
+    raster, _ = oriented_watershed(pb)
+    np.testing.assert_array_equal(
+        raster,
+        [[0, 0, 0, 1, 1]] * 4 + [[2, 2, 0, 1, 1]] * 2,
+    )
+    descent, _ = oriented_watershed(pb, descent_first=True)
+    np.testing.assert_array_equal(
+        descent,
+        [[0, 0, 0, 1, 1]] * 3 + [[0, 0, 1, 1, 1]] + [[2, 2, 2, 1, 1]] * 2,
+    )
+
+
+@settings(deadline=None, max_examples=60)
+@given(
+    st.integers(1, 10), st.integers(1, 10), st.integers(0, 2**32 - 1), st.sampled_from([None, 1])
+)
+def test_descent_first_is_a_watershed_cut(h, w, seed, decimals):
+    """Same number of basins and same minimum-spanning-forest weight as higra's watershed cut."""
+    pytest.importorskip("higra")
+    rng = np.random.default_rng(seed)
+    pb = rng.random((h, w))
+    if decimals is not None:
+        pb = np.round(pb, decimals)  # plateaus and ties
+    wh, wv = OK._pixel_to_edge_max_kernel(pb)
+    labels, k = _watershed_edges(wh, wv, (h, w), descent_first=True)
+    assert set(np.unique(labels).tolist()) == set(range(k))
+    ref = higra_watershed((h, w), wh, wv)
+    assert k == len(np.unique(ref))
+    assert watershed_forest_weight(labels, wh, wv) == pytest.approx(
+        watershed_forest_weight(ref, wh, wv)
+    )

@@ -112,7 +112,7 @@ def hierarchy_from_pieces(labels, pieces: BoundaryPieces, *, normalize: bool = F
     return Hierarchy(parents, alt, labels.astype(np.int32))
 
 
-def ucm(pb, oriented=None, *, normalize: bool = False) -> Hierarchy:
+def ucm(pb, oriented=None, *, normalize: bool = False, descent_first: bool = False) -> Hierarchy:
     """Hierarchy of regions of a contour map: oriented watershed, then greedy merging (OWT-UCM).
 
     Parameters
@@ -126,6 +126,11 @@ def ucm(pb, oriented=None, *, normalize: bool = False) -> Hierarchy:
         Apply the release's learned sigmoid to the altitudes (:func:`normalize_ucm`). Default False:
         the sigmoid was fit to gPb on BSDS, it is monotone (same tree, same cuts in rank order) and
         on other contour maps it only squashes the scale; the gPb pipeline turns it on.
+    descent_first : bool, optional
+        Watershed tie rule (see :func:`bottomup.owt.oriented_watershed`): True lets water on a
+        ridge run down its steepest flank instead of along the ridge into an earlier basin, which
+        removes one-pixel slivers along ridges; :func:`bottomup.segment` uses it by default.
+        Default False (higra's order).
 
     Returns
     -------
@@ -147,7 +152,7 @@ def ucm(pb, oriented=None, *, normalize: bool = False) -> Hierarchy:
     >>> h.cut(0.5)[0]
     array([0, 0, 0, 0, 0, 0, 1], dtype=int32)
     """
-    labels, pieces = oriented_watershed(pb, oriented)
+    labels, pieces = oriented_watershed(pb, oriented, descent_first=descent_first)
     return hierarchy_from_pieces(labels, pieces, normalize=normalize)
 
 

@@ -134,8 +134,13 @@ def _neighbour(p, d, h, w, wh, wv):
 
 
 @njit(cache=True)
-def _watershed_cut_kernel(wh, wv, h, w):
-    """Labels (dense, in order of discovery) and number of basins of the watershed cut."""
+def _watershed_cut_kernel(wh, wv, h, w, descent_first=False):
+    """Labels (dense, in order of discovery) and number of basins of the watershed cut.
+
+    ``descent_first``: from each pixel, follow a steepest edge to a strictly lower pixel (the
+    lowest one) before any steepest edge along a plateau, so that water on a ridge runs down its
+    flank instead of along the ridge into an earlier basin.
+    """
     n = h * w
     labels = np.full(n, -1, np.int32)
     if n == 1:
@@ -175,6 +180,26 @@ def _watershed_cut_kernel(wh, wv, h, w):
             n_front -= 1
             y = front[n_front]
             fy = fminus[y]
+            if descent_first:
+                best = -1
+                fbest = fy
+                for d in range(4):
+                    z, wz = _neighbour(y, d, h, w, wh, wv)
+                    if z < 0 or in_stream[z] or wz != fy:
+                        continue
+                    if fminus[z] < fbest:
+                        fbest = fminus[z]
+                        best = z
+                if best >= 0:
+                    if labels[best] >= 0:
+                        found = labels[best]
+                        break
+                    stream[n_stream] = best
+                    n_stream += 1
+                    in_stream[best] = True
+                    front[0] = best
+                    n_front = 1
+                    continue
             for d in range(4):
                 z, wz = _neighbour(y, d, h, w, wh, wv)
                 if z < 0 or in_stream[z] or wz != fy:
