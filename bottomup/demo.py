@@ -83,8 +83,7 @@ def demo(out_dir, *, preset: str = "fast", learned: bool | None = None) -> dict:
     pb, oriented = image_to_contours(img, preset)
     times["contours"] = time.perf_counter() - t
     t = time.perf_counter()
-    ws, strengths = ridge_owt_inputs(pb, oriented)
-    h = ucm(ws, strengths, normalize=True)
+    h = ucm(pb, oriented, normalize=True, descent_first=True)  # = segment(owt="steepest")
     u2 = h.to_ucm2()
     times["owt_ucm"] = time.perf_counter() - t
     io.write_ucm2(os.path.join(out_dir, "demo_ucm2.mat"), u2)
@@ -121,7 +120,7 @@ def demo(out_dir, *, preset: str = "fast", learned: bool | None = None) -> dict:
         lpb, lori = image_to_contours(img, contours="learned")
         times["learned_contours"] = time.perf_counter() - t
         panels.append(("learned contours (deep)", lpb, "gray_r"))
-        lh = ucm(*ridge_owt_inputs(lpb, lori))
+        lh = ucm(*ridge_owt_inputs(lpb, lori), descent_first=True)  # = segment(owt="ridge")
         drawn = mark_boundaries(img, lh.cut(n_regions=12), color=(1, 1, 0))
         panels.append(("learned UCM: 12 regions", drawn, None))
         panels.append(_deep_panel(img, cands, times))
