@@ -22,7 +22,9 @@ over the epochs. ``--finetune none`` freezes the backbone and caches its taps on
 flip, so that training the head is cheap; ``--finetune all`` trains the backbone too (learning
 rate ``--backbone-lr``) with its BatchNorm layers kept in eval mode (batches of one image).
 The checkpoint (``--checkpoint``, default ``OUT.json`` with ``.ckpt.pt``) is written atomically
-after every epoch and a rerun resumes from it. Evaluation runs the whole network (backbone
+after every epoch and a rerun of the same command resumes from it, taking exactly the steps of an
+uninterrupted run (``--stop-after K`` trains K epochs and stops; a rerun of a finished run only
+evaluates; a larger ``--epochs`` extends it). Evaluation runs the whole network (backbone
 included) on every ``val.txt`` image at native size and reports pixel accuracy, mean class
 accuracy, mean IoU and frequency-weighted IoU (:class:`bottomup.metrics.semantic.
 SemanticSegmentationMetric`), and the CPU inference time per image.
@@ -33,6 +35,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
+import resource
+import subprocess
 import sys
 import time
 from collections import OrderedDict
@@ -321,7 +326,9 @@ def evaluate(model: nn.Module, data, *, save_dir=None) -> dict:
     times = []
     if save_dir is not None:
         Path(save_dir).mkdir(parents=True, exist_ok=True)
+    load = os.getloadavg()[0]
     with torch.no_grad():
+        model(preprocess(data[0][1], size=None))  # warm-up, not timed
         for name, img, lab in data:
             t0 = time.perf_counter()
             z = model(preprocess(img, size=None))[0]
@@ -339,7 +346,9 @@ def evaluate(model: nn.Module, data, *, save_dir=None) -> dict:
         "per_class_iou": [None if np.isnan(v) else float(v) for v in s.class_iou],
         "per_class_acc": [None if np.isnan(v) else float(v) for v in s.class_accuracy],
         "seconds_per_image": float(np.median(times)),
+        "seconds_per_image_iqr": [float(q) for q in np.percentile(times, [25, 75])],
         "seconds_per_image_mean": float(np.mean(times)),
+        "load_average_at_eval": load,
         "n_images": len(data),
     }
 
@@ -400,11 +409,32 @@ def run(args, train_data=None, val_data=None, *, pretrained: bool = True, log=pr
         "n_val_images": len(val_data),
         "threads": args.threads,
         "config": config,
-        "torch": torch.__version__,
+        "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "metadata": _metadata(args.threads),
     }
     if args.head == "deeplabv3plus":
         res["aspp"] = {"high_level_stride": 32, "low_level_stride": 4, "rates": list(rates)}
     return res
+
+
+def _metadata(threads: int) -> dict:
+    try:
+        commit = subprocess.check_output(
+            ["git", "rev-parse", "HEAD"], text=True, cwd=Path(__file__).parent, stderr=subprocess.DEVNULL
+        ).strip()
+    except Exception:  # noqa: BLE001
+        commit = None
+    return {
+        "git_commit": commit,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "torch": torch.__version__,
+        "torch_threads": threads,
+        "cpu": platform.processor() or platform.machine(),
+        "n_cpus": os.cpu_count(),
+        "load_average": os.getloadavg(),
+        "note": "times on a CPU shared with other jobs; seconds_train sums the epochs of all sessions",
+    }
 
 
 def parser() -> argparse.ArgumentParser:
