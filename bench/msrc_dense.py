@@ -16,7 +16,8 @@ the backbone the hypercolumn pipeline uses):
   where those rates would mostly sample padding, so the default rates are (2, 4, 6)
   (``--aspp-rates``).
 
-Training uses ``train.txt`` only: one image per step at its native size, horizontal flips,
+Training uses ``train.txt`` only: images at native size (``--batch`` same-size images per step,
+1 by default), horizontal flips,
 cross-entropy with void (255) ignored, Adam with a polynomial (power 0.9) learning-rate decay
 over the epochs. ``--finetune none`` freezes the backbone and caches its taps once per image and
 flip, so that training the head is cheap; ``--finetune all`` trains the backbone too (learning
@@ -135,9 +136,32 @@ def _tensors(img: np.ndarray, lab: np.ndarray, flip: bool):
     return x, y
 
 
-def _set_train_mode(model: nn.Module, finetune: str) -> None:
+def _set_train_mode(model: nn.Module, head_bn: str) -> None:
     model.train()
     model.backbone.net.eval()  # BatchNorm statistics of the backbone stay the ImageNet ones
+    if head_bn == "frozen":
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.eval()
+
+
+def _batches(data, batch: int, g: torch.Generator) -> list[list[tuple[int, bool]]]:
+    """One epoch of ``[(image index, flip)]`` batches: shuffled, each of same-size images."""
+    order = torch.randperm(len(data), generator=g).tolist()
+    flips = torch.rand(len(data), generator=g).lt(0.5).tolist()
+    by_shape: dict[tuple, list] = {}
+    for k, i in enumerate(order):
+        by_shape.setdefault(data[i][1].shape[:2], []).append((i, flips[k]))
+    out = [v[j : j + batch] for v in by_shape.values() for j in range(0, len(v), batch)]
+    perm = torch.randperm(len(out), generator=g).tolist()
+    return [out[j] for j in perm]
+
+
+def _n_batches(data, batch: int) -> int:
+    shapes: dict[tuple, int] = {}
+    for _, img, _ in data:
+        shapes[img.shape[:2]] = shapes.get(img.shape[:2], 0) + 1
+    return sum(-(-n // batch) for n in shapes.values())
 
 
 def _used_taps(model: nn.Module) -> set[int]:
@@ -169,6 +193,8 @@ def train(
     backbone_lr: float = 1e-4,
     weight_decay: float = 1e-4,
     seed: int = 0,
+    batch: int = 1,
+    head_bn: str = "train",
     config: dict | None = None,
     stop_after: int | None = None,
     log=print,
@@ -192,10 +218,18 @@ def train(
         match ``config``.
     lr, backbone_lr, weight_decay : float
         Adam learning rates of the head and the backbone, decayed by ``(1 - t / T) ** 0.9`` over
-        the ``T = epochs * len(data)`` steps.
+        the ``T`` steps of all epochs.
     seed : int
         The order of the images and the flips of epoch ``e`` come from ``seed`` and ``e`` alone,
         so a resumed run takes the same steps as an uninterrupted one.
+    batch : int
+        Images per step. A batch holds images of one size only (no padding; 240 of the 260 MSRC
+        train images are 320x213), so some batches are smaller.
+    head_bn : {"train", "frozen"}
+        BatchNorm layers of the head normalise with batch statistics while training ("train",
+        standard), or stay in eval mode ("frozen": their initial running statistics, i.e. a
+        learned affine map only). With one image per step, "train" normalises per image, which
+        removes any image-wide signal (e.g. the image-pooling branch of ASPP) in training.
     config : dict or None
         Stored in the checkpoint and checked on resume.
     stop_after : int or None
@@ -214,7 +248,11 @@ def train(
         raise ValueError(f"`epochs` must be a non-negative integer, but got {epochs!r}")
     if not data:
         raise ValueError("`data` is empty")
-    config = dict(config or {}, finetune=finetune)
+    if not isinstance(batch, int) or batch < 1:
+        raise ValueError(f"`batch` must be a positive integer, but got {batch!r}")
+    if head_bn not in ("train", "frozen"):
+        raise ValueError(f"`head_bn` must be 'train' or 'frozen', but got {head_bn!r}")
+    config = dict(config or {}, finetune=finetune, batch=batch, head_bn=head_bn)
     backbone = model.backbone.net
     for p in backbone.parameters():
         p.requires_grad_(finetune == "all")
@@ -225,7 +263,9 @@ def train(
     start, seconds, history = 0, 0.0, []
     if checkpoint is not None and os.path.exists(checkpoint):
         state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-        if state["config"] != config:
+        # checkpoints written before --batch/--head-bn existed used 1 and "train"
+        saved = {"batch": 1, "head_bn": "train", **state["config"]}
+        if saved != config:
             raise ValueError(
                 f"checkpoint {checkpoint} was made with {state['config']}, not {config}; "
                 "remove it or pass another --checkpoint"
@@ -234,7 +274,8 @@ def train(
         opt.load_state_dict(state["optimizer"])
         start, seconds, history = state["epoch"], state["seconds_train"], state["history"]
         log(f"resumed from {checkpoint} at epoch {start}")
-    steps_total = max(epochs * len(data), 1)
+    per_epoch = _n_batches(data, batch)
+    steps_total = max(epochs * per_epoch, 1)
     t_cache = 0.0
     cache = None
     if finetune == "none" and start < epochs:
@@ -254,18 +295,25 @@ def train(
     for epoch in range(start, stop):
         t0 = time.perf_counter()
         g = torch.Generator().manual_seed(seed * 100_003 + epoch)
-        order = torch.randperm(len(data), generator=g).tolist()
-        flips = torch.rand(len(data), generator=g).lt(0.5).tolist()
-        _set_train_mode(model, finetune)
+        # batch 1 keeps the order of the first version of this script (same steps on resume)
+        if batch == 1:
+            order = torch.randperm(len(data), generator=g).tolist()
+            flips = torch.rand(len(data), generator=g).lt(0.5).tolist()
+            steps = [[(i, flips[k])] for k, i in enumerate(order)]
+        else:
+            steps = _batches(data, batch, g)
+        _set_train_mode(model, head_bn)
         total = 0.0
-        for k, i in enumerate(order):
-            step = epoch * len(data) + k
+        for k, items in enumerate(steps):
+            step = epoch * per_epoch + k
             for group in opt.param_groups:
                 group["lr"] = group["base_lr"] * (1 - step / steps_total) ** 0.9
-            _, img, lab = data[i]
-            x, y = _tensors(img, lab, flips[k])
+            pairs = [_tensors(data[i][1], data[i][2], f) for i, f in items]
+            x = torch.cat([a for a, _ in pairs])
+            y = torch.cat([b for _, b in pairs])
             if cache is not None:
-                model.backbone.preset = cache[i, flips[k]]
+                taps = [cache[i, f] for i, f in items]
+                model.backbone.preset = {s: torch.cat([t[s] for t in taps]) for s in taps[0]}
             try:
                 z = model(x)
             finally:
@@ -277,7 +325,7 @@ def train(
                 opt.step()
                 total += float(loss.detach())
         seconds += time.perf_counter() - t0
-        history.append(total / len(data))
+        history.append(total / len(steps))
         log(f"epoch {epoch + 1}/{epochs} loss {history[-1]:.4f} ({time.perf_counter() - t0:.1f} s)")
         if checkpoint is not None:
             state = {
@@ -383,6 +431,8 @@ def run(args, train_data=None, val_data=None, *, pretrained: bool = True, log=pr
         backbone_lr=args.backbone_lr,
         weight_decay=args.weight_decay,
         seed=args.seed,
+        batch=args.batch,
+        head_bn=args.head_bn,
         config=config,
         stop_after=args.stop_after,
         log=log,
@@ -451,6 +501,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--weight-decay", type=float, default=1e-4)
     p.add_argument("--aspp-rates", default="2,4,6", help="DeepLabv3+ rates on the stride-32 tap")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch", type=int, default=1, help="images per step (same-size images only)")
+    p.add_argument(
+        "--head-bn",
+        choices=("train", "frozen"),
+        default="train",
+        help="BatchNorm of the head: batch statistics in training, or eval mode throughout",
+    )
     p.add_argument(
         "--stop-after", type=int, help="train at most this many epochs now (resume by rerunning the command)"
     )

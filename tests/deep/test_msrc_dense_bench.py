@@ -153,3 +153,27 @@ def test_bad_arguments(msrc_tiny):
         msrc_dense.train(model, data, epochs=1, finetune="some")
     with pytest.raises(ValueError, match="epochs"):
         msrc_dense.train(model, data, epochs=-1)
+
+
+def test_batches_cover_every_image_once_with_one_size_each():
+    sizes = [(4, 6), (6, 4), (4, 6), (4, 6), (5, 5), (4, 6), (6, 4)]
+    data = [(str(i), np.zeros((*s, 3), np.uint8), np.zeros(s, np.uint8)) for i, s in enumerate(sizes)]
+    for epoch in range(3):
+        steps = msrc_dense._batches(data, 3, torch.Generator().manual_seed(epoch))
+        assert sorted(i for b in steps for i, _ in b) == list(range(len(data)))
+        assert all(1 <= len(b) <= 3 and len({sizes[i] for i, _ in b}) == 1 for b in steps)
+        assert len(steps) == msrc_dense._n_batches(data, 3) == 2 + 1 + 1  # (4,6): 4 -> 2 batches
+
+
+@pytest.mark.parametrize("head_bn", ["train", "frozen"])
+def test_batch_and_head_bn(msrc_tiny, head_bn):
+    data = msrc_dense.load_split(msrc_tiny, "train")
+    torch.manual_seed(0)
+    model = msrc_dense.build_model("deeplabv3plus", pretrained=False)
+    bn = model.aspp.project[1]
+    mean0 = bn.running_mean.clone()
+    info = msrc_dense.train(model, data, epochs=1, batch=2, head_bn=head_bn, log=lambda m: None)
+    assert len(info["history"]) == 1 and np.isfinite(info["history"][0])
+    assert torch.equal(bn.running_mean, mean0) == (head_bn == "frozen")
+    with pytest.raises(ValueError, match="batch"):
+        msrc_dense.train(model, data, epochs=1, batch=0)
