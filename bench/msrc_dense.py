@@ -442,6 +442,8 @@ def run(args, train_data=None, val_data=None, *, pretrained: bool = True, log=pr
         "head": args.head,
         "backbone": "efficientnet_lite0 (ImageNet, output stride 32)",
         "finetune": args.finetune,
+        "batch": args.batch,
+        "head_bn": args.head_bn,
         **scores,
         "epochs": info["epochs"],
         "epochs_planned": info["epochs_planned"],
