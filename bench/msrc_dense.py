@@ -197,6 +197,7 @@ def train(
     head_bn: str = "train",
     config: dict | None = None,
     stop_after: int | None = None,
+    init=None,
     log=print,
 ) -> dict:
     """Train ``model`` on ``data`` for ``epochs`` epochs, resuming from ``checkpoint`` if present.
@@ -234,6 +235,9 @@ def train(
         Stored in the checkpoint and checked on resume.
     stop_after : int or None
         Train at most this many epochs in this call (then resume later), e.g. to fit a time slot.
+    init : path-like or None
+        Start from the weights of another run's checkpoint (e.g. a head trained on the frozen
+        backbone, then fine-tuned: staged training); ignored when resuming from ``checkpoint``.
 
     Returns
     -------
@@ -274,6 +278,9 @@ def train(
         opt.load_state_dict(state["optimizer"])
         start, seconds, history = state["epoch"], state["seconds_train"], state["history"]
         log(f"resumed from {checkpoint} at epoch {start}")
+    elif init is not None:
+        model.load_state_dict(torch.load(init, map_location="cpu", weights_only=False)["model"])
+        log(f"initialised from {init}")
     per_epoch = _n_batches(data, batch)
     steps_total = max(epochs * per_epoch, 1)
     t_cache = 0.0
@@ -421,6 +428,8 @@ def run(args, train_data=None, val_data=None, *, pretrained: bool = True, log=pr
         "aspp_rates": list(rates) if args.head == "deeplabv3plus" else None,
         "n_train": len(train_data),
     }
+    if args.init is not None:
+        config["init"] = str(args.init)
     info = train(
         model,
         train_data,
@@ -435,6 +444,7 @@ def run(args, train_data=None, val_data=None, *, pretrained: bool = True, log=pr
         head_bn=args.head_bn,
         config=config,
         stop_after=args.stop_after,
+        init=args.init,
         log=log,
     )
     scores = evaluate(model, val_data, save_dir=args.save_probs)
@@ -444,6 +454,7 @@ def run(args, train_data=None, val_data=None, *, pretrained: bool = True, log=pr
         "finetune": args.finetune,
         "batch": args.batch,
         "head_bn": args.head_bn,
+        "init": args.init,
         **scores,
         "epochs": info["epochs"],
         "epochs_planned": info["epochs_planned"],
@@ -513,6 +524,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--stop-after", type=int, help="train at most this many epochs now (resume by rerunning the command)"
     )
+    p.add_argument("--init", help="start from the weights of this checkpoint (staged training)")
     p.add_argument("--save-probs", help="folder for the val class probabilities (.npy)")
     p.add_argument(
         "--random-init",

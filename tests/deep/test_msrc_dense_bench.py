@@ -177,3 +177,17 @@ def test_batch_and_head_bn(msrc_tiny, head_bn):
     assert torch.equal(bn.running_mean, mean0) == (head_bn == "frozen")
     with pytest.raises(ValueError, match="batch"):
         msrc_dense.train(model, data, epochs=1, batch=0)
+
+
+def test_init_from_another_run(msrc_tiny, tmp_path):
+    data = msrc_dense.load_split(msrc_tiny, "train")
+    ck = tmp_path / "stage1.pt"
+    torch.manual_seed(0)
+    first = msrc_dense.build_model("fcn8s", pretrained=False)
+    msrc_dense.train(first, data, epochs=1, checkpoint=ck, log=lambda m: None)
+    torch.manual_seed(1)
+    second = msrc_dense.build_model("fcn8s", pretrained=False)
+    assert not torch.equal(second.score["32"].weight, first.score["32"].weight)
+    msrc_dense.train(second, data, epochs=0, finetune="all", init=ck, log=lambda m: None)
+    for (k, a), b in zip(first.state_dict().items(), second.state_dict().values(), strict=True):
+        assert torch.equal(a, b), k
