@@ -175,11 +175,26 @@ def _head_params(model: nn.Module):
     return [p for n, p in model.named_parameters() if not n.startswith("backbone.")]
 
 
-def count_params(model: nn.Module) -> dict[str, int]:
-    """Parameters of the whole network, of its head, and trainable in the run."""
-    total = sum(p.numel() for p in model.parameters())
-    head = sum(p.numel() for p in _head_params(model))
-    return {"n_params": total, "n_params_head": head, "n_params_backbone": total - head}
+#: Backbone layers after the stride-32 tap (ImageNet classifier), which no dense head uses.
+_UNUSED = ("backbone.net._conv_head.", "backbone.net._bn1.", "backbone.net._fc.")
+
+
+def count_params(model: nn.Module, finetune: str = "none") -> dict[str, int]:
+    """Parameters of the dense network (the unused ImageNet classifier left out), of its head and
+    backbone, those trained in the run, and those of the unused classifier."""
+    named = dict(model.named_parameters())
+    unused = sum(p.numel() for n, p in named.items() if n.startswith(_UNUSED))
+    head = sum(p.numel() for n, p in named.items() if not n.startswith("backbone."))
+    total = sum(p.numel() for p in named.values()) - unused
+    # fixed layers (the final bilinear upsampling of FCN) are parameters without gradient
+    fixed = sum(p.numel() for n, p in named.items() if not n.startswith("backbone.") and not p.requires_grad)
+    return {
+        "n_params": total,
+        "n_params_head": head,
+        "n_params_backbone": total - head,
+        "n_params_trained": (total if finetune == "all" else head) - fixed,
+        "n_params_unused_classifier": unused,
+    }
 
 
 def train(
@@ -462,12 +477,7 @@ def run(args, train_data=None, val_data=None, *, pretrained: bool = True, log=pr
         "seconds_train": info["seconds_train"],
         "seconds_cache_taps": info["seconds_cache"],
         "loss_history": info["history"],
-        **count_params(model),
-        "n_params_trained": sum(
-            p.numel()
-            for n, p in model.named_parameters()
-            if args.finetune == "all" or not n.startswith("backbone.")
-        ),
+        **count_params(model, args.finetune),
         "n_train_images": len(train_data),
         "n_val_images": len(val_data),
         "threads": args.threads,

@@ -82,7 +82,8 @@ def test_json_keys_and_checkpoint(msrc_tiny, tmp_path, head, finetune):
     assert 0 <= res["pixel_acc"] <= 1 and 0 <= res["miou"] <= 1
     assert res["n_params"] == res["n_params_head"] + res["n_params_backbone"]
     trained = res["n_params"] if finetune == "all" else res["n_params_head"]
-    assert res["n_params_trained"] == trained
+    fixed = 21 * 16 * 16 if head == "fcn8s" else 0  # FCN's fixed bilinear upsampling by 8
+    assert res["n_params_trained"] == trained - fixed
     assert res["n_val_images"] == 1 and res["n_train_images"] == 2
     ckpt = torch.load(tmp_path / "r.ckpt.pt", weights_only=False)  # default checkpoint path
     assert ckpt["epoch"] == 1 and len(ckpt["history"]) == 1
@@ -191,3 +192,18 @@ def test_init_from_another_run(msrc_tiny, tmp_path):
     msrc_dense.train(second, data, epochs=0, finetune="all", init=ck, log=lambda m: None)
     for (k, a), b in zip(first.state_dict().items(), second.state_dict().values(), strict=True):
         assert torch.equal(a, b), k
+
+
+def test_param_counts_leave_out_the_imagenet_classifier():
+    model = msrc_dense.build_model("fcn8s", pretrained=False)
+    c = msrc_dense.count_params(model, "none")
+    # FCN-8s head: 1x1 scores from 320, 112 and 40 channels (+bias), two learned 4x4 up-convs
+    # 21->21, and the fixed (untrained) per-class 16x16 bilinear upsampling by 8
+    trained = 21 * (320 + 1) + 21 * (112 + 1) + 21 * (40 + 1) + 2 * 21 * 21 * 4 * 4
+    assert c["n_params_trained"] == trained
+    assert c["n_params_head"] == trained + 21 * 16 * 16
+    # ImageNet classifier: 1x1 conv 320->1280, BatchNorm(1280), linear 1280->1000
+    assert c["n_params_unused_classifier"] == 320 * 1280 + 2 * 1280 + 1280 * 1000 + 1000
+    every = sum(p.numel() for p in model.parameters())
+    assert c["n_params"] == every - c["n_params_unused_classifier"]
+    assert msrc_dense.count_params(model, "all")["n_params_trained"] == c["n_params"] - 21 * 16 * 16
