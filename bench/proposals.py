@@ -121,6 +121,7 @@ def main(argv=None) -> int:
                     "counts only grouping and ranking for cached ones)")
     ap.add_argument("--quotas", help="singletons,pairs,triplets,4-tuples (default: the preset's)")
     ap.add_argument("--theta", type=float, default=0.7, help="MMR weight (1: score order)")
+    ap.add_argument("--ranker", help="ranker .npz (default: the shipped one for --owt)")
     args = ap.parse_args(argv)
 
     from bottomup.hierarchy import Hierarchy
@@ -137,6 +138,9 @@ def main(argv=None) -> int:
     if bad:
         ap.error(f"unknown methods {bad}; choose among {METHODS}")
     owt = args.owt or DEFAULT_OWT
+    from bottomup.mcg.ranking import Forest
+
+    ranker = Forest.load(args.ranker) if args.ranker else None
     quotas = tuple(int(v) for v in args.quotas.split(",")) if args.quotas else None
     params = ProposalParams(n_candidates=N_GRID, iou_thresholds=(0.5, 0.7, 0.85))
     masks_m = {m: ProposalRecall(params) for m in methods}
@@ -194,7 +198,7 @@ def main(argv=None) -> int:
                     boxes = None
                 else:
                     cands = proposals(img, n=args.n, preset=m, hierarchy=h, theta=args.theta,
-                                      quotas=quotas, owt=owt)
+                                      quotas=quotas, owt=owt, ranker=ranker)
                     labels, sets, boxes = cands.leaf_labels, cands.leaf_sets, cands.boxes
             dt = time.perf_counter() - t0
             secs[m].append(dt + th)
@@ -243,7 +247,8 @@ def main(argv=None) -> int:
     print(f"warm-up {warmup:.1f} s")
     meta = _meta() | {"dataset": args.dataset, "split": args.split, "n_images": len(items),
                       "methods": methods, "owt": owt, "theta": args.theta, "quotas": args.quotas,
-                      "hier_cache": args.hier_cache, "warmup_seconds": warmup, "argv": sys.argv}
+                      "hier_cache": args.hier_cache, "ranker": args.ranker,
+                      "warmup_seconds": warmup, "argv": sys.argv}
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     with open(args.json, "w") as fh:
         json.dump({"metadata": meta, "results": results}, fh, indent=1)
