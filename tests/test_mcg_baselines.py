@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from naive_selective import naive_greedy_merge
 
 from bottomup.mcg.baselines import (
     SS_FAST,
@@ -12,7 +13,6 @@ from bottomup.mcg.baselines import (
     selective_search,
     similarity,
 )
-from naive_selective import naive_greedy_merge
 
 
 def test_region_features_hand_case():
