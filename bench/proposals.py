@@ -2,11 +2,15 @@
 
 Objects: BSDS human segments (every segment of every annotator, ignoring those under 0.1% of the
 image); MSRC labelled segments of the thing classes (void segments are left out of every area).
-Baseline side by side at equal counts: the singletons of the same single-scale hierarchy (its
-regions from the root downwards, i.e. the top nodes by merge order).
+Methods side by side at equal candidate counts (``--methods``): ``scg``, ``scg-quality``, ``mcg``
+(``bottomup.mcg.proposals``); ``singletons``: the regions of the single-scale ``scg`` hierarchy
+from the root downwards (the top nodes by merge order); ``selective``: the selective-search-style
+grouping of Felzenszwalb segments (``bottomup.mcg.baselines.selective_search``, fast mode). Each
+is scored on masks and on the boxes of its candidates.
 
     python bench/proposals.py --dataset msrc --root $BOTTOMUP_DATA/msrc --split val \
-        --json out.json [--plot out.png] [--n-images 20] [--preset scg]
+        --json out.json [--plot out.png] [--n-images 20] [--methods scg,singletons,selective] \
+        [--owt steepest]
 """
 
 from __future__ import annotations
@@ -94,6 +98,9 @@ def _meta():
             "cpu": platform.processor() or platform.machine(), "cpus": os.cpu_count()}
 
 
+METHODS = ("scg", "scg-quality", "mcg", "singletons", "selective")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dataset", choices=("bsds", "msrc"), required=True)
@@ -102,95 +109,146 @@ def main(argv=None) -> int:
     ap.add_argument("--json", required=True)
     ap.add_argument("--plot")
     ap.add_argument("--n-images", type=int, default=0, help="first K images only (0: all)")
-    ap.add_argument("--preset", default="scg")
+    ap.add_argument("--methods", default="scg,singletons",
+                    help=f"comma-separated among {','.join(METHODS)} (singletons: the regions of "
+                    "the single-scale scg hierarchy from the root down; selective: "
+                    "bottomup.mcg.baselines.selective_search, fast mode)")
+    ap.add_argument("--preset", help="(old) same as --methods PRESET,singletons")
+    ap.add_argument("--owt", choices=("plain", "steepest"),
+                    help="oriented watershed of the hierarchies (default: bottomup.mcg's)")
     ap.add_argument("-n", type=int, default=2000, help="proposals per image")
     ap.add_argument("--hier-cache", help="folder to save/load hierarchies (then seconds_per_image "
                     "counts only grouping and ranking for cached ones)")
     ap.add_argument("--quotas", help="singletons,pairs,triplets,4-tuples (default: the preset's)")
     ap.add_argument("--theta", type=float, default=0.7, help="MMR weight (1: score order)")
+    ap.add_argument("--ranker", help="ranker .npz (default: the shipped one for --owt)")
     args = ap.parse_args(argv)
 
+    from bottomup.hierarchy import Hierarchy
     from bottomup.io import read_image
-    from bottomup.mcg import proposals
-    from bottomup.mcg.pipeline import hierarchy_for
+    from bottomup.masks import masks_to_boxes
+    from bottomup.mcg import proposals, tuples_to_leaf_sets
+    from bottomup.mcg.baselines import selective_search
+    from bottomup.mcg.pipeline import DEFAULT_OWT, hierarchy_for
     from bottomup.metrics.proposals import ProposalParams, ProposalRecall
 
+    methods = [m for m in (args.methods.split(",") if args.preset is None
+                           else [args.preset, "singletons"]) if m]
+    bad = [m for m in methods if m not in METHODS]
+    if bad:
+        ap.error(f"unknown methods {bad}; choose among {METHODS}")
+    owt = args.owt or DEFAULT_OWT
+    from bottomup.mcg.ranking import Forest
+
+    ranker = Forest.load(args.ranker) if args.ranker else None
     quotas = tuple(int(v) for v in args.quotas.split(",")) if args.quotas else None
     params = ProposalParams(n_candidates=N_GRID, iou_thresholds=(0.5, 0.7, 0.85))
-    ours, base = ProposalRecall(params), ProposalRecall(params)
-    ours_box = ProposalRecall(params)
+    masks_m = {m: ProposalRecall(params) for m in methods}
+    boxes_m = {m: ProposalRecall(params) for m in methods}
+    secs = {m: [] for m in methods}
+    secs_h = {m: [] for m in methods}
+    counts = {m: [] for m in methods}
     items = list_items(args.dataset, args.root, args.split)
     if args.n_images:
         items = items[: args.n_images]
-    # warm-up (JIT compile) on the first image, reported apart
-    t0 = time.perf_counter()
-    proposals(read_image(items[0][1]), n=10, preset=args.preset)
-    warmup = time.perf_counter() - t0
-    secs, secs_h, counts = [], [], []
-    for name, path in items:
-        img = read_image(path)
-        gt, void = load_objects(args.dataset, args.root, args.split, name)
+
+    def hierarchy(preset, img, name):
+        """(hierarchy, seconds); from the cache when there."""
         t0 = time.perf_counter()
-        cached = (Path(args.hier_cache) / f"{args.preset}_{args.dataset}_{name}.npz"
+        cached = (Path(args.hier_cache) / f"{preset}-{owt}_{args.dataset}_{name}.npz"
                   if args.hier_cache else None)
         if cached is not None and cached.exists():
-            from bottomup.hierarchy import Hierarchy
-
             h = Hierarchy.load(cached)
         else:
-            h = hierarchy_for(img, args.preset)
+            h = hierarchy_for(img, preset, owt=owt)
             if cached is not None:
                 cached.parent.mkdir(parents=True, exist_ok=True)
                 h.save(cached)
-        t1 = time.perf_counter()
-        cands = proposals(img, n=args.n, preset=args.preset, hierarchy=h, theta=args.theta,
-                          quotas=quotas)
-        t2 = time.perf_counter()
-        secs.append(t2 - t0)
-        secs_h.append(t1 - t0)
-        counts.append(len(cands))
-        if len(gt) == 0:
-            continue
-        ours.update_leaves(gt, cands.leaf_labels, cands.leaf_sets, void=void)
-        from bottomup.masks import masks_to_boxes
+        return h, time.perf_counter() - t0
 
-        ours_box.update_boxes(masks_to_boxes(gt), cands.boxes)
-        # baseline: the hierarchy's regions from the root downwards (singletons)
-        n_nodes = h.n_nodes
-        top = np.arange(n_nodes - 1, max(n_nodes - 1 - args.n, -1), -1)
-        from bottomup.mcg import tuples_to_leaf_sets
+    # warm-up (JIT compile) on the first image, reported apart
+    t0 = time.perf_counter()
+    img0 = read_image(items[0][1])
+    if any(m not in ("selective",) for m in methods):
+        proposals(img0, n=10, preset="scg", owt=owt)
+    if "selective" in methods:
+        selective_search(img0[:64, :64], n=10)
+    warmup = time.perf_counter() - t0
+    for name, path in items:
+        img = read_image(path)
+        gt, void = load_objects(args.dataset, args.root, args.split, name)
+        hiers = {}
+        for m in methods:
+            if m == "selective":
+                t0 = time.perf_counter()
+                cands = selective_search(img, n=args.n)
+                labels, sets, boxes, th = cands.leaf_labels, cands.leaf_sets, cands.boxes, 0.0
+            else:
+                preset = "scg" if m == "singletons" else m
+                if preset not in hiers:
+                    hiers[preset] = hierarchy(preset, img, name)
+                h, th = hiers[preset]
+                t0 = time.perf_counter()
+                if m == "singletons":
+                    n_nodes = h.n_nodes
+                    top = np.arange(n_nodes - 1, max(n_nodes - 1 - args.n, -1), -1)
+                    t = np.full((top.size, 4), -1, np.int64)
+                    t[:, 0] = top
+                    labels, sets = h.leaf_labels, tuples_to_leaf_sets(h, t)
+                    boxes = None
+                else:
+                    cands = proposals(img, n=args.n, preset=m, hierarchy=h, theta=args.theta,
+                                      quotas=quotas, owt=owt, ranker=ranker)
+                    labels, sets, boxes = cands.leaf_labels, cands.leaf_sets, cands.boxes
+            dt = time.perf_counter() - t0
+            secs[m].append(dt + th)
+            secs_h[m].append(th)
+            counts[m].append(len(sets))
+            if len(gt) == 0:
+                continue
+            masks_m[m].update_leaves(gt, labels, sets, void=void)
+            if boxes is None:  # singletons: boxes of the leaf sets
+                from bottomup.mcg.features import leaf_stats
 
-        t = np.full((top.size, 4), -1, np.int64)
-        t[:, 0] = top
-        base.update_leaves(gt, h.leaf_labels, tuples_to_leaf_sets(h, t), void=void)
-        print(f"{name}: {len(cands)} proposals, {t2 - t0:.2f} s", file=sys.stderr)
+                lb = leaf_stats(h).box
+                big = np.iinfo(np.int64).max // 4
+                boxes = np.stack([np.where(sets, lb[:, 0], big).min(axis=1),
+                                  np.where(sets, lb[:, 1], big).min(axis=1),
+                                  np.where(sets, lb[:, 2], 0).max(axis=1),
+                                  np.where(sets, lb[:, 3], 0).max(axis=1)], axis=1)
+            boxes_m[m].update_boxes(masks_to_boxes(gt), boxes)
+        print(f"{name}: " + ", ".join(f"{m} {counts[m][-1]} in {secs[m][-1]:.2f} s"
+                                      for m in methods), file=sys.stderr)
     results = []
-    for label, metric in ((args.preset, ours), ("hierarchy_singletons", base),
-                          (f"{args.preset}_boxes", ours_box)):
-        s = metric.compute()
-        ns = list(params.n_candidates)
-        rec = {"method": label, "n": ns, "abo": s.abo.tolist(),
-               "recall": {str(t): s.recall[i].tolist() for i, t in enumerate(params.iou_thresholds)},
-               "n_objects": int(s.n_objects)}
-        i100, i1000 = ns.index(100), ns.index(1000)
-        rec.update({"abo@100": float(s.abo[i100]), "abo@1000": float(s.abo[i1000]),
-                    "recall50@1000": float(s.recall[0][i1000]),
-                    "recall70@1000": float(s.recall[1][i1000]),
-                    "recall70@100": float(s.recall[1][i100])})
-        if label == args.preset:
-            rec.update({"seconds_per_image": float(np.median(secs)),
-                        "seconds_per_image_mean": float(np.mean(secs)),
-                        "hierarchy_seconds_per_image": float(np.median(secs_h)),
-                        "warmup_seconds": warmup, "mean_candidates": float(np.mean(counts))})
-        results.append(rec)
-        print(f"{label}: ABO@100 {rec['abo@100']:.3f} ABO@1000 {rec['abo@1000']:.3f} "
-              f"R50@1000 {rec['recall50@1000']:.3f} R70@1000 {rec['recall70@1000']:.3f} "
-              f"({rec['n_objects']} objects)")
-    print(f"seconds per image: median {np.median(secs):.2f} (hierarchy {np.median(secs_h):.2f}), "
-          f"warm-up {warmup:.1f} s")
+    for m in methods:
+        for kind, metric in (("masks", masks_m[m]), ("boxes", boxes_m[m])):
+            s = metric.compute()
+            ns = list(params.n_candidates)
+            label = m if kind == "masks" else f"{m}_boxes"
+            rec = {"method": label, "kind": kind, "n": ns, "abo": s.abo.tolist(),
+                   "recall": {str(t): s.recall[i].tolist()
+                              for i, t in enumerate(params.iou_thresholds)},
+                   "n_objects": int(s.n_objects)}
+            i100, i1000 = ns.index(100), ns.index(1000)
+            rec.update({"abo@100": float(s.abo[i100]), "abo@1000": float(s.abo[i1000]),
+                        "recall50@1000": float(s.recall[0][i1000]),
+                        "recall70@1000": float(s.recall[1][i1000]),
+                        "recall70@100": float(s.recall[1][i100]),
+                        "seconds_per_image": float(np.median(secs[m])),
+                        "seconds_per_image_mean": float(np.mean(secs[m])),
+                        "hierarchy_seconds_per_image": float(np.median(secs_h[m])),
+                        "mean_candidates": float(np.mean(counts[m]))})
+            results.append(rec)
+            print(f"{label}: ABO@100 {rec['abo@100']:.3f} ABO@1000 {rec['abo@1000']:.3f} "
+                  f"R50@1000 {rec['recall50@1000']:.3f} R70@1000 {rec['recall70@1000']:.3f} "
+                  f"({rec['n_objects']} objects, {rec['mean_candidates']:.0f} candidates, "
+                  f"{rec['seconds_per_image']:.2f} s/img, hierarchy "
+                  f"{rec['hierarchy_seconds_per_image']:.2f})")
+    print(f"warm-up {warmup:.1f} s")
     meta = _meta() | {"dataset": args.dataset, "split": args.split, "n_images": len(items),
-                      "preset": args.preset, "theta": args.theta, "quotas": args.quotas,
-                      "hier_cache": args.hier_cache, "argv": sys.argv}
+                      "methods": methods, "owt": owt, "theta": args.theta, "quotas": args.quotas,
+                      "hier_cache": args.hier_cache, "ranker": args.ranker,
+                      "warmup_seconds": warmup, "argv": sys.argv}
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     with open(args.json, "w") as fh:
         json.dump({"metadata": meta, "results": results}, fh, indent=1)
@@ -201,7 +259,7 @@ def main(argv=None) -> int:
         import matplotlib.pyplot as plt
 
         fig, ax = plt.subplots(1, 2, figsize=(10, 4))
-        for rec in results[:2]:
+        for rec in (r for r in results if r["kind"] == "masks"):
             ax[0].semilogx(rec["n"], rec["abo"], label=rec["method"])
             ax[1].semilogx(rec["n"], rec["recall"]["0.7"], label=rec["method"])
         ax[0].set(xlabel="candidates N", ylabel="average best overlap")

@@ -6,12 +6,14 @@ For each training image: gPb ``fast`` hierarchy -> candidate pool (``bottomup.mc
 image: the best candidate of every object plus ``--per-image`` random others. The forest
 (scikit-learn ``RandomForestRegressor``: 50 trees and max_features 5 as MCG's regRF defaults;
 min_samples_leaf 20 rather than 5 for a smaller file) is written as arrays to
-``bottomup/mcg/data/scg_ranker.npz``.
+``bottomup/mcg/data/scg_ranker.npz`` (``--owt plain``) or ``scg_ranker_steepest.npz``
+(``--owt steepest``: hierarchies of ``segment(..., owt="steepest")``).
 
-Per-image pools are cached in ``--cache`` so refits are cheap.
+Per-image pools are cached in ``--cache`` (files ``{preset}-{owt}_{dataset}_{name}.npz``) so refits
+are cheap.
 
-    python bench/train_ranker.py --root $BOTTOMUP_DATA --cache /tmp/mcg_cache \
-        [--bsds-images 100] [--msrc-images 130] [--out bottomup/mcg/data/scg_ranker.npz]
+    python bench/train_ranker.py --root $BOTTOMUP_DATA --cache /tmp/mcg_cache --owt steepest \
+        [--bsds-images 100] [--msrc-images 130] [--out bottomup/mcg/data/scg_ranker_steepest.npz]
 """
 
 from __future__ import annotations
@@ -30,12 +32,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from proposals import leaf_overlaps, list_items, load_objects  # noqa: E402
 
 
-def pool_file(cache: Path, dataset: str, name: str, preset: str) -> Path:
-    return cache / f"{preset}_{dataset}_{name}.npz"
+def pool_file(cache: Path, dataset: str, name: str, tag: str) -> Path:
+    return cache / f"{tag}_{dataset}_{name}.npz"
 
 
 def build_cache(root: Path, cache: Path, dataset: str, n_images: int, stride: int, preset: str,
-                shard: int = 0, n_shards: int = 1):
+                shard: int = 0, n_shards: int = 1, owt: str = "plain"):
     from bottomup.io import read_image
     from bottomup.mcg.pipeline import PRESETS, candidate_pool, hierarchy_for
 
@@ -45,13 +47,13 @@ def build_cache(root: Path, cache: Path, dataset: str, n_images: int, stride: in
         items = items[:n_images]
     items = items[shard::n_shards]
     for name, path in items:
-        out = pool_file(cache, dataset, name, preset)
+        out = pool_file(cache, dataset, name, f"{preset}-{owt}")
         if out.exists():
             continue
         t0 = time.perf_counter()
         img = read_image(path)
         gt, void = load_objects(dataset, sub, "train", name)
-        h = hierarchy_for(img, preset)
+        h = hierarchy_for(img, preset, owt=owt)
         pool = candidate_pool(h, PRESETS[preset][1])
         iou = leaf_overlaps(gt, void, h.leaf_labels, pool.leaf_sets)
         best = iou.max(axis=1) if iou.shape[1] else np.zeros(iou.shape[0])
@@ -69,6 +71,8 @@ def main(argv=None) -> int:
     ap.add_argument("--root", required=True, help="folder holding bsds500/ and msrc/")
     ap.add_argument("--cache", required=True)
     ap.add_argument("--preset", default="scg")
+    ap.add_argument("--owt", default="plain", choices=("plain", "steepest"),
+                    help="oriented watershed of the hierarchies (bottomup.segment's owt)")
     ap.add_argument("--bsds-images", type=int, default=0)
     ap.add_argument("--msrc-images", type=int, default=0)
     ap.add_argument("--stride", type=int, default=1, help="take every k-th training image")
@@ -76,8 +80,7 @@ def main(argv=None) -> int:
     ap.add_argument("--shard", type=int, default=0)
     ap.add_argument("--n-shards", type=int, default=1)
     ap.add_argument("--only-cache", action="store_true")
-    ap.add_argument("--out", default=str(Path(__file__).resolve().parents[1]
-                                         / "bottomup/mcg/data/scg_ranker.npz"))
+    ap.add_argument("--out", help="default: bottomup.mcg.ranking.ranker_path(owt)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--min-samples-leaf", type=int, default=20,
                     help="MCG's regRF uses 5; 20 gives a 4x smaller file at about the same fit")
@@ -87,7 +90,8 @@ def main(argv=None) -> int:
     cache.mkdir(parents=True, exist_ok=True)
     for ds, k in (("bsds", args.bsds_images), ("msrc", args.msrc_images)):
         if k >= 0:
-            build_cache(root, cache, ds, k, args.stride, args.preset, args.shard, args.n_shards)
+            build_cache(root, cache, ds, k, args.stride, args.preset, args.shard, args.n_shards,
+                        args.owt)
     if args.only_cache:
         return 0
 
@@ -97,7 +101,11 @@ def main(argv=None) -> int:
 
     rng = np.random.default_rng(args.seed)
     xs, ys, n_img = [], [], {"bsds": 0, "msrc": 0}
-    for f in sorted(cache.glob(f"{args.preset}_*.npz")):
+    if args.out is None:
+        from bottomup.mcg.ranking import ranker_path
+
+        args.out = ranker_path(args.owt)
+    for f in sorted(cache.glob(f"{args.preset}-{args.owt}_*.npz")):
         if f.name.endswith(".part.npz"):
             continue
         z = np.load(f)
@@ -121,7 +129,8 @@ def main(argv=None) -> int:
     forest.save(args.out)
     info = {"images": n_img, "n_trees": args.n_trees, "max_features": 5,
             "min_samples_leaf": args.min_samples_leaf, "per_image": args.per_image,
-            "seed": args.seed, "preset": args.preset, "samples": int(len(y)), "fit_seconds": fit_s,
+            "seed": args.seed, "preset": args.preset, "owt": args.owt, "samples": int(len(y)),
+            "fit_seconds": fit_s,
             "oob": None, "max_abs_diff_numpy_vs_sklearn": float(diff),
             "nodes": int(forest.left.size), "target_mean": float(y.mean()),
             "feature_importances": model.feature_importances_.round(4).tolist()}

@@ -55,8 +55,12 @@ def image_pyramid(image, scales=MCG_SCALES) -> list[NDArray[np.float64]]:
     return out
 
 
-def hierarchies_at_scales(image, scales=MCG_SCALES, preset: str = "fast") -> list[Hierarchy]:
-    """The gPb-owt-ucm hierarchy of each pyramid level (each at its own size)."""
+def hierarchies_at_scales(image, scales=MCG_SCALES, preset: str = "fast",
+                          owt: str = "plain") -> list[Hierarchy]:
+    """The gPb-owt-ucm hierarchy of each pyramid level (each at its own size).
+
+    ``preset`` and ``owt`` are those of :func:`bottomup.segment`.
+    """
     from bottomup.pipeline import segment
 
-    return [segment(level, preset, owt="plain") for level in image_pyramid(image, scales)]
+    return [segment(level, preset, owt=owt) for level in image_pyramid(image, scales)]

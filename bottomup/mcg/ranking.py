@@ -25,10 +25,18 @@ from numpy.typing import NDArray
 from bottomup.mcg._kernels import _dedup_kernel, _predict_forest_kernel
 
 __all__ = ["Forest", "forest_from_sklearn", "predict_forest", "load_ranker",
-           "remove_near_duplicates", "RANKER_PATH"]
+           "remove_near_duplicates", "RANKER_PATH", "ranker_path"]
 
-#: The shipped ranker (trained by ``bench/train_ranker.py``).
+#: The shipped ranker for ``owt="plain"`` hierarchies (trained by ``bench/train_ranker.py``).
 RANKER_PATH = os.path.join(os.path.dirname(__file__), "data", "scg_ranker.npz")
+_RANKER_FILES = {"plain": "scg_ranker.npz", "steepest": "scg_ranker_steepest.npz"}
+
+
+def ranker_path(owt: str = "plain") -> str:
+    """Path of the shipped ranker trained on hierarchies of this ``owt`` (see ``bottomup.segment``)."""
+    if owt not in _RANKER_FILES:
+        raise ValueError(f"`owt` must be one of {tuple(_RANKER_FILES)}, got {owt!r}")
+    return os.path.join(os.path.dirname(__file__), "data", _RANKER_FILES[owt])
 
 
 @dataclass(frozen=True)
