@@ -44,11 +44,11 @@ def _dataset(root: Path, work: Path, split: str):
     return SegmentationDataset(root, split)
 
 
-def _prepare(ds, work: Path, workers: int, preset: str, n: int):
+def _prepare(ds, work: Path, workers: int, preset: str, n: int, owt: str | None = None):
     from deep.training import cache_proposals, cache_taps
 
     cache_taps(ds, work)
-    cache_proposals(ds, work, n=n, preset=preset, workers=workers)
+    cache_proposals(ds, work, n=n, preset=preset, workers=workers, owt=owt)
 
 
 def cmd_train(args) -> int:
@@ -61,12 +61,12 @@ def cmd_train(args) -> int:
     work = Path(args.work)
     ds = _dataset(Path(args.root), work, "train")
     t0 = time.perf_counter()
-    _prepare(ds, work, args.workers, args.preset, args.proposals)
+    _prepare(ds, work, args.workers, args.preset, args.proposals, args.owt)
     t_cache = time.perf_counter() - t0
     heads = train_heads(ds, work, pixel_epochs=args.pixel_epochs, scorer_epochs=args.scorer_epochs,
                         refiner_epochs=args.refiner_epochs)
     seg = DeepSegmenter(heads["pixel"], heads["scorer"], heads["refiner"], ds.classes, ds.things,
-                        preset=args.preset, n_proposals=args.proposals)
+                        preset=args.preset, n_proposals=args.proposals, owt=args.owt)
     seg.save(args.out)
     info = {"seconds_cache": t_cache, **{f"seconds_{k}": v for k, v in heads["times"].items()},
             "weights": str(args.out)}
@@ -129,7 +129,7 @@ def cmd_eval(args) -> int:
     torch.set_num_threads(args.threads)
     work = Path(args.work)
     ds = _dataset(Path(args.root), work, args.split)
-    _prepare(ds, work, args.workers, args.preset, args.proposals)
+    _prepare(ds, work, args.workers, args.preset, args.proposals, args.owt)
     seg = DeepSegmenter.load(args.weights)
     if args.fusion:
         seg.fusion.update(json.loads(args.fusion))
@@ -148,7 +148,7 @@ def cmd_eval(args) -> int:
             from deep.crf import dense_crf
 
             t0 = time.perf_counter()
-            q = dense_crf(res.probs, sample.image, n_iter=5)
+            q = dense_crf(-np.log(np.clip(res.probs, 1e-8, 1.0)), sample.image, n_iter=5)
             t_crf.append(time.perf_counter() - t0)
             crf_rows.append((sample, q.argmax(0).astype(np.uint8), res.instances))
     out = _scores(ds, rows, n)
@@ -218,7 +218,7 @@ def cmd_select(args) -> int:
     torch.set_num_threads(args.threads)
     work = Path(args.work)
     ds = _dataset(Path(args.root), work, args.split)
-    _prepare(ds, work, args.workers, args.preset, args.proposals)
+    _prepare(ds, work, args.workers, args.preset, args.proposals, args.owt)
     seg = DeepSegmenter.load(args.weights)
     if args.fusion:
         seg.fusion.update(json.loads(args.fusion))
@@ -262,6 +262,8 @@ def main(argv=None) -> int:
         q.add_argument("--workers", type=int, default=2, help="processes for the proposals")
         q.add_argument("--preset", default="scg")
         q.add_argument("--proposals", type=int, default=1000)
+        q.add_argument("--owt", default="plain",
+                       help="hierarchy of the proposals (bottomup.mcg.proposals owt; the shipped heads: plain)")
         q.add_argument("--json")
         if name == "train":
             q.add_argument("--out", default=os.path.join("deep", "weights", "heads_msrc21.pt"))

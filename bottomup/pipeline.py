@@ -132,8 +132,9 @@ def segment(image, preset: str = "quality", *, contours: None | str | Callable =
         :func:`bottomup.owt.oriented_watershed`), so that no basin sends a one-pixel tentacle
         along a ridge. ``ridge``: the watershed and the arc strengths follow the NMS ridge of the
         contour map (:func:`ridge_owt_inputs`), with the same steepest-flank ties. ``plain``: the
-        watershed of the contour map with raster-order ties (as higra), which the shipped MCG
-        ranker was trained on. None (default): ``steepest`` for gPb, ``ridge`` for other contour
+        watershed of the contour map with raster-order ties (as higra; ``bottomup.mcg`` ships a
+        ranker for it and one for ``steepest``, its default, and the shipped deep heads were
+        trained on ``plain`` SCG proposals). None (default): ``steepest`` for gPb, ``ridge`` for other contour
         sources, the better of the two for each on BSDS500 val (100 images, ``bench/bsds.py``;
         ODS/OIS/AP, Covering, PRI, VI):
 

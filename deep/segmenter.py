@@ -48,10 +48,11 @@ LEVELS = (4, 8, 16, 32)
 #: averages the per-pixel classifier over the image and its mirror (one more backbone pass);
 #: each of the ``n_refine`` best candidates yields an instance for each of its
 #: ``classes_per_candidate`` most likely thing classes; ``refine=False`` keeps the candidates'
-#: own masks (the ablation without :class:`deep.refine.MaskRefiner`).
+#: own masks (the ablation without :class:`deep.refine.MaskRefiner`); ``instance`` adds
+#: ``instance * score`` to the class of each instance on its pixels (soft evidence).
 DEFAULT_FUSION = {"flip": False, "pixel": 1.0, "leaf": 1.0, "region": 1.0, "paste": 0.5, "iou_power": 2.0,
                   "n_refine": 100, "nms": 0.5, "max_instances": 100,
-                  "classes_per_candidate": 1, "refine": True}
+                  "classes_per_candidate": 1, "refine": True, "instance": 0.0}
 
 
 def weights_path() -> str:
@@ -63,7 +64,7 @@ def weights_path() -> str:
 class Instances:
     """Instance masks with classes and scores, by decreasing score.
 
-    Attributes
+    Parameters
     ----------
     masks : (M, H, W) ndarray of bool
     classes : (M,) ndarray of int64
@@ -139,11 +140,14 @@ class DeepSegmenter:
     preset : str
         Proposal preset of :func:`bottomup.mcg.proposals` (``"scg"``, ``"mcg"``).
     n_proposals : int
+    owt : str, optional
+        Hierarchy of the proposals (``bottomup.mcg.proposals(owt=...)``); the heads should be used
+        with the proposals they were trained on (the shipped MSRC-21 heads: ``"plain"``).
     """
 
     def __init__(self, pixel: PixelClassifier, scorer: RegionScorer, refiner: MaskRefiner, classes,
                  things, fusion=None, backbone=None, device="cpu", preset: str = "scg",
-                 n_proposals: int = 1000):
+                 n_proposals: int = 1000, owt: str | None = None):
         if backbone is None:
             from .backbone.efficientnet import efficientnet_lite0
 
@@ -156,7 +160,7 @@ class DeepSegmenter:
         self.classes = tuple(classes)
         self.things = tuple(int(t) for t in things)
         self.fusion = {**DEFAULT_FUSION, **(fusion or {})}
-        self.preset, self.n_proposals = preset, int(n_proposals)
+        self.preset, self.n_proposals, self.owt = preset, int(n_proposals), owt
 
     # ---- persistence ---------------------------------------------------------------------------
     def state(self) -> dict:
@@ -166,7 +170,7 @@ class DeepSegmenter:
                 "dims": {"pixel_in": self.pixel.channels, "scorer_in": self.scorer.in_features,
                          "refiner_levels": list(self.refiner.level_channels),
                          "grid": self.refiner.grid, "size": self.refiner.size},
-                "preset": self.preset, "n_proposals": self.n_proposals}
+                "preset": self.preset, "n_proposals": self.n_proposals, "owt": self.owt}
 
     def save(self, path) -> None:
         """Write the heads (not the backbone) atomically; float16 weights keep the file small."""
@@ -195,7 +199,7 @@ class DeepSegmenter:
             mod.load_state_dict({k: v.float() if v.is_floating_point() else v
                                  for k, v in st[key].items()})
         kw = {"fusion": st.get("fusion"), "preset": st.get("preset", "scg"),
-              "n_proposals": st.get("n_proposals", 1000), **overrides}
+              "n_proposals": st.get("n_proposals", 1000), "owt": st.get("owt"), **overrides}
         return cls(pixel, scorer, refiner, st["classes"], st["things"], device=device, **kw)
 
     # ---- inference -----------------------------------------------------------------------------
@@ -228,7 +232,7 @@ class DeepSegmenter:
         if candidates is None:
             from bottomup.mcg import proposals
 
-            candidates = proposals(img, n=self.n_proposals, preset=self.preset)
+            candidates = proposals(img, n=self.n_proposals, preset=self.preset, owt=self.owt)
         elif tuple(candidates.shape) != (h, w):
             raise ValueError(f"`candidates` are for a {candidates.shape} image, but `image` is {(h, w)}")
         tm["proposals"] = time.perf_counter() - t0
@@ -292,9 +296,15 @@ class DeepSegmenter:
         pw = fz["iou_power"]
         leaf_term = fz["leaf"] * comp["leaf"] + fz["region"] * comp["votes"][pw]
         score = fz["pixel"] * logp + leaf_term[comp["flat"]].T.reshape(n_cls, h, w)
+        inst = comp["instances"]
+        if fz.get("instance", 0.0) and len(inst):  # soft evidence of the refined instances
+            ev = torch.zeros_like(score)
+            for m, c, sc in zip(inst.masks, inst.classes, inst.scores, strict=True):
+                mk = torch.from_numpy(m).to(score.device)
+                ev[int(c)] = torch.where(mk, torch.clamp(ev[int(c)], min=float(sc)), ev[int(c)])
+            score = score + fz["instance"] * ev
         probs = F.softmax(score, 0)
         labels = probs.argmax(0)
-        inst = comp["instances"]
         if len(inst) and fz["paste"] <= 1.0:
             for i in np.argsort(inst.scores, kind="stable"):
                 if inst.scores[i] >= fz["paste"]:

@@ -75,14 +75,14 @@ def load_taps(work, name: str):
 
 
 def _one_proposal(args):
-    path, out, n, preset = args
+    path, out, n, preset, owt = args
     if out.is_file():
         return 0.0
     from bottomup.io import read_image
     from bottomup.mcg import proposals
 
     t = time.perf_counter()
-    c = proposals(read_image(path), n=n, preset=preset)
+    c = proposals(read_image(path), n=n, preset=preset, owt=owt)
     dt = time.perf_counter() - t
     save_proposals(out, c)
     return dt
@@ -98,11 +98,11 @@ def save_proposals(path, c) -> None:
 
 
 def cache_proposals(ds: SegmentationDataset, work, n: int = 1000, preset: str = "scg", workers: int = 1,
-                    progress=print) -> None:
+                    progress=print, owt: str | None = None) -> None:
     """Proposals of every image (``bottomup.mcg.proposals``), ``work/props/<name>.npz``."""
     out = Path(work) / "props"
     out.mkdir(parents=True, exist_ok=True)
-    jobs = [(ds.image_path(nm), out / f"{nm}.npz", n, preset) for nm in ds.names]
+    jobs = [(ds.image_path(nm), out / f"{nm}.npz", n, preset, owt) for nm in ds.names]
     if workers > 1:
         from multiprocessing import get_context
 
