@@ -263,7 +263,7 @@ def main(argv=None) -> int:
         q.add_argument("--preset", default="scg")
         q.add_argument("--proposals", type=int, default=1000)
         q.add_argument("--owt", default="plain",
-                       help="hierarchy of the proposals (bottomup.mcg.proposals owt; the shipped heads: plain)")
+                       help="hierarchy of the proposals (mcg.proposals owt; the shipped heads: plain)")
         q.add_argument("--json")
         if name == "train":
             q.add_argument("--out", default=os.path.join("deep", "weights", "heads_msrc21.pt"))

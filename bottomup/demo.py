@@ -26,12 +26,17 @@ def _demo_image(max_side: int = 320) -> np.ndarray:
     return np.clip(resize(img / 255.0, (h, w), anti_aliasing=True), 0, 1)
 
 
-def _deep_panel(img, cands, times):
-    """The deep heads (MSRC-21 weights) on the demo image: class colours and instance outlines."""
+def _deep_panel(times):
+    """The deep heads (MSRC-21 weights) on a second bundled image (skimage's cat, an MSRC-21 class,
+    which the coffee cup is not): class colours and instance outlines."""
+    from skimage import data
+    from skimage.transform import resize
+
     from deep.segmenter import DeepSegmenter, Instances, overlay
 
+    img = np.clip(resize(data.chelsea() / 255.0, (200, 300), anti_aliasing=True), 0, 1)
     t = time.perf_counter()
-    res = DeepSegmenter.load().predict(img, candidates=cands)
+    res = DeepSegmenter.load().predict(img)
     times["deep_heads"] = time.perf_counter() - t
     seg_classes = _msrc_names()
     counts = np.bincount(res.labels.ravel(), minlength=len(seg_classes))
@@ -39,7 +44,9 @@ def _deep_panel(img, cands, times):
     best = res.instances
     title = "deep heads (MSRC-21): " + ", ".join(top)
     if len(best):
-        title += f"\n{len(best)} instances, best: {seg_classes[int(best.classes[0])]} {best.scores[0]:.2f}"
+        plural = "s" if len(best) != 1 else ""
+        title += (f"\n{len(best)} instance{plural}, best: {seg_classes[int(best.classes[0])]} "
+                  f"{best.scores[0]:.2f}")
     shown = Instances(best.masks[:3], best.classes[:3], best.scores[:3])
     return (title, overlay(img, res.labels, shown) / 255.0, None)
 
@@ -123,7 +130,7 @@ def demo(out_dir, *, preset: str = "fast", learned: bool | None = None) -> dict:
         lh = ucm(*ridge_owt_inputs(lpb, lori), descent_first=True)  # = segment(owt="ridge")
         drawn = mark_boundaries(img, lh.cut(n_regions=12), color=(1, 1, 0))
         panels.append(("learned UCM: 12 regions", drawn, None))
-        panels.append(_deep_panel(img, cands, times))
+        panels.append(_deep_panel(times))
     n = len(panels)
     cols = 4
     rows = -(-n // cols)
