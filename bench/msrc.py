@@ -74,19 +74,38 @@ def cmd_train(args) -> int:
     return 0
 
 
-def _predict_all(seg, ds, work, fusion=None, progress=True):
+def _setup(args):
+    """Dataset (caches filled) and segmenter (with ``--fusion`` overrides) of ``eval``/``select``."""
+    import torch
+
+    from deep.segmenter import DeepSegmenter
+
+    torch.set_num_threads(args.threads)
+    work = Path(args.work)
+    ds = _dataset(Path(args.root), work, args.split)
+    _prepare(ds, work, args.workers, args.preset, args.proposals, args.owt)
+    seg = DeepSegmenter.load(args.weights)
+    if args.fusion:
+        seg.fusion.update(json.loads(args.fusion))
+    return ds, work, seg
+
+
+def _inputs(ds, work):
+    """``(sample, candidates, taps)`` of every image, from the caches."""
     from deep.training import load_proposals, load_taps
 
     for i, name in enumerate(ds.names):
-        sample = ds[i]
-        cands = load_proposals(work, name)
-        taps = load_taps(work, name)
+        yield ds[i], load_proposals(work, name), load_taps(work, name)
+
+
+def _predict_all(seg, ds, work, fusion=None, progress=True):
+    for i, (sample, cands, taps) in enumerate(_inputs(ds, work)):
         t0 = time.perf_counter()
         res = seg.predict(sample.image, candidates=cands, taps=taps, fusion=fusion)
         dt = time.perf_counter() - t0
         if progress and i % 10 == 0:
-            print(f"{i + 1}/{len(ds)} {name} {dt:.2f}s", flush=True)
-        yield sample, res, dt
+            print(f"{i + 1}/{len(ds)} {sample.name} {dt:.2f}s", flush=True)
+        yield sample, cands, taps, res, dt
 
 
 def _scores(ds, results, n_classes, with_instances=True):
@@ -117,32 +136,21 @@ def _scores(ds, results, n_classes, with_instances=True):
         out["apr70"] = float(np.nanmean(a.ap[1][cls]))
         out["mask_ap"] = float(np.nanmean(c.ap[:, cls]))
         out["per_class_apr50"] = {ds.classes[k]: float(a.ap[0][k]) for k in cls}
-    out["confusion"] = s.confusion.tolist() if hasattr(s, "confusion") else None
+    out["confusion"] = s.confusion.tolist()
     return out
 
 
 def cmd_eval(args) -> int:
-    import torch
-
-    from deep.segmenter import DeepSegmenter
-
-    torch.set_num_threads(args.threads)
-    work = Path(args.work)
-    ds = _dataset(Path(args.root), work, args.split)
-    _prepare(ds, work, args.workers, args.preset, args.proposals, args.owt)
-    seg = DeepSegmenter.load(args.weights)
-    if args.fusion:
-        seg.fusion.update(json.loads(args.fusion))
+    ds, work, seg = _setup(args)
     n = len(ds.classes)
     rows, times, crf_rows, base_rows, raw_rows, t_crf, stage_t = [], [], [], [], [], [], []
-    for sample, res, dt in _predict_all(seg, ds, work):
+    for sample, cands, taps, res, dt in _predict_all(seg, ds, work):
         rows.append((sample, res.labels, res.instances))
         times.append(dt)
         stage_t.append(res.timings)
         if args.ablation:
             base_rows.append((sample, res.pixel_probs.argmax(0).astype(np.uint8), res.instances))
-            r2 = seg.predict(sample.image, candidates=_cands(work, sample.name),
-                             taps=_taps(work, sample.name), fusion={"refine": False})
+            r2 = seg.predict(sample.image, candidates=cands, taps=taps, fusion={"refine": False})
             raw_rows.append((sample, r2.labels, r2.instances))
         if args.crf:
             from deep.crf import dense_crf
@@ -173,13 +181,11 @@ def cmd_eval(args) -> int:
             "region_scoring_no_refinement": {k: r[k] for k in keys},
             "with_mask_refinement": {k: out[k] for k in keys},
         }
-    conf = out.pop("confusion", None)
-    summary = {k: v for k, v in out.items() if k != "per_class_apr50"}
+    summary = {k: v for k, v in out.items() if k not in ("per_class_apr50", "confusion")}
     print(json.dumps(summary, indent=1))
     if args.json:
         from bottomup._files import atomic_path
 
-        out["confusion"] = conf
         with atomic_path(args.json) as tmp:
             Path(tmp).write_text(json.dumps(out, indent=1))
     return 0
@@ -197,38 +203,15 @@ def _backbone_seconds(seg, ds, repeats: int = 5) -> float:
     return float(np.median(ts))
 
 
-def _cands(work, name):
-    from deep.training import load_proposals
-
-    return load_proposals(work, name)
-
-
-def _taps(work, name):
-    from deep.training import load_taps
-
-    return load_taps(work, name)
-
-
 def cmd_select(args) -> int:
     """Grid search of the fusion weights on a split; writes the best into the weights file."""
-    import torch
-
-    from deep.segmenter import DeepSegmenter
-
-    torch.set_num_threads(args.threads)
-    work = Path(args.work)
-    ds = _dataset(Path(args.root), work, args.split)
-    _prepare(ds, work, args.workers, args.preset, args.proposals, args.owt)
-    seg = DeepSegmenter.load(args.weights)
-    if args.fusion:
-        seg.fusion.update(json.loads(args.fusion))
+    ds, work, seg = _setup(args)
     n = len(ds.classes)
     grid = {"pixel": [1.0], "leaf": [0.0, 0.5, 1.0], "region": [0.0, 0.5, 1.0, 2.0],
             "paste": [0.3, 0.5, 0.7, 0.9, 2.0], "iou_power": [1.0, 2.0, 4.0]}
     comps = []
-    for i, nm in enumerate(ds.names):
-        sample = ds[i]
-        comp = seg.components(sample.image, candidates=_cands(work, nm), taps=_taps(work, nm),
+    for sample, cands, taps in _inputs(ds, work):
+        comp = seg.components(sample.image, candidates=cands, taps=taps,
                               fusion={"iou_power": grid["iou_power"]})
         comp["logp"] = comp["logp"].half()
         comps.append((sample, comp))

@@ -36,9 +36,10 @@ def _deep_panel(times):
 
     img = np.clip(resize(data.chelsea() / 255.0, (200, 300), anti_aliasing=True), 0, 1)
     t = time.perf_counter()
-    res = DeepSegmenter.load().predict(img)
+    seg = DeepSegmenter.load()
+    res = seg.predict(img)
     times["deep_heads"] = time.perf_counter() - t
-    seg_classes = _msrc_names()
+    seg_classes = seg.classes
     counts = np.bincount(res.labels.ravel(), minlength=len(seg_classes))
     top = [seg_classes[c] for c in np.argsort(-counts)[:3] if counts[c] > 0]
     best = res.instances
@@ -49,12 +50,6 @@ def _deep_panel(times):
                   f"{best.scores[0]:.2f}")
     shown = Instances(best.masks[:3], best.classes[:3], best.scores[:3])
     return (title, overlay(img, res.labels, shown) / 255.0, None)
-
-
-def _msrc_names():
-    from deep.data import MSRC21_CLASSES
-
-    return MSRC21_CLASSES
 
 
 def demo(out_dir, *, preset: str = "fast", learned: bool | None = None) -> dict:

@@ -32,7 +32,6 @@ References
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -221,6 +220,8 @@ def write_sample(root, name: str, image, labels, masks, classes) -> None:
 
 def write_categories(root, classes, things) -> None:
     """Write ``categories.json`` and merge ``instances/*.json`` into ``instances.json``."""
+    import cv2
+
     from bottomup._files import atomic_path
 
     root = Path(root)
@@ -229,8 +230,6 @@ def write_categories(root, classes, things) -> None:
     inst_dir = root / "instances"
     for k, p in enumerate(sorted(inst_dir.glob("*.json")) if inst_dir.is_dir() else []):
         lab = root / "labels" / f"{p.stem}.png"
-        import cv2
-
         h, w = cv2.imread(str(lab), cv2.IMREAD_UNCHANGED).shape[:2]
         images.append({"id": k, "file_name": f"{p.stem}.png", "height": h, "width": w})
         for a in json.loads(p.read_text()):
@@ -250,19 +249,16 @@ def msrc_instances(gt_path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     masks : (G, H, W) bool, one per annotated segment with an MSRC-21 class
     classes : (G,) int64
     """
-    import scipy.io as sio
-
     from bottomup.io.msrc import read_msrc21
 
-    labels = read_msrc21(gt_path)
-    seg = sio.loadmat(os.fspath(gt_path))["newseg"]
+    labels, seg = read_msrc21(gt_path, segments=True)
     masks, classes = [], []
     for s in np.unique(seg):
         m = seg == s
-        c = np.unique(labels[m])
-        if c.size == 1 and c[0] != VOID:
+        c = labels[m][0]  # a segment has one label
+        if c != VOID:
             masks.append(m)
-            classes.append(int(c[0]))
+            classes.append(int(c))
     h, w = labels.shape
     return (labels, np.array(masks, bool).reshape(-1, h, w), np.array(classes, np.int64))
 

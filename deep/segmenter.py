@@ -55,6 +55,18 @@ DEFAULT_FUSION = {"flip": False, "pixel": 1.0, "leaf": 1.0, "region": 1.0, "past
                   "classes_per_candidate": 1, "refine": True, "instance": 0.0}
 
 
+def backbone_taps(backbone, image: np.ndarray, device=None) -> list:
+    """Taps ``(1, C_l, h_l, w_l)`` at strides :data:`LEVELS` of one ``(H, W, 3)`` image."""
+    from .backbone.efficientnet import preprocess
+
+    x = preprocess(image, size=None)
+    if device is not None:
+        x = x.to(device)
+    with torch.inference_mode():
+        t = backbone.forward_features(x)
+    return [t[lv] for lv in LEVELS]
+
+
 def weights_path() -> str:
     """The shipped MSRC-21 heads: ``deep/weights/heads_msrc21.pt``."""
     return str(Path(__file__).parent / "weights" / "heads_msrc21.pt")
@@ -204,12 +216,7 @@ class DeepSegmenter:
 
     # ---- inference -----------------------------------------------------------------------------
     def taps(self, image: np.ndarray):
-        from .backbone.efficientnet import preprocess
-
-        x = preprocess(image, size=None).to(self.device)
-        with torch.inference_mode():
-            t = self.backbone.forward_features(x)
-        return [t[lv] for lv in LEVELS]
+        return backbone_taps(self.backbone, image, self.device)
 
     def components(self, image, candidates=None, taps=None, fusion=None) -> dict:
         """Everything but the final fusion (see :meth:`predict` for the arguments).

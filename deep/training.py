@@ -28,26 +28,15 @@ import torch.nn.functional as F
 from .data import VOID, SegmentationDataset
 from .refine import MaskRefiner, expand_boxes
 from .scoring import PixelClassifier, RegionScorer, candidate_targets, dense_hypercolumns, region_descriptors
+from .segmenter import backbone_taps
 
 __all__ = ["cache_proposals", "cache_taps", "load_proposals", "load_taps", "save_proposals", "train_heads"]
-
-LEVELS = (4, 8, 16, 32)
-
 
 def _save_atomic(obj, path: Path) -> None:
     from bottomup._files import atomic_path
 
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-
-
-def _backbone_taps(backbone, image: np.ndarray):
-    from .backbone.efficientnet import preprocess
-
-    x = preprocess(image, size=None)
-    with torch.inference_mode():
-        taps = backbone.forward_features(x)
-    return [taps[lv] for lv in LEVELS]
 
 
 def cache_taps(ds: SegmentationDataset, work, backbone=None, progress=print) -> None:
@@ -64,7 +53,7 @@ def cache_taps(ds: SegmentationDataset, work, backbone=None, progress=print) -> 
             continue
         from bottomup.io import read_image
 
-        taps = _backbone_taps(backbone, read_image(ds.image_path(name)))
+        taps = backbone_taps(backbone, read_image(ds.image_path(name)))
         _save_atomic([t.half() for t in taps], p)
         if progress and i % 50 == 0:
             progress(f"taps {i + 1}/{len(ds)}")
@@ -103,16 +92,12 @@ def cache_proposals(ds: SegmentationDataset, work, n: int = 1000, preset: str = 
     out = Path(work) / "props"
     out.mkdir(parents=True, exist_ok=True)
     jobs = [(ds.image_path(nm), out / f"{nm}.npz", n, preset, owt) for nm in ds.names]
-    if workers > 1:
-        from multiprocessing import get_context
+    import contextlib
+    from multiprocessing import get_context
 
-        with get_context("spawn").Pool(workers) as pool:
-            for i, _ in enumerate(pool.imap_unordered(_one_proposal, jobs)):
-                if progress and i % 50 == 0:
-                    progress(f"proposals {i + 1}/{len(jobs)}")
-    else:
-        for i, job in enumerate(jobs):
-            _one_proposal(job)
+    with (get_context("spawn").Pool(workers) if workers > 1 else contextlib.nullcontext()) as pool:
+        results = pool.imap_unordered(_one_proposal, jobs) if pool else map(_one_proposal, jobs)
+        for i, _ in enumerate(results):
             if progress and i % 50 == 0:
                 progress(f"proposals {i + 1}/{len(jobs)}")
 
@@ -255,8 +240,7 @@ def train_heads(ds: SegmentationDataset, work, *, pixel_epochs: int = 12, scorer
 
     # ---- stage 3: mask refiner -----------------------------------------------------------------
     t0 = time.perf_counter()
-    chans = [24, 40, 112, 320]
-    refiner = MaskRefiner(chans)
+    refiner = MaskRefiner([t.shape[1] for t in load_taps(work, ds.names[0])])
     tap_cache = {name: load_taps(work, name) for name, *_ in refine_items}
 
     def refiner_batches(epoch, model):

@@ -14,7 +14,7 @@ MSRC21_IDS = tuple(i for i in range(1, 24) if i not in (5, 8))
 MSRC_VOID = 255
 
 
-def read_msrc21(path: str | os.PathLike) -> np.ndarray:
+def read_msrc21(path: str | os.PathLike, *, segments: bool = False):
     """Read an MSRC-v2 ``<name>_GT.mat`` as MSRC-21 labels.
 
     Parameters
@@ -22,11 +22,16 @@ def read_msrc21(path: str | os.PathLike) -> np.ndarray:
     path : path-like
         File with ``newseg`` (H, W) segment ids 1..K and ``newlabels`` (the class of segment i at
         ``newlabels[i - 1]``; segments past its end are void).
+    segments : bool, optional
+        Also return the segment ids (``newseg``), e.g. to split the labels into instances.
 
     Returns
     -------
     labels : (H, W) ndarray of uint8
         Classes 0..20 in :data:`MSRC21_IDS` order, :data:`MSRC_VOID` (255) for void.
+    seg : (H, W) ndarray of int64
+        Only with ``segments=True``: the annotated segment of each pixel (all of a segment's
+        pixels have one label).
     """
     import scipy.io as sio
 
@@ -45,4 +50,4 @@ def read_msrc21(path: str | os.PathLike) -> np.ndarray:
     to21 = {cid: i for i, cid in enumerate(MSRC21_IDS)}
     for i, c in enumerate(cls, start=1):
         lut[i] = to21.get(int(c), MSRC_VOID)
-    return lut[seg]
+    return (lut[seg], seg) if segments else lut[seg]
