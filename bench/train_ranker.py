@@ -39,7 +39,8 @@ def pool_file(cache: Path, dataset: str, name: str, tag: str) -> Path:
 def build_cache(root: Path, cache: Path, dataset: str, n_images: int, stride: int, preset: str,
                 shard: int = 0, n_shards: int = 1, owt: str = "plain"):
     from bottomup.io import read_image
-    from bottomup.mcg.pipeline import PRESETS, candidate_pool, hierarchy_for
+    from bottomup.mcg.grouping import coarsen_leaves
+    from bottomup.mcg.pipeline import MAX_LEAVES, PRESETS, candidate_pool, hierarchy_for
 
     sub = root / ("bsds500" if dataset == "bsds" else "msrc")
     items = list_items(dataset, sub, "train")[::stride]
@@ -53,7 +54,8 @@ def build_cache(root: Path, cache: Path, dataset: str, n_images: int, stride: in
         t0 = time.perf_counter()
         img = read_image(path)
         gt, void = load_objects(dataset, sub, "train", name)
-        h = hierarchy_for(img, preset, owt=owt)
+        # as proposals() does: the multiscale hierarchy is first cut to MAX_LEAVES regions
+        h = coarsen_leaves(hierarchy_for(img, preset, owt=owt), MAX_LEAVES)
         pool = candidate_pool(h, PRESETS[preset][1])
         iou = leaf_overlaps(gt, void, h.leaf_labels, pool.leaf_sets)
         best = iou.max(axis=1) if iou.shape[1] else np.zeros(iou.shape[0])
@@ -80,7 +82,7 @@ def main(argv=None) -> int:
     ap.add_argument("--shard", type=int, default=0)
     ap.add_argument("--n-shards", type=int, default=1)
     ap.add_argument("--only-cache", action="store_true")
-    ap.add_argument("--out", help="default: bottomup.mcg.ranking.ranker_path(owt)")
+    ap.add_argument("--out", help="default: bottomup.mcg.ranking.ranker_path(owt, preset)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--min-samples-leaf", type=int, default=20,
                     help="MCG's regRF uses 5; 20 gives a 4x smaller file at about the same fit")
@@ -104,7 +106,7 @@ def main(argv=None) -> int:
     if args.out is None:
         from bottomup.mcg.ranking import ranker_path
 
-        args.out = ranker_path(args.owt)
+        args.out = ranker_path(args.owt, args.preset)
     for f in sorted(cache.glob(f"{args.preset}-{args.owt}_*.npz")):
         if f.name.endswith(".part.npz"):
             continue

@@ -43,3 +43,26 @@ def test_bad_owt():
         proposals(_img(), n=5, owt="ridge")
     with pytest.raises(ValueError, match="`owt`"):
         ranker_path("ridge")
+
+
+def test_mcg_preset_has_its_own_ranker():
+    """The multiscale hierarchy is scored by its own forest (steepest), else the single-scale one."""
+    from bottomup.mcg.pipeline import candidate_pool, rank_pool
+    from bottomup.mcg.ranking import load_ranker
+
+    assert ranker_path("steepest", "mcg") != ranker_path("steepest", "scg")
+    assert os.path.basename(ranker_path("steepest", "mcg")) == "mcg_ranker_steepest.npz"
+    assert ranker_path("plain", "mcg") == ranker_path("plain", "scg")
+    assert ranker_path("steepest", "scg-quality") == ranker_path("steepest", "scg")
+    with pytest.raises(ValueError, match="`preset`"):
+        ranker_path("steepest", "selective")
+    # proposals(preset="mcg") without a ranker uses the mcg forest: same as passing it explicitly
+    img = _img()
+    h = hierarchy_for(img, "mcg")
+    a = proposals(img, n=30, preset="mcg", hierarchy=h)
+    b = proposals(img, n=30, preset="mcg", hierarchy=h,
+                  ranker=load_ranker(ranker_path("steepest", "mcg")))
+    np.testing.assert_array_equal(a.leaf_sets, b.leaf_sets)
+    np.testing.assert_allclose(a.scores, b.scores)
+    pool = candidate_pool(h)
+    assert pool.features.shape[0] > 0 and rank_pool(pool, 5).leaf_sets.shape[0] <= 5

@@ -46,8 +46,7 @@ MAX_LEAVES = 1000
 
 #: preset -> contour preset of :func:`bottomup.segment` and the grouping quotas. ``mcg`` groups
 #: the combined multiscale hierarchy (scales :data:`bottomup.mcg.pyramid.MCG_SCALES`) with the
-#: same quotas and the same ranker (trained on single-scale ``scg`` hierarchies of the same
-#: ``owt``).
+#: same quotas and its own ranker (:func:`bottomup.mcg.ranking.ranker_path`).
 PRESETS = {"scg": ("fast", SCG_QUOTAS), "scg-quality": ("quality", SCG_QUOTAS),
            "mcg": ("fast", SCG_QUOTAS)}
 
@@ -197,8 +196,8 @@ def proposals(image, n: int = 1000, preset: str = "scg", *, quotas=None,
     quotas : sequence of 4 int, optional
         Singletons, pairs, triplets and 4-tuples explored (default :data:`SCG_QUOTAS`).
     ranker : Forest, optional
-        Ranking forest (default: the shipped one trained on hierarchies of the same ``owt``,
-        :func:`bottomup.mcg.ranking.ranker_path`).
+        Ranking forest (default: the shipped one trained on hierarchies of the same preset and
+        ``owt``, :func:`bottomup.mcg.ranking.ranker_path`).
     hierarchy : Hierarchy, optional
         Group this hierarchy instead of computing one from ``image`` (its shape must match).
     theta : float, optional
@@ -247,7 +246,7 @@ def proposals(image, n: int = 1000, preset: str = "scg", *, quotas=None,
     hierarchy = coarsen_leaves(hierarchy, max_leaves)
     if n == 0:
         return rank_pool(candidate_pool(hierarchy, (1, 0, 0, 0)), 0)
-    forest = load_ranker(ranker_path(owt)) if ranker is None else ranker
+    forest = load_ranker(ranker_path(owt, preset)) if ranker is None else ranker
     return rank_pool(candidate_pool(hierarchy, q), int(n), ranker=forest, theta=theta)
 
 
