@@ -116,6 +116,8 @@ def main(argv=None) -> int:
     ap.add_argument("--preset", help="(old) same as --methods PRESET,singletons")
     ap.add_argument("--owt", choices=("plain", "steepest"),
                     help="oriented watershed of the hierarchies (default: bottomup.mcg's)")
+    ap.add_argument("--contours", choices=("learned",),
+                    help="hierarchies of the learned contours (deep) instead of gPb (--owt ignored)")
     ap.add_argument("-n", type=int, default=2000, help="proposals per image")
     ap.add_argument("--hier-cache", help="folder to save/load hierarchies (then seconds_per_image "
                     "counts only grouping and ranking for cached ones)")
@@ -137,7 +139,8 @@ def main(argv=None) -> int:
     bad = [m for m in methods if m not in METHODS]
     if bad:
         ap.error(f"unknown methods {bad}; choose among {METHODS}")
-    owt = args.owt or DEFAULT_OWT
+    owt = None if args.contours else (args.owt or DEFAULT_OWT)
+    tag = "learned" if args.contours else owt
     from bottomup.mcg.ranking import Forest
 
     ranker = Forest.load(args.ranker) if args.ranker else None
@@ -155,12 +158,12 @@ def main(argv=None) -> int:
     def hierarchy(preset, img, name):
         """(hierarchy, seconds); from the cache when there."""
         t0 = time.perf_counter()
-        cached = (Path(args.hier_cache) / f"{preset}-{owt}_{args.dataset}_{name}.npz"
+        cached = (Path(args.hier_cache) / f"{preset}-{tag}_{args.dataset}_{name}.npz"
                   if args.hier_cache else None)
         if cached is not None and cached.exists():
             h = Hierarchy.load(cached)
         else:
-            h = hierarchy_for(img, preset, owt=owt)
+            h = hierarchy_for(img, preset, owt=owt, contours=args.contours)
             if cached is not None:
                 cached.parent.mkdir(parents=True, exist_ok=True)
                 h.save(cached)
@@ -170,7 +173,7 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     img0 = read_image(items[0][1])
     if any(m not in ("selective",) for m in methods):
-        proposals(img0, n=10, preset="scg", owt=owt)
+        proposals(img0, n=10, preset="scg", owt=owt, contours=args.contours)
     if "selective" in methods:
         selective_search(img0[:64, :64], n=10)
     warmup = time.perf_counter() - t0
@@ -198,7 +201,8 @@ def main(argv=None) -> int:
                     boxes = None
                 else:
                     cands = proposals(img, n=args.n, preset=m, hierarchy=h, theta=args.theta,
-                                      quotas=quotas, owt=owt, ranker=ranker)
+                                      quotas=quotas, owt=owt, ranker=ranker,
+                                      contours=args.contours)
                     labels, sets, boxes = cands.leaf_labels, cands.leaf_sets, cands.boxes
             dt = time.perf_counter() - t0
             secs[m].append(dt + th)
@@ -246,7 +250,8 @@ def main(argv=None) -> int:
                   f"{rec['hierarchy_seconds_per_image']:.2f})")
     print(f"warm-up {warmup:.1f} s")
     meta = _meta() | {"dataset": args.dataset, "split": args.split, "n_images": len(items),
-                      "methods": methods, "owt": owt, "theta": args.theta, "quotas": args.quotas,
+                      "methods": methods, "owt": owt, "contours": args.contours, "theta": args.theta,
+                      "quotas": args.quotas,
                       "hier_cache": args.hier_cache, "ranker": args.ranker,
                       "warmup_seconds": warmup, "argv": sys.argv}
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)

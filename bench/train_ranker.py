@@ -36,8 +36,12 @@ def pool_file(cache: Path, dataset: str, name: str, tag: str) -> Path:
     return cache / f"{tag}_{dataset}_{name}.npz"
 
 
+def cache_tag(preset: str, owt: str, contours) -> str:
+    return f"{preset}-{'learned' if contours else owt}"
+
+
 def build_cache(root: Path, cache: Path, dataset: str, n_images: int, stride: int, preset: str,
-                shard: int = 0, n_shards: int = 1, owt: str = "plain"):
+                shard: int = 0, n_shards: int = 1, owt: str = "plain", contours=None):
     from bottomup.io import read_image
     from bottomup.mcg.grouping import coarsen_leaves
     from bottomup.mcg.pipeline import MAX_LEAVES, PRESETS, candidate_pool, hierarchy_for
@@ -48,14 +52,15 @@ def build_cache(root: Path, cache: Path, dataset: str, n_images: int, stride: in
         items = items[:n_images]
     items = items[shard::n_shards]
     for name, path in items:
-        out = pool_file(cache, dataset, name, f"{preset}-{owt}")
+        out = pool_file(cache, dataset, name, cache_tag(preset, owt, contours))
         if out.exists():
             continue
         t0 = time.perf_counter()
         img = read_image(path)
         gt, void = load_objects(dataset, sub, "train", name)
         # as proposals() does: the multiscale hierarchy is first cut to MAX_LEAVES regions
-        h = coarsen_leaves(hierarchy_for(img, preset, owt=owt), MAX_LEAVES)
+        h = coarsen_leaves(hierarchy_for(img, preset, owt=None if contours else owt, contours=contours),
+                           MAX_LEAVES)
         pool = candidate_pool(h, PRESETS[preset][1])
         iou = leaf_overlaps(gt, void, h.leaf_labels, pool.leaf_sets)
         best = iou.max(axis=1) if iou.shape[1] else np.zeros(iou.shape[0])
@@ -75,6 +80,8 @@ def main(argv=None) -> int:
     ap.add_argument("--preset", default="scg")
     ap.add_argument("--owt", default="plain", choices=("plain", "steepest"),
                     help="oriented watershed of the hierarchies (bottomup.segment's owt)")
+    ap.add_argument("--contours", choices=("learned",),
+                    help="hierarchies of the learned contours (deep; owt is then segment's ridge)")
     ap.add_argument("--bsds-images", type=int, default=0)
     ap.add_argument("--msrc-images", type=int, default=0)
     ap.add_argument("--stride", type=int, default=1, help="take every k-th training image")
@@ -93,7 +100,7 @@ def main(argv=None) -> int:
     for ds, k in (("bsds", args.bsds_images), ("msrc", args.msrc_images)):
         if k >= 0:
             build_cache(root, cache, ds, k, args.stride, args.preset, args.shard, args.n_shards,
-                        args.owt)
+                        args.owt, args.contours)
     if args.only_cache:
         return 0
 
@@ -106,8 +113,8 @@ def main(argv=None) -> int:
     if args.out is None:
         from bottomup.mcg.ranking import ranker_path
 
-        args.out = ranker_path(args.owt, args.preset)
-    for f in sorted(cache.glob(f"{args.preset}-{args.owt}_*.npz")):
+        args.out = ranker_path(args.owt, args.preset, args.contours)
+    for f in sorted(cache.glob(f"{cache_tag(args.preset, args.owt, args.contours)}_*.npz")):
         if f.name.endswith(".part.npz"):
             continue
         z = np.load(f)
@@ -131,7 +138,8 @@ def main(argv=None) -> int:
     forest.save(args.out)
     info = {"images": n_img, "n_trees": args.n_trees, "max_features": 5,
             "min_samples_leaf": args.min_samples_leaf, "per_image": args.per_image,
-            "seed": args.seed, "preset": args.preset, "owt": args.owt, "samples": int(len(y)),
+            "seed": args.seed, "preset": args.preset,
+            "owt": None if args.contours else args.owt, "contours": args.contours, "samples": int(len(y)),
             "fit_seconds": fit_s,
             "oob": None, "max_abs_diff_numpy_vs_sklearn": float(diff),
             "nodes": int(forest.left.size), "target_mean": float(y.mean()),

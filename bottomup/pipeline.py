@@ -15,7 +15,8 @@ from bottomup._validate import check_image
 from bottomup.hierarchy import Hierarchy, ucm
 
 __all__ = [
-    "segment", "image_to_contours", "ridge_owt_inputs", "segment_file", "CONTOUR_SOURCES", "OWT_MODES"
+    "segment", "image_to_contours", "ridge_owt_inputs", "segment_file", "CONTOUR_SOURCES", "OWT_MODES",
+    "LEARNED_RIDGE",
 ]
 
 #: Named contour sources besides the gPb presets: name -> "module:function" taking an image and
@@ -69,20 +70,25 @@ def image_to_contours(image, preset: str = "quality", *, contours=None):
     return np.asarray(pb, dtype=np.float64), None if oriented is None else np.asarray(oriented, np.float64)
 
 
-def ridge_owt_inputs(pb, oriented, *, floor: float = 0.3):
+def ridge_owt_inputs(pb, oriented, *, floor: float = 0.3, smooth: float = 0.0,
+                     isotropic: bool = False, power: float = 1.0):
     """Watershed input and arc strengths that follow the ridge of a contour map.
 
-    The watershed runs on ``max(nms(pb), floor * pb)``: the oriented non-maximum suppression of
-    ``pb`` (:func:`bottomup.contours.nms.oriented_nms`) puts the watershed lines on the ridges of
-    thick responses, and the ``floor * pb`` term keeps the map free of plateaus between them.
-    Each arc's strength is then read from ``oriented`` on the ridge only, so arcs that wander
-    across a thick response score low. Measured on 20 BSDS val images against the plain
-    ``ucm(pb, oriented)``: gPb ODS 0.654 -> 0.673 and Covering 0.523 -> 0.563; learned contours
-    ODS 0.692 -> 0.715 (VI is slightly worse, 1.74 -> 1.82, for gPb). Most of that plain-OWT
-    loss came from the watershed's raster-order ties (one-pixel tentacles along ridges): with
-    ``descent_first=True`` the plain OWT beats this for gPb (``segment(owt="steepest")``), while
-    these inputs with ``descent_first=True`` remain the better choice for learned contours (see
-    :func:`segment`).
+    The watershed runs on ``max(nms(p), floor * p)`` where ``p`` is ``pb`` (Gaussian-smoothed by
+    ``smooth`` pixels when > 0): the oriented non-maximum suppression
+    (:func:`bottomup.contours.nms.oriented_nms`) puts the watershed lines on the ridges of thick
+    responses, and the ``floor * p`` term keeps the map free of plateaus between them. Each arc's
+    strength is then read on the ridge only, so arcs that wander across a thick response score
+    low: from ``oriented`` at the arc's orientation, or, with ``isotropic=True``, from the
+    unsmoothed ``pb`` itself in every orientation; raised to ``power``.
+
+    Measured on 20 BSDS val images against the plain ``ucm(pb, oriented)``: gPb ODS 0.654 ->
+    0.673 and Covering 0.523 -> 0.563; learned contours ODS 0.692 -> 0.715. Most of that
+    plain-OWT loss came from the watershed's raster-order ties (one-pixel tentacles along
+    ridges): with ``descent_first=True`` the plain OWT beats this for gPb
+    (``segment(owt="steepest")``), while these inputs with ``descent_first=True`` remain the
+    better choice for learned contours (see :func:`segment`, which uses
+    :data:`LEARNED_RIDGE` for them).
 
     Parameters
     ----------
@@ -91,6 +97,18 @@ def ridge_owt_inputs(pb, oriented, *, floor: float = 0.3):
         ``None`` uses ``pb`` for every orientation.
     floor : float
         Share of ``pb`` kept off the ridge in the watershed input.
+    smooth : float
+        Sigma (pixels) of the Gaussian applied to ``pb`` before the NMS and the watershed
+        (0: none). Fewer spurious basins on noisy, thick CNN responses.
+    isotropic : bool
+        Arc strengths from ``pb`` on the ridge, the same in every orientation, instead of
+        ``oriented``. For detectors whose oriented stack is ``pb`` times a coarse orientation
+        posterior (``deep.contours``), reading it at each arc's orientation under-scores true
+        arcs whose orientation bin is wrong (learned UCM ODS .730 -> .760 on BSDS val); gPb's
+        oriented gradients are real measurements and lose with it (ODS .706 -> .674).
+    power : float
+        Exponent applied to the strengths (UCM merges by mean strength along a boundary, so a
+        power > 1 lets its strong parts weigh more).
 
     Returns
     -------
@@ -103,9 +121,30 @@ def ridge_owt_inputs(pb, oriented, *, floor: float = 0.3):
     if oriented is None:
         oriented = pb[None].repeat(8, axis=0)
     oriented = np.asarray(oriented, dtype=np.float64)
+    if smooth < 0 or floor < 0 or power <= 0:
+        raise ValueError(f"`smooth` and `floor` must be >= 0 and `power` > 0, got {smooth}, {floor}, {power}")
+    p = pb
+    if smooth > 0:
+        from scipy.ndimage import gaussian_filter
+
+        p = gaussian_filter(pb, smooth)
     theta = np.argmax(oriented, axis=0) * (np.pi / oriented.shape[0])
-    nms = oriented_nms(pb, theta, tolerance=np.pi / 8)
-    return np.maximum(nms, floor * pb), oriented * (nms > 0)
+    nms = oriented_nms(p, theta, tolerance=np.pi / 8)
+    ridge = nms > 0
+    if isotropic:
+        strengths = np.broadcast_to((pb * ridge)[None], oriented.shape).copy()
+    else:
+        strengths = oriented * ridge
+    if power != 1.0:
+        strengths **= power
+    return np.maximum(nms, floor * p), strengths
+
+
+#: ``ridge_owt_inputs`` settings of ``segment(owt="ridge")`` for contour sources other than gPb
+#: (the learned CNN, user callables), selected on BSDS500 val (100 images, ``bench/bsds.py``,
+#: 4 test scales): smoothing sigma 0.5 / 1 / 2 gives ODS .766 / .766 / .757 and Covering
+#: .629 / .634 / .633; isotropic strengths +.030 ODS and +.060 Covering over oriented ones.
+LEARNED_RIDGE = {"smooth": 1.0, "isotropic": True, "power": 2.0}
 
 
 #: Values of ``segment(owt=...)``.
@@ -131,7 +170,9 @@ def segment(image, preset: str = "quality", *, contours: None | str | Callable =
         running down its steepest flank (``descent_first=True`` of
         :func:`bottomup.owt.oriented_watershed`), so that no basin sends a one-pixel tentacle
         along a ridge. ``ridge``: the watershed and the arc strengths follow the NMS ridge of the
-        contour map (:func:`ridge_owt_inputs`), with the same steepest-flank ties. ``plain``: the
+        contour map (:func:`ridge_owt_inputs`), with the same steepest-flank ties; for contour
+        sources other than gPb with :data:`LEARNED_RIDGE` (watershed on the smoothed map, arcs
+        scored by the squared map on the ridge in every orientation). ``plain``: the
         watershed of the contour map with raster-order ties (as higra; ``bottomup.mcg`` ships a
         ranker for it and one for ``steepest``, its default, and the shipped deep heads were
         trained on ``plain`` SCG proposals). None (default): ``steepest`` for gPb, ``ridge`` for other contour
@@ -147,13 +188,19 @@ def segment(image, preset: str = "quality", *, contours: None | str | Callable =
         gPb, earlier            .692/.724/.720    .556   .790   1.80
         gPb fast, ``steepest``  .701/.732/.748    .581   .804   1.71
         gPb fast, earlier       .687/.716/.720    .574   .796   1.75
-        learned, ``ridge``      .730/.753/.742    .562   .797   1.86
+        learned, ``ridge``      .767/.792/.795    .631   .829   1.54
+        learned, ridge 3 sc.    .764/.787/.788    .636   .830   1.53
+        learned, ridge oriented .730/.753/.742    .562   .797   1.86
         learned, ``steepest``   .727/.748/.728    .555   .796   1.89
         learned, earlier        .724/.746/.727    .556   .798   1.89
         original gPb-owt-ucm    .711/.739/.731    .588   .808   1.65
         ======================  ================  =====  =====  =====
 
-        ("earlier": the NMS ridge inputs with raster-order ties, the default before.)
+        ("earlier": the NMS ridge inputs with raster-order ties, the default before. Learned
+        ``ridge`` uses :data:`LEARNED_RIDGE` and four test scales; "3 sc.": the same with three
+        test scales; "ridge oriented": strengths read from the oriented stack at each arc's
+        orientation, three test scales, the rule before; the ``steepest`` and "earlier" learned
+        rows are with three test scales and oriented strengths.)
 
     Returns
     -------
@@ -179,7 +226,7 @@ def segment(image, preset: str = "quality", *, contours: None | str | Callable =
         raise ValueError(f"`owt` must be None or one of {OWT_MODES}, got {owt!r}")
     pb, oriented = image_to_contours(image, preset, contours=contours)
     if owt == "ridge":
-        pb, oriented = ridge_owt_inputs(pb, oriented)
+        pb, oriented = ridge_owt_inputs(pb, oriented, **({} if contours is None else LEARNED_RIDGE))
     return ucm(pb, oriented, normalize=contours is None, descent_first=owt != "plain")
 
 

@@ -397,7 +397,7 @@ def test_descent_first_ucm_keeps_a_weak_branch_weak():
 
 def test_segment_owt_modes(monkeypatch):
     import bottomup.pipeline as pipeline
-    from bottomup.pipeline import OWT_MODES, ridge_owt_inputs, segment
+    from bottomup.pipeline import LEARNED_RIDGE, OWT_MODES, ridge_owt_inputs, segment
 
     rng = np.random.default_rng(3)
     pb = np.round(rng.random((12, 14)), 1)
@@ -409,7 +409,7 @@ def test_segment_owt_modes(monkeypatch):
     img = np.zeros((12, 14))
     expected = {
         "steepest": ucm(pb, ori, descent_first=True),
-        "ridge": ucm(*ridge_owt_inputs(pb, ori), descent_first=True),
+        "ridge": ucm(*ridge_owt_inputs(pb, ori, **LEARNED_RIDGE), descent_first=True),
         "plain": ucm(pb, ori),
     }
     assert set(OWT_MODES) == set(expected)
@@ -424,5 +424,47 @@ def test_segment_owt_modes(monkeypatch):
     np.testing.assert_array_equal(
         segment(img).to_ucm2(), ucm(pb, ori, normalize=True, descent_first=True).to_ucm2()
     )
+    # gPb's ridge keeps its oriented strengths (no LEARNED_RIDGE settings)
+    np.testing.assert_array_equal(
+        segment(img, owt="ridge").to_ucm2(),
+        ucm(*ridge_owt_inputs(pb, ori), normalize=True, descent_first=True).to_ucm2())
     with pytest.raises(ValueError, match="`owt` must be None or one of"):
         segment(img, contours=src, owt="ridges")
+
+
+def test_ridge_owt_inputs_options():
+    """smooth / isotropic / power of ridge_owt_inputs on a hand-made thick vertical edge."""
+    from scipy.ndimage import gaussian_filter
+
+    from bottomup.contours.nms import oriented_nms
+    from bottomup.pipeline import ridge_owt_inputs
+
+    pb = np.zeros((9, 11))
+    pb[:, 4], pb[:, 5], pb[:, 6] = 0.4, 0.8, 0.5  # thick response, ridge on column 5
+    ori = np.zeros((8, 9, 11))
+    ori[0] = pb  # the predicted bin (theta = 0 is a vertical edge in oriented_nms' convention) ...
+    ori[4] = pb * 0.5  # ... and a weak, wrong-bin channel
+    ws, st = ridge_owt_inputs(pb, ori)
+    ridge = st.max(axis=0) > 0
+    assert ridge[1:-1, 5].all() and not ridge[:, [3, 4, 6, 7]].any()  # (NMS leaves the border rows)
+    np.testing.assert_allclose(st[4][1:-1, 5], 0.4)  # oriented: read in each channel
+    np.testing.assert_allclose(st[0][1:-1, 5], 0.8)
+    np.testing.assert_allclose(ws[:, 4], 0.3 * 0.4)  # floor * pb off the ridge
+    # isotropic: pb on the ridge, the same in every orientation; 0 elsewhere
+    _, iso = ridge_owt_inputs(pb, ori, isotropic=True)
+    assert iso.shape == ori.shape
+    for o in range(8):
+        np.testing.assert_allclose(iso[o], pb * ridge)
+    # power applies to the strengths, not to the watershed input
+    ws2, iso2 = ridge_owt_inputs(pb, ori, isotropic=True, power=2.0)
+    np.testing.assert_allclose(iso2, (pb * ridge)[None].repeat(8, 0) ** 2)
+    np.testing.assert_allclose(ws2, ws)
+    # smooth: the watershed input is built from the Gaussian-smoothed map, strengths from pb
+    ws3, iso3 = ridge_owt_inputs(pb, ori, isotropic=True, smooth=1.0)
+    p = gaussian_filter(pb, 1.0)
+    theta = np.argmax(ori, axis=0) * (np.pi / 8)
+    nms = oriented_nms(p, theta, tolerance=np.pi / 8)
+    np.testing.assert_allclose(ws3, np.maximum(nms, 0.3 * p))
+    np.testing.assert_allclose(iso3[2], pb * (nms > 0))
+    with pytest.raises(ValueError, match="`power`"):
+        ridge_owt_inputs(pb, ori, power=0)

@@ -59,7 +59,14 @@ OWT_CHOICES = ("plain", "steepest")
 DEFAULT_OWT = "steepest"
 
 
-def _check_owt(owt):
+def _check_owt(owt, contours=None):
+    """The ``owt`` given to :func:`bottomup.segment`: None (its own choice) for non-gPb contours."""
+    if contours is not None:
+        if owt is not None:
+            raise ValueError(
+                f"`owt` applies to gPb hierarchies; with `contours` it must be None (the ridge OWT "
+                f"of bottomup.segment for learned contours), got {owt!r}")
+        return None
     if owt is None:
         return DEFAULT_OWT
     if owt not in OWT_CHOICES:
@@ -88,12 +95,24 @@ class CandidatePool:
     stats: LeafStats
 
 
+#: Test-time scales of the learned contours at each level of the ``mcg`` pyramid (the pyramid
+#: itself is the multiscale step; the single-scale default's four test scales at the x2 level
+#: would cost ~4 s per BSDS image).
+MCG_LEARNED_SCALES = (1.0,)
+
+
+def _learned_single_scale(image):
+    from deep.contours.api import learned_contours
+
+    return learned_contours(image, scales=MCG_LEARNED_SCALES)
+
+
 def _check_preset(preset: str) -> None:
     if preset not in PRESETS:
         raise ValueError(f"`preset` must be one of {sorted(PRESETS)}, got {preset!r}")
 
 
-def hierarchy_for(image, preset: str = "scg", *, owt: str | None = None) -> Hierarchy:
+def hierarchy_for(image, preset: str = "scg", *, owt: str | None = None, contours=None) -> Hierarchy:
     """The hierarchy a preset groups.
 
     ``scg*``: the single-scale gPb-owt-ucm hierarchy (``bottomup.segment`` with the preset's
@@ -101,20 +120,28 @@ def hierarchy_for(image, preset: str = "scg", *, owt: str | None = None) -> Hier
     (:func:`bottomup.mcg.align.combine_hierarchies`).
 
     ``owt`` (``"plain"`` or ``"steepest"``, default :data:`DEFAULT_OWT`) is passed to
-    :func:`bottomup.segment` for every hierarchy.
+    :func:`bottomup.segment` for every hierarchy. ``contours`` (None: gPb; ``"learned"`` or a
+    callable, see :func:`bottomup.pipeline.image_to_contours`) replaces gPb at every scale; the
+    hierarchies then use ``segment``'s OWT for such contours and ``owt`` must be None.
     """
     _check_preset(preset)
-    owt = _check_owt(owt)
+    owt = _check_owt(owt, contours)
     if preset == "mcg":
         from bottomup.mcg.align import combine_hierarchies
         from bottomup.mcg.pyramid import hierarchies_at_scales
 
         img = check_image(image)
+        if isinstance(contours, str) and contours == "learned":
+            from bottomup.pipeline import image_to_contours
+
+            image_to_contours(img[:8, :8], contours="learned")  # the clear error if torch is missing
+            contours = _learned_single_scale
         return combine_hierarchies(
-            hierarchies_at_scales(img, preset=PRESETS[preset][0], owt=owt), img.shape[:2])
+            hierarchies_at_scales(img, preset=PRESETS[preset][0], owt=owt, contours=contours),
+            img.shape[:2])
     from bottomup.pipeline import segment
 
-    return segment(image, PRESETS[preset][0], owt=owt)
+    return segment(image, PRESETS[preset][0], owt=owt, contours=contours)
 
 
 def candidate_pool(hierarchy: Hierarchy, quotas=SCG_QUOTAS) -> CandidatePool:
@@ -181,7 +208,7 @@ def rank_pool(pool: CandidatePool, n: int, *, ranker: Forest | None = None,
 def proposals(image, n: int = 1000, preset: str = "scg", *, quotas=None,
               ranker: Forest | None = None, hierarchy: Hierarchy | None = None,
               theta: float = THETA, max_leaves: int = MAX_LEAVES,
-              owt: str | None = None) -> Candidates:
+              owt: str | None = None, contours=None) -> Candidates:
     """Ranked object proposals of an image (SCG: single-scale combinatorial grouping [1]_ [2]_).
 
     Parameters
@@ -209,6 +236,10 @@ def proposals(image, n: int = 1000, preset: str = "scg", *, quotas=None,
     owt : {None, "plain", "steepest"}, optional
         Oriented watershed of the hierarchies (``owt`` of :func:`bottomup.segment`; default
         :data:`DEFAULT_OWT`). Selects the shipped ranker trained on that kind of hierarchy.
+    contours : None, "learned" or callable, optional
+        Contour source of the hierarchies (:func:`bottomup.pipeline.image_to_contours`): None is
+        gPb; ``"learned"`` the CNN of ``deep`` (needs torch), with its own shipped rankers; a
+        callable is ranked with the learned-contour forests. ``owt`` must then be None.
 
     Returns
     -------
@@ -234,10 +265,10 @@ def proposals(image, n: int = 1000, preset: str = "scg", *, quotas=None,
     if not 0.0 <= theta <= 1.0:
         raise ValueError(f"`theta` must be in [0, 1], got {theta}")
     _check_preset(preset)
-    owt = _check_owt(owt)
+    owt = _check_owt(owt, contours)
     img = check_image(image)
     if hierarchy is None:
-        hierarchy = hierarchy_for(img, preset, owt=owt)
+        hierarchy = hierarchy_for(img, preset, owt=owt, contours=contours)
     elif hierarchy.shape != img.shape[:2]:
         raise ValueError(
             f"`hierarchy` (shape {hierarchy.shape}) must have the shape of `image` ({img.shape[:2]})"
@@ -246,7 +277,10 @@ def proposals(image, n: int = 1000, preset: str = "scg", *, quotas=None,
     hierarchy = coarsen_leaves(hierarchy, max_leaves)
     if n == 0:
         return rank_pool(candidate_pool(hierarchy, (1, 0, 0, 0)), 0)
-    forest = load_ranker(ranker_path(owt, preset)) if ranker is None else ranker
+    if ranker is None:
+        ranker = load_ranker(ranker_path(owt or DEFAULT_OWT, preset,
+                                         contours=None if contours is None else "learned"))
+    forest = ranker
     return rank_pool(candidate_pool(hierarchy, q), int(n), ranker=forest, theta=theta)
 
 

@@ -56,11 +56,11 @@ def image_pyramid(image, scales=MCG_SCALES) -> list[NDArray[np.float64]]:
 
 
 def hierarchies_at_scales(image, scales=MCG_SCALES, preset: str = "fast",
-                          owt: str = "plain") -> list[Hierarchy]:
+                          owt: str | None = "plain", contours=None) -> list[Hierarchy]:
     """The gPb-owt-ucm hierarchy of each pyramid level (each at its own size).
 
-    ``preset`` and ``owt`` are those of :func:`bottomup.segment`.
+    ``preset``, ``owt`` and ``contours`` are those of :func:`bottomup.segment`.
     """
     from bottomup.pipeline import segment
 
-    return [segment(level, preset, owt=owt) for level in image_pyramid(image, scales)]
+    return [segment(level, preset, owt=owt, contours=contours) for level in image_pyramid(image, scales)]

@@ -35,9 +35,11 @@ RANKER_PATH = os.path.join(os.path.dirname(__file__), "data", "scg_ranker.npz")
 #: pair falls back to the single-scale one.
 _RANKER_FILES = {("scg", "plain"): "scg_ranker.npz", ("scg", "steepest"): "scg_ranker_steepest.npz",
                  ("mcg", "steepest"): "mcg_ranker_steepest.npz"}
+#: grouped hierarchy -> shipped forest for hierarchies of the learned contours (``deep.contours``).
+_LEARNED_RANKER_FILES = {"scg": "scg_ranker_learned.npz", "mcg": "mcg_ranker_learned.npz"}
 
 
-def ranker_path(owt: str = "plain", preset: str = "scg") -> str:
+def ranker_path(owt: str = "plain", preset: str = "scg", contours: str | None = None) -> str:
     """Path of the shipped ranker for hierarchies of this ``owt`` (see ``bottomup.segment``) and preset.
 
     Parameters
@@ -47,12 +49,20 @@ def ranker_path(owt: str = "plain", preset: str = "scg") -> str:
         ``mcg`` has its own forest for ``owt="steepest"`` (its multiscale hierarchy's features
         are distributed unlike the single-scale ones: MSRC val ABO@100 .678 with the SCG forest,
         .730 with its own); every other pair uses the single-scale forest of that ``owt``.
+    contours : {None, "learned"}
+        ``"learned"``: the forests trained on hierarchies of the learned contours (``owt`` is
+        then ignored: those hierarchies use ``bottomup.segment``'s ridge OWT).
     """
     owts = sorted({o for _, o in _RANKER_FILES})
     if owt not in owts:
         raise ValueError(f"`owt` must be one of {tuple(owts)}, got {owt!r}")
     if preset not in ("scg", "scg-quality", "mcg"):
         raise ValueError(f"`preset` must be one of ('scg', 'scg-quality', 'mcg'), got {preset!r}")
+    if contours is not None:
+        if contours != "learned":
+            raise ValueError(f"`contours` must be None or 'learned', got {contours!r}")
+        name = _LEARNED_RANKER_FILES["mcg" if preset == "mcg" else "scg"]
+        return os.path.join(os.path.dirname(__file__), "data", name)
     kind = "mcg" if preset == "mcg" and ("mcg", owt) in _RANKER_FILES else "scg"
     return os.path.join(os.path.dirname(__file__), "data", _RANKER_FILES[(kind, owt)])
 

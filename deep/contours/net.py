@@ -149,7 +149,8 @@ def _normalise(image: np.ndarray, device) -> torch.Tensor:
 
 
 @torch.no_grad()
-def predict_contours(net: ContourNet, image, *, scales=(0.5, 1.0, 1.5), device=None):
+def predict_contours(net: ContourNet, image, *, scales=(0.5, 1.0, 1.5), flip: bool = False,
+                     device=None):
     """Boundary probability and oriented stack of one image, averaged over scales.
 
     Parameters
@@ -160,6 +161,9 @@ def predict_contours(net: ContourNet, image, *, scales=(0.5, 1.0, 1.5), device=N
         RGB, any dtype the ``bottomup`` image contract accepts.
     scales : sequence of float
         Test-time scales (RCF's multi-scale testing); each output is resized back.
+    flip : bool
+        Also run each scale on the horizontally mirrored image and average (orientation bins
+        mirrored back: ``o -> (O - o) mod O``).
     device : torch.device, optional
         Defaults to the network's device.
 
@@ -179,18 +183,23 @@ def predict_contours(net: ContourNet, image, *, scales=(0.5, 1.0, 1.5), device=N
     x = _normalise(img, device)
     pb = torch.zeros(1, 1, h, w, device=device)
     po = torch.zeros(1, net.n_orient, h, w, device=device)
+    views = [False, True] if flip else [False]
+    mirror = [(net.n_orient - o) % net.n_orient for o in range(net.n_orient)]
     for s in scales:
         hs, ws = max(8, round(h * s)), max(8, round(w * s))
         xs = x if (hs, ws) == (h, w) else F.interpolate(x, size=(hs, ws), mode="bilinear",
                                                         align_corners=False, antialias=s < 1)
-        out = net(xs)
-        f = torch.sigmoid(out["fused"].float())
-        o = torch.softmax(out["orient"].float(), dim=1)
-        if (hs, ws) != (h, w):
-            f = F.interpolate(f, size=(h, w), mode="bilinear", align_corners=False)
-            o = F.interpolate(o, size=(h, w), mode="bilinear", align_corners=False)
-        pb += f / len(scales)
-        po += o / len(scales)
+        for flipped in views:
+            out = net(xs.flip(-1) if flipped else xs)
+            f = torch.sigmoid(out["fused"].float())
+            o = torch.softmax(out["orient"].float(), dim=1)
+            if flipped:
+                f, o = f.flip(-1), o.flip(-1)[:, mirror]
+            if (hs, ws) != (h, w):
+                f = F.interpolate(f, size=(h, w), mode="bilinear", align_corners=False)
+                o = F.interpolate(o, size=(h, w), mode="bilinear", align_corners=False)
+            pb += f / (len(scales) * len(views))
+            po += o / (len(scales) * len(views))
     rel = po / po.amax(dim=1, keepdim=True).clamp_min(1e-12)
     oriented = (pb * rel)[0].cpu().double().numpy()
     pb_np = pb[0, 0].cpu().double().numpy()

@@ -126,3 +126,19 @@ def test_odd_and_even_sizes_agree_on_the_shared_part(small_net):
         a = net(x)["fused"][..., :40, :60]
         b = net(x[..., :63, :95])["fused"][..., :40, :60]
     torch.testing.assert_close(a, b, atol=0.05, rtol=0)
+
+
+def test_flip_averaging_is_mirror_equivariant(small_net):
+    """With ``flip=True`` a mirrored image gives the mirrored maps, orientation bins mirrored
+    (o -> (O - o) mod O); 64x96 needs no padding, so the two views are exact mirrors."""
+    net = small_net.eval()
+    img = np.random.default_rng(5).random((64, 96, 3))
+    pb, ori = predict_contours(net, img, scales=(1.0,), flip=True)
+    pb_m, ori_m = predict_contours(net, img[:, ::-1].copy(), scales=(1.0,), flip=True)
+    mirror = [(net.n_orient - o) % net.n_orient for o in range(net.n_orient)]
+    np.testing.assert_allclose(pb_m, pb[:, ::-1], atol=1e-6)
+    np.testing.assert_allclose(ori_m, ori[mirror][:, :, ::-1], atol=1e-6)
+    # and it is the mean of the plain and the mirrored single view
+    pb1, _ = predict_contours(net, img, scales=(1.0,))
+    pb2, _ = predict_contours(net, img[:, ::-1].copy(), scales=(1.0,))
+    np.testing.assert_allclose(pb, (pb1 + pb2[:, ::-1]) / 2, atol=1e-6)
