@@ -6,11 +6,12 @@ Methods side by side at equal candidate counts (``--methods``): ``scg``, ``scg-q
 (``bottomup.mcg.proposals``); ``singletons``: the regions of the single-scale ``scg`` hierarchy
 from the root downwards (the top nodes by merge order); ``selective``: the selective-search-style
 grouping of Felzenszwalb segments (``bottomup.mcg.baselines.selective_search``, fast mode). Each
-is scored on masks and on the boxes of its candidates.
+is scored on masks and on the boxes of its candidates. ``--contours learned`` builds every
+hierarchy (``scg``, ``mcg``, ``singletons``) from the learned contours of ``deep`` instead of gPb.
 
     python bench/proposals.py --dataset msrc --root $BOTTOMUP_DATA/msrc --split val \
         --json out.json [--plot out.png] [--n-images 20] [--methods scg,singletons,selective] \
-        [--owt steepest]
+        [--owt steepest] [--contours learned]
 """
 
 from __future__ import annotations

@@ -277,15 +277,21 @@ def bench_superpixels(ctx) -> list[dict]:
     ]
 
 
-@stage("learned_contours", "the learned contour network (deep) on the CPU, 1 and 3 scales", default=False)
+@stage("learned_contours", "the learned contour network (deep) on the CPU, 1, 3 and 4 (default) scales; "
+       "segment(contours='learned') end to end", default=False)
 def bench_learned(ctx) -> list[dict]:
     from deep.contours.api import learned_contours
 
     a = ctx.args
     case, img = _bsds_image_or_synthetic(ctx)
-    return [measure(lambda s=sc: learned_contours(img, scales=s), repeat=max(3, a.repeat // 2), warmup=1,
+    from bottomup.pipeline import segment
+
+    rep = max(3, a.repeat // 2)
+    return [measure(lambda s=sc: learned_contours(img, scales=s), repeat=rep, warmup=1,
                     stage="learned_contours", case=case, size=list(img.shape[:2]), impl=f"deep:scales={sc}")
-            for sc in ((1.0,), (0.5, 1.0, 1.5))]
+            for sc in ((1.0,), (0.5, 1.0, 1.5), (0.5, 1.0, 1.5, 2.0))] + [
+        measure(lambda: segment(img, contours="learned"), repeat=rep, warmup=1, stage="learned_contours",
+                case=case, size=list(img.shape[:2]), impl="bottomup:segment(contours='learned')")]
 
 
 @stage(

@@ -16,13 +16,37 @@ from bottomup.hierarchy import Hierarchy, ucm
 
 __all__ = [
     "segment", "image_to_contours", "ridge_owt_inputs", "segment_file", "CONTOUR_SOURCES", "OWT_MODES",
-    "LEARNED_RIDGE",
+    "LEARNED_RIDGE", "contour_source",
 ]
 
 #: Named contour sources besides the gPb presets: name -> "module:function" taking an image and
 #: returning ``(pb (H, W), oriented (O, H, W))``. ``learned`` is the CNN of the ``deep`` package,
 #: imported only when asked for (``bottomup`` itself never imports torch).
 CONTOUR_SOURCES = {"learned": "deep.contours.api:learned_contours"}
+
+
+def contour_source(name: str) -> Callable:
+    """The function behind a named contour source of :data:`CONTOUR_SOURCES`.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name.
+    ImportError
+        With the install hint when the source's package (``deep``: torch) is missing.
+    """
+    if name not in CONTOUR_SOURCES:
+        raise ValueError(
+            f"`contours` must be None, a callable or one of {sorted(CONTOUR_SOURCES)}, got {name!r}")
+    import importlib
+
+    mod, fn = CONTOUR_SOURCES[name].split(":")
+    try:
+        return getattr(importlib.import_module(mod), fn)
+    except ImportError as exc:
+        raise ImportError(
+            f"contours={name!r} needs the `deep` extra (torch): pip install 'bottomup[deep]' ({exc})"
+        ) from exc
 
 
 def image_to_contours(image, preset: str = "quality", *, contours=None):
@@ -50,20 +74,7 @@ def image_to_contours(image, preset: str = "quality", *, contours=None):
         c = gpb(img, preset)
         return c.pb, c.oriented
     if isinstance(contours, str):
-        if contours not in CONTOUR_SOURCES:
-            raise ValueError(
-                f"`contours` must be None, a callable or one of {sorted(CONTOUR_SOURCES)}, got {contours!r}"
-            )
-        import importlib
-
-        mod, fn = CONTOUR_SOURCES[contours].split(":")
-        try:
-            contours = getattr(importlib.import_module(mod), fn)
-        except ImportError as exc:
-            raise ImportError(
-                f"contours={contours!r} needs the `deep` extra (torch): pip install 'bottomup[deep]' "
-                f"({exc})"
-            ) from exc
+        contours = contour_source(contours)
     if not callable(contours):
         raise TypeError(f"`contours` must be None, a name or a callable, got {type(contours).__name__}")
     pb, oriented = contours(img)

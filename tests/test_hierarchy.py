@@ -468,3 +468,17 @@ def test_ridge_owt_inputs_options():
     np.testing.assert_allclose(iso3[2], pb * (nms > 0))
     with pytest.raises(ValueError, match="`power`"):
         ridge_owt_inputs(pb, ori, power=0)
+
+
+def test_contour_source_errors(monkeypatch):
+    import bottomup.pipeline as pipeline
+
+    with pytest.raises(ValueError, match="`contours` must be None, a callable or one of"):
+        pipeline.contour_source("hed")
+    monkeypatch.setitem(pipeline.CONTOUR_SOURCES, "learned", "no_such_module_xyz:fn")
+    with pytest.raises(ImportError, match=r"needs the `deep` extra \(torch\)"):
+        pipeline.segment(np.zeros((30, 30)), contours="learned")
+    with pytest.raises(ImportError, match=r"needs the `deep` extra"):
+        from bottomup.mcg.pipeline import hierarchy_for
+
+        hierarchy_for(np.zeros((30, 30)), "mcg", contours="learned")

@@ -33,6 +33,7 @@ def test_proposals_job_writes_coco_json(tmp_path, proposals_task):
     assert args.func(args) == 0
     doc = json.loads((tmp_path / "out" / "a.json").read_text())
     assert doc["height"] == 48 and doc["width"] == 64 and 1 <= len(doc["proposals"]) <= 7
+    assert doc["contours"] == "gpb"
     rec = doc["proposals"][0]
     m = rle_to_masks({"size": rec["segmentation"]["size"],
                       "counts": rec["segmentation"]["counts"].encode()})

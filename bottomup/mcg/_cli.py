@@ -21,7 +21,10 @@ def run(args) -> int:
     if args.n < 0:
         print("bottomup proposals: error: -n must be >= 0")
         return 2
-    return run_job_from_args("proposals", args, ".json", {"n": args.n, "preset": args.preset})
+    params = {"n": args.n, "preset": args.preset}
+    if args.contours != "gpb":
+        params["contours"] = args.contours
+    return run_job_from_args("proposals", args, ".json", params)
 
 
 def register(subparsers) -> None:
@@ -37,4 +40,6 @@ def register(subparsers) -> None:
     p.add_argument("--preset", choices=sorted(PRESETS), default="scg",
                    help="scg: gPb fast contours (default); scg-quality: gPb quality contours; "
                    "mcg: multiscale hierarchy (scales 2, 1, 0.5)")
+    p.add_argument("--contours", choices=("gpb", "learned"), default="gpb",
+                   help="contours of the hierarchies: gPb (default) or the learned CNN (needs torch)")
     p.set_defaults(func=run)

@@ -132,9 +132,9 @@ def hierarchy_for(image, preset: str = "scg", *, owt: str | None = None, contour
 
         img = check_image(image)
         if isinstance(contours, str) and contours == "learned":
-            from bottomup.pipeline import image_to_contours
+            from bottomup.pipeline import contour_source
 
-            image_to_contours(img[:8, :8], contours="learned")  # the clear error if torch is missing
+            contour_source("learned")  # the clear error here if torch is missing
             contours = _learned_single_scale
         return combine_hierarchies(
             hierarchies_at_scales(img, preset=PRESETS[preset][0], owt=owt, contours=contours),
@@ -284,7 +284,7 @@ def proposals(image, n: int = 1000, preset: str = "scg", *, quotas=None,
     return rank_pool(candidate_pool(hierarchy, q), int(n), ranker=forest, theta=theta)
 
 
-def proposals_file(in_path, out_path, *, n: int = 1000, preset: str = "scg") -> dict:
+def proposals_file(in_path, out_path, *, n: int = 1000, preset: str = "scg", contours=None) -> dict:
     """Proposals of one image file written atomically as COCO-style JSON (the ``proposals`` job task).
 
     The file holds ``{"image": name, "height", "width", "preset", "proposals": [records]}`` with
@@ -296,10 +296,10 @@ def proposals_file(in_path, out_path, *, n: int = 1000, preset: str = "scg") -> 
     from bottomup.jobs import atomic_path
 
     img = read_image(in_path)
-    cands = proposals(img, n=n, preset=preset)
+    cands = proposals(img, n=n, preset=preset, contours=contours)
     name = os.path.splitext(os.path.basename(os.fspath(in_path)))[0]
     doc = {"image": name, "height": int(img.shape[0]), "width": int(img.shape[1]),
-           "preset": preset, "proposals": cands.to_coco(image_id=name)}
+           "preset": preset, "contours": contours or "gpb", "proposals": cands.to_coco(image_id=name)}
     with atomic_path(out_path) as tmp:
         with open(tmp, "w") as fh:
             json.dump(doc, fh)

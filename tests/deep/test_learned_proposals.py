@@ -1,0 +1,96 @@
+"""Proposals on hierarchies of the learned contours (``bottomup.mcg.proposals(contours="learned")``)."""
+
+import os
+
+import numpy as np
+import pytest
+
+from bottomup.mcg import proposals
+from bottomup.mcg.pipeline import MCG_LEARNED_SCALES, hierarchy_for
+from bottomup.mcg.ranking import load_ranker, ranker_path
+from bottomup.pipeline import segment
+
+
+def _img():
+    rng = np.random.default_rng(2)
+    img = 0.3 + 0.1 * rng.random((48, 56, 3))
+    img[8:30, 10:32] = [0.9, 0.1, 0.1]
+    img[24:44, 30:50] = [0.1, 0.2, 0.9]
+    return img
+
+
+def test_learned_rankers_shipped_and_selected():
+    for preset in ("scg", "mcg"):
+        path = ranker_path(preset=preset, contours="learned")
+        assert os.path.exists(path), path
+        assert "learned" in os.path.basename(path)
+        assert path != ranker_path("steepest", preset)
+    assert ranker_path(preset="scg-quality", contours="learned") == ranker_path(contours="learned")
+    with pytest.raises(ValueError, match="`contours`"):
+        ranker_path(contours="hed")
+
+
+def test_scg_learned_groups_the_learned_hierarchy_with_its_ranker():
+    img = _img()
+    h = hierarchy_for(img, "scg", contours="learned")
+    # (torch's CPU kernels may differ in the last bits between calls)
+    np.testing.assert_allclose(h.to_ucm2(), segment(img, "fast", contours="learned").to_ucm2(), atol=1e-6)
+    a = proposals(img, n=15, contours="learned")
+    b = proposals(img, n=15, hierarchy=h, ranker=load_ranker(ranker_path(contours="learned")),
+                  contours="learned")
+    np.testing.assert_array_equal(a.leaf_sets, b.leaf_sets)
+    assert 0 < len(a) <= 15
+    # the red square is found: some proposal covers it with IoU > 0.8
+    masks = a.masks()
+    gt = np.zeros(img.shape[:2], bool)
+    gt[8:30, 10:32] = True
+    gt[24:44, 30:50] = False  # the blue square lies on top
+    iou = (masks & gt).sum((1, 2)) / (masks | gt).sum((1, 2))
+    assert iou.max() > 0.8
+
+
+def test_mcg_learned_uses_single_scale_contours_per_level(monkeypatch):
+    import deep.contours.api as api
+
+    seen = []
+    real = api.learned_contours
+
+    def spy(image, **kw):
+        seen.append((image.shape[:2], kw.get("scales")))
+        return real(image, **kw)
+
+    monkeypatch.setattr(api, "learned_contours", spy)
+    img = _img()
+    h = hierarchy_for(img, "mcg", contours="learned")
+    assert h.shape == img.shape[:2]
+    levels = [s for s in seen if s[1] == MCG_LEARNED_SCALES]
+    assert sorted(sh for sh, _ in levels) == sorted([(96, 112), (48, 56), (24, 28)])
+    c = proposals(img, n=10, preset="mcg", hierarchy=h, contours="learned")
+    assert 0 < len(c) <= 10
+
+
+def test_owt_with_learned_contours_is_refused():
+    with pytest.raises(ValueError, match="`owt`"):
+        proposals(_img(), n=5, owt="steepest", contours="learned")
+
+
+def test_proposals_command_with_learned_contours(tmp_path):
+    import argparse
+    import json
+
+    from PIL import Image
+
+    from bottomup.mcg import _cli
+
+    Image.fromarray((_img() * 255).astype(np.uint8)).save(tmp_path / "a.png")
+    parser = argparse.ArgumentParser()
+    _cli.register(parser.add_subparsers())
+    args = parser.parse_args(["proposals", str(tmp_path / "a.png"), "--out", str(tmp_path / "out"),
+                              "-n", "6", "--contours", "learned", "--quiet"])
+    assert args.func(args) == 0
+    doc = json.loads((tmp_path / "out" / "a.json").read_text())
+    assert doc["contours"] == "learned" and 1 <= len(doc["proposals"]) <= 6
+    from bottomup.io import read_image
+
+    ref = proposals(read_image(tmp_path / "a.png"), n=6, contours="learned")
+    assert [r["bbox"] for r in doc["proposals"]] == [r["bbox"] for r in ref.to_coco(image_id="a")]
