@@ -76,7 +76,7 @@ def demo(out_dir, *, preset: str = "fast", learned: bool | None = None) -> dict:
 
     from bottomup import io, superpixels
     from bottomup.hierarchy import ucm
-    from bottomup.pipeline import image_to_contours, ridge_owt_inputs
+    from bottomup.pipeline import LEARNED_RIDGE, image_to_contours, ridge_owt_inputs
 
     os.makedirs(out_dir, exist_ok=True)
     img = _demo_image()
@@ -122,7 +122,8 @@ def demo(out_dir, *, preset: str = "fast", learned: bool | None = None) -> dict:
         lpb, lori = image_to_contours(img, contours="learned")
         times["learned_contours"] = time.perf_counter() - t
         panels.append(("learned contours (deep)", lpb, "gray_r"))
-        lh = ucm(*ridge_owt_inputs(lpb, lori), descent_first=True)  # = segment(owt="ridge")
+        # = segment(img, contours="learned"), reusing the contours computed above
+        lh = ucm(*ridge_owt_inputs(lpb, lori, **LEARNED_RIDGE), descent_first=True)
         drawn = mark_boundaries(img, lh.cut(n_regions=12), color=(1, 1, 0))
         panels.append(("learned UCM: 12 regions", drawn, None))
         panels.append(_deep_panel(times))
