@@ -1,13 +1,15 @@
-"""Write one 8-bit thinned gPb boundary map per image, for the BSDS benchmark.
+"""Write one 8-bit thinned boundary map per image (gPb or the learned CNN), for the BSDS benchmark.
 
-For every ``*.jpg``/``*.png`` in ``--images``, runs :func:`bottomup.contours.gpb`, thins it with
+For every ``*.jpg``/``*.png`` in ``--images``, runs :func:`bottomup.contours.gpb` (or, with
+``--preset learned``, :func:`deep.contours.api.learned_contours`, theta = its best orientation
+bin), thins it with
 oriented non-maximum suppression (``Contours.thin()``) and writes ``<id>.png`` =
 ``round(thin * 255)`` as uint8 to ``--out``. Files are written atomically (temporary name, then
 rename) and existing outputs are skipped, so an interrupted run resumes where it stopped.
 
 Usage::
 
-    python bench/contours_to_dir.py --images DIR --out DIR [--preset quality|fast]
+    python bench/contours_to_dir.py --images DIR --out DIR [--preset quality|fast|learned]
                                     [--limit N] [--jobs 1] [--oriented]
 
 ``--oriented`` also writes ``<id>_oriented.npz`` (the (8, H, W) stack, float32) for OWT-UCM.
@@ -37,7 +39,14 @@ def _one(path: Path, out_dir: Path, preset: str, oriented: bool) -> tuple[str, f
     if target.exists():
         return path.stem, 0.0
     t0 = time.perf_counter()
-    c = gpb(read_image(str(path)), preset)
+    if preset == "learned":
+        from bottomup.contours import Contours
+        from deep.contours.api import learned_contours
+
+        pb, ori = learned_contours(read_image(str(path)))
+        c = Contours(pb, ori, np.argmax(ori, axis=0) * (np.pi / ori.shape[0]))
+    else:
+        c = gpb(read_image(str(path)), preset)
     thin = np.clip(np.round(c.thin() * 255.0), 0, 255).astype(np.uint8)
     tmp = out_dir / f".{path.stem}.{os.getpid()}.tmp.png"
     if not cv2.imwrite(str(tmp), thin):
@@ -56,7 +65,8 @@ def main(argv=None):
     )
     ap.add_argument("--images", type=Path, required=True, help="folder of input images")
     ap.add_argument("--out", type=Path, required=True, help="output folder (created)")
-    ap.add_argument("--preset", choices=["quality", "fast"], default="quality")
+    ap.add_argument("--preset", choices=["quality", "fast", "learned"], default="quality",
+                    help="gPb preset, or 'learned': the CNN of deep (default test scales)")
     ap.add_argument("--limit", type=int, default=None, help="process the first N images only")
     ap.add_argument("--jobs", type=int, default=1, help="worker processes")
     ap.add_argument("--oriented", action="store_true", help="also save the oriented stack")

@@ -389,3 +389,29 @@ def test_msrc_val_regression(msrc_root):
             best.extend(leaf_overlaps(gt, void, c.leaf_labels, c.leaf_sets).max(axis=0).tolist())
     assert len(best) == 7
     assert np.mean(best) == pytest.approx(PINNED_MSRC_ABO, abs=0.02)
+
+
+def test_pareto_quotas_hand_case():
+    """Greedy front on a hand-computed case: best gain per added candidate at each step."""
+    from bottomup.mcg.grouping import pareto_quotas
+
+    b = np.zeros((4, 2, 3))
+    b[0, 0] = [0, 0.9, 0.9]
+    b[0, 1] = [0, 0.1, 0.2]
+    b[1, 0] = [0, 0.2, 0.2]
+    b[1, 1] = [0, 0.3, 0.8]
+    b[2] = [0, 0.05, 0.05]
+    grid = [0, 1, 2]
+    q, front = pareto_quotas([b], [[2, 2, 2, 2]], grid, budget=3)
+    assert q == (1, 2, 0, 0)
+    assert [p[2] for p in front] == [(0, 0, 0, 0), (1, 0, 0, 0), (1, 1, 0, 0), (1, 2, 0, 0)]
+    np.testing.assert_allclose([p[1] for p in front], [0, 0.5, 0.6, 0.85])
+    np.testing.assert_allclose([p[0] for p in front], [0, 1, 2, 3])
+    assert pareto_quotas([b], [[2, 2, 2, 2]], grid, budget=2)[0] == (1, 1, 0, 0)
+    # a list that is already exhausted costs nothing to raise: taken first
+    q, front = pareto_quotas([b], [[1, 2, 2, 2]], grid, budget=2)
+    assert front[1][2] == (1, 0, 0, 0) and front[2][2] == (2, 0, 0, 0) and front[2][0] == 1
+    with pytest.raises(ValueError, match="`grid`"):
+        pareto_quotas([b], [[2, 2, 2, 2]], [1, 2, 3], budget=2)
+    with pytest.raises(ValueError, match="`lengths`"):
+        pareto_quotas([b], [[2, 2, 2]], grid, budget=2)

@@ -23,7 +23,8 @@ from numpy.typing import NDArray
 
 from bottomup.hierarchy import Hierarchy
 
-__all__ = ["SCG_QUOTAS", "combinatorial_grouping", "leaf_ranges", "tuples_to_leaf_sets"]
+__all__ = ["SCG_QUOTAS", "combinatorial_grouping", "leaf_ranges", "tuples_to_leaf_sets",
+           "pareto_quotas"]
 
 #: Default list sizes (singletons, pairs, triplets, 4-tuples): the released SCG Pareto point
 #: (FACTS B.9, learned on VOC12 train), used here as fixed budgets (no Pareto learning).
@@ -280,3 +281,81 @@ def coarsen_leaves(hierarchy: Hierarchy, max_leaves: int) -> Hierarchy:
     alt = hierarchy.altitudes[old].copy()
     alt[: cut.size] = 0.0
     return Hierarchy(parents, alt, new_id[top][hierarchy.leaf_labels].astype(np.int32))
+
+
+def pareto_quotas(best_iou, lengths, grid, *, budget: float):
+    """Learn grouping quotas on a Pareto front of pool size against achievable quality (MCG B.9).
+
+    Greedy front construction [1]_: start from empty lists and repeatedly raise the quota of the
+    candidate type (singletons, pairs, triplets, 4-tuples) whose next grid step buys the most
+    achievable quality per added candidate, until the mean pool size reaches ``budget``.
+    Achievable quality is the mean over objects of the best IoU of any candidate in the pool.
+
+    Parameters
+    ----------
+    best_iou : list of (4, G_i, S) ndarray
+        Per training image: ``best_iou[i][t, j, s]`` is the best IoU with object ``j`` among the
+        first ``grid[s]`` candidates of type ``t`` (non-decreasing in ``s``).
+    lengths : (N, 4) array_like of int
+        Number of candidates of each type each image has (lists may be shorter than a quota).
+    grid : (S,) array_like of int
+        Increasing candidate counts, ``grid[0] == 0``.
+    budget : float
+        Target mean pool size per image.
+
+    Returns
+    -------
+    quotas : tuple of 4 int
+        The last front point whose mean pool size does not exceed ``budget``.
+    front : list of (mean pool size, achievable quality, quotas)
+        Every point visited, from the empty pool on.
+
+    References
+    ----------
+    .. [1] J. Pont-Tuset et al., "Multiscale Combinatorial Grouping for Image Segmentation and
+           Object Proposal Generation", TPAMI 39(1), 2017, Sec. 4.3.
+    """
+    grid = np.asarray(grid, np.int64)
+    lengths = np.asarray(lengths, np.int64)
+    if grid.ndim != 1 or grid.size < 2 or grid[0] != 0 or (np.diff(grid) <= 0).any():
+        raise ValueError(f"`grid` must increase from 0, got {grid.tolist()}")
+    if lengths.ndim != 2 or lengths.shape != (len(best_iou), 4):
+        raise ValueError(f"`lengths` must be (N, 4) for N = {len(best_iou)} images, got {lengths.shape}")
+    n_obj = sum(b.shape[1] for b in best_iou)
+    if n_obj == 0:
+        raise ValueError("`best_iou` holds no object")
+
+    def state(steps):
+        quality = 0.0
+        for b in best_iou:
+            if b.shape[1]:
+                quality += b[np.arange(4), :, steps].max(axis=0).sum()
+        size = np.minimum(grid[steps][None, :], lengths).sum(axis=1).mean()
+        return size, quality / n_obj
+
+    steps = np.zeros(4, np.int64)
+    size, quality = state(steps)
+    front = [(float(size), float(quality), tuple(int(v) for v in grid[steps]))]
+    best = front[0][2]
+    while True:
+        choice = None
+        for t in range(4):
+            if steps[t] + 1 >= grid.size:
+                continue
+            trial = steps.copy()
+            trial[t] += 1
+            s2, q2 = state(trial)
+            if s2 <= size:  # every list of this type already exhausted: free, take it
+                gain = np.inf
+            else:
+                gain = (q2 - quality) / (s2 - size)
+            if choice is None or gain > choice[0]:
+                choice = (gain, trial, s2, q2)
+        if choice is None:
+            break
+        _, steps, size, quality = choice
+        if size > budget:
+            break
+        front.append((float(size), float(quality), tuple(int(v) for v in grid[steps])))
+        best = front[-1][2]
+    return best, front
