@@ -287,11 +287,13 @@ def bench_learned(ctx) -> list[dict]:
     from bottomup.pipeline import segment
 
     rep = max(3, a.repeat // 2)
-    return [measure(lambda s=sc: learned_contours(img, scales=s), repeat=rep, warmup=1,
+    # memory=False: the forked child of peak_memory_mb deadlocks in torch's thread pool
+    return [measure(lambda s=sc: learned_contours(img, scales=s), repeat=rep, warmup=1, memory=False,
                     stage="learned_contours", case=case, size=list(img.shape[:2]), impl=f"deep:scales={sc}")
             for sc in ((1.0,), (0.5, 1.0, 1.5), (0.5, 1.0, 1.5, 2.0))] + [
-        measure(lambda: segment(img, contours="learned"), repeat=rep, warmup=1, stage="learned_contours",
-                case=case, size=list(img.shape[:2]), impl="bottomup:segment(contours='learned')")]
+        measure(lambda: segment(img, contours="learned"), repeat=rep, warmup=1, memory=False,
+                stage="learned_contours", case=case, size=list(img.shape[:2]),
+                impl="bottomup:segment(contours='learned')")]
 
 
 @stage(

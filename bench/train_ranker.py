@@ -41,7 +41,8 @@ def cache_tag(preset: str, owt: str, contours) -> str:
 
 
 def build_cache(root: Path, cache: Path, dataset: str, n_images: int, stride: int, preset: str,
-                shard: int = 0, n_shards: int = 1, owt: str = "plain", contours=None):
+                shard: int = 0, n_shards: int = 1, owt: str = "plain", contours=None, quotas=None,
+                tag: str | None = None):
     from bottomup.io import read_image
     from bottomup.mcg.grouping import coarsen_leaves
     from bottomup.mcg.pipeline import MAX_LEAVES, PRESETS, candidate_pool, hierarchy_for
@@ -52,7 +53,7 @@ def build_cache(root: Path, cache: Path, dataset: str, n_images: int, stride: in
         items = items[:n_images]
     items = items[shard::n_shards]
     for name, path in items:
-        out = pool_file(cache, dataset, name, cache_tag(preset, owt, contours))
+        out = pool_file(cache, dataset, name, tag or cache_tag(preset, owt, contours))
         if out.exists():
             continue
         t0 = time.perf_counter()
@@ -61,7 +62,7 @@ def build_cache(root: Path, cache: Path, dataset: str, n_images: int, stride: in
         # as proposals() does: the multiscale hierarchy is first cut to MAX_LEAVES regions
         h = coarsen_leaves(hierarchy_for(img, preset, owt=None if contours else owt, contours=contours),
                            MAX_LEAVES)
-        pool = candidate_pool(h, PRESETS[preset][1])
+        pool = candidate_pool(h, PRESETS[preset][1] if quotas is None else quotas)
         iou = leaf_overlaps(gt, void, h.leaf_labels, pool.leaf_sets)
         best = iou.max(axis=1) if iou.shape[1] else np.zeros(iou.shape[0])
         best_of_obj = iou.argmax(axis=0) if iou.shape[1] else np.zeros(0, np.int64)
@@ -82,6 +83,8 @@ def main(argv=None) -> int:
                     help="oriented watershed of the hierarchies (bottomup.segment's owt)")
     ap.add_argument("--contours", choices=("learned",),
                     help="hierarchies of the learned contours (deep; owt is then segment's ridge)")
+    ap.add_argument("--quotas", help="grouping quotas s,p,t,q (default: the preset's); cache files get "
+                    "the tag {preset}-{owt}-q{s}-{p}-{t}-{q}")
     ap.add_argument("--bsds-images", type=int, default=0)
     ap.add_argument("--msrc-images", type=int, default=0)
     ap.add_argument("--stride", type=int, default=1, help="take every k-th training image")
@@ -95,12 +98,16 @@ def main(argv=None) -> int:
                     help="MCG's regRF uses 5; 20 gives a 4x smaller file at about the same fit")
     ap.add_argument("--n-trees", type=int, default=50)
     args = ap.parse_args(argv)
+    quotas = tuple(int(v) for v in args.quotas.split(",")) if args.quotas else None
+    tag = cache_tag(args.preset, args.owt, args.contours)
+    if quotas is not None:
+        tag += "-q" + "-".join(map(str, quotas))
     root, cache = Path(args.root), Path(args.cache)
     cache.mkdir(parents=True, exist_ok=True)
     for ds, k in (("bsds", args.bsds_images), ("msrc", args.msrc_images)):
         if k >= 0:
             build_cache(root, cache, ds, k, args.stride, args.preset, args.shard, args.n_shards,
-                        args.owt, args.contours)
+                        args.owt, args.contours, quotas, tag)
     if args.only_cache:
         return 0
 
@@ -114,7 +121,7 @@ def main(argv=None) -> int:
         from bottomup.mcg.ranking import ranker_path
 
         args.out = ranker_path(args.owt, args.preset, args.contours)
-    for f in sorted(cache.glob(f"{cache_tag(args.preset, args.owt, args.contours)}_*.npz")):
+    for f in sorted(cache.glob(f"{tag}_*.npz")):
         if f.name.endswith(".part.npz"):
             continue
         z = np.load(f)
@@ -139,7 +146,8 @@ def main(argv=None) -> int:
     info = {"images": n_img, "n_trees": args.n_trees, "max_features": 5,
             "min_samples_leaf": args.min_samples_leaf, "per_image": args.per_image,
             "seed": args.seed, "preset": args.preset,
-            "owt": None if args.contours else args.owt, "contours": args.contours, "samples": int(len(y)),
+            "owt": None if args.contours else args.owt, "contours": args.contours, "quotas": quotas,
+            "samples": int(len(y)),
             "fit_seconds": fit_s,
             "oob": None, "max_abs_diff_numpy_vs_sklearn": float(diff),
             "nodes": int(forest.left.size), "target_mean": float(y.mean()),
