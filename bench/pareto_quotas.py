@@ -69,7 +69,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     from bottomup.io import read_image
-    from bottomup.mcg.grouping import SCG_QUOTAS, coarsen_leaves, pareto_quotas
+    from bottomup.mcg.grouping import SCG_QUOTAS, achievable_quality, coarsen_leaves, pareto_quotas
     from bottomup.mcg.pipeline import MAX_LEAVES, hierarchy_for
 
     big = tuple(int(v) for v in args.big.split(","))
@@ -103,10 +103,9 @@ def main(argv=None) -> int:
     quotas, front = pareto_quotas(best, lengths, grid, budget=budget)
     quotas = tuple(min(q, b) for q, b in zip(quotas, big, strict=True))  # beyond big: whole list
 
-    def quality(q):
-        steps = [int(np.searchsorted(grid, min(v, grid[-1]), side="right") - 1) for v in q]
-        n_obj = sum(b.shape[1] for b in best)
-        return sum(b[np.arange(4), :, steps].max(axis=0).sum() for b in best if b.shape[1]) / n_obj
+    def quality(q):  # quotas -> the grid steps at or below them
+        return achievable_quality(best, [np.searchsorted(grid, min(v, grid[-1]), side="right") - 1
+                                         for v in q])
 
     info = {"preset": args.preset, "owt": args.owt, "images": len(best),
             "objects": int(sum(b.shape[1] for b in best)), "budget": budget,

@@ -280,12 +280,11 @@ def bench_superpixels(ctx) -> list[dict]:
 @stage("learned_contours", "the learned contour network (deep) on the CPU, 1, 3 and 4 (default) scales; "
        "segment(contours='learned') end to end", default=False)
 def bench_learned(ctx) -> list[dict]:
+    from bottomup.pipeline import segment
     from deep.contours.api import learned_contours
 
     a = ctx.args
     case, img = _bsds_image_or_synthetic(ctx)
-    from bottomup.pipeline import segment
-
     rep = max(3, a.repeat // 2)
     # memory=False: the forked child of peak_memory_mb deadlocks in torch's thread pool
     return [measure(lambda s=sc: learned_contours(img, scales=s), repeat=rep, warmup=1, memory=False,

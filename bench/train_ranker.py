@@ -36,13 +36,14 @@ def pool_file(cache: Path, dataset: str, name: str, tag: str) -> Path:
     return cache / f"{tag}_{dataset}_{name}.npz"
 
 
-def cache_tag(preset: str, owt: str, contours) -> str:
-    return f"{preset}-{'learned' if contours else owt}"
+def cache_tag(preset: str, owt: str, contours, quotas=None) -> str:
+    """File tag of a kind of pool: ``{preset}-{owt or 'learned'}[-q{s}-{p}-{t}-{q}]``."""
+    tag = f"{preset}-{'learned' if contours else owt}"
+    return tag if quotas is None else tag + "-q" + "-".join(map(str, quotas))
 
 
 def build_cache(root: Path, cache: Path, dataset: str, n_images: int, stride: int, preset: str,
-                shard: int = 0, n_shards: int = 1, owt: str = "plain", contours=None, quotas=None,
-                tag: str | None = None):
+                shard: int = 0, n_shards: int = 1, owt: str = "plain", contours=None, quotas=None):
     from bottomup.io import read_image
     from bottomup.mcg.grouping import coarsen_leaves
     from bottomup.mcg.pipeline import MAX_LEAVES, PRESETS, candidate_pool, hierarchy_for
@@ -53,7 +54,7 @@ def build_cache(root: Path, cache: Path, dataset: str, n_images: int, stride: in
         items = items[:n_images]
     items = items[shard::n_shards]
     for name, path in items:
-        out = pool_file(cache, dataset, name, tag or cache_tag(preset, owt, contours))
+        out = pool_file(cache, dataset, name, cache_tag(preset, owt, contours, quotas))
         if out.exists():
             continue
         t0 = time.perf_counter()
@@ -99,15 +100,12 @@ def main(argv=None) -> int:
     ap.add_argument("--n-trees", type=int, default=50)
     args = ap.parse_args(argv)
     quotas = tuple(int(v) for v in args.quotas.split(",")) if args.quotas else None
-    tag = cache_tag(args.preset, args.owt, args.contours)
-    if quotas is not None:
-        tag += "-q" + "-".join(map(str, quotas))
     root, cache = Path(args.root), Path(args.cache)
     cache.mkdir(parents=True, exist_ok=True)
     for ds, k in (("bsds", args.bsds_images), ("msrc", args.msrc_images)):
         if k >= 0:
             build_cache(root, cache, ds, k, args.stride, args.preset, args.shard, args.n_shards,
-                        args.owt, args.contours, quotas, tag)
+                        args.owt, args.contours, quotas)
     if args.only_cache:
         return 0
 
@@ -121,7 +119,7 @@ def main(argv=None) -> int:
         from bottomup.mcg.ranking import ranker_path
 
         args.out = ranker_path(args.owt, args.preset, args.contours)
-    for f in sorted(cache.glob(f"{tag}_*.npz")):
+    for f in sorted(cache.glob(f"{cache_tag(args.preset, args.owt, args.contours, quotas)}_*.npz")):
         if f.name.endswith(".part.npz"):
             continue
         z = np.load(f)

@@ -39,10 +39,19 @@ def run_job_from_args(task: str, args, ext: str, params: dict) -> int:
     return 0 if res.ok else 1
 
 
+def add_contours_argument(p: argparse.ArgumentParser) -> None:
+    """``--contours gpb|learned``, shared by the commands that build hierarchies."""
+    p.add_argument("--contours", choices=("gpb", "learned"), default="gpb",
+                   help="contour detector: gPb (default) or the learned CNN (needs torch)")
+
+
+def contours_param(args) -> dict:
+    """The task parameter of ``--contours`` (none for the default gPb)."""
+    return {} if args.contours == "gpb" else {"contours": args.contours}
+
+
 def run(args) -> int:
-    params = {"preset": args.preset}
-    if args.contours != "gpb":
-        params["contours"] = args.contours
+    params = {"preset": args.preset} | contours_param(args)
     return run_job_from_args("segment", args, f".{args.format}", params)
 
 
@@ -55,6 +64,5 @@ def register(subparsers) -> None:
     p.add_argument("--format", choices=("mat", "npz", "png"), default="mat",
                    help="ucm2 file format (default mat, BSDS-compatible)")
     p.add_argument("--preset", choices=("quality", "fast"), default="quality")
-    p.add_argument("--contours", choices=("gpb", "learned"), default="gpb",
-                   help="contour detector: gPb (default) or the learned CNN (needs torch)")
+    add_contours_argument(p)
     p.set_defaults(func=run)

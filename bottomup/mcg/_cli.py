@@ -16,20 +16,18 @@ any image failed."""
 
 
 def run(args) -> int:
-    from bottomup._segment_cli import run_job_from_args
+    from bottomup._segment_cli import contours_param, run_job_from_args
 
     if args.n < 0:
         print("bottomup proposals: error: -n must be >= 0")
         return 2
-    params = {"n": args.n, "preset": args.preset}
-    if args.contours != "gpb":
-        params["contours"] = args.contours
+    params = {"n": args.n, "preset": args.preset} | contours_param(args)
     return run_job_from_args("proposals", args, ".json", params)
 
 
 def register(subparsers) -> None:
     """Add ``proposals`` to the ``bottomup`` command line."""
-    from bottomup._segment_cli import add_job_arguments
+    from bottomup._segment_cli import add_contours_argument, add_job_arguments
     from bottomup.mcg.pipeline import PRESETS
 
     p = subparsers.add_parser("proposals", help="ranked object proposals per image (SCG)",
@@ -40,6 +38,5 @@ def register(subparsers) -> None:
     p.add_argument("--preset", choices=sorted(PRESETS), default="scg",
                    help="scg: gPb fast contours (default); scg-quality: gPb quality contours; "
                    "mcg: multiscale hierarchy (scales 2, 1, 0.5)")
-    p.add_argument("--contours", choices=("gpb", "learned"), default="gpb",
-                   help="contours of the hierarchies: gPb (default) or the learned CNN (needs torch)")
+    add_contours_argument(p)
     p.set_defaults(func=run)

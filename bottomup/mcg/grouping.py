@@ -24,7 +24,7 @@ from numpy.typing import NDArray
 from bottomup.hierarchy import Hierarchy
 
 __all__ = ["SCG_QUOTAS", "combinatorial_grouping", "leaf_ranges", "tuples_to_leaf_sets",
-           "pareto_quotas"]
+           "pareto_quotas", "achievable_quality"]
 
 #: Default list sizes (singletons, pairs, triplets, 4-tuples): the released SCG Pareto point
 #: (FACTS B.9, learned on VOC12 train). The point :func:`pareto_quotas` learned on 50 BSDS/MSRC
@@ -287,6 +287,18 @@ def coarsen_leaves(hierarchy: Hierarchy, max_leaves: int) -> Hierarchy:
     return Hierarchy(parents, alt, new_id[top][hierarchy.leaf_labels].astype(np.int32))
 
 
+def achievable_quality(best_iou, steps) -> float:
+    """Mean over objects of the best IoU in a pool that keeps ``grid[steps[t]]`` candidates of type t.
+
+    ``best_iou`` as in :func:`pareto_quotas`; ``steps`` : (4,) indices into its grid.
+    """
+    steps = np.asarray(steps, np.int64)
+    n_obj = sum(b.shape[1] for b in best_iou)
+    if n_obj == 0:
+        raise ValueError("`best_iou` holds no object")
+    return float(sum(b[np.arange(4), :, steps].max(axis=0).sum() for b in best_iou if b.shape[1]) / n_obj)
+
+
 def pareto_quotas(best_iou, lengths, grid, *, budget: float):
     """Learn grouping quotas on a Pareto front of pool size against achievable quality (MCG B.9).
 
@@ -325,17 +337,10 @@ def pareto_quotas(best_iou, lengths, grid, *, budget: float):
         raise ValueError(f"`grid` must increase from 0, got {grid.tolist()}")
     if lengths.ndim != 2 or lengths.shape != (len(best_iou), 4):
         raise ValueError(f"`lengths` must be (N, 4) for N = {len(best_iou)} images, got {lengths.shape}")
-    n_obj = sum(b.shape[1] for b in best_iou)
-    if n_obj == 0:
-        raise ValueError("`best_iou` holds no object")
 
     def state(steps):
-        quality = 0.0
-        for b in best_iou:
-            if b.shape[1]:
-                quality += b[np.arange(4), :, steps].max(axis=0).sum()
         size = np.minimum(grid[steps][None, :], lengths).sum(axis=1).mean()
-        return size, quality / n_obj
+        return size, achievable_quality(best_iou, steps)
 
     steps = np.zeros(4, np.int64)
     size, quality = state(steps)

@@ -131,7 +131,7 @@ def hierarchy_for(image, preset: str = "scg", *, owt: str | None = None, contour
         from bottomup.mcg.pyramid import hierarchies_at_scales
 
         img = check_image(image)
-        if isinstance(contours, str) and contours == "learned":
+        if contours == "learned":
             from bottomup.pipeline import contour_source
 
             contour_source("learned")  # the clear error here if torch is missing
@@ -280,8 +280,7 @@ def proposals(image, n: int = 1000, preset: str = "scg", *, quotas=None,
     if ranker is None:
         ranker = load_ranker(ranker_path(owt or DEFAULT_OWT, preset,
                                          contours=None if contours is None else "learned"))
-    forest = ranker
-    return rank_pool(candidate_pool(hierarchy, q), int(n), ranker=forest, theta=theta)
+    return rank_pool(candidate_pool(hierarchy, q), int(n), ranker=ranker, theta=theta)
 
 
 def proposals_file(in_path, out_path, *, n: int = 1000, preset: str = "scg", contours=None) -> dict:
