@@ -32,23 +32,37 @@ def main(argv=None) -> int:
     p.add_argument("--crop", type=int)
     p.add_argument("--minutes", type=float, help="stop after this wall time (resume later)")
     p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--lr", type=float, help="head learning rate (backbone: --lr-backbone)")
+    p.add_argument("--lr-backbone", type=float)
+    p.add_argument("--warmup", type=int, help="warm-up iterations")
+    p.add_argument("--seed", type=int, help="seed of the augmentation and of torch")
+    p.add_argument("--init", help="start from these weights (e.g. deep/weights/contours_lite0.pt) "
+                                  "instead of ImageNet only: fine-tuning; ignored when resuming")
     args = p.parse_args(argv)
 
     from deep.contours import ContourNet, TrainConfig, train
+    from deep.contours.net import load_contour_net
     from deep.contours.train import export_weights, load_bsds_training
 
     if args.threads:
         torch.set_num_threads(args.threads)
     cfg = TrainConfig()
     over = {k: v for k, v in {"iterations": args.iterations, "batch_size": args.batch_size,
-                              "crop": args.crop, "max_minutes": args.minutes}.items() if v is not None}
+                              "crop": args.crop, "max_minutes": args.minutes, "lr": args.lr,
+                              "lr_backbone": args.lr_backbone, "warmup": args.warmup,
+                              "seed": args.seed}.items()
+            if v is not None}
     cfg = replace(cfg, **over)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     images, consensus, ids = load_bsds_training(args.root, args.split)
     print(f"loaded {len(ids)} {args.split} images in {time.perf_counter() - t0:.1f}s", flush=True)
-    net = ContourNet(pretrained=True)
+    if args.init:
+        net = load_contour_net(args.init).train()
+        print(f"initialised from {args.init}", flush=True)
+    else:
+        net = ContourNet(pretrained=True)
     hist = train(net, images, consensus, cfg, checkpoint=out / "checkpoint.pt", device=args.device,
                  log=lambda s: print(s, flush=True))
     size = export_weights(out / "checkpoint.pt", out / "contours_lite0.pt")

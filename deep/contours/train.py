@@ -47,6 +47,7 @@ class TrainConfig:
     orient_weight: float = 0.5
     scale_range: tuple = (0.7, 1.4)
     n_orient: int = 8
+    warmup: int = 200         # linear learning-rate warm-up, iterations
     checkpoint_every: int = 500
     seed: int = 0
     max_minutes: float | None = None  # stop (and checkpoint) after this wall time
@@ -285,7 +286,7 @@ def train(net, images, consensus, config: TrainConfig, *, checkpoint: str | os.P
     while it < config.iterations:
         # cosine decay after a short warm-up
         frac = it / max(1, config.iterations)
-        scale = min(1.0, (it + 1) / 200) * 0.5 * (1 + math.cos(math.pi * frac))
+        scale = min(1.0, (it + 1) / max(1, config.warmup)) * 0.5 * (1 + math.cos(math.pi * frac))
         for g, b in zip(opt.param_groups, base_lrs, strict=True):
             g["lr"] = b * scale
         x, y, valid = augment_batch(images, consensus, config.batch_size, config.crop,
