@@ -131,8 +131,9 @@ def _step_image(horizontal=False, size=48):
     return img
 
 
-def test_gpb_step_edge_position_and_orientation():
-    c = gpb(_step_image())
+@pytest.mark.parametrize("preset", ["quality", "balanced", "fast"])
+def test_gpb_step_edge_position_and_orientation(preset):
+    c = gpb(_step_image(), preset)
     assert isinstance(c, Contours)
     assert c.pb.shape == (48, 48) and c.oriented.shape == (8, 48, 48)
     assert 0 <= c.pb.min() and c.pb.max() <= 1
@@ -141,7 +142,7 @@ def test_gpb_step_edge_position_and_orientation():
     assert c.theta[24, 24] == 0.0
     thin = c.thin()
     assert thin[10:38, 24].min() > 0 and thin[10:38, :20].max() == 0
-    ch = gpb(_step_image(horizontal=True))
+    ch = gpb(_step_image(horizontal=True), preset)
     assert int(np.argmax(ch.pb[5:-5, 24])) + 5 == 24
     assert ch.theta[24, 24] == pytest.approx(np.pi / 2)
 
@@ -159,8 +160,9 @@ def test_gpb_deterministic_gray_rgba_and_errors():
     np.testing.assert_array_equal(gpb(u8[..., 0], channel_axis=None).pb, g.pb)
     np.testing.assert_array_equal(gpb(u8 / 255.0).pb, gpb(u8).pb)  # dtype converted on entry
     np.testing.assert_array_equal(gpb(np.moveaxis(u8, -1, 0), channel_axis=0).pb, gpb(u8).pb)
-    fast = gpb(img, preset="fast")
-    assert fast.pb.shape == (48, 48)
+    for preset in ("balanced", "fast"):
+        c = gpb(img, preset=preset)
+        assert c.pb.shape == (48, 48) and c.oriented.shape == (8, 48, 48)
     with pytest.raises(ValueError, match="at least 21 px"):
         gpb(np.zeros((20, 64, 3)))
     with pytest.raises(ValueError, match="preset"):

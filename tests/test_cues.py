@@ -188,6 +188,26 @@ def test_kmeans_and_textons_are_seeded():
     assert np.array_equal(np.unique(a), np.arange(a.max() + 1))  # dense ids
 
 
+def test_textons_of_one_filter_scale_use_that_bank_only(monkeypatch):
+    import importlib
+
+    mod = importlib.import_module("bottomup.cues.textons")  # the module (the package exports the function)
+    seen = []
+    real = mod.filter_responses
+    monkeypatch.setattr(mod, "filter_responses", lambda img, bank: seen.append(len(bank)) or real(img, bank))
+    gray = np.random.default_rng(3).random((30, 25))
+    one = textons(gray, 8, sigmas=(2.0,), rng=4)
+    textons(gray, 8, rng=4)
+    assert seen == [17, 34]  # one scale: 8 even + 8 odd + centre-surround
+    assert one.shape == gray.shape and one.max() < 8
+    # a vertical step: every texton boundary of the one-scale map lies near the step
+    step = np.zeros((30, 40))
+    step[:, 20:] = 1.0
+    lab = textons(step, 4, sigmas=(2.0,), rng=0)
+    cols = np.nonzero(np.any(lab[:, 1:] != lab[:, :-1], axis=0))[0]
+    assert cols.min() >= 20 - 8 and cols.max() <= 20 + 8
+
+
 def test_local_cues_shapes_and_gray():
     img = np.zeros((24, 26, 3))
     img[:, 13:] = [0.9, 0.2, 0.1]

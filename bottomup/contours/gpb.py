@@ -25,13 +25,21 @@ __all__ = ["Contours", "PRESETS", "gpb"]
 
 #: What each preset runs (all: release radii L 3/5/10, a, b, T 5/10/20 px, 8 orientations,
 #: release weights, parabola fits, exact half-disc histograms at the evaluated pixels).
-#: ``quality``: 64 textons; cues of radius >= 10 are evaluated every 2nd row and column
-#: (bilinear in between; approximate F on 5 BSDS val images changed by < 0.001); sPb with MCG's
-#: DNCuts (2 levels, 16 vectors). ``fast``: 32 textons; radius 5 and 10 every 2 px, radius 20
-#: every 4 px; DNCuts with 3 levels (64x fewer nodes) and 8 vectors.
+#: ``quality``: 64 textons of the release's 34-filter bank; cues of radius >= 10 are evaluated
+#: every 2nd row and column (bilinear in between; approximate F on 5 BSDS val images changed by
+#: < 0.001); sPb with MCG's DNCuts (2 levels, 16 vectors) on the release's radius-5 affinity.
+#: ``balanced``: 32 textons; radius 5 and 10 every 2 px, radius 20 every 4 px; DNCuts with 3
+#: levels (64x fewer nodes) and 8 vectors. ``fast``: 32 textons of one filter scale (17
+#: filters); radii 3 and 5 every 2 px, 10 every 4, 20 every 8; a radius-3 affinity and DNCuts
+#: with 3 levels and 5 vectors. BSDS500 val (100 images, owt="steepest"): quality ODS .706,
+#: balanced .701, fast .699 (see :func:`bottomup.segment`).
 PRESETS = {
-    "quality": dict(steps={10: 2, 20: 2}, n_textons=64, n_vec=17, n_levels=2),
-    "fast": dict(steps={5: 2, 10: 2, 20: 4}, n_textons=32, n_vec=9, n_levels=3),
+    "quality": dict(steps={10: 2, 20: 2}, n_textons=64, texton_sigmas=(2.0, 2.0 * np.sqrt(2.0)),
+                    n_vec=17, n_levels=2, ic_radius=5),
+    "balanced": dict(steps={5: 2, 10: 2, 20: 4}, n_textons=32, texton_sigmas=(2.0, 2.0 * np.sqrt(2.0)),
+                     n_vec=9, n_levels=3, ic_radius=5),
+    "fast": dict(steps={3: 2, 5: 2, 10: 4, 20: 8}, n_textons=32, texton_sigmas=(2.0,),
+                 n_vec=6, n_levels=3, ic_radius=3),
 }
 
 _R_MAX = 20
@@ -89,12 +97,14 @@ def gpb(
     image : (H, W) or (H, W, C) array_like
         Gray, RGB or RGBA (alpha dropped); uint8, uint16 or float in [0, 1]. Gray images use the
         release's gray weights (a and b cues skipped).
-    preset : {"quality", "fast"}
+    preset : {"quality", "balanced", "fast"}
         ``quality``: the release's cues (L 3/5/10, a, b, texture 5/10/20 px, 8 orientations,
         64 textons, exact half-disc histograms; radii >= 10 evaluated every 2 px and
         interpolated) with DNCuts (2 levels, 16 vectors) for sPb.
-        ``fast``: 32 textons, radii 5 and 10 every 2 px and 20 every 4 px, DNCuts with 3
-        levels and 8 vectors. See ``PRESETS``.
+        ``balanced``: 32 textons, radii 5 and 10 every 2 px and 20 every 4 px, DNCuts with 3
+        levels and 8 vectors. ``fast``: 32 textons from one filter scale, every cue sampled
+        every 2 to 8 px, a radius-3 affinity, DNCuts with 3 levels and 5 vectors.
+        See ``PRESETS``.
     rng : {numpy.random.Generator, int}, optional
         Pseudo-random number generator for the texton k-means. By default, a PCG64 generator
         seeded with 0 is used (so outputs are reproducible). If `rng` is an int, it is used to
@@ -143,12 +153,13 @@ def gpb(
     gray = bool(
         np.array_equal(img[..., 0], img[..., 1]) and np.array_equal(img[..., 1], img[..., 2])
     )
-    cues = local_cues(img, n_textons=cfg["n_textons"], steps=cfg["steps"], rng=rng)
+    cues = local_cues(img, n_textons=cfg["n_textons"], steps=cfg["steps"],
+                      texton_sigmas=cfg["texton_sigmas"], rng=rng)
     m = mpb(cues, MPB_WEIGHTS_GRAY if gray else MPB_WEIGHTS_COLOR)
     # DNCuts levels: the preset's, or more so that the coarse graph keeps <= ~12k nodes (ARPACK
     # slows down sharply on larger graphs; MCG also picks the depth from the image size)
     n_levels = max(cfg["n_levels"], int(np.ceil(np.log(max(h * w / 12_000, 1.0)) / np.log(4.0))))
-    s = spb(mpb_nmax(m), n_vec=cfg["n_vec"], n_levels=n_levels)
+    s = spb(mpb_nmax(m), n_vec=cfg["n_vec"], n_levels=n_levels, radius=cfg["ic_radius"])
     beta = GPB_WEIGHTS_GRAY if gray else GPB_WEIGHTS_COLOR
     g = smoothed_sum(cues, beta[:-1]).astype(np.float64) + beta[-1] * s.astype(np.float64)
     g = np.clip(g, 0.0, 1.0)

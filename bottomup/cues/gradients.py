@@ -285,6 +285,7 @@ def local_cues(
     n_textons: int = 64,
     n_orient: int = 8,
     steps: dict | None = None,
+    texton_sigmas: tuple = (2.0, 2.0 * np.sqrt(2.0)),
     rng=None,
 ) -> OrientedCues:
     """Brightness, colour and texture half-disc gradients at three scales (mPb cues).
@@ -302,6 +303,8 @@ def local_cues(
     steps : dict, optional
         ``{radius: step}``: cues of that radius are evaluated every ``step`` rows and columns
         and interpolated (see :func:`hist_gradient`). None = every pixel.
+    texton_sigmas : tuple of float
+        Scales of the texton filter bank (the release's 2 and 2 sqrt 2 by default).
     rng : {numpy.random.Generator, int}, optional
         Pseudo-random number generator for the texton k-means. By default, a PCG64 generator is
         used (see :func:`numpy.random.default_rng`). If `rng` is an int, it is used to seed the
@@ -327,7 +330,7 @@ def local_cues(
         np.array_equal(image[..., 0], image[..., 1])
         and np.array_equal(image[..., 1], image[..., 2])
     )
-    tex = textons(rgb_to_gray(image), n_textons, rng=rng)
+    tex = textons(rgb_to_gray(image), n_textons, sigmas=texton_sigmas, rng=rng)
     channels = [
         ("L", quantize(lab[..., 0]), 25, 2.5, radii_l),
         ("a", quantize(lab[..., 1]), 25, 1.25, radii_ab),

@@ -80,6 +80,7 @@ def textons(
     sample_fraction: float = 0.1,
     max_num_iter: int = 10,
     pad: int = 30,
+    sigmas: tuple = (2.0, 2.0 * np.sqrt(2.0)),
     rng=None,
 ) -> NDArray[np.int32]:
     """Texton map: nearest k-means centre of the 34-filter response vector at each pixel.
@@ -100,6 +101,9 @@ def textons(
         Lloyd iterations (10).
     pad : int
         Mirror padding before filtering.
+    sigmas : tuple of float
+        Filter-bank scales (:func:`bottomup.cues.filters.texton_filter_bank`): the release's
+        two (34 filters) by default; one scale (17 filters) halves the filtering.
     rng : {numpy.random.Generator, int}, optional
         Pseudo-random number generator. By default, a PCG64 generator is used (see
         :func:`numpy.random.default_rng`). If `rng` is an int, it is used to seed the generator.
@@ -119,7 +123,7 @@ def textons(
     rng = np.random.default_rng(rng)
     h, w = gray.shape
     padded = np.pad(gray, pad, mode="symmetric")
-    resp = filter_responses(padded, texton_filter_bank())
+    resp = filter_responses(padded, texton_filter_bank(sigmas=tuple(sigmas)))
     resp = resp[:, pad : pad + h, pad : pad + w]
     x = np.ascontiguousarray(resp.reshape(resp.shape[0], -1).T, dtype=np.float64)
     n = x.shape[0]
