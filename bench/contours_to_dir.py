@@ -9,7 +9,7 @@ rename) and existing outputs are skipped, so an interrupted run resumes where it
 
 Usage::
 
-    python bench/contours_to_dir.py --images DIR --out DIR [--preset quality|fast|learned]
+    python bench/contours_to_dir.py --images DIR --out DIR [--preset quality|balanced|fast|mcg|learned]
                                     [--limit N] [--jobs 1] [--oriented]
 
 ``--oriented`` also writes ``<id>_oriented.npz`` (the (8, H, W) stack, float32) for OWT-UCM.
@@ -65,7 +65,7 @@ def main(argv=None):
     )
     ap.add_argument("--images", type=Path, required=True, help="folder of input images")
     ap.add_argument("--out", type=Path, required=True, help="output folder (created)")
-    ap.add_argument("--preset", choices=["quality", "balanced", "fast", "learned"], default="quality",
+    ap.add_argument("--preset", choices=["quality", "balanced", "fast", "mcg", "learned"], default="quality",
                     help="gPb preset, or 'learned': the CNN of deep (default test scales)")
     ap.add_argument("--limit", type=int, default=None, help="process the first N images only")
     ap.add_argument("--jobs", type=int, default=1, help="worker processes")

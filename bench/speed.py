@@ -226,20 +226,20 @@ def _bsds_image_or_synthetic(ctx):
     return f"bsds_{ctx.bsds_id()}", img
 
 
-@stage("gpb", "gPb contours (bottomup.contours.gpb), quality, balanced and fast presets; mPb/sPb split")
+@stage("gpb", "gPb contours (bottomup.contours.gpb), every preset; mPb/sPb split")
 def bench_gpb(ctx) -> list[dict]:
     from bottomup.contours import gpb
 
     a = ctx.args
     case, img = _bsds_image_or_synthetic(ctx)
     out = []
-    for preset in ("quality", "balanced", "fast"):
+    for preset in ("quality", "balanced", "fast", "mcg"):
         out.append(measure(lambda p=preset: gpb(img, p), repeat=max(3, a.repeat // 2), warmup=1,
                            stage="gpb", case=case, size=list(img.shape[:2]), impl=f"bottomup:{preset}"))
     return out
 
 
-@stage("segment", "bottomup.segment end to end (gPb -> OWT -> UCM), quality, balanced and fast presets")
+@stage("segment", "bottomup.segment end to end (gPb -> OWT -> UCM), every preset")
 def bench_segment(ctx) -> list[dict]:
     from bottomup import segment
 
@@ -247,7 +247,7 @@ def bench_segment(ctx) -> list[dict]:
     case, img = _bsds_image_or_synthetic(ctx)
     return [measure(lambda p=preset: segment(img, p).to_ucm2(), repeat=max(3, a.repeat // 2), warmup=1,
                     stage="segment", case=case, size=list(img.shape[:2]), impl=f"bottomup:{preset}")
-            for preset in ("quality", "balanced", "fast")]
+            for preset in ("quality", "balanced", "fast", "mcg")]
 
 
 @stage("superpixels", "superpixels: a cut of the hierarchy vs scikit-image SLIC and Felzenszwalb")

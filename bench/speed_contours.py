@@ -142,7 +142,7 @@ def main(argv=None):
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--image", type=Path, default=DEFAULT_IMAGE)
-    ap.add_argument("--preset", choices=["quality", "balanced", "fast", "all"], default="all")
+    ap.add_argument("--preset", choices=["quality", "balanced", "fast", "mcg", "all"], default="all")
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument(
@@ -158,7 +158,7 @@ def main(argv=None):
     import scipy
 
     load0 = os.getloadavg()[0]
-    presets = ["quality", "balanced", "fast"] if args.preset == "all" else [args.preset]
+    presets = ["quality", "balanced", "fast", "mcg"] if args.preset == "all" else [args.preset]
     results, shape = run(args.image, presets, args.repeat)
     load1 = os.getloadavg()[0]
     try:

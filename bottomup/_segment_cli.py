@@ -63,6 +63,6 @@ def register(subparsers) -> None:
     add_job_arguments(p)
     p.add_argument("--format", choices=("mat", "npz", "png"), default="mat",
                    help="ucm2 file format (default mat, BSDS-compatible)")
-    p.add_argument("--preset", choices=("quality", "balanced", "fast"), default="quality")
+    p.add_argument("--preset", choices=("quality", "balanced", "fast", "mcg"), default="quality")
     add_contours_argument(p)
     p.set_defaults(func=run)

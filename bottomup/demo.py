@@ -59,7 +59,7 @@ def demo(out_dir, *, preset: str = "fast", learned: bool | None = None) -> dict:
     ----------
     out_dir : path-like
         Folder for ``demo.png`` and ``demo_ucm2.mat``.
-    preset : {"fast", "balanced", "quality"}
+    preset : {"fast", "balanced", "quality", "mcg"}
     learned : bool, optional
         Also show the learned contours (default: when torch is importable).
 
@@ -161,6 +161,6 @@ def register(subparsers) -> None:
                               description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="bottomup-demo", help="output folder (default ./bottomup-demo)")
-    p.add_argument("--preset", choices=("fast", "balanced", "quality"), default="fast")
+    p.add_argument("--preset", choices=("fast", "balanced", "quality", "mcg"), default="fast")
     p.add_argument("--no-learned", action="store_true", help="skip the learned contours (torch)")
     p.set_defaults(func=_run)

@@ -56,7 +56,7 @@ def image_to_contours(image, preset: str = "quality", *, contours=None):
     ----------
     image : (H, W[, C]) array_like
         Any dtype and channel layout the image contract accepts.
-    preset : {"quality", "balanced", "fast"}
+    preset : {"quality", "balanced", "fast", "mcg"}
         gPb preset (see :func:`bottomup.contours.gpb`).
     contours : None, "learned" or callable, optional
         None: gPb. "learned": the CNN contour detector of ``deep`` (needs torch). A callable
@@ -170,11 +170,12 @@ def segment(image, preset: str = "quality", *, contours: None | str | Callable =
     ----------
     image : (H, W[, C]) array_like
         Gray, RGB or RGBA; uint8, uint16 or float in [0, 1].
-    preset : {"quality", "balanced", "fast"}
+    preset : {"quality", "balanced", "fast", "mcg"}
         ``quality``: the original gPb cues and spectral globalisation (DNCuts eigenvectors),
-        ~1.8 s per BSDS image on 2 cores; ``balanced``: fewer textons, coarser sampling of the
-        large discs, a cheaper spectral step (~1.1 s); ``fast``: one texton filter scale, every
-        disc sampled every 2 to 8 px, a radius-3 affinity and 5 eigenvectors (~0.6 s). See
+        1.6-1.8 s per BSDS image on 2 cores; ``balanced``: one texton filter scale, every disc
+        sampled every 2 to 8 px, a radius-3 affinity and 5 eigenvectors (0.65 s); ``fast``:
+        ``balanced`` on the image resized by 0.75 (0.41 s); ``mcg``: the configuration
+        ``bottomup.mcg``'s rankers were trained on (1.0 s). See
         :data:`bottomup.contours.gpb.PRESETS` and the table below.
     contours : None, "learned" or callable, optional
         Contour source (see :func:`image_to_contours`).
@@ -200,9 +201,10 @@ def segment(image, preset: str = "quality", *, contours: None | str | Callable =
         gPb, ``plain``          .676/.701/.694    .557   .793   1.79
         gPb, ``ridge``          .691/.723/.712    .555   .788   1.80
         gPb, earlier            .692/.724/.720    .556   .790   1.80
-        gPb balanced, steepest  .701/.732/.748    .581   .804   1.71
-        gPb fast, ``steepest``  .699/.722/.744    .582   .805   1.71
-        gPb balanced, earlier   .687/.716/.720    .574   .796   1.75
+        gPb balanced, steepest  .699/.722/.744    .582   .805   1.71
+        gPb fast, ``steepest``  .685/.709/.719    .576   .802   1.73
+        gPb mcg, ``steepest``   .701/.732/.748    .581   .804   1.71
+        gPb mcg, earlier        .687/.716/.720    .574   .796   1.75
         learned, ``ridge``      .767/.792/.795    .631   .829   1.54
         learned, ridge 3 sc.    .764/.787/.788    .636   .830   1.53
         learned, ridge oriented .730/.753/.742    .562   .797   1.86

@@ -231,3 +231,27 @@ def test_dncuts_decimation_matches_sparse_formula(shape):
     out = np.empty((h // 2, w // 2, 7, 7))
     _band_decimate_kernel(band, deg, 3, out)
     np.testing.assert_allclose(band_to_sparse(out).toarray(), ref, rtol=1e-10, atol=1e-14)
+
+
+def test_mpb_accepts_scaled_radii_and_rejects_other_layouts():
+    from bottomup.contours.mpb import MPB_WEIGHTS_COLOR, mpb
+    from bottomup.cues.gradients import OrientedCues
+
+    stack = np.random.default_rng(0).random((12, 8, 30, 30)).astype(np.float32)
+    names = ("L2", "L4", "L8", "a4", "a8", "a15", "b4", "b8", "b15", "T4", "T8", "T15")
+    radii = tuple(int(n[1:]) for n in names)
+    m = mpb(OrientedCues(stack, names, radii), MPB_WEIGHTS_COLOR)
+    assert m.shape == (8, 30, 30)
+    with pytest.raises(ValueError, match="increasing radii"):
+        mpb(OrientedCues(stack, names[3:6] + names[:3] + names[6:], radii[3:6] + radii[:3] + radii[6:]))
+    with pytest.raises(ValueError, match="increasing radii"):
+        mpb(OrientedCues(stack, names, (4, 2, 8) + radii[3:]))
+
+
+def test_fast_preset_runs_on_a_resized_copy_and_keeps_small_images_usable():
+    img = _step_image(size=64)
+    c = gpb(img, "fast")
+    assert c.pb.shape == (64, 64) and c.oriented.shape == (8, 64, 64)
+    assert abs(int(np.argmax(c.pb[32, 8:-8])) + 8 - 32) <= 1  # the step, within a pixel after resizing
+    tiny = gpb(_step_image(size=21), "fast")  # 0.75 x 21 < 16: resized to 16 px, the largest disc + 1
+    assert tiny.pb.shape == (21, 21) and np.isfinite(tiny.pb).all()

@@ -24,7 +24,7 @@ def test_hierarchy_for_passes_owt_to_segment(owt):
 
     img = _img()
     np.testing.assert_array_equal(hierarchy_for(img, "scg", owt=owt).to_ucm2(),
-                                  segment(img, "balanced", owt=owt).to_ucm2())
+                                  segment(img, "mcg", owt=owt).to_ucm2())
 
 
 def test_default_owt_and_rankers_shipped():

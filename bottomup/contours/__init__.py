@@ -1,6 +1,6 @@
 """Contours: mPb, spectral globalisation (sPb), gPb and oriented non-maximum suppression.
 
-``gpb(image, preset="quality" | "balanced" | "fast") -> Contours`` runs the whole detector: local cues
+``gpb(image, preset="quality" | "balanced" | "fast" | "mcg") -> Contours`` runs the whole detector: local cues
 (:mod:`bottomup.cues`), mPb with the release's weights, thinned mPb, intervening-contour
 affinity, normalised-cut eigenvectors by DNCuts, sPb, and gPb as the release's weighted sum.
 ``Contours.thin()`` gives the thinned boundary map. Note that ``bottomup.contours.gpb`` is the

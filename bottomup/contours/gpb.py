@@ -23,23 +23,38 @@ from bottomup.cues.gradients import local_cues
 
 __all__ = ["Contours", "PRESETS", "gpb"]
 
-#: What each preset runs (all: release radii L 3/5/10, a, b, T 5/10/20 px, 8 orientations,
-#: release weights, parabola fits, exact half-disc histograms at the evaluated pixels).
-#: ``quality``: 64 textons of the release's 34-filter bank; cues of radius >= 10 are evaluated
-#: every 2nd row and column (bilinear in between; approximate F on 5 BSDS val images changed by
-#: < 0.001); sPb with MCG's DNCuts (2 levels, 16 vectors) on the release's radius-5 affinity.
-#: ``balanced``: 32 textons; radius 5 and 10 every 2 px, radius 20 every 4 px; DNCuts with 3
-#: levels (64x fewer nodes) and 8 vectors. ``fast``: 32 textons of one filter scale (17
-#: filters); radii 3 and 5 every 2 px, 10 every 4, 20 every 8; a radius-3 affinity and DNCuts
-#: with 3 levels and 5 vectors. BSDS500 val (100 images, owt="steepest"): quality ODS .706,
-#: balanced .701, fast .699 (see :func:`bottomup.segment`).
+_RELEASE_RADII = dict(radii_l=(3, 5, 10), radii_ab=(5, 10, 20), radii_t=(5, 10, 20))
+_TWO_SCALE_BANK = (2.0, 2.0 * np.sqrt(2.0))
+
+#: What each preset runs (all: 8 orientations, the release's weights, parabola fits, exact
+#: half-disc histograms at the evaluated pixels, DNCuts eigenvectors as in MCG).
+#:
+#: ``quality``: the release's radii (L 3/5/10, a, b, T 5/10/20 px), 64 textons of its 34-filter
+#: bank; cues of radius >= 10 evaluated every 2nd row and column (bilinear in between;
+#: approximate F on 5 BSDS val images changed by < 0.001); DNCuts with 2 levels and 16 vectors on
+#: the release's radius-5 affinity.
+#: ``balanced``: 32 textons from one filter scale (17 filters); radii 3 and 5 evaluated every
+#: 2 px, 10 every 4, 20 every 8; a radius-3 affinity and DNCuts with 3 levels and 5 vectors.
+#: ``fast``: ``balanced`` on the image resized by 0.75 with the radii scaled alike (L 2/4/8,
+#: a, b, T 4/8/15), the outputs resized back.
+#: ``mcg``: what ``bottomup.mcg``'s shipped rankers were trained on (this was ``fast`` until
+#: 2026-11-26): 32 textons of the 34-filter bank, radius 5 and 10 every 2 px, 20 every 4, DNCuts
+#: with 3 levels and 8 vectors on the radius-5 affinity.
+#:
+#: BSDS500 val, 100 images, ``segment(preset=...)``, ODS / OIS / AP, Covering, PRI, VI, and the
+#: median time per 481x321 image on 2 cores: quality .706/.736/.717 .584 .799 1.70, 1.6-1.8 s;
+#: balanced .699/.722/.744 .582 .805 1.71, 0.65 s; fast .685/.709/.719 .576 .802 1.73, 0.41 s;
+#: mcg .701/.732/.748 .581 .804 1.71, 1.0 s.
 PRESETS = {
-    "quality": dict(steps={10: 2, 20: 2}, n_textons=64, texton_sigmas=(2.0, 2.0 * np.sqrt(2.0)),
-                    n_vec=17, n_levels=2, ic_radius=5),
-    "balanced": dict(steps={5: 2, 10: 2, 20: 4}, n_textons=32, texton_sigmas=(2.0, 2.0 * np.sqrt(2.0)),
-                     n_vec=9, n_levels=3, ic_radius=5),
-    "fast": dict(steps={3: 2, 5: 2, 10: 4, 20: 8}, n_textons=32, texton_sigmas=(2.0,),
-                 n_vec=6, n_levels=3, ic_radius=3),
+    "quality": dict(steps={10: 2, 20: 2}, n_textons=64, texton_sigmas=_TWO_SCALE_BANK,
+                    n_vec=17, n_levels=2, ic_radius=5, scale=1.0, **_RELEASE_RADII),
+    "balanced": dict(steps={3: 2, 5: 2, 10: 4, 20: 8}, n_textons=32, texton_sigmas=(2.0,),
+                     n_vec=6, n_levels=3, ic_radius=3, scale=1.0, **_RELEASE_RADII),
+    "fast": dict(steps={2: 2, 4: 2, 8: 4, 15: 8}, n_textons=32, texton_sigmas=(2.0,),
+                 n_vec=6, n_levels=3, ic_radius=3, scale=0.75,
+                 radii_l=(2, 4, 8), radii_ab=(4, 8, 15), radii_t=(4, 8, 15)),
+    "mcg": dict(steps={5: 2, 10: 2, 20: 4}, n_textons=32, texton_sigmas=_TWO_SCALE_BANK,
+                n_vec=9, n_levels=3, ic_radius=5, scale=1.0, **_RELEASE_RADII),
 }
 
 _R_MAX = 20
@@ -97,14 +112,14 @@ def gpb(
     image : (H, W) or (H, W, C) array_like
         Gray, RGB or RGBA (alpha dropped); uint8, uint16 or float in [0, 1]. Gray images use the
         release's gray weights (a and b cues skipped).
-    preset : {"quality", "balanced", "fast"}
+    preset : {"quality", "balanced", "fast", "mcg"}
         ``quality``: the release's cues (L 3/5/10, a, b, texture 5/10/20 px, 8 orientations,
         64 textons, exact half-disc histograms; radii >= 10 evaluated every 2 px and
         interpolated) with DNCuts (2 levels, 16 vectors) for sPb.
-        ``balanced``: 32 textons, radii 5 and 10 every 2 px and 20 every 4 px, DNCuts with 3
-        levels and 8 vectors. ``fast``: 32 textons from one filter scale, every cue sampled
-        every 2 to 8 px, a radius-3 affinity, DNCuts with 3 levels and 5 vectors.
-        See ``PRESETS``.
+        ``balanced``: 32 textons from one filter scale, every cue sampled every 2 to 8 px, a
+        radius-3 affinity, DNCuts with 3 levels and 5 vectors. ``fast``: ``balanced`` on the
+        image resized by 0.75. ``mcg``: the configuration ``bottomup.mcg``'s rankers were
+        trained on. See ``PRESETS`` (with their BSDS figures and times).
     rng : {numpy.random.Generator, int}, optional
         Pseudo-random number generator for the texton k-means. By default, a PCG64 generator
         seeded with 0 is used (so outputs are reproducible). If `rng` is an int, it is used to
@@ -150,11 +165,27 @@ def gpb(
         del img  # the full-size float copy is not needed any more
         return _upscale(gpb(small, preset, rng=rng, max_pixels=None), h, w)
     cfg = PRESETS[preset]
+    if cfg["scale"] != 1.0:
+        # the preset runs on a resized copy, never smaller than its largest disc allows
+        r_max = max(cfg["radii_l"] + cfg["radii_ab"] + cfg["radii_t"])
+        hs, ws = (max(r_max + 1, int(round(n * cfg["scale"]))) for n in (h, w))
+        if (hs, ws) != (h, w):
+            import cv2
+
+            small = np.clip(cv2.resize(img, (ws, hs), interpolation=cv2.INTER_AREA), 0.0, 1.0)
+            return _upscale(_gpb_at_scale(small, cfg, rng), h, w)
+    return _gpb_at_scale(img, cfg, rng)
+
+
+def _gpb_at_scale(img, cfg, rng) -> Contours:
+    """gPb of ``img`` (already validated) with the preset's cues at the image's own size."""
+    h, w = img.shape[:2]
     gray = bool(
         np.array_equal(img[..., 0], img[..., 1]) and np.array_equal(img[..., 1], img[..., 2])
     )
     cues = local_cues(img, n_textons=cfg["n_textons"], steps=cfg["steps"],
-                      texton_sigmas=cfg["texton_sigmas"], rng=rng)
+                      texton_sigmas=cfg["texton_sigmas"], radii_l=cfg["radii_l"],
+                      radii_ab=cfg["radii_ab"], radii_t=cfg["radii_t"], rng=rng)
     m = mpb(cues, MPB_WEIGHTS_GRAY if gray else MPB_WEIGHTS_COLOR)
     # DNCuts levels: the preset's, or more so that the coarse graph keeps <= ~12k nodes (ARPACK
     # slows down sharply on larger graphs; MCG also picks the depth from the image size)

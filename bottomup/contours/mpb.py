@@ -67,7 +67,8 @@ def mpb(cues: OrientedCues, weights=MPB_WEIGHTS_COLOR) -> NDArray[np.float32]:
     Parameters
     ----------
     cues : OrientedCues
-        Cues in the order of ``CUE_NAMES``.
+        Cues in the order of ``CUE_NAMES``: L, a, b, T, three radii each by increasing radius
+        (other radii than the release's are accepted, e.g. scaled ones on a resized image).
     weights : sequence of float
         12 weights (``MPB_WEIGHTS_COLOR`` or ``MPB_WEIGHTS_GRAY``).
 
@@ -80,8 +81,11 @@ def mpb(cues: OrientedCues, weights=MPB_WEIGHTS_COLOR) -> NDArray[np.float32]:
     .. [1] M. Maire, P. Arbelaez, C. Fowlkes, J. Malik, "Using Contours to Detect and Localize
            Junctions in Natural Images", CVPR 2008.
     """
-    if tuple(cues.names) != CUE_NAMES:
-        raise ValueError(f"`cues` must hold the cues {CUE_NAMES}, got {cues.names}")
+    r = cues.radii
+    increasing = len(r) == 12 and all(r[c] < r[c + 1] < r[c + 2] for c in range(0, 12, 3))
+    if tuple(n[0] for n in cues.names) != tuple(n[0] for n in CUE_NAMES) or not increasing:
+        raise ValueError(f"`cues` must hold the cues {CUE_NAMES} (any increasing radii per channel), "
+                         f"got {cues.names}")
     return smoothed_sum(cues, weights)
 
 

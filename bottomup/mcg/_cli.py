@@ -36,7 +36,7 @@ def register(subparsers) -> None:
     add_job_arguments(p)
     p.add_argument("-n", type=int, default=1000, help="proposals per image (default 1000)")
     p.add_argument("--preset", choices=sorted(PRESETS), default="scg",
-                   help="scg: gPb balanced contours (default); scg-quality: gPb quality contours; "
+                   help="scg: gPb contours, preset mcg (default); scg-quality: gPb quality contours; "
                    "mcg: multiscale hierarchy (scales 2, 1, 0.5)")
     add_contours_argument(p)
     p.set_defaults(func=run)

@@ -47,11 +47,12 @@ MAX_LEAVES = 1000
 #: preset -> contour preset of :func:`bottomup.segment` and the grouping quotas. ``mcg`` groups
 #: the combined multiscale hierarchy (scales :data:`bottomup.mcg.pyramid.MCG_SCALES`) with the
 #: same quotas and its own ranker (:func:`bottomup.mcg.ranking.ranker_path`). The shipped rankers
-#: were trained on ``balanced`` gPb hierarchies; on the cheaper ``fast`` ones (with those rankers,
-#: MSRC val) SCG scores ABO@1000 .778 (recall@0.7 .750) and MCG .799 (ABO@100 .709) against
-#: .788 (.774) and .811 (.730), so the presets stay on ``balanced``.
-PRESETS = {"scg": ("balanced", SCG_QUOTAS), "scg-quality": ("quality", SCG_QUOTAS),
-           "mcg": ("balanced", SCG_QUOTAS)}
+#: were trained on hierarchies of the gPb preset ``mcg`` (see ``bottomup.contours.gpb.PRESETS``);
+#: on the cheaper ``balanced`` ones (with those rankers, MSRC val) SCG scores ABO@1000 .778
+#: (recall@0.7 .750) and MCG .799 (ABO@100 .709) against .788 (.774) and .811 (.730), so the
+#: proposals stay on ``mcg``.
+PRESETS = {"scg": ("mcg", SCG_QUOTAS), "scg-quality": ("quality", SCG_QUOTAS),
+           "mcg": ("mcg", SCG_QUOTAS)}
 
 #: Oriented-watershed modes the proposals accept (``owt`` of :func:`bottomup.segment`).
 OWT_CHOICES = ("plain", "steepest")
@@ -221,8 +222,8 @@ def proposals(image, n: int = 1000, preset: str = "scg", *, quotas=None,
     n : int, optional
         Number of proposals to return (fewer when the image has fewer distinct candidates).
     preset : {"scg", "scg-quality", "mcg"}
-        ``scg``: gPb ``balanced`` contours; ``scg-quality``: gPb ``quality`` contours; ``mcg``: the
-        multiscale hierarchy (scales 2, 1, 0.5, gPb ``balanced``).
+        ``scg``: gPb contours of the ``mcg`` preset; ``scg-quality``: gPb ``quality`` contours; ``mcg``: the
+        multiscale hierarchy (scales 2, 1, 0.5, gPb preset ``mcg``).
     quotas : sequence of 4 int, optional
         Singletons, pairs, triplets and 4-tuples explored (default :data:`SCG_QUOTAS`).
     ranker : Forest, optional

@@ -55,7 +55,7 @@ def image_pyramid(image, scales=MCG_SCALES) -> list[NDArray[np.float64]]:
     return out
 
 
-def hierarchies_at_scales(image, scales=MCG_SCALES, preset: str = "balanced",
+def hierarchies_at_scales(image, scales=MCG_SCALES, preset: str = "mcg",
                           owt: str | None = "plain", contours=None) -> list[Hierarchy]:
     """The gPb-owt-ucm hierarchy of each pyramid level (each at its own size).
 
