@@ -205,7 +205,8 @@ def segment(image, preset: str = "quality", *, contours: None | str | Callable =
         gPb fast, ``steepest``  .685/.709/.719    .576   .802   1.73
         gPb mcg, ``steepest``   .701/.732/.748    .581   .804   1.71
         gPb mcg, earlier        .687/.716/.720    .574   .796   1.75
-        learned, ``ridge``      .767/.792/.795    .631   .829   1.54
+        learned, ``ridge``      .769/.794/.791    .636   .830   1.50
+        learned before tuning   .767/.792/.795    .631   .829   1.54
         learned, ridge 3 sc.    .764/.787/.788    .636   .830   1.53
         learned, ridge oriented .730/.753/.742    .562   .797   1.86
         learned, ``steepest``   .727/.748/.728    .555   .796   1.89
@@ -214,8 +215,9 @@ def segment(image, preset: str = "quality", *, contours: None | str | Callable =
         ======================  ================  =====  =====  =====
 
         ("earlier": the NMS ridge inputs with raster-order ties, the default before. Learned
-        ``ridge`` uses :data:`LEARNED_RIDGE` and four test scales; "3 sc.": the same with three
-        test scales; "ridge oriented": strengths read from the oriented stack at each arc's
+        ``ridge`` uses :data:`LEARNED_RIDGE` and four test scales (the shipped network; "before
+        tuning": before its CPU fine-tuning, the network the other learned rows used); "3 sc.":
+        the same with three test scales; "ridge oriented": strengths read from the oriented stack at each arc's
         orientation, three test scales, the rule before; the ``steepest`` and "earlier" learned
         rows are with three test scales and oriented strengths.)
 
