@@ -217,9 +217,9 @@ def segment(image, preset: str = "quality", *, contours: None | str | Callable =
         ("earlier": the NMS ridge inputs with raster-order ties, the default before. Learned
         ``ridge`` uses :data:`LEARNED_RIDGE` and four test scales (the shipped network; "before
         tuning": before its CPU fine-tuning, the network the other learned rows used); "3 sc.":
-        the same with three test scales; "ridge oriented": strengths read from the oriented stack at each arc's
-        orientation, three test scales, the rule before; the ``steepest`` and "earlier" learned
-        rows are with three test scales and oriented strengths.)
+        the same with three test scales; "ridge oriented": strengths read from the oriented
+        stack at each arc's orientation, three test scales, the rule before; the ``steepest``
+        and "earlier" learned rows are with three test scales and oriented strengths.)
 
     Returns
     -------
