@@ -41,10 +41,11 @@ def _one(path: Path, out_dir: Path, preset: str, oriented: bool) -> tuple[str, f
     t0 = time.perf_counter()
     if preset == "learned":
         from bottomup.contours import Contours
+        from bottomup.contours.nms import best_orientation
         from deep.contours.api import learned_contours
 
         pb, ori = learned_contours(read_image(str(path)))
-        c = Contours(pb, ori, np.argmax(ori, axis=0) * (np.pi / ori.shape[0]))
+        c = Contours(pb, ori, best_orientation(ori))
     else:
         c = gpb(read_image(str(path)), preset)
     thin = np.clip(np.round(c.thin() * 255.0), 0, 255).astype(np.uint8)
@@ -65,7 +66,9 @@ def main(argv=None):
     )
     ap.add_argument("--images", type=Path, required=True, help="folder of input images")
     ap.add_argument("--out", type=Path, required=True, help="output folder (created)")
-    ap.add_argument("--preset", choices=["quality", "balanced", "fast", "mcg", "learned"], default="quality",
+    from bottomup.contours import PRESETS
+
+    ap.add_argument("--preset", choices=[*PRESETS, "learned"], default="quality",
                     help="gPb preset, or 'learned': the CNN of deep (default test scales)")
     ap.add_argument("--limit", type=int, default=None, help="process the first N images only")
     ap.add_argument("--jobs", type=int, default=1, help="worker processes")

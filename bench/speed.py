@@ -228,12 +228,12 @@ def _bsds_image_or_synthetic(ctx):
 
 @stage("gpb", "gPb contours (bottomup.contours.gpb), every preset; mPb/sPb split")
 def bench_gpb(ctx) -> list[dict]:
-    from bottomup.contours import gpb
+    from bottomup.contours import PRESETS, gpb
 
     a = ctx.args
     case, img = _bsds_image_or_synthetic(ctx)
     out = []
-    for preset in ("quality", "balanced", "fast", "mcg"):
+    for preset in PRESETS:
         out.append(measure(lambda p=preset: gpb(img, p), repeat=max(3, a.repeat // 2), warmup=1,
                            stage="gpb", case=case, size=list(img.shape[:2]), impl=f"bottomup:{preset}"))
     return out
@@ -242,12 +242,13 @@ def bench_gpb(ctx) -> list[dict]:
 @stage("segment", "bottomup.segment end to end (gPb -> OWT -> UCM), every preset")
 def bench_segment(ctx) -> list[dict]:
     from bottomup import segment
+    from bottomup.contours import PRESETS
 
     a = ctx.args
     case, img = _bsds_image_or_synthetic(ctx)
     return [measure(lambda p=preset: segment(img, p).to_ucm2(), repeat=max(3, a.repeat // 2), warmup=1,
                     stage="segment", case=case, size=list(img.shape[:2]), impl=f"bottomup:{preset}")
-            for preset in ("quality", "balanced", "fast", "mcg")]
+            for preset in PRESETS]
 
 
 @stage("superpixels", "superpixels: a cut of the hierarchy vs scikit-image SLIC and Felzenszwalb")

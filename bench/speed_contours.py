@@ -9,7 +9,7 @@ average is recorded before and after. Public API only (plus the public stage fun
 
 Usage::
 
-    python bench/speed_contours.py [--image PATH] [--preset quality|fast|both] [--repeat 5]
+    python bench/speed_contours.py [--image PATH] [--preset quality|balanced|fast|mcg|all] [--repeat 5]
                                    [--json OUT] [--cold-cache]
 """
 
@@ -77,10 +77,11 @@ def _run_preset(img, preset, repeat):
     import numpy as np
 
     from bottomup.contours import PRESETS, gpb
+    from bottomup.contours.gpb import preset_image
     from bottomup.contours.mpb import MPB_WEIGHTS_COLOR, mpb, mpb_nmax, smoothed_sum
     from bottomup.contours.spectral import ic_affinity, ncut_eigenvectors, spb_from_eigenvectors
     from bottomup.cues import hist_gradient, quantize, rgb_to_gray, rgb_to_lab, textons
-    from bottomup.cues.gradients import CUE_NAMES, OrientedCues
+    from bottomup.cues.gradients import OrientedCues
 
     cfg = PRESETS[preset]
     steps = cfg["steps"] or {}
@@ -89,31 +90,35 @@ def _run_preset(img, preset, repeat):
     def add(stage, stats, group):
         rows.append({"preset": preset, "stage": stage, "group": group, **stats})
 
-    lab, st = _time(lambda: rgb_to_lab(img), repeat)
+    work = preset_image(img, preset)  # the cues of the `fast` preset run on a resized copy
+    lab, st = _time(lambda: rgb_to_lab(work), repeat)
     add("lab", st, "mpb")
     qs = [quantize(lab[..., i]) for i in range(3)]
-    tex, st = _time(lambda: textons(rgb_to_gray(img), cfg["n_textons"], rng=0), repeat)
+    tex, st = _time(lambda: textons(rgb_to_gray(work), cfg["n_textons"], sigmas=cfg["texton_sigmas"],
+                                    rng=0), repeat)
     add("textons", st, "mpb")
-    chans = {"L": (qs[0], 25, 2.5), "a": (qs[1], 25, 1.25), "b": (qs[2], 25, 1.25),
-             "T": (tex, int(tex.max()) + 1, 0.0)}  # fmt: skip
-    maps = []
-    for name in CUE_NAMES:
-        labels, nb, sig = chans[name[0]]
-        r = int(name[1:])
-        g, st = _time(
-            lambda labels=labels, r=r, nb=nb, sig=sig: hist_gradient(
-                labels, r, n_bins=nb, bin_sigma=sig, step=steps.get(r, 1)
-            ),
-            repeat,
-        )
-        add(f"gradient_{name}", st, "mpb")
-        maps.append(g)
-    cues = OrientedCues(np.stack(maps), CUE_NAMES, tuple(int(n[1:]) for n in CUE_NAMES))
+    chans = {"L": (qs[0], 25, 2.5, cfg["radii_l"]), "a": (qs[1], 25, 1.25, cfg["radii_ab"]),
+             "b": (qs[2], 25, 1.25, cfg["radii_ab"]),
+             "T": (tex, int(tex.max()) + 1, 0.0, cfg["radii_t"])}  # fmt: skip
+    maps, names, radii = [], [], []
+    for letter, (labels, nb, sig, rads) in chans.items():
+        for r in rads:
+            g, st = _time(
+                lambda labels=labels, r=r, nb=nb, sig=sig: hist_gradient(
+                    labels, r, n_bins=nb, bin_sigma=sig, step=steps.get(r, 1)
+                ),
+                repeat,
+            )
+            add(f"gradient_{letter}{r}", st, "mpb")
+            maps.append(g)
+            names.append(f"{letter}{r}")
+            radii.append(r)
+    cues = OrientedCues(np.stack(maps), tuple(names), tuple(radii))
     m, st = _time(lambda: mpb(cues), repeat)
     add("parabola_fit_and_sum", st, "mpb")
     mn, st = _time(lambda: mpb_nmax(m), repeat)
     add("nms_mpb", st, "spb")
-    band, st = _time(lambda: ic_affinity(mn), repeat)
+    band, st = _time(lambda: ic_affinity(mn, cfg["ic_radius"]), repeat)
     add("affinity", st, "spb")
     (lam, vec), st = _time(
         lambda: ncut_eigenvectors(band, cfg["n_vec"], n_levels=cfg["n_levels"]), repeat
@@ -142,7 +147,7 @@ def main(argv=None):
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--image", type=Path, default=DEFAULT_IMAGE)
-    ap.add_argument("--preset", choices=["quality", "balanced", "fast", "mcg", "all"], default="all")
+    ap.add_argument("--preset", default="all", help="a key of bottomup.contours.PRESETS, or all")
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument(
@@ -157,8 +162,13 @@ def main(argv=None):
     import numpy as np
     import scipy
 
+    from bottomup.contours import PRESETS  # after NUMBA_CACHE_DIR is set
+
+    if args.preset != "all" and args.preset not in PRESETS:
+        ap.error(f"--preset must be one of {[*PRESETS, 'all']}, got {args.preset!r}")
+
     load0 = os.getloadavg()[0]
-    presets = ["quality", "balanced", "fast", "mcg"] if args.preset == "all" else [args.preset]
+    presets = list(PRESETS) if args.preset == "all" else [args.preset]
     results, shape = run(args.image, presets, args.repeat)
     load1 = os.getloadavg()[0]
     try:

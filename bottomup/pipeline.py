@@ -126,7 +126,7 @@ def ridge_owt_inputs(pb, oriented, *, floor: float = 0.3, smooth: float = 0.0,
     ws : (H, W) ndarray of float64
     strengths : (O, H, W) ndarray of float64
     """
-    from bottomup.contours.nms import oriented_nms
+    from bottomup.contours.nms import best_orientation, oriented_nms
 
     pb = np.asarray(pb, dtype=np.float64)
     if oriented is None:
@@ -139,8 +139,7 @@ def ridge_owt_inputs(pb, oriented, *, floor: float = 0.3, smooth: float = 0.0,
         from scipy.ndimage import gaussian_filter
 
         p = gaussian_filter(pb, smooth)
-    theta = np.argmax(oriented, axis=0) * (np.pi / oriented.shape[0])
-    nms = oriented_nms(p, theta, tolerance=np.pi / 8)
+    nms = oriented_nms(p, best_orientation(oriented), tolerance=np.pi / 8)
     ridge = nms > 0
     if isotropic:
         strengths = np.broadcast_to((pb * ridge)[None], oriented.shape).copy()

@@ -8,6 +8,7 @@ import pytest
 import scipy.linalg
 
 from bottomup.contours import (
+    PRESETS,
     Contours,
     band_to_sparse,
     gpb,
@@ -255,3 +256,38 @@ def test_fast_preset_runs_on_a_resized_copy_and_keeps_small_images_usable():
     assert abs(int(np.argmax(c.pb[32, 8:-8])) + 8 - 32) <= 1  # the step, within a pixel after resizing
     tiny = gpb(_step_image(size=21), "fast")  # 0.75 x 21 < 16: resized to 16 px, the largest disc + 1
     assert tiny.pb.shape == (21, 21) and np.isfinite(tiny.pb).all()
+
+
+def test_command_line_preset_choices_are_the_gpb_presets():
+    # the CLI spells the names out (importing the detector would slow every command's start-up)
+    import argparse
+
+    from bottomup.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for command in ("segment", "demo"):
+        preset = next(a for a in sub.choices[command]._actions if a.dest == "preset")
+        assert sorted(preset.choices) == sorted(PRESETS), command
+
+
+def test_preset_image_resizes_only_the_fast_preset():
+    from bottomup.contours.gpb import preset_image
+
+    img = np.random.default_rng(0).random((40, 60, 3))
+    for preset in ("quality", "balanced", "mcg"):
+        assert preset_image(img, preset) is img
+    assert preset_image(img, "fast").shape == (30, 45, 3)
+    assert preset_image(img[:20, :21], "fast").shape == (16, 16, 3)  # largest disc 15 + 1
+    with pytest.raises(ValueError, match="preset"):
+        preset_image(img, "best")
+
+
+def test_best_orientation_is_the_strongest_channel():
+    from bottomup.contours.nms import best_orientation
+
+    ori = np.zeros((8, 2, 3))
+    ori[3, 0, 0] = 1.0
+    ori[7, 1, 2] = 0.5
+    theta = best_orientation(ori)
+    assert theta[0, 0] == 3 * np.pi / 8 and theta[1, 2] == 7 * np.pi / 8
+    assert theta[0, 1] == 0.0  # ties: the lowest channel

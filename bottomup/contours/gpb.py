@@ -17,11 +17,11 @@ from bottomup.contours.mpb import (
     mpb_nmax,
     smoothed_sum,
 )
-from bottomup.contours.nms import oriented_nms
+from bottomup.contours.nms import best_orientation, oriented_nms
 from bottomup.contours.spectral import spb
 from bottomup.cues.gradients import local_cues
 
-__all__ = ["Contours", "PRESETS", "gpb"]
+__all__ = ["Contours", "PRESETS", "gpb", "preset_image"]
 
 _RELEASE_RADII = dict(radii_l=(3, 5, 10), radii_ab=(5, 10, 20), radii_t=(5, 10, 20))
 _TWO_SCALE_BANK = (2.0, 2.0 * np.sqrt(2.0))
@@ -151,8 +151,7 @@ def gpb(
     .. [2] J. Pont-Tuset et al., "Multiscale Combinatorial Grouping for Image Segmentation and
            Object Proposal Generation", TPAMI 39(1), 2017. :DOI:`10.1109/TPAMI.2016.2537320`
     """
-    if preset not in PRESETS:
-        raise ValueError(f"`preset` must be one of {sorted(PRESETS)}, got {preset!r}")
+    _check_preset(preset)
     img = check_image(image, channel_axis=channel_axis)
     h, w = img.shape[:2]
     if min(h, w) < _R_MAX + 1:
@@ -164,17 +163,45 @@ def gpb(
         small = _downscale(img, max_pixels)
         del img  # the full-size float copy is not needed any more
         return _upscale(gpb(small, preset, rng=rng, max_pixels=None), h, w)
-    cfg = PRESETS[preset]
-    if cfg["scale"] != 1.0:
-        # the preset runs on a resized copy, never smaller than its largest disc allows
-        r_max = max(cfg["radii_l"] + cfg["radii_ab"] + cfg["radii_t"])
-        hs, ws = (max(r_max + 1, int(round(n * cfg["scale"]))) for n in (h, w))
-        if (hs, ws) != (h, w):
-            import cv2
+    work = preset_image(img, preset)
+    c = _gpb_at_scale(work, PRESETS[preset], rng)
+    return c if work is img else _upscale(c, h, w)
 
-            small = np.clip(cv2.resize(img, (ws, hs), interpolation=cv2.INTER_AREA), 0.0, 1.0)
-            return _upscale(_gpb_at_scale(small, cfg, rng), h, w)
-    return _gpb_at_scale(img, cfg, rng)
+
+def preset_image(image, preset: str):
+    """The image a preset computes its cues on: ``image`` itself, or a resized copy.
+
+    Parameters
+    ----------
+    image : (H, W, 3) ndarray of float64
+        RGB in [0, 1] (validated, see :func:`bottomup._validate.check_image`).
+    preset : str
+        A key of :data:`PRESETS`; its ``scale`` (0.75 for ``fast``, 1 for the others) gives the
+        size, never below the preset's largest disc radius + 1 on a side.
+
+    Returns
+    -------
+    work : (H', W', 3) ndarray of float64
+        ``image`` (the same object) at scale 1, else its area-interpolated copy.
+
+    Raises
+    ------
+    ValueError
+        If ``preset`` is unknown.
+    """
+    _check_preset(preset)
+    cfg = PRESETS[preset]
+    h, w = image.shape[:2]
+    if cfg["scale"] == 1.0:
+        return image
+    r_max = max(cfg["radii_l"] + cfg["radii_ab"] + cfg["radii_t"])
+    hs, ws = (max(r_max + 1, int(round(n * cfg["scale"]))) for n in (h, w))
+    return image if (hs, ws) == (h, w) else _resize_area(image, hs, ws)
+
+
+def _check_preset(preset):
+    if preset not in PRESETS:
+        raise ValueError(f"`preset` must be one of {sorted(PRESETS)}, got {preset!r}")
 
 
 def _gpb_at_scale(img, cfg, rng) -> Contours:
@@ -194,14 +221,18 @@ def _gpb_at_scale(img, cfg, rng) -> Contours:
     beta = GPB_WEIGHTS_GRAY if gray else GPB_WEIGHTS_COLOR
     g = smoothed_sum(cues, beta[:-1]).astype(np.float64) + beta[-1] * s.astype(np.float64)
     g = np.clip(g, 0.0, 1.0)
-    k = np.argmax(g, axis=0)
-    return Contours(pb=g.max(axis=0), oriented=g, theta=k * (np.pi / g.shape[0]))
+    return Contours(pb=g.max(axis=0), oriented=g, theta=best_orientation(g))
+
+
+def _resize_area(img, hs, ws):
+    """Area-interpolated copy of size ``(hs, ws)``, clipped to [0, 1]."""
+    import cv2
+
+    return np.clip(cv2.resize(img, (ws, hs), interpolation=cv2.INTER_AREA), 0.0, 1.0)
 
 
 def _downscale(img, max_pixels):
     import warnings
-
-    import cv2
 
     h, w = img.shape[:2]
     f = float(np.sqrt(max_pixels / (h * w)))
@@ -212,7 +243,7 @@ def _downscale(img, max_pixels):
         UserWarning,
         stacklevel=3,
     )
-    return np.clip(cv2.resize(img, (ws, hs), interpolation=cv2.INTER_AREA), 0.0, 1.0)
+    return _resize_area(img, hs, ws)
 
 
 def _upscale(c, h, w):
@@ -222,7 +253,4 @@ def _upscale(c, h, w):
     for o in range(oriented.shape[0]):
         oriented[o] = cv2.resize(c.oriented[o], (w, h), interpolation=cv2.INTER_LINEAR)
     np.clip(oriented, 0.0, 1.0, out=oriented)
-    k = np.argmax(oriented, axis=0).astype(np.int8)
-    return Contours(
-        pb=oriented.max(axis=0), oriented=oriented, theta=k * (np.pi / oriented.shape[0])
-    )
+    return Contours(pb=oriented.max(axis=0), oriented=oriented, theta=best_orientation(oriented))

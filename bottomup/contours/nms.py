@@ -8,7 +8,7 @@ from numpy.typing import NDArray
 from bottomup._validate import check_map, check_same_shape
 from bottomup.contours._kernels import _nms_kernel
 
-__all__ = ["oriented_nms"]
+__all__ = ["best_orientation", "oriented_nms"]
 
 
 def oriented_nms(
@@ -54,3 +54,25 @@ def oriented_nms(
     out = np.empty_like(v)
     _nms_kernel(v, np.mod(t, np.pi), float(tolerance), out)
     return out
+
+
+def best_orientation(oriented: NDArray[np.floating]) -> NDArray[np.float64]:
+    """Orientation of the strongest channel of an oriented stack, ``argmax_o * pi / O``.
+
+    Parameters
+    ----------
+    oriented : (O, H, W) ndarray
+        Channel ``o`` holds the strength of edges of orientation ``o pi / O``.
+
+    Returns
+    -------
+    theta : (H, W) ndarray of float64
+        In [0, pi), the ``theta`` that :func:`oriented_nms` takes (ties: the lowest channel).
+
+    Examples
+    --------
+    >>> bool(best_orientation(np.array([[[0.1]], [[0.2]], [[0.0]], [[0.2]]]))[0, 0] == np.pi / 4)
+    True
+    """
+    oriented = np.asarray(oriented)
+    return np.argmax(oriented, axis=0) * (np.pi / oriented.shape[0])

@@ -54,9 +54,8 @@ def learned_contours(image, *, scales=DEFAULT_SCALES, flip: bool = False,
     """
     pb, oriented = predict_contours(_net(device), image, scales=tuple(scales), flip=flip)
     if ridge_strengths:
-        from bottomup.contours.nms import oriented_nms
+        from bottomup.contours.nms import best_orientation, oriented_nms
 
-        theta = np.argmax(oriented, axis=0) * (np.pi / oriented.shape[0])
-        keep = oriented_nms(pb, theta, tolerance=np.pi / 8) > 0
+        keep = oriented_nms(pb, best_orientation(oriented), tolerance=np.pi / 8) > 0
         oriented = oriented * keep
     return np.asarray(pb), np.asarray(oriented)
