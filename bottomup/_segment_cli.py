@@ -52,6 +52,8 @@ def contours_param(args) -> dict:
 
 def run(args) -> int:
     params = {"preset": args.preset} | contours_param(args)
+    if args.seed != 0:  # only when set, so that earlier folders (no seed: 0) still resume
+        params["seed"] = args.seed
     return run_job_from_args("segment", args, f".{args.format}", params)
 
 
@@ -65,4 +67,6 @@ def register(subparsers) -> None:
                    help="ucm2 file format (default mat, BSDS-compatible)")
     p.add_argument("--preset", choices=("quality", "balanced", "fast", "mcg"), default="quality")
     add_contours_argument(p)
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of gPb's texton k-means (default 0; ignored for --contours learned)")
     p.set_defaults(func=run)

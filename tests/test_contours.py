@@ -291,3 +291,31 @@ def test_best_orientation_is_the_strongest_channel():
     theta = best_orientation(ori)
     assert theta[0, 0] == 3 * np.pi / 8 and theta[1, 2] == 7 * np.pi / 8
     assert theta[0, 1] == 0.0  # ties: the lowest channel
+
+
+def test_segment_seed_draws_other_textons_and_is_reproducible(tmp_path):
+    import json
+
+    import cv2
+
+    from bottomup import segment
+    from bottomup.cli import main
+
+    img = np.random.default_rng(3).random((40, 40, 3))
+    img[:, 20:] *= 0.5
+    u0 = segment(img, "fast").to_ucm2()
+    np.testing.assert_array_equal(segment(img, "fast", seed=0).to_ucm2(), u0)  # 0 is the default
+    u1 = segment(img, "fast", seed=1).to_ucm2()
+    np.testing.assert_array_equal(segment(img, "fast", seed=1).to_ucm2(), u1)
+    assert not np.array_equal(u0, u1)  # another k-means draw, another texture gradient
+    for bad in (-1, 1.5, True, "1"):
+        with pytest.raises(ValueError, match="`seed` must be a non-negative integer"):
+            segment(img, "fast", seed=bad)
+    cv2.imwrite(str(tmp_path / "a.png"), (img * 255).astype(np.uint8))
+    out = tmp_path / "out"
+    assert main(["segment", str(tmp_path / "a.png"), "--out", str(out), "--preset", "fast",
+                 "--format", "npz", "--seed", "1", "--quiet"]) == 0
+    man = json.loads(next(out.glob("manifest-*.json")).read_text())
+    assert man["params"] == {"preset": "fast", "seed": 1}
+    a = segment(cv2.imread(str(tmp_path / "a.png"))[..., ::-1], "fast", seed=1).to_ucm2()
+    np.testing.assert_array_equal(np.load(out / "a.npz")["ucm2"], a)
