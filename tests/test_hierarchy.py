@@ -420,7 +420,8 @@ def test_segment_owt_modes(monkeypatch):
     # default: ridge for a contour source other than gPb ...
     np.testing.assert_array_equal(segment(img, contours=src).to_ucm2(), u2["ridge"])
     # ... steepest (and the release's normalisation) for gPb
-    monkeypatch.setattr(pipeline, "image_to_contours", lambda image, preset, contours=None: (pb, ori))
+    monkeypatch.setattr(pipeline, "image_to_contours",
+                        lambda image, preset, contours=None, seed=0: (pb, ori))
     np.testing.assert_array_equal(
         segment(img).to_ucm2(), ucm(pb, ori, normalize=True, descent_first=True).to_ucm2()
     )
