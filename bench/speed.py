@@ -251,6 +251,17 @@ def bench_segment(ctx) -> list[dict]:
             for preset in PRESETS]
 
 
+@stage("segment_multiscale", "bottomup.segment_multiscale (quality at x1 and x0.5, aligned)", default=False)
+def bench_segment_multiscale(ctx) -> list[dict]:
+    from bottomup import segment_multiscale
+
+    a = ctx.args
+    case, img = _bsds_image_or_synthetic(ctx)
+    return [measure(lambda: segment_multiscale(img).to_ucm2(), repeat=max(3, a.repeat // 2), warmup=1,
+                    stage="segment_multiscale", case=case, size=list(img.shape[:2]),
+                    impl="bottomup:quality x1+x0.5")]
+
+
 @stage("superpixels", "superpixels: a cut of the hierarchy vs scikit-image SLIC and Felzenszwalb")
 def bench_superpixels(ctx) -> list[dict]:
     from bottomup.hierarchy import ucm

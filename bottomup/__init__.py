@@ -35,7 +35,7 @@ from bottomup import interactive, io, mcg, metrics, superpixels  # noqa: E402  (
 from bottomup.hierarchy import Hierarchy, ucm, ucm2_to_labels  # noqa: E402
 from bottomup.io import read_bsds_gt, read_image, read_ucm2, write_ucm2  # noqa: E402
 from bottomup.owt import BoundaryPieces, oriented_watershed  # noqa: E402
-from bottomup.pipeline import image_to_contours, segment  # noqa: E402
+from bottomup.pipeline import image_to_contours, segment, segment_multiscale  # noqa: E402
 
 __all__ = [
     "__version__",
@@ -51,6 +51,7 @@ __all__ = [
     "read_image",
     "read_ucm2",
     "segment",
+    "segment_multiscale",
     "superpixels",
     "ucm",
     "ucm2_to_labels",

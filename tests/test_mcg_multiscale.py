@@ -82,6 +82,52 @@ def test_combine_averages_levels():
         combine_hierarchies([])
 
 
+def test_combine_weights_match_repeated_hierarchies():
+    h = _blocks_hierarchy()
+    flat = Hierarchy(h.parents, np.where(h.altitudes > 0, 0.5, 0.0), h.leaf_labels)
+    w = combine_hierarchies([h, flat], h.shape, sigmoid=None, weights=[3, 1]).to_ucm2()
+    rep = combine_hierarchies([h, h, h, flat], h.shape, sigmoid=None).to_ucm2()
+    np.testing.assert_allclose(w, rep, atol=1e-12)
+    assert w[1, 4] == pytest.approx(0.75 * 0.1 + 0.25 * 0.5)  # leaves 0 | 1 (lca 12)
+    for bad in ([1.0], [1.0, 0.0], [1.0, np.nan], [1.0, 2.0, 3.0]):
+        with pytest.raises(ValueError, match="`weights` must be 2 positive numbers"):
+            combine_hierarchies([h, flat], h.shape, weights=bad)
+
+
+def test_segment_multiscale_is_the_weighted_combination_of_segment_at_two_scales(tmp_path):
+    import json
+
+    import cv2
+
+    from bottomup import segment, segment_multiscale
+    from bottomup.cli import main
+    from bottomup.mcg.pyramid import image_pyramid
+
+    img = np.zeros((48, 64, 3))
+    img[:, 30:] = [0.9, 0.6, 0.2]
+    img[10:26, 6:20] = [0.1, 0.3, 0.8]
+    hs = [segment(level, "fast") for level in image_pyramid(img, (1.0, 0.5))]
+    expect = combine_hierarchies(hs, (48, 64), sigmoid=None, weights=(0.75, 0.25))
+    got = segment_multiscale(img, "fast")
+    np.testing.assert_array_equal(got.to_ucm2(), expect.to_ucm2())
+    three = got.cut(n_regions=3)  # the three colour regions (boundaries within a pixel)
+    parts = [three[:, 33:], three[12:24, 8:18], three[30:, :27]]
+    assert all(len(np.unique(p)) == 1 for p in parts)
+    assert len({int(p[0, 0]) for p in parts}) == 3
+    with pytest.raises(ValueError, match="one entry per scale"):
+        segment_multiscale(img, "fast", weights=(1.0,))
+    cv2.imwrite(str(tmp_path / "a.png"), (img[..., ::-1] * 255).round().astype(np.uint8))
+    out = tmp_path / "out"
+    assert main(["segment", str(tmp_path / "a.png"), "--out", str(out), "--preset", "fast",
+                 "--format", "npz", "--multiscale", "--quiet"]) == 0
+    man = json.loads(next(out.glob("manifest-*.json")).read_text())
+    assert man["params"] == {"preset": "fast", "multiscale": True}
+    ref = segment_multiscale(cv2.imread(str(tmp_path / "a.png"))[..., ::-1], "fast").to_ucm2()
+    np.testing.assert_array_equal(np.load(out / "a.npz")["ucm2"], ref)
+    assert main(["segment", str(tmp_path / "a.png"), "--out", str(out), "--multiscale",
+                 "--contours", "learned", "--quiet"]) == 2
+
+
 def test_image_pyramid_shapes():
     img = np.random.default_rng(0).random((40, 60, 3))
     levels = image_pyramid(img, (2.0, 1.0, 0.5))

@@ -120,7 +120,8 @@ def aligned_levels(hierarchy: Hierarchy, target: NDArray[np.int32], pairs: NDArr
 
 def combine_hierarchies(hierarchies: list[Hierarchy], shape: tuple[int, int] | None = None, *,
                         threshold: float = ALIGN_THRESHOLD,
-                        sigmoid: tuple[float, float] | None = MULTISCALE_SIGMOID) -> Hierarchy:
+                        sigmoid: tuple[float, float] | None = MULTISCALE_SIGMOID,
+                        weights=None) -> Hierarchy:
     """Align hierarchies of several scales to the finest one's superpixels and combine them.
 
     Parameters
@@ -133,6 +134,9 @@ def combine_hierarchies(hierarchies: list[Hierarchy], shape: tuple[int, int] | N
         UCM level of the finest hierarchy giving the alignment targets (MCG 0.1).
     sigmoid : (slope, threshold) or None
         Applied to the combined levels (MCG (8, 0.35)); None keeps the mean levels.
+    weights : sequence of float, optional
+        One positive weight per hierarchy for the average of the aligned levels (MCG: uniform,
+        the default).
 
     Returns
     -------
@@ -141,6 +145,11 @@ def combine_hierarchies(hierarchies: list[Hierarchy], shape: tuple[int, int] | N
     """
     if not hierarchies or not all(isinstance(h, Hierarchy) for h in hierarchies):
         raise TypeError("`hierarchies` must be a non-empty list of Hierarchy")
+    if weights is not None:
+        weights = np.asarray(weights, dtype=np.float64)
+        if weights.shape != (len(hierarchies),) or not (np.isfinite(weights).all() and (weights > 0).all()):
+            raise ValueError(f"`weights` must be {len(hierarchies)} positive numbers (one per hierarchy), "
+                             f"got {weights.tolist()!r}")
     if shape is None:
         shape = hierarchies[0].shape
     finest = max(hierarchies, key=lambda h: h.shape[0] * h.shape[1])
@@ -148,7 +157,7 @@ def combine_hierarchies(hierarchies: list[Hierarchy], shape: tuple[int, int] | N
     if target.max() == 0:
         return Hierarchy([0], [0.0], np.zeros(shape, np.int32))
     pairs, diff_h, diff_v, inv = _pairs(target)
-    mean = np.mean([aligned_levels(h, target, pairs) for h in hierarchies], axis=0)
+    mean = np.average([aligned_levels(h, target, pairs) for h in hierarchies], axis=0, weights=weights)
     n_h = int(diff_h.sum())
     wh = np.zeros(diff_h.shape)
     wv = np.zeros(diff_v.shape)
