@@ -282,7 +282,8 @@ def segment_multiscale(image, preset: str = "quality", *, scales=MULTISCALE["sca
     2.27 s per 481x321 image on 2 cores (``bench/speed.py --stage segment_multiscale``; quality
     alone took 1.87 s in the same session: over the 2 s budget, hence opt-in); single-scale
     ``segment``: .706 / .736 / .717, .584, .799, 1.70; the original gPb-owt-ucm .711 / .739 /
-    .731, .588, .808, 1.65. Weights .5 / .5 gave ODS .702 and VI 1.68; a ``balanced`` x0.5
+    .731, .588, .808, 1.65. With ``seed=1``: .706 / .736 / .760, .587, .802, 1.69 (VI outside
+    the original's + .03). Weights .5 / .5 gave ODS .702 and VI 1.68; a ``balanced`` x0.5
     level lost the VI gain (1.70). The weights were selected on val, not fitted on train.
 
     Parameters
