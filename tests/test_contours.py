@@ -108,6 +108,27 @@ def test_dncuts_approximates_exact_leading_vectors():
         assert lam_d[i] == pytest.approx(lam_e[i], rel=0.05)
 
 
+def test_float32_band_gives_the_float64_dncuts_vectors():
+    # spb stores the band in float32; the DNCuts vectors and eigenvalues must not notice
+    rng = np.random.default_rng(1)
+    m = np.zeros((48, 52))
+    m[:, 25] = 0.9
+    m[20, :25] = 0.7
+    m = np.clip(m + 0.05 * rng.random(m.shape), 0, 1)
+    b64 = ic_affinity(m, 5)
+    b32 = ic_affinity(m, 5, dtype=np.float32)
+    assert b32.dtype == np.float32
+    np.testing.assert_allclose(b32, b64, rtol=1e-6, atol=1e-7)
+    lam64, vec64 = ncut_eigenvectors(b64, 5, n_levels=2)
+    lam32, vec32 = ncut_eigenvectors(b32, 5, n_levels=2)
+    np.testing.assert_allclose(lam32, lam64, rtol=1e-4, atol=1e-7)
+    for i in range(1, 5):
+        c = np.corrcoef(vec32[..., i].ravel(), vec64[..., i].ravel())[0, 1]
+        assert abs(c) > 1 - 1e-6, (i, c)
+    with pytest.raises(ValueError, match="dtype"):
+        ic_affinity(m, 5, dtype=np.int32)
+
+
 def test_spb_orientation_convention():
     h, w = 20, 20
     vec = np.zeros((h, w, 2))

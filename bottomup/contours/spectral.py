@@ -35,6 +35,7 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 from scipy.sparse.linalg import eigsh
 
+from bottomup._threads import thread_map
 from bottomup.contours._kernels import (
     _band_decimate_kernel,
     _band_degree_kept_kernel,
@@ -82,8 +83,8 @@ def _affinity_of_ic(ic, sigma):
 
 
 def ic_affinity(
-    mpb_nmax: NDArray[np.float64], radius: int = 5, sigma: float = 0.1
-) -> NDArray[np.float64]:
+    mpb_nmax: NDArray[np.float64], radius: int = 5, sigma: float = 0.1, *, dtype=np.float64
+) -> NDArray[np.floating]:
     """Intervening-contour affinity in band form.
 
     Parameters
@@ -95,17 +96,24 @@ def ic_affinity(
         Pixels within this distance are connected (5).
     sigma : float
         Affinity scale (0.1).
+    dtype : {numpy.float64, numpy.float32}
+        Storage of the band. :func:`spb` uses float32: the band is the largest array of gPb
+        (121 values per pixel: 150 MB in float64 on a BSDS image), and the values are
+        ``exp`` of a logistic, far from needing 16 digits; every sum over it is accumulated
+        in float64.
 
     Returns
     -------
-    band : (H, W, 2R+1, 2R+1) ndarray of float64
+    band : (H, W, 2R+1, 2R+1) ndarray of ``dtype``
         ``band[r, c, dr + R, dc + R]`` = W between (r, c) and (r + dr, c + dc); 0 outside the
         image or the disc; 1 on the diagonal; symmetric.
     """
     offs, parent = _paths(int(radius))
     m = np.ascontiguousarray(mpb_nmax, dtype=np.float64)
     h, w = m.shape
-    band = np.zeros((h, w, 2 * radius + 1, 2 * radius + 1), dtype=np.float64)
+    if np.dtype(dtype) not in (np.dtype(np.float64), np.dtype(np.float32)):
+        raise ValueError(f"`dtype` must be float64 or float32, got {np.dtype(dtype)}")
+    band = np.zeros((h, w, 2 * radius + 1, 2 * radius + 1), dtype=dtype)
     wm = _affinity_of_ic(m, sigma)
     w0 = float(_affinity_of_ic(np.zeros(1), sigma)[0])
     _ic_affinity_band_kernel(wm, w0, offs, parent, int(radius), band)
@@ -117,7 +125,7 @@ def band_to_sparse(band: NDArray[np.float64]) -> sp.csr_matrix:
 
     Parameters
     ----------
-    band : (h, w, 2R+1, 2R+1) ndarray of float64
+    band : (h, w, 2R+1, 2R+1) ndarray of float64 or float32
 
     Returns
     -------
@@ -128,7 +136,7 @@ def band_to_sparse(band: NDArray[np.float64]) -> sp.csr_matrix:
     rad = k // 2
     flat = band.reshape(h * w, k * k)
     rows, offs = np.nonzero(flat)  # row-major: rows ascending, offsets ascending per row
-    vals = flat[rows, offs]
+    vals = flat[rows, offs].astype(np.float64)
     cols = rows + (offs // k - rad) * w + (offs % k - rad)
     indptr = np.zeros(h * w + 1, dtype=np.int64)
     np.cumsum(np.bincount(rows, minlength=h * w), out=indptr[1:])
@@ -167,8 +175,9 @@ def ncut_eigenvectors(
 
     Parameters
     ----------
-    band : (H, W, 2R+1, 2R+1) ndarray of float64
-        Symmetric affinity in band form (:func:`ic_affinity`).
+    band : (H, W, 2R+1, 2R+1) ndarray of float64 or float32
+        Symmetric affinity in band form (:func:`ic_affinity`); sums over it are accumulated in
+        float64 and the coarse DNCuts levels are float64.
     n_vec : int
         Number of vectors, the trivial one included (17 in the release).
     method : {"dncuts", "exact"}
@@ -219,7 +228,7 @@ def ncut_eigenvectors(
         x = out
     # Rayleigh quotients on the full-resolution graph, trivial component removed.
     kv = x.shape[2]
-    d = band.sum(axis=(2, 3)).reshape(-1)
+    d = band.sum(axis=(2, 3), dtype=np.float64).reshape(-1)
     wx = np.empty_like(x)
     _band_matvec_kernel(band, rad, x, wx)
     x2 = x.reshape(-1, kv)
@@ -261,6 +270,7 @@ def spb_from_eigenvectors(
         np.asarray(derivative_filter(o * np.pi / n_orient), dtype=np.float32)[::-1, ::-1].copy()
         for o in range(n_orient)
     ]
+    normalised = []
     for v in range(1, k):
         lam = eigenvalues[v]
         if lam <= 0:
@@ -269,9 +279,13 @@ def spb_from_eigenvectors(
         lo, hi = x.min(), x.max()
         if hi - lo <= 0:
             continue
-        xn = ((x - lo) / (hi - lo) / np.sqrt(lam)).astype(np.float32)
-        for o in range(n_orient):
+        normalised.append(((x - lo) / (hi - lo) / np.sqrt(lam)).astype(np.float32))
+
+    def one(o):  # the vectors are summed in the same order for every orientation
+        for xn in normalised:
             out[o] += np.abs(cv2.filter2D(xn, -1, kernels[o], borderType=cv2.BORDER_REFLECT))
+
+    thread_map(one, n_orient)  # one orientation per task (see bottomup._threads)
     return out
 
 
@@ -313,6 +327,6 @@ def spb(
     .. [1] P. Arbelaez, M. Maire, C. Fowlkes, J. Malik, "Contour Detection and Hierarchical
            Image Segmentation", TPAMI 33(5), 2011. :DOI:`10.1109/TPAMI.2010.161`
     """
-    band = ic_affinity(mpb_nmax, radius, sigma)
+    band = ic_affinity(mpb_nmax, radius, sigma, dtype=np.float32)
     lam, vec = ncut_eigenvectors(band, n_vec, method=method, n_levels=n_levels)
     return spb_from_eigenvectors(lam, vec, n_orient)

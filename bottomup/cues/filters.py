@@ -14,6 +14,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.signal import hilbert
 
+from bottomup._threads import thread_map
+
 __all__ = [
     "oriented_filter",
     "centre_surround_filter",
@@ -201,7 +203,10 @@ def filter_responses(
     """
     img = np.ascontiguousarray(image, dtype=np.float32)
     out = np.empty((len(filters),) + img.shape, dtype=np.float32)
-    for i, f in enumerate(filters):
-        kern = np.ascontiguousarray(f[::-1, ::-1], dtype=np.float32)  # convolution, not correlation
+
+    def one(i):
+        kern = np.ascontiguousarray(filters[i][::-1, ::-1], dtype=np.float32)  # convolution
         out[i] = cv2.filter2D(img, -1, kern, borderType=cv2.BORDER_REFLECT)
+
+    thread_map(one, len(filters))  # one filter per task (see bottomup._threads)
     return out

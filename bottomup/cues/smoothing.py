@@ -20,6 +20,8 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from bottomup._threads import thread_map
+
 __all__ = ["savgol_kernel", "parabola_smooth"]
 
 
@@ -92,8 +94,11 @@ def parabola_smooth(stack: NDArray[np.floating], radius: float) -> NDArray[np.fl
     """
     n_orient = stack.shape[0]
     out = np.empty(stack.shape, dtype=np.float32)
-    for k in range(n_orient):
+
+    def one(k):
         kern = np.asarray(savgol_kernel(float(radius), k * np.pi / n_orient), dtype=np.float32)
         src = np.ascontiguousarray(stack[k], dtype=np.float32)
         out[k] = cv2.filter2D(src, -1, kern, borderType=cv2.BORDER_REFLECT)
+
+    thread_map(one, n_orient)  # one orientation per task (see bottomup._threads)
     return out

@@ -10,13 +10,19 @@ from bottomup.cues.filters import filter_responses, texton_filter_bank
 __all__ = ["kmeans", "textons"]
 
 
-def _sq_dist_argmin(x, centers, chunk=65536):
-    """Index of the nearest centre for each row of ``x`` (L2), in chunks."""
+def _sq_dist_argmin(x, centers, chunk=4096):
+    """Index of the nearest centre for each row of ``x`` (L2), in chunks.
+
+    Small chunks keep the (chunk, K) distance block in cache: on a BSDS image (154k pixels,
+    64 centres, 34 filters) 4096 rows take 15 ms where one 65536-row block took 40 to 100 ms.
+    """
     cn = (centers * centers).sum(axis=1)
+    ct = np.ascontiguousarray(centers.T)
     out = np.empty(x.shape[0], dtype=np.int32)
     for i in range(0, x.shape[0], chunk):
-        xb = x[i : i + chunk]
-        d = cn[None, :] - 2.0 * (xb @ centers.T)
+        d = x[i : i + chunk] @ ct
+        d *= -2.0
+        d += cn  # |c|^2 - 2 x.c: the same argmin as |x - c|^2
         out[i : i + chunk] = np.argmin(d, axis=1)
     return out
 
