@@ -108,6 +108,25 @@ def test_dncuts_approximates_exact_leading_vectors():
         assert lam_d[i] == pytest.approx(lam_e[i], rel=0.05)
 
 
+def test_dncuts_eigenvalues_are_full_graph_rayleigh_quotients():
+    # lam_i = xc^T (D - W) xc / xc^T D xc, xc the D-centred upsampled vector, from dense algebra
+    rng = np.random.default_rng(2)
+    m = np.zeros((36, 40))
+    m[:, 17] = 0.8
+    m[12, :17] = 0.6
+    m = np.clip(m + 0.1 * rng.random(m.shape), 0, 1)
+    band = ic_affinity(m, 5)
+    lam, vec = ncut_eigenvectors(band, 6, n_levels=2)
+    w = band_to_sparse(band).toarray()
+    d = w.sum(axis=1)
+    x = vec.reshape(-1, 6)
+    xc = x - (d @ x) / d.sum()
+    ref = np.einsum("ij,ij->j", xc, (np.diag(d) - w) @ xc) / np.einsum("ij,ij->j", xc, d[:, None] * xc)
+    ref[0] = 0.0
+    np.testing.assert_allclose(lam, ref, rtol=1e-9, atol=1e-15)
+    assert np.all(np.diff(lam) >= 0)
+
+
 def test_float32_band_gives_the_float64_dncuts_vectors():
     # spb stores the band in float32; the DNCuts vectors and eigenvalues must not notice
     rng = np.random.default_rng(1)

@@ -301,3 +301,17 @@ def test_thread_map_runs_every_task_and_reraises():
     with pytest.raises(RuntimeError, match="task 7"):
         thread_map(task, 50)
     np.testing.assert_array_equal(seen, 1)  # all ran, once, before the error surfaced
+
+
+@pytest.mark.parametrize("step", [1, 2])
+def test_hist_gradient_writes_into_out(step):
+    lab = np.random.default_rng(5).integers(0, 6, size=(15, 17)).astype(np.int32)
+    ref = hist_gradient(lab, 3, n_bins=6, bin_sigma=1.25, step=step)
+    out = np.full((8, 15, 17), -1.0, dtype=np.float32)
+    got = hist_gradient(lab, 3, n_bins=6, bin_sigma=1.25, step=step, out=out)
+    assert got is out
+    np.testing.assert_array_equal(out, ref)
+    with pytest.raises(ValueError, match="`out` must be a C-contiguous float32"):
+        hist_gradient(lab, 3, n_bins=6, out=np.zeros((8, 15, 17)))
+    with pytest.raises(ValueError, match="shape"):
+        hist_gradient(lab, 3, n_bins=6, out=np.zeros((8, 15, 16), np.float32))

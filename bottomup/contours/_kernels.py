@@ -248,14 +248,21 @@ def _band_upsample_kernel(band, deg, radius, xc, out):
 
 
 @njit(parallel=True, cache=True)
-def _band_matvec_kernel(band, radius, x, out):
-    """``out = A x`` for a band matrix; x (h, w, k)."""
+def _band_rayleigh_sums_kernel(band, radius, x, dsum, dx, xdx, xwx, wxs):
+    """Per-row partial sums for the Rayleigh quotients of ``x`` (h, w, k) on a band graph.
+
+    With ``d`` the row sums of A: ``dsum[y] = sum d``, ``dx[y, t] = sum d x_t``,
+    ``xdx[y, t] = sum d x_t^2``, ``xwx[y, t] = sum x_t (A x_t)`` and ``wxs[y, t] = sum A x_t``
+    over the pixels of row y, without materialising ``A x`` (an (h, w, k) array).
+    """
     h, w, k = x.shape
     for y in prange(h):
         y = np.int64(y)
+        ax = np.empty(k)
         for c in range(w):
             for t in range(k):
-                out[y, c, t] = 0.0
+                ax[t] = 0.0
+            d = 0.0
             for dr in range(-radius, radius + 1):
                 rr = y + dr
                 if rr < 0 or rr >= h:
@@ -264,8 +271,15 @@ def _band_matvec_kernel(band, radius, x, out):
                     cc = c + dc
                     if cc < 0 or cc >= w:
                         continue
-                    a = band[y, c, dr + radius, dc + radius]
+                    a = np.float64(band[y, c, dr + radius, dc + radius])
                     if a != 0.0:
+                        d += a
                         for t in range(k):
-                            out[y, c, t] += a * x[rr, cc, t]
-    return out
+                            ax[t] += a * x[rr, cc, t]
+            dsum[y] += d
+            for t in range(k):
+                v = x[y, c, t]
+                dx[y, t] += d * v
+                xdx[y, t] += d * v * v
+                xwx[y, t] += v * ax[t]
+                wxs[y, t] += ax[t]

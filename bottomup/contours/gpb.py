@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from bottomup._threads import blas_single_thread
 from bottomup._validate import check_image
 from bottomup.contours.mpb import (
     GPB_WEIGHTS_COLOR,
@@ -164,7 +165,8 @@ def gpb(
         del img  # the full-size float copy is not needed any more
         return _upscale(gpb(small, preset, rng=rng, max_pixels=None), h, w)
     work = preset_image(img, preset)
-    c = _gpb_at_scale(work, PRESETS[preset], rng)
+    with blas_single_thread():  # see bottomup._threads: spinning BLAS workers slow numba down
+        c = _gpb_at_scale(work, PRESETS[preset], rng)
     return c if work is img else _upscale(c, h, w)
 
 

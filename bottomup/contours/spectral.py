@@ -39,7 +39,7 @@ from bottomup._threads import thread_map
 from bottomup.contours._kernels import (
     _band_decimate_kernel,
     _band_degree_kept_kernel,
-    _band_matvec_kernel,
+    _band_rayleigh_sums_kernel,
     _band_upsample_kernel,
     _ic_affinity_band_kernel,
 )
@@ -228,17 +228,14 @@ def ncut_eigenvectors(
         x = out
     # Rayleigh quotients on the full-resolution graph, trivial component removed.
     kv = x.shape[2]
-    d = band.sum(axis=(2, 3), dtype=np.float64).reshape(-1)
-    wx = np.empty_like(x)
-    _band_matvec_kernel(band, rad, x, wx)
-    x2 = x.reshape(-1, kv)
-    wx2 = wx.reshape(-1, kv)
-    mean = (d @ x2) / d.sum()  # D-weighted mean of each vector
+    sums = [np.zeros(h) if i == 0 else np.zeros((h, kv)) for i in range(5)]
+    _band_rayleigh_sums_kernel(band, rad, x, *sums)
+    dsum, dx, xdx, xwx, wxs = (a.sum(axis=0) for a in sums)
+    mean = dx / dsum  # D-weighted mean of each vector
     # with xc = x - mean: (D - W) xc = D x - W x (W 1 = d), so
     # num = xc . (D x - W x) and den = xc . D xc
-    lap = d[:, None] * x2 - wx2
-    num = np.einsum("ij,ij->j", x2, lap) - mean * lap.sum(axis=0)
-    den = np.einsum("ij,ij->j", x2 * d[:, None], x2) - mean * mean * d.sum()
+    num = (xdx - xwx) - mean * (dx - wxs)
+    den = xdx - mean * mean * dsum
     lam = np.where(den > 1e-300, num / np.maximum(den, 1e-300), 0.0)
     lam[0] = 0.0  # the trivial (constant) vector stays constant through the upsampling
     order = np.argsort(lam, kind="stable")

@@ -139,6 +139,7 @@ def hist_gradient(
     n_orient: int = 8,
     bin_sigma: float = 0.0,
     step: int = 1,
+    out: NDArray[np.float32] | None = None,
     _kernel: str | None = None,
 ) -> NDArray[np.float32]:
     """Oriented half-disc chi-squared gradient of a label image.
@@ -159,10 +160,14 @@ def hist_gradient(
         Evaluate exactly at rows and columns that are multiples of ``step`` (histograms of the
         full-resolution labels) and interpolate bilinearly in between. 1 = every pixel. A speed
         option for large radii, whose gradients vary slowly.
+    out : (O, H, W) ndarray of float32, optional
+        C-contiguous array to write the result into (:func:`local_cues` fills its stack this
+        way instead of copying a dozen gradients into it).
 
     Returns
     -------
     grad : (O, H, W) ndarray of float32
+        ``out`` when given.
         ``0.5 * sum_i (g_i - h_i)^2 / (g_i + h_i)`` between the two half-disc histograms, each
         the sum of O L1-normalised slice histograms (so values lie in [0, O]).
 
@@ -204,13 +209,24 @@ def hist_gradient(
         raise ValueError(f"`labels` has values up to {lab.max()} but `n_bins` is {nb}")
     r = int(radius)
     h, w = lab.shape
+    if out is not None and (
+        not isinstance(out, np.ndarray) or out.dtype != np.float32 or out.shape != (n_orient, h, w)
+        or not out.flags.c_contiguous
+    ):
+        raise ValueError(
+            f"`out` must be a C-contiguous float32 array of shape {(n_orient, h, w)}, got "
+            f"{getattr(out, 'dtype', type(out).__name__)} {getattr(out, 'shape', '')}"
+        )
     padded = np.ascontiguousarray(np.pad(lab.astype(np.int32), r, mode="symmetric"))
     dr, dc, sl = disc_slices(r, n_orient)
     er, ec, es, lr, lc, ls = _moves(r, n_orient)
     gk = np.array(bin_smoothing_kernel(float(bin_sigma)), dtype=np.float64)
     step = max(1, int(step))
     hs, ws = (h + step - 1) // step, (w + step - 1) // step
-    small = np.empty((n_orient, hs, ws), dtype=np.float32)
+    if step == 1 and out is not None:
+        small = out
+    else:
+        small = np.empty((n_orient, hs, ws), dtype=np.float32)
     # Three equivalent kernels: per-update smoothing (reference), raw counts smoothed at each
     # evaluated pixel from the bins present (faster for smoothed histograms except tiny discs),
     # and a sparse-bin kernel for unsmoothed histograms (textons).
@@ -228,20 +244,22 @@ def hist_gradient(
         kernel(padded, nb, n_orient, r, h, w, step, dr, dc, sl, er, ec, es, lr, lc, ls, gk, small)
     if step == 1:
         return small
-    return _upsample(small, step, h, w)
+    return _upsample(small, step, h, w, out)
 
 
-def _upsample(small, step, h, w):
+def _upsample(small, step, h, w, out=None):
     """Bilinear interpolation from samples at multiples of ``step`` to the full grid."""
     import cv2
 
     m = np.array([[1.0 / step, 0.0, 0.0], [0.0, 1.0 / step, 0.0]])
-    out = np.empty((small.shape[0], h, w), dtype=np.float32)
+    if out is None:
+        out = np.empty((small.shape[0], h, w), dtype=np.float32)
     for k in range(small.shape[0]):
-        out[k] = cv2.warpAffine(
+        cv2.warpAffine(
             small[k],
             m,
             (w, h),
+            dst=out[k],
             flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
             borderMode=cv2.BORDER_REPLICATE,
         )
@@ -337,16 +355,17 @@ def local_cues(
         ("b", quantize(lab[..., 2]), 25, 1.25, radii_ab),
         ("T", tex, int(tex.max()) + 1, 0.0, radii_t),
     ]
-    names, radii, maps = [], [], []
+    names, radii = [], []
+    stack = np.empty((sum(len(c[4]) for c in channels), n_orient, h, w), dtype=np.float32)
     for letter, labels, nb, sig, rads in channels:
         for r in rads:
+            i = len(names)
             names.append(f"{letter}{r}")
             radii.append(int(r))
             if is_gray and letter in "ab":
-                maps.append(np.zeros((n_orient, h, w), dtype=np.float32))
+                stack[i] = 0.0
             else:
                 st = 1 if steps is None else int(steps.get(int(r), 1))
-                maps.append(
-                    hist_gradient(labels, r, n_bins=nb, n_orient=n_orient, bin_sigma=sig, step=st)
-                )
-    return OrientedCues(stack=np.stack(maps), names=tuple(names), radii=tuple(radii))
+                hist_gradient(labels, r, n_bins=nb, n_orient=n_orient, bin_sigma=sig, step=st,
+                              out=stack[i])
+    return OrientedCues(stack=stack, names=tuple(names), radii=tuple(radii))
