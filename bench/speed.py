@@ -239,19 +239,25 @@ def bench_gpb(ctx) -> list[dict]:
     return out
 
 
-@stage("segment", "bottomup.segment end to end (gPb -> OWT -> UCM), every preset")
+@stage("segment", "bottomup.segment end to end (gPb -> OWT -> UCM), every preset; quality also x1 only")
 def bench_segment(ctx) -> list[dict]:
     from bottomup import segment
     from bottomup.contours import PRESETS
 
     a = ctx.args
     case, img = _bsds_image_or_synthetic(ctx)
-    return [measure(lambda p=preset: segment(img, p).to_ucm2(), repeat=max(3, a.repeat // 2), warmup=1,
-                    stage="segment", case=case, size=list(img.shape[:2]), impl=f"bottomup:{preset}")
-            for preset in PRESETS]
+    kw = dict(repeat=max(3, a.repeat // 2), warmup=1, stage="segment", case=case, size=list(img.shape[:2]))
+    out = [measure(lambda p=preset: segment(img, p).to_ucm2(),
+                   impl=f"bottomup:{preset}" + (" (x1+x0.5, the default)" if preset == "quality" else ""),
+                   **kw)
+           for preset in PRESETS]
+    out.append(measure(lambda: segment(img, "quality", multiscale=False).to_ucm2(),
+                       impl="bottomup:quality multiscale=False (x1 only)", **kw))
+    return out
 
 
-@stage("segment_multiscale", "bottomup.segment_multiscale (quality at x1 and x0.5, aligned)", default=False)
+@stage("segment_multiscale", "bottomup.segment_multiscale (quality at x1 and x0.5, aligned; = segment())",
+       default=False)
 def bench_segment_multiscale(ctx) -> list[dict]:
     from bottomup import segment_multiscale
 

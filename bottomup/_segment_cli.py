@@ -7,10 +7,12 @@ import sys
 
 _DESCRIPTION = """\
 Compute the gPb-owt-ucm hierarchy of each image and write its ucm2 (BSDS layout, one file per
-image, named after the image). --format mat is BSDS-compatible (variable ucm2), so the official
-MATLAB benchmark reads it. Outputs are written atomically; images whose output exists are skipped,
-so an interrupted run resumes. A manifest (versions, parameters, timings, failures) is written
-beside the outputs. Failures are listed and the rest go on; the exit status is 1 if any failed."""
+image, named after the image). The quality preset combines the hierarchies of the image and of its
+half-size copy (MCG's alignment; --single-scale for the image's own). --format mat is
+BSDS-compatible (variable ucm2), so the official MATLAB benchmark reads it. Outputs are written
+atomically; images whose output exists are skipped, so an interrupted run resumes. A manifest
+(versions, parameters, timings, failures) is written beside the outputs. Failures are listed and
+the rest go on; the exit status is 1 if any failed."""
 
 
 def add_job_arguments(p: argparse.ArgumentParser) -> None:
@@ -52,12 +54,12 @@ def contours_param(args) -> dict:
 
 def run(args) -> int:
     params = {"preset": args.preset} | contours_param(args)
-    if args.multiscale:
-        if args.contours != "gpb":
-            print("bottomup segment: error: --multiscale combines gPb hierarchies; drop --contours",
-                  file=sys.stderr)
-            return 2
-        params["multiscale"] = True
+    if args.multiscale and args.contours != "gpb":
+        print("bottomup segment: error: --multiscale combines gPb hierarchies; drop --contours",
+              file=sys.stderr)
+        return 2
+    if args.contours == "gpb":  # written out, so that the manifest says which one ran
+        params["multiscale"] = (args.preset == "quality") if args.multiscale is None else args.multiscale
     if args.seed != 0:  # only when set, so that earlier folders (no seed: 0) still resume
         params["seed"] = args.seed
     return run_job_from_args("segment", args, f".{args.format}", params)
@@ -75,7 +77,10 @@ def register(subparsers) -> None:
     add_contours_argument(p)
     p.add_argument("--seed", type=int, default=0,
                    help="seed of gPb's texton k-means (default 0; ignored for --contours learned)")
-    p.add_argument("--multiscale", action="store_true",
-                   help="combine the preset's hierarchies of the image at x1 and x0.5 (MCG's alignment; "
-                        "closer to the original's region figures, +0.5 s per BSDS image)")
+    scale = p.add_mutually_exclusive_group()
+    scale.add_argument("--multiscale", dest="multiscale", action="store_true", default=None,
+                       help="combine the preset's hierarchies of the image at x1 and x0.5 (MCG's "
+                            "alignment; the default of --preset quality)")
+    scale.add_argument("--single-scale", dest="multiscale", action="store_false",
+                       help="the image's own hierarchy only (the default of the other presets)")
     p.set_defaults(func=run)

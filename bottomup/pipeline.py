@@ -172,7 +172,7 @@ OWT_MODES = ("steepest", "ridge", "plain")
 
 
 def segment(image, preset: str = "quality", *, contours: None | str | Callable = None,
-            owt: str | None = None, seed: int = 0) -> Hierarchy:
+            owt: str | None = None, seed: int = 0, multiscale: bool | None = None) -> Hierarchy:
     """Segment an image into a hierarchy of regions (gPb-owt-ucm).
 
     Parameters
@@ -180,12 +180,15 @@ def segment(image, preset: str = "quality", *, contours: None | str | Callable =
     image : (H, W[, C]) array_like
         Gray, RGB or RGBA; uint8, uint16 or float in [0, 1].
     preset : {"quality", "balanced", "fast", "mcg"}
-        ``quality``: the original gPb cues and spectral globalisation (DNCuts eigenvectors),
-        1.6-1.8 s per BSDS image on 2 cores; ``balanced``: one texton filter scale, every disc
-        sampled every 2 to 8 px, a radius-3 affinity and 5 eigenvectors (0.65 s); ``fast``:
-        ``balanced`` on the image resized by 0.75 (0.41 s); ``mcg``: the configuration
-        ``bottomup.mcg``'s rankers were trained on (1.0 s). See
-        :data:`bottomup.contours.gpb.PRESETS` and the table below.
+        ``quality``: the original gPb cues and spectral globalisation (DNCuts eigenvectors) on
+        the image and on its half-size copy, the two hierarchies aligned and combined as MCG
+        does (:func:`segment_multiscale`; BSDS500 val ODS / OIS / AP .707 / .739 / .759,
+        Covering .585, PRI .802, VI 1.68, 1.8 s per BSDS image on 2 cores); with
+        ``multiscale=False`` the image's own hierarchy only (the first gPb row below, 1.4 s);
+        ``balanced``: one texton filter scale, every disc sampled every 2 to 8 px, a radius-3
+        affinity and 5 eigenvectors (0.48 s); ``fast``: ``balanced`` on the image resized by
+        0.75 (0.28 s); ``mcg``: the configuration ``bottomup.mcg``'s rankers were trained on
+        (0.87 s). See :data:`bottomup.contours.gpb.PRESETS` and the table below.
     contours : None, "learned" or callable, optional
         Contour source (see :func:`image_to_contours`).
     owt : {None, "steepest", "ridge", "plain"}
@@ -235,6 +238,9 @@ def segment(image, preset: str = "quality", *, contours: None | str | Callable =
         k-means draw moves them: quality with seeds 0 / 1 / 2 scores ODS .706 / .705 / .703,
         Covering .584 / .572 / .583, PRI .799 / .795 / .801, VI 1.70 / 1.71 / 1.72, so report
         several seeds when comparing against a margin of that size.
+    multiscale : bool or None
+        Combine the preset's hierarchies of the image at x1 and x0.5 (:func:`segment_multiscale`).
+        None (default): for the ``quality`` preset of gPb only.
 
     Returns
     -------
@@ -254,6 +260,15 @@ def segment(image, preset: str = "quality", *, contours: None | str | Callable =
     >>> int(h.cut(n_regions=2).max())
     1
     """
+    if multiscale not in (None, True, False):
+        raise TypeError(f"`multiscale` must be None, True or False, got {multiscale!r}")
+    if multiscale is None:
+        multiscale = preset == "quality" and contours is None
+    if multiscale:
+        if contours is not None:
+            raise ValueError("`multiscale` combines gPb hierarchies; it takes no `contours` "
+                             "(pass multiscale=False)")
+        return segment_multiscale(image, preset, seed=seed, owt=owt)
     if owt is None:
         owt = "steepest" if contours is None else "ridge"
     if owt not in OWT_MODES:
@@ -269,7 +284,8 @@ MULTISCALE = {"scales": (1.0, 0.5), "weights": (0.75, 0.25)}
 
 
 def segment_multiscale(image, preset: str = "quality", *, scales=MULTISCALE["scales"],
-                       weights=MULTISCALE["weights"], seed: int = 0) -> Hierarchy:
+                       weights=MULTISCALE["weights"], seed: int = 0,
+                       owt: str | None = None) -> Hierarchy:
     """gPb-owt-ucm at several image scales, aligned and averaged as MCG does (two scales).
 
     Each scale's hierarchy (:func:`segment` of the resized image,
@@ -277,14 +293,20 @@ def segment_multiscale(image, preset: str = "quality", *, scales=MULTISCALE["sca
     their levels are averaged with ``weights`` (:func:`bottomup.mcg.align.combine_hierarchies`,
     no sigmoid, so the levels keep the release's scale); the UCM of that average is returned.
 
-    BSDS500 val (100 images, ``bench/bsds.py``, seed 0), ODS / OIS / AP, Covering, PRI, VI:
-    ``quality`` at x1 and x0.5 with weights .75 / .25: .707 / .739 / .759, .585, .802, 1.68,
-    2.27 s per 481x321 image on 2 cores (``bench/speed.py --stage segment_multiscale``; quality
-    alone took 1.87 s in the same session: over the 2 s budget, hence opt-in); single-scale
-    ``segment``: .706 / .736 / .717, .584, .799, 1.70; the original gPb-owt-ucm .711 / .739 /
-    .731, .588, .808, 1.65. With ``seed=1``: .706 / .736 / .760, .587, .802, 1.69 (VI outside
-    the original's + .03). Weights .5 / .5 gave ODS .702 and VI 1.68; a ``balanced`` x0.5
-    level lost the VI gain (1.70). The weights were selected on val, not fitted on train.
+    This is what ``segment(image)`` (the ``quality`` preset) runs. BSDS500 val (100 images,
+    ``bench/bsds.py``, seed 0), ODS / OIS / AP, Covering, PRI, VI: ``quality`` at x1 and x0.5
+    with weights .75 / .25: .707 / .739 / .759, .585, .802, 1.68, 1.8 s per 481x321 image on 2
+    cores (``bench/speed.py --stage segment_multiscale``); the x1 hierarchy alone
+    (``segment(multiscale=False)``): .706 / .736 / .717, .584, .799, 1.70, 1.4 s; the original
+    gPb-owt-ucm .711 / .739 / .731, .588, .808, 1.65. With ``seed=1``: .706 / .736 / .760,
+    .587, .802, 1.69 (VI outside the original's + .03). Weights .5 / .5 gave ODS .702 and VI
+    1.68; a ``balanced`` x0.5 level lost the VI gain (1.70), and so did cheaper second levels
+    made of the x1 contours resized (1.70), the x0.5 cues without their own sPb (1.70) or the
+    x1 cues with an x0.5 sPb (1.70). The weights were selected on val, not fitted on train.
+
+    Images over gPb's ``max_pixels`` (:data:`bottomup.contours.gpb.DEFAULT_MAX_PIXELS`) get
+    their contours on a downscaled copy (with a warning); the smaller scales are then taken
+    relative to that copy, so that each level keeps its own resolution.
 
     Parameters
     ----------
@@ -298,6 +320,8 @@ def segment_multiscale(image, preset: str = "quality", *, scales=MULTISCALE["sca
         One positive weight per scale.
     seed : int
         As :func:`segment`.
+    owt : {None, "steepest", "ridge", "plain"}
+        As :func:`segment`, for every scale.
 
     Returns
     -------
@@ -316,13 +340,20 @@ def segment_multiscale(image, preset: str = "quality", *, scales=MULTISCALE["sca
     img = check_image(image)
     if len(tuple(weights)) != len(tuple(scales)):
         raise ValueError(f"`weights` must have one entry per scale ({len(tuple(scales))}), got {weights!r}")
-    levels = image_pyramid(img, scales)
-    hierarchies = [segment(level, preset, seed=seed) for level in levels]
+    from bottomup.contours.gpb import DEFAULT_MAX_PIXELS
+
+    s = np.asarray(scales, dtype=np.float64)
+    if s.ndim == 1 and s.size and (s > 0).all():  # else image_pyramid explains the error
+        h, w = img.shape[:2]
+        f = min(1.0, float(np.sqrt(DEFAULT_MAX_PIXELS / (h * w * s.max() ** 2))))
+        s = np.where(s == s.max(), s, s * f)  # the finest level keeps the image's leaves
+    levels = image_pyramid(img, s)
+    hierarchies = [segment(level, preset, seed=seed, owt=owt, multiscale=False) for level in levels]
     return combine_hierarchies(hierarchies, img.shape[:2], sigmoid=None, weights=weights)
 
 
 def segment_file(in_path, out_path, *, preset: str = "quality", contours=None, seed: int = 0,
-                 multiscale: bool = False) -> dict:
+                 multiscale: bool | None = None) -> dict:
     """Segment one image file and write its ucm2 atomically (``.mat``, ``.npz`` or ``.png``).
 
     The task behind ``bottomup segment`` folder jobs.
@@ -330,11 +361,6 @@ def segment_file(in_path, out_path, *, preset: str = "quality", contours=None, s
     from bottomup.io import read_image, write_ucm2
 
     img = read_image(in_path)
-    if multiscale:
-        if contours is not None:
-            raise ValueError("`multiscale` combines gPb hierarchies; it takes no `contours`")
-        h = segment_multiscale(img, preset, seed=seed)
-    else:
-        h = segment(img, preset, contours=contours, seed=seed)
+    h = segment(img, preset, contours=contours, seed=seed, multiscale=multiscale)
     write_ucm2(out_path, h.to_ucm2())
     return {"shape": list(img.shape[:2]), "n_leaves": int(h.n_leaves), "pid": os.getpid()}

@@ -356,6 +356,6 @@ def test_segment_seed_draws_other_textons_and_is_reproducible(tmp_path):
     assert main(["segment", str(tmp_path / "a.png"), "--out", str(out), "--preset", "fast",
                  "--format", "npz", "--seed", "1", "--quiet"]) == 0
     man = json.loads(next(out.glob("manifest-*.json")).read_text())
-    assert man["params"] == {"preset": "fast", "seed": 1}
+    assert man["params"] == {"preset": "fast", "multiscale": False, "seed": 1}
     a = segment(cv2.imread(str(tmp_path / "a.png"))[..., ::-1], "fast", seed=1).to_ucm2()
     np.testing.assert_array_equal(np.load(out / "a.npz")["ucm2"], a)

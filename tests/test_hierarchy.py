@@ -423,11 +423,12 @@ def test_segment_owt_modes(monkeypatch):
     monkeypatch.setattr(pipeline, "image_to_contours",
                         lambda image, preset, contours=None, seed=0: (pb, ori))
     np.testing.assert_array_equal(
-        segment(img).to_ucm2(), ucm(pb, ori, normalize=True, descent_first=True).to_ucm2()
+        segment(img, multiscale=False).to_ucm2(),
+        ucm(pb, ori, normalize=True, descent_first=True).to_ucm2()
     )
     # gPb's ridge keeps its oriented strengths (no LEARNED_RIDGE settings)
     np.testing.assert_array_equal(
-        segment(img, owt="ridge").to_ucm2(),
+        segment(img, owt="ridge", multiscale=False).to_ucm2(),
         ucm(*ridge_owt_inputs(pb, ori), normalize=True, descent_first=True).to_ucm2())
     with pytest.raises(ValueError, match="`owt` must be None or one of"):
         segment(img, contours=src, owt="ridges")

@@ -126,6 +126,51 @@ def test_segment_multiscale_is_the_weighted_combination_of_segment_at_two_scales
     np.testing.assert_array_equal(np.load(out / "a.npz")["ucm2"], ref)
     assert main(["segment", str(tmp_path / "a.png"), "--out", str(out), "--multiscale",
                  "--contours", "learned", "--quiet"]) == 2
+    # --single-scale: segment(multiscale=False), and the manifest says so
+    out1 = tmp_path / "out1"
+    assert main(["segment", str(tmp_path / "a.png"), "--out", str(out1), "--preset", "fast",
+                 "--format", "npz", "--single-scale", "--quiet"]) == 0
+    man = json.loads(next(out1.glob("manifest-*.json")).read_text())
+    assert man["params"] == {"preset": "fast", "multiscale": False}
+    np.testing.assert_array_equal(
+        np.load(out1 / "a.npz")["ucm2"],
+        segment(cv2.imread(str(tmp_path / "a.png"))[..., ::-1], "fast").to_ucm2())
+
+
+def test_quality_preset_is_two_scale_by_default(monkeypatch):
+    from bottomup import pipeline, segment, segment_multiscale
+
+    img = np.zeros((48, 52, 3))
+    img[:, 26:] = [0.9, 0.6, 0.2]
+    img[8:30, 5:18] = [0.1, 0.3, 0.8]
+    default = segment(img).to_ucm2()
+    np.testing.assert_array_equal(default, segment_multiscale(img, "quality").to_ucm2())
+    single = segment(img, multiscale=False).to_ucm2()
+    assert not np.array_equal(default, single)
+    # the other presets and other contour sources stay single-scale unless asked
+    np.testing.assert_array_equal(segment(img, "fast").to_ucm2(),
+                                  segment(img, "fast", multiscale=False).to_ucm2())
+    np.testing.assert_array_equal(segment(img, "fast", multiscale=True).to_ucm2(),
+                                  segment_multiscale(img, "fast").to_ucm2())
+    with pytest.raises(TypeError, match="`multiscale` must be None, True or False"):
+        segment(img, multiscale="yes")
+    with pytest.raises(ValueError, match="takes no `contours`"):
+        segment(img, contours=lambda im: (im[..., 0], None), multiscale=True)
+    # an image over gPb's max_pixels: the finest level keeps the image, the others are taken
+    # relative to the downscaled copy gPb works on (x0.5 of 40x40 = 20 -> 24, the pyramid floor)
+    import importlib
+
+    gpb_module = importlib.import_module("bottomup.contours.gpb")  # the package exports gpb()
+    seen = []
+
+    def spy(level, *args, **kwargs):
+        seen.append(level.shape[:2])
+        return segment(level, "fast", multiscale=False)
+
+    monkeypatch.setattr(gpb_module, "DEFAULT_MAX_PIXELS", 40 * 40)
+    monkeypatch.setattr(pipeline, "segment", spy)
+    pipeline.segment_multiscale(np.zeros((80, 80, 3)), "fast")
+    assert seen == [(80, 80), (24, 24)]
 
 
 def test_image_pyramid_shapes():

@@ -42,10 +42,11 @@ _TWO_SCALE_BANK = (2.0, 2.0 * np.sqrt(2.0))
 #: 2026-11-26): 32 textons of the 34-filter bank, radius 5 and 10 every 2 px, 20 every 4, DNCuts
 #: with 3 levels and 8 vectors on the radius-5 affinity.
 #:
-#: BSDS500 val, 100 images, ``segment(preset=...)``, ODS / OIS / AP, Covering, PRI, VI, and the
-#: median time per 481x321 image on 2 cores: quality .706/.736/.717 .584 .799 1.70, 1.6-1.8 s;
-#: balanced .699/.722/.744 .582 .805 1.71, 0.65 s; fast .685/.709/.719 .576 .802 1.73, 0.41 s;
-#: mcg .701/.732/.748 .581 .804 1.71, 1.0 s.
+#: BSDS500 val, 100 images, ``segment(preset=..., multiscale=False)``, ODS / OIS / AP, Covering,
+#: PRI, VI, and the median time per 481x321 image on 2 cores (``bench/speed.py``): quality
+#: .706/.736/.717 .584 .799 1.70, 1.4-1.5 s; balanced .699/.722/.744 .582 .805 1.71, 0.48 s;
+#: fast .685/.709/.719 .576 .802 1.73, 0.28 s; mcg .701/.732/.748 .581 .804 1.71, 0.87 s.
+#: ``segment()`` runs quality at two scales (``bottomup.segment_multiscale``).
 PRESETS = {
     "quality": dict(steps={10: 2, 20: 2}, n_textons=64, texton_sigmas=_TWO_SCALE_BANK,
                     n_vec=17, n_levels=2, ic_radius=5, scale=1.0, **_RELEASE_RADII),
@@ -59,6 +60,8 @@ PRESETS = {
 }
 
 _R_MAX = 20
+#: Default ``max_pixels`` of :func:`gpb`: larger images are processed on a downscaled copy.
+DEFAULT_MAX_PIXELS = 500_000
 
 
 @dataclass(frozen=True)
@@ -103,7 +106,7 @@ def gpb(
     preset: str = "quality",
     *,
     rng=0,
-    max_pixels: int | None = 500_000,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
     channel_axis: int | None = -1,
 ) -> Contours:
     """Detect contours with gPb = weighted local cues + spectral globalisation.

@@ -145,7 +145,7 @@ def hierarchy_for(image, preset: str = "scg", *, owt: str | None = None, contour
             img.shape[:2])
     from bottomup.pipeline import segment
 
-    return segment(image, PRESETS[preset][0], owt=owt, contours=contours)
+    return segment(image, PRESETS[preset][0], owt=owt, contours=contours, multiscale=False)
 
 
 def candidate_pool(hierarchy: Hierarchy, quotas=SCG_QUOTAS) -> CandidatePool:

@@ -63,4 +63,5 @@ def hierarchies_at_scales(image, scales=MCG_SCALES, preset: str = "mcg",
     """
     from bottomup.pipeline import segment
 
-    return [segment(level, preset, owt=owt, contours=contours) for level in image_pyramid(image, scales)]
+    return [segment(level, preset, owt=owt, contours=contours, multiscale=False)
+            for level in image_pyramid(image, scales)]
