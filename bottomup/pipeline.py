@@ -182,7 +182,7 @@ def segment(image, preset: str = "quality", *, contours: None | str | Callable =
     preset : {"quality", "balanced", "fast", "mcg"}
         ``quality``: the original gPb cues and spectral globalisation (DNCuts eigenvectors) on
         the image and on its half-size copy, the two hierarchies aligned and combined as MCG
-        does (:func:`segment_multiscale`; BSDS500 val ODS / OIS / AP .707 / .739 / .759,
+        does (:func:`segment_multiscale`; BSDS500 val, seed 0: ODS / OIS / AP .707 / .739 / .759,
         Covering .585, PRI .802, VI 1.68, 1.8 s per BSDS image on 2 cores); with
         ``multiscale=False`` the image's own hierarchy only (the first gPb row below, 1.4 s);
         ``balanced``: one texton filter scale, every disc sampled every 2 to 8 px, a radius-3
@@ -299,8 +299,10 @@ def segment_multiscale(image, preset: str = "quality", *, scales=MULTISCALE["sca
     cores (``bench/speed.py --stage segment_multiscale``); the x1 hierarchy alone
     (``segment(multiscale=False)``): .706 / .736 / .717, .584, .799, 1.70, 1.4 s; the original
     gPb-owt-ucm .711 / .739 / .731, .588, .808, 1.65. With ``seed=1``: .706 / .736 / .760,
-    .587, .802, 1.69 (VI outside the original's + .03). Weights .5 / .5 gave ODS .702 and VI
-    1.68; a ``balanced`` x0.5 level lost the VI gain (1.70), and so did cheaper second levels
+    .587, .802, 1.69 (VI outside the original's + .03); ``seed=2``: .704 / .736 / .759, .587,
+    .804, 1.70 (ODS and VI outside); the mean of the three seeds misses VI only (+.036).
+    Weights .5 / .5 gave ODS .702 and VI 1.68; a ``balanced`` x0.5 level lost the VI gain
+    (1.70), and so did cheaper second levels
     made of the x1 contours resized (1.70), the x0.5 cues without their own sPb (1.70) or the
     x1 cues with an x0.5 sPb (1.70). The weights were selected on val, not fitted on train.
 
