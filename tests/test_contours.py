@@ -108,14 +108,17 @@ def test_dncuts_approximates_exact_leading_vectors():
         assert lam_d[i] == pytest.approx(lam_e[i], rel=0.05)
 
 
+def _t_junction_map(shape, col, row, strengths, noise, seed):
+    """A contour map with a full-height line at ``col`` and a half line at ``row``, plus noise."""
+    m = np.zeros(shape)
+    m[:, col] = strengths[0]
+    m[row, :col] = strengths[1]
+    return np.clip(m + noise * np.random.default_rng(seed).random(shape), 0, 1)
+
+
 def test_dncuts_eigenvalues_are_full_graph_rayleigh_quotients():
     # lam_i = xc^T (D - W) xc / xc^T D xc, xc the D-centred upsampled vector, from dense algebra
-    rng = np.random.default_rng(2)
-    m = np.zeros((36, 40))
-    m[:, 17] = 0.8
-    m[12, :17] = 0.6
-    m = np.clip(m + 0.1 * rng.random(m.shape), 0, 1)
-    band = ic_affinity(m, 5)
+    band = ic_affinity(_t_junction_map((36, 40), 17, 12, (0.8, 0.6), 0.1, seed=2), 5)
     lam, vec = ncut_eigenvectors(band, 6, n_levels=2)
     w = band_to_sparse(band).toarray()
     d = w.sum(axis=1)
@@ -129,11 +132,7 @@ def test_dncuts_eigenvalues_are_full_graph_rayleigh_quotients():
 
 def test_float32_band_gives_the_float64_dncuts_vectors():
     # spb stores the band in float32; the DNCuts vectors and eigenvalues must not notice
-    rng = np.random.default_rng(1)
-    m = np.zeros((48, 52))
-    m[:, 25] = 0.9
-    m[20, :25] = 0.7
-    m = np.clip(m + 0.05 * rng.random(m.shape), 0, 1)
+    m = _t_junction_map((48, 52), 25, 20, (0.9, 0.7), 0.05, seed=1)
     b64 = ic_affinity(m, 5)
     b32 = ic_affinity(m, 5, dtype=np.float32)
     assert b32.dtype == np.float32
