@@ -182,8 +182,8 @@ def segment(image, preset: str = "quality", *, contours: None | str | Callable =
     preset : {"quality", "balanced", "fast", "mcg"}
         ``quality``: the original gPb cues and spectral globalisation (DNCuts eigenvectors) on
         the image and on its half-size copy, the two hierarchies aligned and combined as MCG
-        does (:func:`segment_multiscale`; BSDS500 val, seed 0: ODS / OIS / AP .707 / .739 / .759,
-        Covering .585, PRI .802, VI 1.68, 1.8 s per BSDS image on 2 cores); with
+        does (:func:`segment_multiscale`; BSDS500 val, seed 0: ODS / OIS / AP .706 / .735 / .755,
+        Covering .581, PRI .801, VI 1.68, 1.8 s per BSDS image on 2 cores); with
         ``multiscale=False`` the image's own hierarchy only (the first gPb row below, 1.4 s);
         ``balanced``: one texton filter scale, every disc sampled every 2 to 8 px, a radius-3
         affinity and 5 eigenvectors (0.48 s); ``fast``: ``balanced`` on the image resized by
@@ -209,7 +209,7 @@ def segment(image, preset: str = "quality", *, contours: None | str | Callable =
         ======================  ================  =====  =====  =====
         contours, owt           ODS / OIS / AP    Cov    PRI    VI
         ======================  ================  =====  =====  =====
-        gPb, ``steepest``       .706/.736/.717    .584   .799   1.70
+        gPb, ``steepest``       .705/.735/.723    .577   .800   1.69
         gPb, ``plain``          .676/.701/.694    .557   .793   1.79
         gPb, ``ridge``          .691/.723/.712    .555   .788   1.80
         gPb, earlier            .692/.724/.720    .556   .790   1.80
@@ -235,9 +235,11 @@ def segment(image, preset: str = "quality", *, contours: None | str | Callable =
     seed : int
         Seed of gPb's texton k-means, its only random step (unused by other contour sources).
         The same seed gives the same ucm2, byte for byte. The gPb rows above are seed 0; the
-        k-means draw moves them: quality with seeds 0 / 1 / 2 scores ODS .706 / .705 / .703,
-        Covering .584 / .572 / .583, PRI .799 / .795 / .801, VI 1.70 / 1.71 / 1.72, so report
-        several seeds when comparing against a margin of that size.
+        k-means draw moves them: the default two-scale quality hierarchy with seeds 0 / 1 / 2
+        scores ODS .706 / .708 / .708, Covering .581 / .588 / .589, VI 1.680 / 1.685 / 1.679
+        (with a one-solve k-means instead of the release's coarse-to-fine one the spread was
+        about twice as large), so report several seeds when comparing against a margin of that
+        size.
     multiscale : bool or None
         Combine the preset's hierarchies of the image at x1 and x0.5 (:func:`segment_multiscale`).
         None (default): for the ``quality`` preset of gPb only.
@@ -294,17 +296,17 @@ def segment_multiscale(image, preset: str = "quality", *, scales=MULTISCALE["sca
     no sigmoid, so the levels keep the release's scale); the UCM of that average is returned.
 
     This is what ``segment(image)`` (the ``quality`` preset) runs. BSDS500 val (100 images,
-    ``bench/bsds.py``, seed 0), ODS / OIS / AP, Covering, PRI, VI: ``quality`` at x1 and x0.5
-    with weights .75 / .25: .707 / .739 / .759, .585, .802, 1.68, 1.8 s per 481x321 image on 2
-    cores (``bench/speed.py --stage segment_multiscale``); the x1 hierarchy alone
-    (``segment(multiscale=False)``): .706 / .736 / .717, .584, .799, 1.70, 1.4 s; the original
-    gPb-owt-ucm .711 / .739 / .731, .588, .808, 1.65. With ``seed=1``: .706 / .736 / .760,
-    .587, .802, 1.69 (VI outside the original's + .03); ``seed=2``: .704 / .736 / .759, .587,
-    .804, 1.70 (ODS and VI outside); the mean of the three seeds misses VI only (+.036).
-    Weights .5 / .5 gave ODS .702 and VI 1.68; a ``balanced`` x0.5 level lost the VI gain
-    (1.70), and so did cheaper second levels
-    made of the x1 contours resized (1.70), the x0.5 cues without their own sPb (1.70) or the
-    x1 cues with an x0.5 sPb (1.70). The weights were selected on val, not fitted on train.
+    ``bench/bsds.py``), ODS / OIS / AP, Covering, PRI, VI: ``quality`` at x1 and x0.5 with
+    weights .75 / .25, seed 0: .706 / .735 / .755, .581, .801, 1.680; seeds 1 and 2: .708 /
+    .736 / .755, .588, .803, 1.685 and .708 / .734 / .755, .589, .806, 1.679; 1.8 s per
+    481x321 image on 2 cores (``bench/speed.py --stage segment_multiscale``). The original
+    gPb-owt-ucm: .711 / .739 / .731, .588, .808, 1.653. The x1 hierarchy alone
+    (``segment(multiscale=False)``), seed 0: .705 / .735 / .723, .577, .800, 1.694, 1.4 s.
+    Weights .5 / .5 gave ODS .702 and VI 1.68 (with the earlier texton k-means); a
+    ``balanced`` x0.5 level lost the VI gain (1.70), and so did cheaper second levels made of
+    the x1 contours resized (1.70), the x0.5 cues without their own sPb (1.70) or the x1 cues
+    with an x0.5 sPb (1.70). The weights were selected on val,
+    not fitted on train.
 
     Images over gPb's ``max_pixels`` (:data:`bottomup.contours.gpb.DEFAULT_MAX_PIXELS`) get
     their contours on a downscaled copy (with a warning); the smaller scales are then taken

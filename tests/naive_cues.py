@@ -150,3 +150,31 @@ def approx_boundary_f(pbs, gts, thresholds, max_dist=0.0075):
     rec = tot[:, 2] / np.maximum(tot[:, 3], 1)
     f = 2 * prec * rec / np.maximum(prec + rec, 1e-12)
     return float(f.max())
+
+
+def kmeans(x, k, max_iter, rng, coarse_to_fine):
+    """Plain Lloyd k-means from the first k of a random permutation; optionally solved on the
+    first 2k, 4k, ... shuffled samples and then all of them, each stage from the last centres."""
+    perm = np.random.default_rng(rng).permutation(len(x))
+    centers = x[perm[:k]].astype(np.float64).copy()
+    sizes = []
+    if coarse_to_fine:
+        s = min(len(x), 2 * k)
+        while s < len(x):
+            sizes.append(s)
+            s *= 2
+    stages = [x[perm[:s]] for s in sizes] + [x[perm] if coarse_to_fine else x]
+    for data in stages:
+        for _ in range(max_iter):
+            d = ((data[:, None, :] - centers[None, :, :]) ** 2).sum(axis=2)
+            lab = d.argmin(axis=1)
+            new = centers.copy()
+            for j in range(k):
+                if (lab == j).any():
+                    new[j] = data[lab == j].mean(axis=0)
+            if np.array_equal(new, centers):
+                break
+            centers = new
+    d = ((x[:, None, :] - centers[None, :, :]) ** 2).sum(axis=2)
+    used = np.bincount(d.argmin(axis=1), minlength=k) > 0
+    return centers[used]

@@ -188,6 +188,33 @@ def test_kmeans_and_textons_are_seeded():
     assert np.array_equal(np.unique(a), np.arange(a.max() + 1))  # dense ids
 
 
+@pytest.mark.parametrize("coarse_to_fine", [False, True])
+def test_kmeans_matches_naive_lloyd(coarse_to_fine):
+    # 300 points in 5 blobs, 8 centres: several stages (16, 32, ... 256, 300) when coarse to fine
+    rng = np.random.default_rng(7)
+    x = np.concatenate([rng.normal(m, 0.3, (60, 3)) for m in range(5)])
+    got = kmeans(x, 8, max_num_iter=10, coarse_to_fine=coarse_to_fine, rng=11)
+    ref = naive_cues.kmeans(x, 8, 10, 11, coarse_to_fine)
+    np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-12)
+
+
+def test_quality_textons_are_fit_coarse_to_fine(monkeypatch):
+    from bottomup.contours.gpb import PRESETS, gpb
+
+    assert PRESETS["quality"]["texton_coarse_to_fine"] is True
+    assert all(not PRESETS[p].get("texton_coarse_to_fine", False) for p in ("balanced", "fast", "mcg"))
+    import importlib
+
+    tex = importlib.import_module("bottomup.cues.textons")
+    seen = []
+    real = tex.kmeans
+    monkeypatch.setattr(tex, "kmeans", lambda *a, **k: seen.append(k["coarse_to_fine"]) or real(*a, **k))
+    img = np.random.default_rng(0).random((32, 34, 3))
+    gpb(img, "quality")
+    gpb(img, "fast")
+    assert seen == [True, False]
+
+
 def test_textons_of_one_filter_scale_use_that_bank_only(monkeypatch):
     import importlib
 

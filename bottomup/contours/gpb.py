@@ -31,9 +31,10 @@ _TWO_SCALE_BANK = (2.0, 2.0 * np.sqrt(2.0))
 #: half-disc histograms at the evaluated pixels, DNCuts eigenvectors as in MCG).
 #:
 #: ``quality``: the release's radii (L 3/5/10, a, b, T 5/10/20 px), 64 textons of its 34-filter
-#: bank; cues of radius >= 10 evaluated every 2nd row and column (bilinear in between;
-#: approximate F on 5 BSDS val images changed by < 0.001); DNCuts with 2 levels and 16 vectors on
-#: the release's radius-5 affinity.
+#: bank fit coarse to fine as the release (``bottomup.cues.textons.kmeans``); cues of radius
+#: >= 10 evaluated every 2nd row and column (bilinear in between; approximate F on 5 BSDS val
+#: images changed by < 0.001); DNCuts with 2 levels and 16 vectors on the release's radius-5
+#: affinity.
 #: ``balanced``: 32 textons from one filter scale (17 filters); radii 3 and 5 evaluated every
 #: 2 px, 10 every 4, 20 every 8; a radius-3 affinity and DNCuts with 3 levels and 5 vectors.
 #: ``fast``: ``balanced`` on the image resized by 0.75 with the radii scaled alike (L 2/4/8,
@@ -44,12 +45,13 @@ _TWO_SCALE_BANK = (2.0, 2.0 * np.sqrt(2.0))
 #:
 #: BSDS500 val, 100 images, ``segment(preset=..., multiscale=False)``, ODS / OIS / AP, Covering,
 #: PRI, VI, and the median time per 481x321 image on 2 cores (``bench/speed.py``): quality
-#: .706/.736/.717 .584 .799 1.70, 1.4-1.5 s; balanced .699/.722/.744 .582 .805 1.71, 0.48 s;
+#: .705/.735/.723 .577 .800 1.69, 1.4 s; balanced .699/.722/.744 .582 .805 1.71, 0.48 s;
 #: fast .685/.709/.719 .576 .802 1.73, 0.28 s; mcg .701/.732/.748 .581 .804 1.71, 0.87 s.
 #: ``segment()`` runs quality at two scales (``bottomup.segment_multiscale``).
 PRESETS = {
     "quality": dict(steps={10: 2, 20: 2}, n_textons=64, texton_sigmas=_TWO_SCALE_BANK,
-                    n_vec=17, n_levels=2, ic_radius=5, scale=1.0, **_RELEASE_RADII),
+                    texton_coarse_to_fine=True, n_vec=17, n_levels=2, ic_radius=5, scale=1.0,
+                    **_RELEASE_RADII),
     "balanced": dict(steps={3: 2, 5: 2, 10: 4, 20: 8}, n_textons=32, texton_sigmas=(2.0,),
                      n_vec=6, n_levels=3, ic_radius=3, scale=1.0, **_RELEASE_RADII),
     "fast": dict(steps={2: 2, 4: 2, 8: 4, 15: 8}, n_textons=32, texton_sigmas=(2.0,),
@@ -217,7 +219,8 @@ def _gpb_at_scale(img, cfg, rng) -> Contours:
     )
     cues = local_cues(img, n_textons=cfg["n_textons"], steps=cfg["steps"],
                       texton_sigmas=cfg["texton_sigmas"], radii_l=cfg["radii_l"],
-                      radii_ab=cfg["radii_ab"], radii_t=cfg["radii_t"], rng=rng)
+                      radii_ab=cfg["radii_ab"], radii_t=cfg["radii_t"],
+                      texton_coarse_to_fine=cfg.get("texton_coarse_to_fine", False), rng=rng)
     m = mpb(cues, MPB_WEIGHTS_GRAY if gray else MPB_WEIGHTS_COLOR)
     # DNCuts levels: the preset's, or more so that the coarse graph keeps <= ~12k nodes (ARPACK
     # slows down sharply on larger graphs; MCG also picks the depth from the image size)

@@ -304,6 +304,7 @@ def local_cues(
     n_orient: int = 8,
     steps: dict | None = None,
     texton_sigmas: tuple = (2.0, 2.0 * np.sqrt(2.0)),
+    texton_coarse_to_fine: bool = False,
     rng=None,
 ) -> OrientedCues:
     """Brightness, colour and texture half-disc gradients at three scales (mPb cues).
@@ -323,6 +324,8 @@ def local_cues(
         and interpolated (see :func:`hist_gradient`). None = every pixel.
     texton_sigmas : tuple of float
         Scales of the texton filter bank (the release's 2 and 2 sqrt 2 by default).
+    texton_coarse_to_fine : bool
+        Fit the texton k-means coarse to fine as the release (:func:`bottomup.cues.textons.kmeans`).
     rng : {numpy.random.Generator, int}, optional
         Pseudo-random number generator for the texton k-means. By default, a PCG64 generator is
         used (see :func:`numpy.random.default_rng`). If `rng` is an int, it is used to seed the
@@ -348,7 +351,8 @@ def local_cues(
         np.array_equal(image[..., 0], image[..., 1])
         and np.array_equal(image[..., 1], image[..., 2])
     )
-    tex = textons(rgb_to_gray(image), n_textons, sigmas=texton_sigmas, rng=rng)
+    tex = textons(rgb_to_gray(image), n_textons, sigmas=texton_sigmas,
+                  coarse_to_fine=texton_coarse_to_fine, rng=rng)
     channels = [
         ("L", quantize(lab[..., 0]), 25, 2.5, radii_l),
         ("a", quantize(lab[..., 1]), 25, 1.25, radii_ab),
