@@ -59,7 +59,9 @@ def run(args) -> int:
               file=sys.stderr)
         return 2
     if args.contours == "gpb":  # written out, so that the manifest says which one ran
-        params["multiscale"] = (args.preset == "quality") if args.multiscale is None else args.multiscale
+        from bottomup.pipeline import default_multiscale
+
+        params["multiscale"] = default_multiscale(args.preset) if args.multiscale is None else args.multiscale
     if args.seed != 0:  # only when set, so that earlier folders (no seed: 0) still resume
         params["seed"] = args.seed
     return run_job_from_args("segment", args, f".{args.format}", params)

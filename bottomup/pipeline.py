@@ -167,6 +167,11 @@ def _check_seed(seed) -> int:
     return int(seed)
 
 
+def default_multiscale(preset: str, contours=None) -> bool:
+    """What ``segment(multiscale=None)`` does: two scales for gPb's ``quality`` preset only."""
+    return preset == "quality" and contours is None
+
+
 #: Values of ``segment(owt=...)``.
 OWT_MODES = ("steepest", "ridge", "plain")
 
@@ -265,7 +270,7 @@ def segment(image, preset: str = "quality", *, contours: None | str | Callable =
     if multiscale not in (None, True, False):
         raise TypeError(f"`multiscale` must be None, True or False, got {multiscale!r}")
     if multiscale is None:
-        multiscale = preset == "quality" and contours is None
+        multiscale = default_multiscale(preset, contours)
     if multiscale:
         if contours is not None:
             raise ValueError("`multiscale` combines gPb hierarchies; it takes no `contours` "
@@ -305,8 +310,7 @@ def segment_multiscale(image, preset: str = "quality", *, scales=MULTISCALE["sca
     Weights .5 / .5 gave ODS .702 and VI 1.68 (with the earlier texton k-means); a
     ``balanced`` x0.5 level lost the VI gain (1.70), and so did cheaper second levels made of
     the x1 contours resized (1.70), the x0.5 cues without their own sPb (1.70) or the x1 cues
-    with an x0.5 sPb (1.70). The weights were selected on val,
-    not fitted on train.
+    with an x0.5 sPb (1.70). The weights were selected on val, not fitted on train.
 
     Images over gPb's ``max_pixels`` (:data:`bottomup.contours.gpb.DEFAULT_MAX_PIXELS`) get
     their contours on a downscaled copy (with a warning); the smaller scales are then taken
@@ -338,14 +342,13 @@ def segment_multiscale(image, preset: str = "quality", *, scales=MULTISCALE["sca
            Combinatorial Grouping for Image Segmentation and Object Proposal Generation",
            TPAMI 39(1), 2017. :DOI:`10.1109/TPAMI.2016.2537320`
     """
+    from bottomup.contours.gpb import DEFAULT_MAX_PIXELS
     from bottomup.mcg.align import combine_hierarchies
     from bottomup.mcg.pyramid import image_pyramid
 
     img = check_image(image)
-    if len(tuple(weights)) != len(tuple(scales)):
+    if len(tuple(weights)) != len(tuple(scales)):  # before the work; combine_hierarchies checks values
         raise ValueError(f"`weights` must have one entry per scale ({len(tuple(scales))}), got {weights!r}")
-    from bottomup.contours.gpb import DEFAULT_MAX_PIXELS
-
     s = np.asarray(scales, dtype=np.float64)
     if s.ndim == 1 and s.size and (s > 0).all():  # else image_pyramid explains the error
         h, w = img.shape[:2]

@@ -228,9 +228,10 @@ def ncut_eigenvectors(
         x = out
     # Rayleigh quotients on the full-resolution graph, trivial component removed.
     kv = x.shape[2]
-    sums = [np.zeros(h) if i == 0 else np.zeros((h, kv)) for i in range(5)]
-    _band_rayleigh_sums_kernel(band, rad, x, *sums)
-    dsum, dx, xdx, xwx, wxs = (a.sum(axis=0) for a in sums)
+    row_dsum = np.zeros(h)
+    row_dx, row_xdx, row_xwx, row_wxs = (np.zeros((h, kv)) for _ in range(4))
+    _band_rayleigh_sums_kernel(band, rad, x, row_dsum, row_dx, row_xdx, row_xwx, row_wxs)
+    dsum, dx, xdx, xwx, wxs = (a.sum(axis=0) for a in (row_dsum, row_dx, row_xdx, row_xwx, row_wxs))
     mean = dx / dsum  # D-weighted mean of each vector
     # with xc = x - mean: (D - W) xc = D x - W x (W 1 = d), so
     # num = xc . (D x - W x) and den = xc . D xc

@@ -167,9 +167,9 @@ def hist_gradient(
     Returns
     -------
     grad : (O, H, W) ndarray of float32
-        ``out`` when given.
         ``0.5 * sum_i (g_i - h_i)^2 / (g_i + h_i)`` between the two half-disc histograms, each
-        the sum of O L1-normalised slice histograms (so values lie in [0, O]).
+        the sum of O L1-normalised slice histograms (so values lie in [0, O]); ``out`` when
+        given.
 
     Raises
     ------
