@@ -304,6 +304,27 @@ def bench_learned(ctx) -> list[dict]:
                 impl="bottomup:segment(contours='learned')")]
 
 
+@stage("learned_contours_cuda", "the learned contour network on CUDA (4 and 1 scales; image upload and "
+       "result download included), next to the same calls on the CPU; nothing without a GPU",
+       default=False)
+def bench_learned_cuda(ctx) -> list[dict]:
+    import torch
+
+    from deep.contours.api import learned_contours
+
+    if not torch.cuda.is_available():
+        print("learned_contours_cuda: no CUDA device, skipped", file=sys.stderr)
+        return []
+    a = ctx.args
+    case, img = _bsds_image_or_synthetic(ctx)
+    rep = max(5, a.repeat)
+    name = torch.cuda.get_device_name()
+    return [measure(lambda s=sc, d=dev: learned_contours(img, scales=s, device=d), repeat=rep, warmup=2,
+                    memory=False, stage="learned_contours_cuda", case=case, size=list(img.shape[:2]),
+                    impl=f"deep:scales={sc}:{dev}" + (f" ({name})" if dev == "cuda" else ""))
+            for dev in ("cuda", "cpu") for sc in ((0.5, 1.0, 1.5, 2.0), (1.0,))]
+
+
 @stage(
     "owt_ucm", "OWT + UCM from a contour map (bottomup.hierarchy.ucm) vs higra mean_pb_hierarchy"
 )

@@ -1,7 +1,7 @@
 """Train the learned contour network (deep.contours) on BSDS500 train.
 
     python bench/train_contours.py --root $BOTTOMUP_DATA/bsds500 --out runs/contours \
-        [--device cuda] [--iterations 6000] [--minutes M] [--batch-size 12]
+        [--device cuda] [--iterations 6000] [--minutes M] [--schedule-minutes M] [--batch-size 12]
 
 Writes OUT/checkpoint.pt (resumable: rerun the same command after an interruption),
 OUT/contours_lite0.pt (float16 weights, the file shipped in deep/weights/) and OUT/history.json.
@@ -31,6 +31,9 @@ def main(argv=None) -> int:
     p.add_argument("--batch-size", type=int)
     p.add_argument("--crop", type=int)
     p.add_argument("--minutes", type=float, help="stop after this wall time (resume later)")
+    p.add_argument("--schedule-minutes", type=float,
+                   help="run the cosine decay over this much training wall time and stop there "
+                        "(--iterations then only bounds it): a full schedule on any device")
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--lr", type=float, help="head learning rate (backbone: --lr-backbone)")
     p.add_argument("--lr-backbone", type=float)
@@ -46,11 +49,13 @@ def main(argv=None) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.device.startswith("cuda"):
+        torch.backends.cudnn.benchmark = True  # fixed crop size: pick the fastest kernels once
     cfg = TrainConfig()
     over = {k: v for k, v in {"iterations": args.iterations, "batch_size": args.batch_size,
                               "crop": args.crop, "max_minutes": args.minutes, "lr": args.lr,
                               "lr_backbone": args.lr_backbone, "warmup": args.warmup,
-                              "seed": args.seed}.items()
+                              "seed": args.seed, "schedule_minutes": args.schedule_minutes}.items()
             if v is not None}
     cfg = replace(cfg, **over)
     out = Path(args.out)

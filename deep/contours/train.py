@@ -51,6 +51,7 @@ class TrainConfig:
     checkpoint_every: int = 500
     seed: int = 0
     max_minutes: float | None = None  # stop (and checkpoint) after this wall time
+    schedule_minutes: float | None = None  # cosine over wall time instead of iterations
     amp: bool = True          # bfloat16 autocast on CUDA
 
 
@@ -249,6 +250,13 @@ def train(net, images, consensus, config: TrainConfig, *, checkpoint: str | os.P
     -------
     history : dict
         ``iterations``, ``seconds``, ``losses`` (mean per 50 iterations), ``device``, ``config``.
+
+    Notes
+    -----
+    With ``config.schedule_minutes`` set, the cosine decay runs over that much training wall time
+    (resumes included) and training stops when it is spent, ``config.iterations`` then being only
+    an upper bound: a run on a shared or unknown device still ends with its learning rate decayed
+    to zero. The iteration count reached is in the history and the checkpoint.
     """
     checkpoint = Path(checkpoint)
     device = torch.device(device)
@@ -273,7 +281,6 @@ def train(net, images, consensus, config: TrainConfig, *, checkpoint: str | os.P
     consensus = consensus.to(device)
     use_amp = config.amp and device.type == "cuda"
     t0 = time.perf_counter()
-    running = []
     it = start
 
     def save():
@@ -283,9 +290,18 @@ def train(net, images, consensus, config: TrainConfig, *, checkpoint: str | os.P
 
     net.train()
     _freeze_bn(net.backbone)
+    timed = config.schedule_minutes is not None
+    budget = 60.0 * config.schedule_minutes if timed else None
+    running = torch.zeros((), device=device)
+    n_running = 0
     while it < config.iterations:
-        # cosine decay after a short warm-up
-        frac = it / max(1, config.iterations)
+        # cosine decay after a short warm-up, over iterations or over training wall time
+        if timed:
+            frac = (seconds + time.perf_counter() - t0) / budget
+            if frac >= 1.0:
+                break
+        else:
+            frac = it / max(1, config.iterations)
         scale = min(1.0, (it + 1) / max(1, config.warmup)) * 0.5 * (1 + math.cos(math.pi * frac))
         for g, b in zip(opt.param_groups, base_lrs, strict=True):
             g["lr"] = b * scale
@@ -298,18 +314,21 @@ def train(net, images, consensus, config: TrainConfig, *, checkpoint: str | os.P
         loss = balanced_bce(out["fused"], y, valid, eta=config.eta, lam=config.lam)
         for s in out["sides"]:
             loss = loss + config.side_weight * balanced_bce(s, y, valid, eta=config.eta, lam=config.lam)
-        pos = ((y >= config.eta) & valid)[:, 0]
-        if pos.any():
-            ce = F.cross_entropy(out["orient"].float(), obins, reduction="none")
-            loss = loss + config.orient_weight * ce[pos].mean()
+        # orientation cross-entropy averaged over positive pixels (none: no term), computed
+        # without a host synchronisation so the device queue stays full
+        pos = ((y >= config.eta) & valid)[:, 0].float()
+        ce = F.cross_entropy(out["orient"].float(), obins, reduction="none")
+        loss = loss + config.orient_weight * (ce * pos).sum() / pos.sum().clamp_min(1.0)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        running.append(float(loss.detach()))
+        running += loss.detach()
+        n_running += 1
         it += 1
         if it % 50 == 0:
-            losses.append(float(np.mean(running)))
-            running = []
+            losses.append(float(running) / n_running)
+            running.zero_()
+            n_running = 0
             el = seconds + time.perf_counter() - t0
             log(f"iter {it}/{config.iterations} loss {losses[-1]:.4f} {el:.0f}s")
         if it % config.checkpoint_every == 0:

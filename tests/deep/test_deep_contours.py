@@ -86,6 +86,25 @@ def test_two_iterations_lower_the_loss_and_resume(tmp_path):
     assert hist2["iterations"] == 3
 
 
+def test_wall_time_schedule_stops_when_its_minutes_are_spent(tmp_path, monkeypatch):
+    import importlib
+    import types
+
+    train_mod = importlib.import_module("deep.contours.train")  # the module (the package exports train())
+
+    clock = iter(range(10_000))  # a fake clock: each reading is one second later
+    monkeypatch.setattr(train_mod, "time", types.SimpleNamespace(perf_counter=lambda: float(next(clock))))
+    imgs = torch.rand(2, 3, 40, 40)
+    cons = torch.zeros(2, 1, 40, 40)
+    cons[:, :, :, 19:21] = 1.0
+    cfg = TrainConfig(iterations=1000, batch_size=1, crop=32, checkpoint_every=10_000,
+                      schedule_minutes=5 / 60, warmup=1)
+    hist = train(ContourNet(pretrained=False), imgs, cons, cfg, checkpoint=tmp_path / "ck.pt",
+                 log=lambda s: None)
+    # readings 1..4 s are inside the 5 s schedule (fractions .2 .. .8), the 5th ends it
+    assert hist["iterations"] == 4
+
+
 def test_shipped_weights_load_and_find_an_edge():
     if not WEIGHTS_FILE.exists():
         pytest.skip("no shipped contour weights in deep/weights/")
