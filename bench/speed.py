@@ -288,7 +288,7 @@ def bench_superpixels(ctx) -> list[dict]:
 
 
 @stage("learned_contours", "the learned contour network (deep) on the CPU, 1, 3 and 4 (default) scales; "
-       "segment(contours='learned') end to end", default=False)
+       "segment(contours='learned') end to end, one and two scales", default=False)
 def bench_learned(ctx) -> list[dict]:
     from bottomup.pipeline import segment
     from deep.contours.api import learned_contours
@@ -301,7 +301,10 @@ def bench_learned(ctx) -> list[dict]:
             for sc in ((1.0,), (0.5, 1.0, 1.5), (0.5, 1.0, 1.5, 2.0))] + [
         measure(lambda: segment(img, contours="learned"), repeat=rep, warmup=1,
                 stage="learned_contours", case=case, size=list(img.shape[:2]),
-                impl="bottomup:segment(contours='learned')")]
+                impl="bottomup:segment(contours='learned')"),
+        measure(lambda: segment(img, contours="learned", multiscale=True), repeat=rep, warmup=1,
+                stage="learned_contours", case=case, size=list(img.shape[:2]),
+                impl="bottomup:segment(contours='learned', multiscale=True)")]
 
 
 @stage("learned_contours_cuda", "the learned contour network on CUDA (4 and 1 scales; image upload and "

@@ -54,14 +54,12 @@ def contours_param(args) -> dict:
 
 def run(args) -> int:
     params = {"preset": args.preset} | contours_param(args)
-    if args.multiscale and args.contours != "gpb":
-        print("bottomup segment: error: --multiscale combines gPb hierarchies; drop --contours",
-              file=sys.stderr)
-        return 2
     if args.contours == "gpb":  # written out, so that the manifest says which one ran
         from bottomup.pipeline import default_multiscale
 
         params["multiscale"] = default_multiscale(args.preset) if args.multiscale is None else args.multiscale
+    elif args.multiscale:  # only when asked, so that earlier learned folders still resume
+        params["multiscale"] = True
     if args.seed != 0:  # only when set, so that earlier folders (no seed: 0) still resume
         params["seed"] = args.seed
     return run_job_from_args("segment", args, f".{args.format}", params)
@@ -81,8 +79,8 @@ def register(subparsers) -> None:
                    help="seed of gPb's texton k-means (default 0; ignored for --contours learned)")
     scale = p.add_mutually_exclusive_group()
     scale.add_argument("--multiscale", dest="multiscale", action="store_true", default=None,
-                       help="combine the preset's hierarchies of the image at x1 and x0.5 (MCG's "
-                            "alignment; the default of --preset quality)")
+                       help="combine the hierarchies of the image at x1 and x0.5 (MCG's alignment; "
+                            "the default of gPb's --preset quality; opt-in for --contours learned)")
     scale.add_argument("--single-scale", dest="multiscale", action="store_false",
                        help="the image's own hierarchy only (the default of the other presets)")
     p.set_defaults(func=run)
