@@ -220,10 +220,12 @@ def predict_contours(net: ContourNet, image, *, scales=(0.5, 1.0, 1.5), flip: bo
 
     img = check_image(image)
     h, w = img.shape[:2]
-    for name, v in (("tile", tile), ("tile_margin", tile_margin)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 0 or v % 32 or (name == "tile" and v == 0):
-            raise ValueError(f"`{name}` must be a {'positive' if name == 'tile' else 'non-negative'} "
-                             f"multiple of 32, got {v!r}")
+    for name, v, least in (("tile", tile, 32), ("tile_margin", tile_margin, 0)):
+        kind = "positive" if least else "non-negative"
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise TypeError(f"`{name}` must be a {kind} multiple of 32 (int), got {type(v).__name__}")
+        if v < least or v % 32:
+            raise ValueError(f"`{name}` must be a {kind} multiple of 32, got {v!r}")
     device = device or next(net.parameters()).device
     x = _normalise(img, device)
     pb = torch.zeros(1, 1, h, w, device=device)

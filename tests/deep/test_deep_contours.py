@@ -193,6 +193,10 @@ def test_tiles_are_pasted_where_they_belong():
         predict_contours(net, img, tile=100)
     with pytest.raises(ValueError, match="`tile_margin` must be a non-negative multiple of 32"):
         predict_contours(net, img, tile_margin=-32)
+    with pytest.raises(ValueError, match="`tile` must be a positive multiple of 32"):
+        predict_contours(net, img, tile=0)
+    with pytest.raises(TypeError, match="`tile` must be a positive multiple of 32 \\(int\\), got float"):
+        predict_contours(net, img, tile=64.0)
 
 
 def test_tiled_shipped_network_matches_one_pass():
