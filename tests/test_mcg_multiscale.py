@@ -101,7 +101,6 @@ def test_segment_multiscale_is_the_weighted_combination_of_segment_at_two_scales
 
     from bottomup import segment, segment_multiscale
     from bottomup.cli import main
-    from bottomup.mcg.pyramid import image_pyramid
 
     img = np.zeros((48, 64, 3))
     img[:, 30:] = [0.9, 0.6, 0.2]
@@ -172,7 +171,6 @@ def test_quality_preset_is_two_scale_by_default(monkeypatch):
 
     two = segment(img, contours=source, multiscale=True)
     assert seen_shapes == [(48, 52), (24, 26)]
-    from bottomup.mcg.align import combine_hierarchies
 
     levels = [segment(lv, contours=source, multiscale=False) for lv in image_pyramid(img, (1.0, 0.5))]
     np.testing.assert_array_equal(
