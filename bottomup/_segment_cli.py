@@ -62,6 +62,9 @@ def run(args) -> int:
         params["multiscale"] = True
     if args.seed != 0:  # only when set, so that earlier folders (no seed: 0) still resume
         params["seed"] = args.seed
+    arcs = args.arcs or ("learned" if args.contours == "learned" else "mean")
+    if arcs != "mean":  # written out, so that the manifest says which one ran
+        params["arcs"] = arcs
     return run_job_from_args("segment", args, f".{args.format}", params)
 
 
@@ -77,6 +80,9 @@ def register(subparsers) -> None:
     add_contours_argument(p)
     p.add_argument("--seed", type=int, default=0,
                    help="seed of gPb's texton k-means (default 0; ignored for --contours learned)")
+    p.add_argument("--arcs", choices=("mean", "learned"),
+                   help="arc scores before the merging: mean contour strength (the OWT-UCM; default for "
+                        "gPb) or the learned arc scorer (default for --contours learned)")
     scale = p.add_mutually_exclusive_group()
     scale.add_argument("--multiscale", dest="multiscale", action="store_true", default=None,
                        help="combine the hierarchies of the image at x1 and x0.5 (MCG's alignment; "

@@ -6,18 +6,19 @@ is what the ``bottomup segment`` command, the folder jobs and the demo call.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable
 
 import numpy as np
 
 from bottomup._validate import check_image
-from bottomup.hierarchy import Hierarchy, ucm
+from bottomup.hierarchy import Hierarchy, hierarchy_from_pieces
 
 __all__ = [
     "segment", "segment_multiscale", "MULTISCALE", "image_to_contours", "ridge_owt_inputs", "segment_file",
     "CONTOUR_SOURCES", "OWT_MODES",
-    "LEARNED_RIDGE", "contour_source",
+    "LEARNED_RIDGE", "contour_source", "ARC_MODES", "arc_scorer", "finest_partition",
 ]
 
 #: Named contour sources besides the gPb presets: name -> "module:function" taking an image and
@@ -177,7 +178,8 @@ OWT_MODES = ("steepest", "ridge", "plain")
 
 
 def segment(image, preset: str = "quality", *, contours: None | str | Callable = None,
-            owt: str | None = None, seed: int = 0, multiscale: bool | None = None) -> Hierarchy:
+            owt: str | None = None, seed: int = 0, multiscale: bool | None = None,
+            arcs=None) -> Hierarchy:
     """Segment an image into a hierarchy of regions (gPb-owt-ucm).
 
     Parameters
@@ -222,7 +224,8 @@ def segment(image, preset: str = "quality", *, contours: None | str | Callable =
         gPb fast, ``steepest``  .685/.709/.719    .576   .802   1.73
         gPb mcg, ``steepest``   .701/.732/.748    .581   .804   1.71
         gPb mcg, earlier        .687/.716/.720    .574   .796   1.75
-        learned, ``ridge``      .769/.794/.791    .636   .830   1.50
+        learned (default)       .776/.804/.820    .649   .836   1.45
+        learned, mean arcs      .769/.794/.791    .636   .830   1.50
         learned, x1 + x0.5      .769/.793/.793    .641   .831   1.49
         learned before tuning   .767/.792/.795    .631   .829   1.54
         learned, ridge 3 sc.    .764/.787/.788    .636   .830   1.53
@@ -232,7 +235,9 @@ def segment(image, preset: str = "quality", *, contours: None | str | Callable =
         original gPb-owt-ucm    .711/.739/.731    .588   .808   1.65
         ======================  ================  =====  =====  =====
 
-        ("earlier": the NMS ridge inputs with raster-order ties, the default before. Learned
+        ("earlier": the NMS ridge inputs with raster-order ties, the default before. "learned
+        (default)": ``ridge`` and the learned arc scores (``arcs``); the learned rows below it
+        score arcs by their mean strength (``arcs="mean"``). Learned
         ``ridge`` uses :data:`LEARNED_RIDGE` and four test scales (the shipped network; "before
         tuning": before its CPU fine-tuning, the network the other learned rows used); "3 sc.":
         the same with three test scales; "ridge oriented": strengths read from the oriented
@@ -252,6 +257,13 @@ def segment(image, preset: str = "quality", *, contours: None | str | Callable =
         None (default): for the ``quality`` preset of gPb only. With other ``contours`` each
         level runs that source (learned contours: Covering .636 -> .641, ODS unchanged, see
         :func:`segment_multiscale`).
+    arcs : None, "mean", "learned" or ArcScorer
+        How each arc of the finest partition is scored before the greedy merging. ``mean``: the
+        mean of its face strengths (the OWT-UCM of [1]_). ``learned``: the shipped
+        :class:`bottomup.owt.arc_scores.ArcScorer`, trained on arcs of the learned contours of
+        BSDS500 train (``bench/train_arcs.py``); any other scorer may be passed. None (default):
+        ``learned`` for ``contours="learned"``, ``mean`` otherwise (see the table). The scorer
+        was trained on the learned contours' ``ridge`` arcs; ``bottomup.mcg`` uses ``mean``.
 
     Returns
     -------
@@ -275,16 +287,74 @@ def segment(image, preset: str = "quality", *, contours: None | str | Callable =
         raise TypeError(f"`multiscale` must be None, True or False, got {multiscale!r}")
     if multiscale is None:
         multiscale = default_multiscale(preset, contours)
+    scorer = arc_scorer(arcs, contours)
     if multiscale:
-        return segment_multiscale(image, preset, seed=seed, owt=owt, contours=contours)
+        return segment_multiscale(image, preset, seed=seed, owt=owt, contours=contours,
+                                  arcs="mean" if scorer is None else scorer)
+    img = check_image(image)
+    pb, oriented, labels, pieces = finest_partition(img, preset, contours=contours, owt=owt, seed=seed)
+    if scorer is not None:
+        from bottomup.owt.arc_scores import rescore_pieces
+
+        pieces = rescore_pieces(img, pb, oriented, labels, pieces, scorer)
+    return hierarchy_from_pieces(labels, pieces, normalize=contours is None and scorer is None)
+
+
+def finest_partition(image, preset: str = "quality", *, contours=None, owt: str | None = None,
+                     seed: int = 0):
+    """The stages of :func:`segment` before the merging: contours, then the oriented watershed.
+
+    Parameters are those of :func:`segment`.
+
+    Returns
+    -------
+    pb : (H, W) ndarray of float64
+    oriented : (O, H, W) ndarray of float64 or None
+        The contour source's outputs.
+    labels : (H, W) ndarray of int32
+        Finest partition.
+    pieces : BoundaryPieces
+        Its boundary, with the strengths the mean-strength UCM merges by.
+    """
+    from bottomup.owt import oriented_watershed
+
     if owt is None:
         owt = "steepest" if contours is None else "ridge"
     if owt not in OWT_MODES:
         raise ValueError(f"`owt` must be None or one of {OWT_MODES}, got {owt!r}")
     pb, oriented = image_to_contours(image, preset, contours=contours, seed=seed)
+    ws, strengths = pb, oriented
     if owt == "ridge":
-        pb, oriented = ridge_owt_inputs(pb, oriented, **({} if contours is None else LEARNED_RIDGE))
-    return ucm(pb, oriented, normalize=contours is None, descent_first=owt != "plain")
+        ws, strengths = ridge_owt_inputs(pb, oriented, **({} if contours is None else LEARNED_RIDGE))
+    labels, pieces = oriented_watershed(ws, strengths, descent_first=owt != "plain")
+    return pb, oriented, labels, pieces
+
+
+#: Values of ``segment(arcs=...)`` besides an :class:`bottomup.owt.arc_scores.ArcScorer`.
+ARC_MODES = ("mean", "learned")
+
+
+def arc_scorer(arcs, contours=None):
+    """The scorer behind ``segment(arcs=...)``: None for mean strengths, else an ``ArcScorer``.
+
+    ``arcs=None`` means ``"learned"`` for ``contours="learned"`` and ``"mean"`` otherwise.
+    """
+    from bottomup.owt.arc_scores import ArcScorer
+
+    if arcs is None:
+        arcs = "learned" if isinstance(contours, str) and contours == "learned" else "mean"
+    if isinstance(arcs, ArcScorer):
+        return arcs
+    if not isinstance(arcs, str) or arcs not in ARC_MODES:
+        raise ValueError(f"`arcs` must be None, one of {ARC_MODES} or an ArcScorer, got {arcs!r}")
+    return None if arcs == "mean" else _shipped_arc_scorer()
+
+
+@functools.lru_cache(maxsize=1)
+def _shipped_arc_scorer():
+    from bottomup.owt.arc_scores import load_arc_scorer
+
+    return load_arc_scorer()
 
 
 #: Scales and weights of :func:`segment_multiscale` (selected on BSDS500 val, see there).
@@ -293,7 +363,7 @@ MULTISCALE = {"scales": (1.0, 0.5), "weights": (0.75, 0.25)}
 
 def segment_multiscale(image, preset: str = "quality", *, scales=MULTISCALE["scales"],
                        weights=MULTISCALE["weights"], seed: int = 0,
-                       owt: str | None = None, contours=None) -> Hierarchy:
+                       owt: str | None = None, contours=None, arcs=None) -> Hierarchy:
     """gPb-owt-ucm at several image scales, aligned and averaged as MCG does (two scales).
 
     Each scale's hierarchy (:func:`segment` of the resized image,
@@ -339,6 +409,8 @@ def segment_multiscale(image, preset: str = "quality", *, scales=MULTISCALE["sca
         As :func:`segment`, for every scale.
     contours : None, "learned" or callable, optional
         As :func:`segment`: the contour source of every scale, run on each resized image.
+    arcs : None, "mean", "learned" or ArcScorer
+        As :func:`segment`, for every scale.
 
     Returns
     -------
@@ -364,13 +436,13 @@ def segment_multiscale(image, preset: str = "quality", *, scales=MULTISCALE["sca
         f = min(1.0, float(np.sqrt(DEFAULT_MAX_PIXELS / (h * w * s.max() ** 2))))
         s = np.where(s == s.max(), s, s * f)  # the finest level keeps the image's leaves
     levels = image_pyramid(img, s)
-    hierarchies = [segment(level, preset, seed=seed, owt=owt, contours=contours, multiscale=False)
-                   for level in levels]
+    hierarchies = [segment(level, preset, seed=seed, owt=owt, contours=contours, multiscale=False,
+                           arcs=arcs) for level in levels]
     return combine_hierarchies(hierarchies, img.shape[:2], sigmoid=None, weights=weights)
 
 
 def segment_file(in_path, out_path, *, preset: str = "quality", contours=None, seed: int = 0,
-                 multiscale: bool | None = None) -> dict:
+                 multiscale: bool | None = None, arcs: str | None = None) -> dict:
     """Segment one image file and write its ucm2 atomically (``.mat``, ``.npz`` or ``.png``).
 
     The task behind ``bottomup segment`` folder jobs.
@@ -378,6 +450,6 @@ def segment_file(in_path, out_path, *, preset: str = "quality", contours=None, s
     from bottomup.io import read_image, write_ucm2
 
     img = read_image(in_path)
-    h = segment(img, preset, contours=contours, seed=seed, multiscale=multiscale)
+    h = segment(img, preset, contours=contours, seed=seed, multiscale=multiscale, arcs=arcs)
     write_ucm2(out_path, h.to_ucm2())
     return {"shape": list(img.shape[:2]), "n_leaves": int(h.n_leaves), "pid": os.getpid()}

@@ -130,7 +130,8 @@ def test_segment_multiscale_is_the_weighted_combination_of_segment_at_two_scales
         assert main(["segment", str(tmp_path / "a.png"), "--out", str(out2), "--multiscale",
                      "--contours", "learned", "--format", "npz", "--quiet"]) == 0
         man = json.loads(next(out2.glob("manifest-*.json")).read_text())
-        assert man["params"] == {"preset": "quality", "contours": "learned", "multiscale": True}
+        assert man["params"] == {"preset": "quality", "contours": "learned", "multiscale": True,
+                                 "arcs": "learned"}
         ref = segment(cv2.imread(str(tmp_path / "a.png"))[..., ::-1], contours="learned",
                       multiscale=True).to_ucm2()
         np.testing.assert_array_equal(np.load(out2 / "a.npz")["ucm2"], ref)

@@ -116,7 +116,8 @@ def _check_preset(preset: str) -> None:
         raise ValueError(f"`preset` must be one of {sorted(PRESETS)}, got {preset!r}")
 
 
-def hierarchy_for(image, preset: str = "scg", *, owt: str | None = None, contours=None) -> Hierarchy:
+def hierarchy_for(image, preset: str = "scg", *, owt: str | None = None, contours=None,
+                  arcs="mean") -> Hierarchy:
     """The hierarchy a preset groups.
 
     ``scg*``: the single-scale gPb-owt-ucm hierarchy (``bottomup.segment`` with the preset's
@@ -127,6 +128,8 @@ def hierarchy_for(image, preset: str = "scg", *, owt: str | None = None, contour
     :func:`bottomup.segment` for every hierarchy. ``contours`` (None: gPb; ``"learned"`` or a
     callable, see :func:`bottomup.pipeline.image_to_contours`) replaces gPb at every scale; the
     hierarchies then use ``segment``'s OWT for such contours and ``owt`` must be None.
+    ``arcs`` is :func:`bottomup.segment`'s, for every hierarchy; ``"mean"`` (default) is what the
+    shipped rankers were trained on.
     """
     _check_preset(preset)
     owt = _check_owt(owt, contours)
@@ -141,11 +144,11 @@ def hierarchy_for(image, preset: str = "scg", *, owt: str | None = None, contour
             contour_source("learned")  # the clear error here if torch is missing
             contours = _learned_single_scale
         return combine_hierarchies(
-            hierarchies_at_scales(img, preset=PRESETS[preset][0], owt=owt, contours=contours),
+            hierarchies_at_scales(img, preset=PRESETS[preset][0], owt=owt, contours=contours, arcs=arcs),
             img.shape[:2])
     from bottomup.pipeline import segment
 
-    return segment(image, PRESETS[preset][0], owt=owt, contours=contours, multiscale=False)
+    return segment(image, PRESETS[preset][0], owt=owt, contours=contours, multiscale=False, arcs=arcs)
 
 
 def candidate_pool(hierarchy: Hierarchy, quotas=SCG_QUOTAS) -> CandidatePool:

@@ -56,12 +56,12 @@ def image_pyramid(image, scales=MCG_SCALES) -> list[NDArray[np.float64]]:
 
 
 def hierarchies_at_scales(image, scales=MCG_SCALES, preset: str = "mcg",
-                          owt: str | None = "plain", contours=None) -> list[Hierarchy]:
+                          owt: str | None = "plain", contours=None, arcs=None) -> list[Hierarchy]:
     """The gPb-owt-ucm hierarchy of each pyramid level (each at its own size).
 
-    ``preset``, ``owt`` and ``contours`` are those of :func:`bottomup.segment`.
+    ``preset``, ``owt``, ``contours`` and ``arcs`` are those of :func:`bottomup.segment`.
     """
     from bottomup.pipeline import segment
 
-    return [segment(level, preset, owt=owt, contours=contours, multiscale=False)
+    return [segment(level, preset, owt=owt, contours=contours, multiscale=False, arcs=arcs)
             for level in image_pyramid(image, scales)]

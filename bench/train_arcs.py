@@ -1,0 +1,146 @@
+"""Train the arc scorer of ``segment(contours="learned")`` on BSDS500 train.
+
+For every training image: the learned contours (``deep.contours``, four test scales), the ridge
+OWT of ``bottomup.segment`` (``bottomup.pipeline.finest_partition``), the features of each arc
+(``bottomup.owt.arc_scores.arc_features``) and its target, the share of human segmentations that
+separate its two regions (``region_pair_targets``). A small MLP (``deep.contours.arcs``) is fitted
+on the arcs of all images but every ``--hold-every``-th, whose length-weighted cross-entropy is
+reported beside that of the mean strength taken as a probability. The scorer is written
+atomically to ``--out`` (the shipped file is ``bottomup/owt/data/arcs_learned.npz``).
+
+Per-image arcs are cached in ``--cache`` (one ``.npz`` per image, written atomically), so an
+interrupted run resumes and refits are cheap.
+
+    python bench/train_arcs.py --root $BOTTOMUP_DATA/bsds500 --cache /tmp/arcs_cache \
+        --out bottomup/owt/data/arcs_learned.npz [--workers 2] [--json summary.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def image_arcs(image_path: str, gt_path: str):
+    """``(x, y, w)`` of one image's arcs: features, targets, lengths."""
+    from bottomup._validate import check_image
+    from bottomup.io import read_bsds_gt, read_image
+    from bottomup.owt.arc_scores import arc_features, region_pair_targets
+    from bottomup.pipeline import finest_partition
+
+    img = check_image(read_image(image_path))
+    pb, oriented, labels, pieces = finest_partition(img, contours="learned")
+    f = arc_features(img, pb, oriented, labels, pieces)
+    y = region_pair_targets(labels, f.regions, read_bsds_gt(gt_path).segmentations)
+    return f.x, y, f.length
+
+
+def _cache_one(job):
+    image_path, gt_path, out = job
+    if os.path.exists(out):
+        return out
+    import torch
+
+    torch.set_num_threads(1)
+    x, y, w = image_arcs(image_path, gt_path)
+    tmp = out + ".tmp.npz"
+    np.savez(tmp, x=x, y=y, w=w)
+    os.replace(tmp, out)
+    return out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--root", default=os.path.join(os.environ.get("BOTTOMUP_DATA", ""), "bsds500"),
+                   help="the bsds500 folder (default $BOTTOMUP_DATA/bsds500)")
+    p.add_argument("--split", default="train")
+    p.add_argument("--cache", required=True, help="folder of per-image arcs (created)")
+    p.add_argument("--out", required=True, help="scorer file (.npz)")
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--max-images", type=int, default=0, help="first N images only (0: all)")
+    p.add_argument("--hold-every", type=int, default=10,
+                   help="hold out every N-th image from the fit and report on it (0: none)")
+    p.add_argument("--hidden", type=int, default=32)
+    p.add_argument("--layers", type=int, default=2)
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", help="write the summary here too")
+    args = p.parse_args(argv)
+
+    from bottomup.owt.arc_scores import save_arc_scorer
+    from deep.contours.arcs import fit_arc_scorer, weighted_bce
+
+    root = Path(args.root)
+    img_dir = root / "data" / "images" / args.split
+    gt_dir = root / "data" / "groundTruth" / args.split
+    if not img_dir.is_dir() or not gt_dir.is_dir():
+        p.error(f"--root must hold data/images/{args.split} and data/groundTruth/{args.split}: {root}")
+    names = sorted(f.stem for f in img_dir.glob("*.jpg") if (gt_dir / f"{f.stem}.mat").exists())
+    if args.max_images:
+        names = names[:args.max_images]
+    if not names:
+        p.error(f"no images with ground truth in {img_dir}")
+    cache = Path(args.cache)
+    cache.mkdir(parents=True, exist_ok=True)
+    jobs = [(str(img_dir / f"{n}.jpg"), str(gt_dir / f"{n}.mat"), str(cache / f"{args.split}_{n}.npz"))
+            for n in names]
+    t0 = time.perf_counter()
+    if args.workers > 1:
+        from multiprocessing import get_context
+
+        with get_context("spawn").Pool(args.workers) as pool:
+            for i, _ in enumerate(pool.imap_unordered(_cache_one, jobs), 1):
+                print(f"\rarcs {i}/{len(jobs)}", end="", file=sys.stderr, flush=True)
+    else:
+        for i, job in enumerate(jobs, 1):
+            _cache_one(job)
+            print(f"\rarcs {i}/{len(jobs)}", end="", file=sys.stderr, flush=True)
+    print(file=sys.stderr)
+    t_arcs = time.perf_counter() - t0
+
+    fit, hold = [], []
+    for i, (_, _, path) in enumerate(jobs):
+        with np.load(path) as d:
+            (hold if args.hold_every and i % args.hold_every == 0 else fit).append((d["x"], d["y"], d["w"]))
+    if not fit:
+        p.error("no images left to fit on; lower --hold-every or add images")
+
+    def cat(parts, j):
+        return np.concatenate([q[j] for q in parts])
+
+    x, y, w = (cat(fit, j) for j in range(3))
+    t1 = time.perf_counter()
+    meta = {"data": f"BSDS500 {args.split}", "images_fit": len(fit), "images_held_out": len(hold),
+            "arcs_fit": int(x.shape[0]), "hidden": args.hidden, "layers": args.layers,
+            "epochs": args.epochs, "seed": args.seed,
+            "contours": "learned (deep/weights/contours_lite0.pt, 4 test scales), ridge OWT"}
+    scorer = fit_arc_scorer(x, y, w, hidden=args.hidden, layers=args.layers, epochs=args.epochs,
+                            seed=args.seed, meta=meta)
+    t_fit = time.perf_counter() - t1
+    summary = {"images": len(jobs), "seconds_arcs": round(t_arcs, 1), "seconds_fit": round(t_fit, 1),
+               "fit_bce": weighted_bce(scorer(x), y, w)}
+    if hold:
+        xh, yh, wh = (cat(hold, j) for j in range(3))
+        summary["hold_bce"] = weighted_bce(scorer(xh), yh, wh)
+        summary["hold_bce_mean_strength"] = weighted_bce(xh[:, 0], yh, wh)
+        summary["hold_bce_constant"] = weighted_bce(np.full(yh.shape, np.average(y, weights=w)), yh, wh)
+    scorer.meta.update({k: round(v, 4) for k, v in summary.items() if k.endswith("bce") or "bce_" in k})
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    save_arc_scorer(args.out, scorer)
+    text = json.dumps(summary, indent=1)
+    print(text)
+    if args.json:
+        Path(args.json).write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
