@@ -37,8 +37,12 @@ def pool_file(cache: Path, dataset: str, name: str, tag: str) -> Path:
 
 
 def cache_tag(preset: str, owt: str, contours, quotas=None) -> str:
-    """File tag of a kind of pool: ``{preset}-{owt or 'learned'}[-q{s}-{p}-{t}-{q}]``."""
-    tag = f"{preset}-{'learned' if contours else owt}"
+    """File tag of a kind of pool: ``{preset}-{owt or 'learned-arcs'}[-q{s}-{p}-{t}-{q}]``.
+
+    (``learned-arcs``: learned contours with learned arc scores, the default since 2026-11-26;
+    pools tagged ``learned`` came from mean-strength arcs.)
+    """
+    tag = f"{preset}-{'learned-arcs' if contours else owt}"
     return tag if quotas is None else tag + "-q" + "-".join(map(str, quotas))
 
 

@@ -225,8 +225,9 @@ def segment(image, preset: str = "quality", *, contours: None | str | Callable =
         gPb mcg, ``steepest``   .701/.732/.748    .581   .804   1.71
         gPb mcg, earlier        .687/.716/.720    .574   .796   1.75
         learned (default)       .776/.804/.820    .649   .836   1.45
+        learned, x1 + x0.5      .776/.804/.817    .651   .836   1.44
         learned, mean arcs      .769/.794/.791    .636   .830   1.50
-        learned, x1 + x0.5      .769/.793/.793    .641   .831   1.49
+        mean arcs, x1 + x0.5    .769/.793/.793    .641   .831   1.49
         learned before tuning   .767/.792/.795    .631   .829   1.54
         learned, ridge 3 sc.    .764/.787/.788    .636   .830   1.53
         learned, ridge oriented .730/.753/.742    .562   .797   1.86
@@ -255,8 +256,8 @@ def segment(image, preset: str = "quality", *, contours: None | str | Callable =
     multiscale : bool or None
         Combine the preset's hierarchies of the image at x1 and x0.5 (:func:`segment_multiscale`).
         None (default): for the ``quality`` preset of gPb only. With other ``contours`` each
-        level runs that source (learned contours: Covering .636 -> .641, ODS unchanged, see
-        :func:`segment_multiscale`).
+        level runs that source (learned contours: Covering .649 -> .651, VI 1.447 -> 1.441, ODS
+        unchanged, see :func:`segment_multiscale`).
     arcs : None, "mean", "learned" or ArcScorer
         How each arc of the finest partition is scored before the greedy merging. ``mean``: the
         mean of its face strengths (the OWT-UCM of [1]_). ``learned``: the shipped
@@ -384,10 +385,11 @@ def segment_multiscale(image, preset: str = "quality", *, scales=MULTISCALE["sca
     with an x0.5 sPb (1.70). The weights were selected on val, not fitted on train.
 
     With ``contours="learned"`` (opt-in: ``segment(image, contours="learned", multiscale=True)``)
-    each level gets the network's own four test scales; BSDS500 val: .769 / .793 / .793, Covering
-    .641, PRI .831, VI 1.485, against .769 / .794 / .791, .636, .830, 1.504 for the x1 hierarchy
-    alone: the same boundaries, better regions, for ~0.15 s more (weights .5 / .5: ODS .766,
-    Covering .646, VI 1.492).
+    each level gets the network's own four test scales and the learned arc scores; BSDS500 val:
+    .776 / .804 / .817, Covering .651, PRI .836, VI 1.441, against .776 / .804 / .820, .649,
+    .836, 1.447 for the x1 hierarchy alone, for ~0.15 s more. With mean-strength arcs
+    (``arcs="mean"``) the two scales gave .769 / .793 / .793, Covering .641, VI 1.485 against
+    .769 / .794 / .791, .636, 1.504 (weights .5 / .5: ODS .766, Covering .646, VI 1.492).
 
     Images over gPb's ``max_pixels`` (:data:`bottomup.contours.gpb.DEFAULT_MAX_PIXELS`) get
     their contours on a downscaled copy (with a warning); the smaller scales are then taken

@@ -117,7 +117,7 @@ def _check_preset(preset: str) -> None:
 
 
 def hierarchy_for(image, preset: str = "scg", *, owt: str | None = None, contours=None,
-                  arcs="mean") -> Hierarchy:
+                  arcs=None) -> Hierarchy:
     """The hierarchy a preset groups.
 
     ``scg*``: the single-scale gPb-owt-ucm hierarchy (``bottomup.segment`` with the preset's
@@ -128,11 +128,14 @@ def hierarchy_for(image, preset: str = "scg", *, owt: str | None = None, contour
     :func:`bottomup.segment` for every hierarchy. ``contours`` (None: gPb; ``"learned"`` or a
     callable, see :func:`bottomup.pipeline.image_to_contours`) replaces gPb at every scale; the
     hierarchies then use ``segment``'s OWT for such contours and ``owt`` must be None.
-    ``arcs`` is :func:`bottomup.segment`'s, for every hierarchy; ``"mean"`` (default) is what the
-    shipped rankers were trained on.
+    ``arcs`` is :func:`bottomup.segment`'s, for every hierarchy; None (default): the learned arc
+    scores for ``contours="learned"``, mean strengths otherwise, the hierarchies the shipped
+    rankers were trained on.
     """
     _check_preset(preset)
     owt = _check_owt(owt, contours)
+    if arcs is None:
+        arcs = "learned" if isinstance(contours, str) and contours == "learned" else "mean"
     if preset == "mcg":
         from bottomup.mcg.align import combine_hierarchies
         from bottomup.mcg.pyramid import hierarchies_at_scales

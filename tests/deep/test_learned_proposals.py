@@ -34,8 +34,12 @@ def test_scg_learned_groups_the_learned_hierarchy_with_its_ranker():
     img = _img()
     h = hierarchy_for(img, "scg", contours="learned")
     # (torch's CPU kernels may differ in the last bits between calls)
-    np.testing.assert_allclose(h.to_ucm2(), segment(img, "mcg", contours="learned", arcs="mean").to_ucm2(),
+    # learned contours come with learned arc scores, in SCG as in segment()
+    np.testing.assert_allclose(h.to_ucm2(), segment(img, "mcg", contours="learned").to_ucm2(), atol=1e-6)
+    mean = hierarchy_for(img, "scg", contours="learned", arcs="mean")
+    np.testing.assert_allclose(mean.to_ucm2(), segment(img, "mcg", contours="learned", arcs="mean").to_ucm2(),
                                atol=1e-6)
+    assert not np.allclose(mean.to_ucm2(), h.to_ucm2())
     a = proposals(img, n=15, contours="learned")
     b = proposals(img, n=15, hierarchy=h, ranker=load_ranker(ranker_path(contours="learned")),
                   contours="learned")
@@ -60,12 +64,27 @@ def test_mcg_learned_uses_single_scale_contours_per_level(monkeypatch):
         seen.append((image.shape[:2], kw.get("scales")))
         return real(image, **kw)
 
+    import bottomup.owt.arc_scores as arc_scores
+
+    scored = []
+    real_rescore = arc_scores.rescore_pieces
+
+    def spy_rescore(image, *args):
+        scored.append(image.shape[:2])
+        return real_rescore(image, *args)
+
     monkeypatch.setattr(api, "learned_contours", spy)
+    monkeypatch.setattr(arc_scores, "rescore_pieces", spy_rescore)
     img = _img()
     h = hierarchy_for(img, "mcg", contours="learned")
     assert h.shape == img.shape[:2]
     levels = [s for s in seen if s[1] == MCG_LEARNED_SCALES]
     assert sorted(sh for sh, _ in levels) == sorted([(96, 112), (48, 56), (24, 28)])
+    # every level's arcs get the learned scores (the shipped forest was trained on those)
+    assert sorted(scored) == sorted(sh for sh, _ in levels)
+    scored.clear()
+    hierarchy_for(img, "mcg", contours="learned", arcs="mean")
+    assert scored == []
     c = proposals(img, n=10, preset="mcg", hierarchy=h, contours="learned")
     assert 0 < len(c) <= 10
 
