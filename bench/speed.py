@@ -288,7 +288,7 @@ def bench_superpixels(ctx) -> list[dict]:
 
 
 @stage("learned_contours", "the learned contour network (deep) on the CPU, 1, 3 and 4 (default) scales; "
-       "segment(contours='learned') end to end, one and two scales", default=False)
+       "segment(contours='learned') end to end (learned and mean arcs), one and two scales", default=False)
 def bench_learned(ctx) -> list[dict]:
     from bottomup.pipeline import segment
     from deep.contours.api import learned_contours
@@ -302,6 +302,9 @@ def bench_learned(ctx) -> list[dict]:
         measure(lambda: segment(img, contours="learned"), repeat=rep, warmup=1,
                 stage="learned_contours", case=case, size=list(img.shape[:2]),
                 impl="bottomup:segment(contours='learned')"),
+        measure(lambda: segment(img, contours="learned", arcs="mean"), repeat=rep, warmup=1,
+                stage="learned_contours", case=case, size=list(img.shape[:2]),
+                impl="bottomup:segment(contours='learned', arcs='mean')"),
         measure(lambda: segment(img, contours="learned", multiscale=True), repeat=rep, warmup=1,
                 stage="learned_contours", case=case, size=list(img.shape[:2]),
                 impl="bottomup:segment(contours='learned', multiscale=True)")]

@@ -387,7 +387,7 @@ def segment_multiscale(image, preset: str = "quality", *, scales=MULTISCALE["sca
     With ``contours="learned"`` (opt-in: ``segment(image, contours="learned", multiscale=True)``)
     each level gets the network's own four test scales and the learned arc scores; BSDS500 val:
     .776 / .804 / .817, Covering .651, PRI .836, VI 1.441, against .776 / .804 / .820, .649,
-    .836, 1.447 for the x1 hierarchy alone, for ~0.15 s more. With mean-strength arcs
+    .836, 1.447 for the x1 hierarchy alone, for ~0.3 s more. With mean-strength arcs
     (``arcs="mean"``) the two scales gave .769 / .793 / .793, Covering .641, VI 1.485 against
     .769 / .794 / .791, .636, 1.504 (weights .5 / .5: ODS .766, Covering .646, VI 1.492).
 

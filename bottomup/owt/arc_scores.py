@@ -14,7 +14,7 @@ Measured on BSDS500 val (100 images, ``bench/bsds.py``), learned contours with
 Covering .636, PRI .830, VI 1.50 with mean strengths; .776 / .804 / .820, .649, .836, 1.45 with
 the shipped scorer (trained on 180 BSDS500 train images, 20 held out; ``bench/train_arcs.py``;
 a second fit with another initialisation scored .777 / .805 / .820, .652, .838, 1.45). The
-features and the scorer add about 0.03 s per BSDS image.
+features and the scorer add about 0.02 s per BSDS image.
 
 References
 ----------
