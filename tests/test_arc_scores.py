@@ -211,3 +211,25 @@ def test_segment_multiscale_passes_the_scorer_on():
     np.testing.assert_array_equal(h.to_ucm2(), manual.to_ucm2())
     assert not np.array_equal(h.to_ucm2(), segment(img, "fast", multiscale=True).to_ucm2())
 
+
+
+def test_cli_arcs_option(tmp_path):
+    import json
+
+    import cv2
+
+    from bottomup.cli import main
+
+    img = np.zeros((36, 44, 3))
+    img[:, 22:] = [0.9, 0.6, 0.2]
+    cv2.imwrite(str(tmp_path / "a.png"), (img[..., ::-1] * 255).round().astype(np.uint8))
+    read = cv2.imread(str(tmp_path / "a.png"))[..., ::-1]
+    for arcs in ("learned", "mean"):
+        out = tmp_path / arcs
+        assert main(["segment", str(tmp_path / "a.png"), "--out", str(out), "--preset", "fast",
+                     "--single-scale", "--arcs", arcs, "--format", "npz", "--quiet"]) == 0
+        man = json.loads(next(out.glob("manifest-*.json")).read_text())
+        # the manifest names the arc rule when it is not gPb's default
+        assert man["params"].get("arcs", "mean") == arcs
+        ref = segment(read, "fast", multiscale=False, arcs=arcs).to_ucm2()
+        np.testing.assert_array_equal(np.load(out / "a.npz")["ucm2"], ref)
