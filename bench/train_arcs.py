@@ -8,11 +8,15 @@ on the arcs of all images but every ``--hold-every``-th, whose length-weighted c
 reported beside that of the mean strength taken as a probability. The scorer is written
 atomically to ``--out`` (the shipped file is ``bottomup/owt/data/arcs_learned.npz``).
 
-Per-image arcs are cached in ``--cache`` (one ``.npz`` per image, written atomically), so an
-interrupted run resumes and refits are cheap.
+Per-image arcs are cached in ``--cache`` (one ``.npz`` per image, written atomically, with the
+contour source it came from), so an interrupted run resumes and refits are cheap.
 
     python bench/train_arcs.py --root $BOTTOMUP_DATA/bsds500 --cache /tmp/arcs_cache \
         --out bottomup/owt/data/arcs_learned.npz [--workers 2] [--json summary.json]
+
+Any other edge detector: write its map for every training image to ``PB/{name}.png`` (8 or 16
+bit gray) or ``PB/{name}.npz`` (``pb`` (H, W) in [0, 1], optionally ``oriented`` (O, H, W)) and
+pass ``--pb-dir PB``; then ``segment(image, contours=your_fn, arcs=load_arc_scorer(OUT))``.
 """
 
 from __future__ import annotations
@@ -29,30 +33,57 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def image_arcs(image_path: str, gt_path: str):
-    """``(x, y, w)`` of one image's arcs: features, targets, lengths."""
+def read_pb(path: str):
+    """``(pb, oriented or None)`` from a ``.png`` (gray, 8 or 16 bit) or ``.npz`` contour map."""
+    from bottomup.io import read_image
+
+    if path.endswith(".npz"):
+        with np.load(path) as d:
+            if "pb" not in d.files:
+                raise ValueError(f"{path}: an .npz contour map needs a `pb` array, found {d.files}")
+            return d["pb"].astype(np.float64), (d["oriented"].astype(np.float64) if "oriented" in d.files
+                                                 else None)
+    return read_image(path)[..., 0], None
+
+
+def image_arcs(image_path: str, gt_path: str, pb_path: str | None = None):
+    """``(x, y, w)`` of one image's arcs: features, targets, lengths.
+
+    The contours are the learned network's, or the map in ``pb_path`` (:func:`read_pb`).
+    """
     from bottomup._validate import check_image
     from bottomup.io import read_bsds_gt, read_image
     from bottomup.owt.arc_scores import arc_features, region_pair_targets
     from bottomup.pipeline import finest_partition
 
     img = check_image(read_image(image_path))
-    pb, oriented, labels, pieces = finest_partition(img, contours="learned")
+    contours = "learned"
+    if pb_path is not None:
+        pb, oriented = read_pb(pb_path)
+        if pb.shape != img.shape[:2]:
+            raise ValueError(f"{pb_path}: contour map of shape {pb.shape}, image {img.shape[:2]}")
+        contours = lambda _: (pb, oriented)  # noqa: E731
+    pb, oriented, labels, pieces = finest_partition(img, contours=contours)
     f = arc_features(img, pb, oriented, labels, pieces)
     y = region_pair_targets(labels, f.regions, read_bsds_gt(gt_path).segmentations)
     return f.x, y, f.length
 
 
 def _cache_one(job):
-    image_path, gt_path, out = job
+    image_path, gt_path, pb_path, source, out = job
     if os.path.exists(out):
+        with np.load(out) as d:
+            got = str(d["source"]) if "source" in d.files else "an unknown source"
+        if got != source:
+            raise ValueError(f"{out} holds the arcs of {got}, not {source}: use another --cache")
         return out
-    import torch
+    if pb_path is None:
+        import torch
 
-    torch.set_num_threads(1)
-    x, y, w = image_arcs(image_path, gt_path)
+        torch.set_num_threads(1)
+    x, y, w = image_arcs(image_path, gt_path, pb_path)
     tmp = out + ".tmp.npz"
-    np.savez(tmp, x=x, y=y, w=w)
+    np.savez(tmp, x=x, y=y, w=w, source=np.array(source))
     os.replace(tmp, out)
     return out
 
@@ -72,6 +103,8 @@ def main(argv=None) -> int:
     p.add_argument("--layers", type=int, default=2)
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--pb-dir", help="contour maps of another detector, PB/{name}.png or .npz "
+                                    "(default: the learned network)")
     p.add_argument("--json", help="write the summary here too")
     args = p.parse_args(argv)
 
@@ -84,14 +117,25 @@ def main(argv=None) -> int:
     if not img_dir.is_dir() or not gt_dir.is_dir():
         p.error(f"--root must hold data/images/{args.split} and data/groundTruth/{args.split}: {root}")
     names = sorted(f.stem for f in img_dir.glob("*.jpg") if (gt_dir / f"{f.stem}.mat").exists())
+    pb_paths = {n: None for n in names}
+    source = "learned"
+    if args.pb_dir:
+        pb_dir = Path(args.pb_dir)
+        source = f"pb-dir {pb_dir.resolve()}"
+        for n in names:
+            found = [pb_dir / f"{n}{e}" for e in (".npz", ".png") if (pb_dir / f"{n}{e}").exists()]
+            pb_paths[n] = str(found[0]) if found else None
+        missing = [n for n in names if pb_paths[n] is None]
+        if missing:
+            p.error(f"--pb-dir {pb_dir} has no {missing[0]}.png or .npz ({len(missing)} images missing)")
     if args.max_images:
         names = names[:args.max_images]
     if not names:
         p.error(f"no images with ground truth in {img_dir}")
     cache = Path(args.cache)
     cache.mkdir(parents=True, exist_ok=True)
-    jobs = [(str(img_dir / f"{n}.jpg"), str(gt_dir / f"{n}.mat"), str(cache / f"{args.split}_{n}.npz"))
-            for n in names]
+    jobs = [(str(img_dir / f"{n}.jpg"), str(gt_dir / f"{n}.mat"), pb_paths[n], source,
+             str(cache / f"{args.split}_{n}.npz")) for n in names]
     t0 = time.perf_counter()
     if args.workers > 1:
         from multiprocessing import get_context
@@ -107,7 +151,7 @@ def main(argv=None) -> int:
     t_arcs = time.perf_counter() - t0
 
     fit, hold = [], []
-    for i, (_, _, path) in enumerate(jobs):
+    for i, (*_, path) in enumerate(jobs):
         with np.load(path) as d:
             (hold if args.hold_every and i % args.hold_every == 0 else fit).append((d["x"], d["y"], d["w"]))
     if not fit:
@@ -121,7 +165,8 @@ def main(argv=None) -> int:
     meta = {"data": f"BSDS500 {args.split}", "images_fit": len(fit), "images_held_out": len(hold),
             "arcs_fit": int(x.shape[0]), "hidden": args.hidden, "layers": args.layers,
             "epochs": args.epochs, "seed": args.seed,
-            "contours": "learned (deep/weights/contours_lite0.pt, 4 test scales), ridge OWT"}
+            "contours": ("learned (deep/weights/contours_lite0.pt, 4 test scales)" if source == "learned"
+                         else source) + ", ridge OWT"}
     scorer = fit_arc_scorer(x, y, w, hidden=args.hidden, layers=args.layers, epochs=args.epochs,
                             seed=args.seed, meta=meta)
     t_fit = time.perf_counter() - t1
