@@ -264,7 +264,8 @@ def segment(image, preset: str = "quality", *, contours: None | str | Callable =
         :class:`bottomup.owt.arc_scores.ArcScorer`, trained on arcs of the learned contours of
         BSDS500 train (``bench/train_arcs.py``); any other scorer may be passed. None (default):
         ``learned`` for ``contours="learned"``, ``mean`` otherwise (see the table). The scorer
-        was trained on the learned contours' ``ridge`` arcs; ``bottomup.mcg`` uses ``mean``.
+        was trained on the learned contours' ``ridge`` arcs (``bottomup.mcg`` uses it for
+        learned contours too).
 
     Returns
     -------
@@ -346,7 +347,9 @@ def arc_scorer(arcs, contours=None):
         arcs = "learned" if isinstance(contours, str) and contours == "learned" else "mean"
     if isinstance(arcs, ArcScorer):
         return arcs
-    if not isinstance(arcs, str) or arcs not in ARC_MODES:
+    if not isinstance(arcs, str):
+        raise TypeError(f"`arcs` must be None, a str or an ArcScorer, got {type(arcs).__name__}")
+    if arcs not in ARC_MODES:
         raise ValueError(f"`arcs` must be None, one of {ARC_MODES} or an ArcScorer, got {arcs!r}")
     return None if arcs == "mean" else _shipped_arc_scorer()
 

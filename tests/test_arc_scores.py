@@ -193,7 +193,7 @@ def test_segment_arcs_stage():
     assert ((h.levels > 0) & (h.levels < 1)).all()
     with pytest.raises(ValueError, match="`arcs`"):
         segment(img, "fast", arcs="bogus")
-    with pytest.raises(ValueError, match="`arcs`"):
+    with pytest.raises(TypeError, match="`arcs`"):
         segment(img, "fast", arcs=3)
 
 

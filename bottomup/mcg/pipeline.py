@@ -134,8 +134,10 @@ def hierarchy_for(image, preset: str = "scg", *, owt: str | None = None, contour
     """
     _check_preset(preset)
     owt = _check_owt(owt, contours)
-    if arcs is None:
-        arcs = "learned" if isinstance(contours, str) and contours == "learned" else "mean"
+    from bottomup.pipeline import arc_scorer
+
+    scorer = arc_scorer(arcs, contours)  # resolved before "learned" becomes a callable below
+    arcs = "mean" if scorer is None else scorer
     if preset == "mcg":
         from bottomup.mcg.align import combine_hierarchies
         from bottomup.mcg.pyramid import hierarchies_at_scales
