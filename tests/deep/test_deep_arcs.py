@@ -152,3 +152,28 @@ def test_train_arcs_on_another_detectors_maps(tmp_path):
     (pbs / "1.png").unlink()
     with pytest.raises(SystemExit):
         train_arcs.main(base + ["--cache", str(tmp_path / "c2"), "--pb-dir", str(pbs)])
+
+
+@pytest.mark.slow
+def test_learned_arcs_on_ten_bsds_val_images(bsds_root, tmp_path):
+    """Regression on real data: the first 10 BSDS500 val images, learned against mean arcs
+    (measured when the scorer shipped: ODS .783 vs .765, Covering .630 vs .588)."""
+    from bottomup.io import read_image
+    from bottomup.metrics.bsds import evaluate_folder
+
+    gt_dir = bsds_root / "data" / "groundTruth" / "val"
+    ids = sorted(p.stem for p in gt_dir.glob("*.mat"))[:10]
+    scorer = load_arc_scorer()
+    for name in ("learned", "mean"):
+        (tmp_path / name).mkdir()
+    for iid in ids:
+        img = read_image(bsds_root / "data" / "images" / "val" / f"{iid}.jpg")
+        pb, oriented, labels, pieces = finest_partition(img, contours="learned")
+        scored = rescore_pieces(img, pb, oriented, labels, pieces, scorer)
+        np.savez(tmp_path / "learned" / f"{iid}.npz", ucm2=hierarchy_from_pieces(labels, scored).to_ucm2())
+        np.savez(tmp_path / "mean" / f"{iid}.npz", ucm2=hierarchy_from_pieces(labels, pieces).to_ucm2())
+    fig = {name: evaluate_folder(tmp_path / name, gt_dir, ids=ids, cache_dir=None, progress=False)
+           for name in ("learned", "mean")}
+    assert fig["learned"]["ods"] > 0.775, fig["learned"]["ods"]
+    assert fig["learned"]["ods"] > fig["mean"]["ods"] + 0.01
+    assert fig["learned"]["covering_ods"] > fig["mean"]["covering_ods"] + 0.02
