@@ -53,16 +53,16 @@ def contours_param(args) -> dict:
 
 
 def run(args) -> int:
+    from bottomup.pipeline import default_arcs, default_multiscale
+
     params = {"preset": args.preset} | contours_param(args)
     if args.contours == "gpb":  # written out, so that the manifest says which one ran
-        from bottomup.pipeline import default_multiscale
-
         params["multiscale"] = default_multiscale(args.preset) if args.multiscale is None else args.multiscale
     elif args.multiscale:  # only when asked, so that earlier learned folders still resume
         params["multiscale"] = True
     if args.seed != 0:  # only when set, so that earlier folders (no seed: 0) still resume
         params["seed"] = args.seed
-    arcs = args.arcs or ("learned" if args.contours == "learned" else "mean")
+    arcs = args.arcs or default_arcs(args.contours)
     if arcs != "mean":  # written out, so that the manifest says which one ran
         params["arcs"] = arcs
     return run_job_from_args("segment", args, f".{args.format}", params)

@@ -18,7 +18,7 @@ from bottomup.hierarchy import Hierarchy, hierarchy_from_pieces
 __all__ = [
     "segment", "segment_multiscale", "MULTISCALE", "image_to_contours", "ridge_owt_inputs", "segment_file",
     "CONTOUR_SOURCES", "OWT_MODES",
-    "LEARNED_RIDGE", "contour_source", "ARC_MODES", "arc_scorer", "finest_partition",
+    "LEARNED_RIDGE", "contour_source", "ARC_MODES", "arc_scorer", "default_arcs", "finest_partition",
 ]
 
 #: Named contour sources besides the gPb presets: name -> "module:function" taking an image and
@@ -336,15 +336,20 @@ def finest_partition(image, preset: str = "quality", *, contours=None, owt: str 
 ARC_MODES = ("mean", "learned")
 
 
+def default_arcs(contours=None) -> str:
+    """What ``segment(arcs=None)`` does: ``"learned"`` for ``contours="learned"``, else ``"mean"``."""
+    return "learned" if isinstance(contours, str) and contours == "learned" else "mean"
+
+
 def arc_scorer(arcs, contours=None):
     """The scorer behind ``segment(arcs=...)``: None for mean strengths, else an ``ArcScorer``.
 
-    ``arcs=None`` means ``"learned"`` for ``contours="learned"`` and ``"mean"`` otherwise.
+    ``arcs=None`` means :func:`default_arcs` of ``contours``.
     """
     from bottomup.owt.arc_scores import ArcScorer
 
     if arcs is None:
-        arcs = "learned" if isinstance(contours, str) and contours == "learned" else "mean"
+        arcs = default_arcs(contours)
     if isinstance(arcs, ArcScorer):
         return arcs
     if not isinstance(arcs, str):

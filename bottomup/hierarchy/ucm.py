@@ -82,31 +82,14 @@ def hierarchy_from_pieces(labels, pieces: BoundaryPieces, *, normalize: bool = F
     k = int(labels.max()) + 1 if labels.size else 0
     if labels.min() < 0 or np.bincount(labels.ravel(), minlength=k).min() == 0:
         raise ValueError("`labels` must be dense labels 0..K-1")
-    faces = pieces.faces
-    if faces.shape[0] == 0:
+    if pieces.n_faces == 0:
         if k != 1:
             raise ValueError(f"`pieces` has no boundary but `labels` has {k} regions")
         return Hierarchy(np.zeros(1, np.int64), np.zeros(1), labels.astype(np.int32))
-    r = faces[:, 0]
-    c = faces[:, 1]
-    horiz = (r % 2) == 1  # (2i+1, 2j+2) between (i, j) and (i, j+1); else (2i+2, 2j+1)
-    i0 = np.where(horiz, (r - 1) // 2, (r - 2) // 2)
-    j0 = np.where(horiz, (c - 2) // 2, (c - 1) // 2)
-    a = labels[i0, j0]
-    b = labels[i0 + ~horiz, j0 + horiz]
-    lo = np.minimum(a, b)
-    hi = np.maximum(a, b)
-    if (lo == hi).any():
-        raise ValueError(
-            "`pieces` has faces inside a region of `labels`; were they built together?"
-        )
-    keys = lo * k + hi
-    uniq, inv = np.unique(keys, return_inverse=True)
-    sums = np.bincount(inv, weights=pieces.strengths, minlength=uniq.size)
-    counts = np.bincount(inv, minlength=uniq.size).astype(np.float64)
-    ea = uniq // k
-    eb = uniq - ea * k
-    parents, alt = K._greedy_merge_kernel(k, ea, eb, sums, counts)
+    face_pair, pairs = pieces.region_pairs(labels)
+    sums = np.bincount(face_pair, weights=pieces.strengths, minlength=len(pairs))
+    counts = np.bincount(face_pair, minlength=len(pairs)).astype(np.float64)
+    parents, alt = K._greedy_merge_kernel(k, pairs[:, 0], pairs[:, 1], sums, counts)
     if normalize:
         alt = normalize_ucm(alt)
     return Hierarchy(parents, alt, labels.astype(np.int32))

@@ -134,10 +134,10 @@ def hierarchy_for(image, preset: str = "scg", *, owt: str | None = None, contour
     """
     _check_preset(preset)
     owt = _check_owt(owt, contours)
-    from bottomup.pipeline import arc_scorer
+    from bottomup.pipeline import default_arcs
 
-    scorer = arc_scorer(arcs, contours)  # resolved before "learned" becomes a callable below
-    arcs = "mean" if scorer is None else scorer
+    if arcs is None:  # resolved before "learned" becomes a callable below
+        arcs = default_arcs(contours)
     if preset == "mcg":
         from bottomup.mcg.align import combine_hierarchies
         from bottomup.mcg.pyramid import hierarchies_at_scales

@@ -80,14 +80,6 @@ class ArcFeatures:
     x: NDArray[np.float64]
 
 
-def _face_pixels(faces):
-    r, c = faces[:, 0], faces[:, 1]
-    horiz = (r % 2) == 1  # (2i+1, 2j+2): between (i, j) and (i, j+1); else between (i, j) and (i+1, j)
-    i0 = np.where(horiz, (r - 1) // 2, (r - 2) // 2)
-    j0 = np.where(horiz, (c - 2) // 2, (c - 1) // 2)
-    return i0, j0, i0 + ~horiz, j0 + horiz
-
-
 def arc_features(image, pb, oriented, labels, pieces: BoundaryPieces) -> ArcFeatures:
     """Features of every arc (boundary between two adjacent finest regions).
 
@@ -119,22 +111,18 @@ def arc_features(image, pb, oriented, labels, pieces: BoundaryPieces) -> ArcFeat
                          f"{np.shape(image)[:2]}, {pb.shape}, {labels.shape}, {tuple(pieces.shape)}")
     k = int(labels.max()) + 1
     nf = len(FEATURES)
-    if pieces.faces.shape[0] == 0:
+    if pieces.n_faces == 0:
         return ArcFeatures(np.zeros(0, np.int64), np.zeros((0, 2), np.int64), np.zeros(0), np.zeros((0, nf)))
-    i0, j0, i1, j1 = _face_pixels(pieces.faces)
-    a = labels[i0, j0].astype(np.int64)
-    b = labels[i1, j1].astype(np.int64)
-    lo, hi = np.minimum(a, b), np.maximum(a, b)
-    uniq, inv = np.unique(lo * k + hi, return_inverse=True)
-    inv = inv.ravel()
-    n = uniq.size
-    ea, eb = uniq // k, uniq % k
+    i0, j0, i1, j1 = pieces.face_pixels()
+    inv, pairs = pieces.region_pairs(labels)
+    n = len(pairs)
+    ea, eb = pairs[:, 0], pairs[:, 1]
     cnt = np.bincount(inv, minlength=n).astype(np.float64)
 
     def mean(v):
         return np.bincount(inv, weights=v, minlength=n) / cnt
 
-    s = np.asarray(pieces.strengths, dtype=np.float64)
+    s = pieces.strengths
     pbf = np.maximum(pb[i0, j0], pb[i1, j1])
     if oriented is None:
         agree = np.ones_like(pbf)
@@ -173,7 +161,7 @@ def arc_features(image, pb, oriented, labels, pieces: BoundaryPieces) -> ArcFeat
         inside[ea] + inside[eb], np.abs(inside[ea] - inside[eb]),
         ms / (np.maximum(ctx[ea], ctx[eb]) + 1e-6), ms / (np.minimum(ctx[ea], ctx[eb]) + 1e-6),
     ], axis=1)
-    return ArcFeatures(inv.astype(np.int64), np.stack([ea, eb], 1), cnt, x)
+    return ArcFeatures(inv, pairs, cnt, x)
 
 
 def region_pair_targets(labels, regions, segmentations) -> NDArray[np.float64]:

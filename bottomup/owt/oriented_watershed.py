@@ -95,6 +95,55 @@ class BoundaryPieces:
         """Number of straight pieces P."""
         return int(self.piece_channel.shape[0])
 
+    def face_pixels(self):
+        """The two pixels each face lies between.
+
+        Returns
+        -------
+        i0, j0, i1, j1 : (M,) ndarrays of int64
+            Pixel ``(i0, j0)`` and its right (``(2i+1, 2j+2)`` faces) or lower neighbour
+            ``(i1, j1)``.
+        """
+        r, c = self.faces[:, 0], self.faces[:, 1]
+        horiz = (r % 2) == 1  # (2i+1, 2j+2) between (i, j) and (i, j+1); else (2i+2, 2j+1)
+        i0 = np.where(horiz, (r - 1) // 2, (r - 2) // 2)
+        j0 = np.where(horiz, (c - 2) // 2, (c - 1) // 2)
+        return i0, j0, i0 + ~horiz, j0 + horiz
+
+    def region_pairs(self, labels):
+        """The faces grouped by the pair of regions of ``labels`` they separate (the arcs).
+
+        Parameters
+        ----------
+        labels : (H, W) ndarray of int
+            The partition these pieces bound, dense labels ``0..K-1``.
+
+        Returns
+        -------
+        face_pair : (M,) ndarray of int64
+            Index of each face's pair in ``pairs``.
+        pairs : (A, 2) ndarray of int64
+            The region pairs, smaller label first, in increasing order.
+
+        Raises
+        ------
+        ValueError
+            If a face lies inside a region (pieces and labels not built together).
+        """
+        labels = np.asarray(labels)
+        k = int(labels.max()) + 1
+        i0, j0, i1, j1 = self.face_pixels()
+        a = labels[i0, j0].astype(np.int64)
+        b = labels[i1, j1].astype(np.int64)
+        lo = np.minimum(a, b)
+        hi = np.maximum(a, b)
+        if (lo == hi).any():
+            raise ValueError(
+                "`pieces` has faces inside a region of `labels`; were they built together?"
+            )
+        uniq, face_pair = np.unique(lo * k + hi, return_inverse=True)
+        return face_pair.ravel().astype(np.int64), np.stack([uniq // k, uniq % k], axis=1)
+
     def to_grid(self) -> NDArray[np.float64]:
         """Return the double-size grid of boundary values (the release's ``ws_wt2``).
 
