@@ -51,12 +51,11 @@ def image_arcs(image_path: str, gt_path: str, pb_path: str | None = None):
 
     The contours are the learned network's, or the map in ``pb_path`` (:func:`read_pb`).
     """
-    from bottomup._validate import check_image
     from bottomup.io import read_bsds_gt, read_image
     from bottomup.owt.arc_scores import arc_features, region_pair_targets
     from bottomup.pipeline import finest_partition
 
-    img = check_image(read_image(image_path))
+    img = read_image(image_path)  # already the (H, W, 3) float64 contract
     contours = "learned"
     if pb_path is not None:
         pb, oriented = read_pb(pb_path)
