@@ -289,10 +289,9 @@ def segment(image, preset: str = "quality", *, contours: None | str | Callable =
         raise TypeError(f"`multiscale` must be None, True or False, got {multiscale!r}")
     if multiscale is None:
         multiscale = default_multiscale(preset, contours)
-    scorer = arc_scorer(arcs, contours)
+    scorer = arc_scorer(arcs, contours)  # checks `arcs` before any work
     if multiscale:
-        return segment_multiscale(image, preset, seed=seed, owt=owt, contours=contours,
-                                  arcs="mean" if scorer is None else scorer)
+        return segment_multiscale(image, preset, seed=seed, owt=owt, contours=contours, arcs=arcs)
     img = check_image(image)
     pb, oriented, labels, pieces = finest_partition(img, preset, contours=contours, owt=owt, seed=seed)
     if scorer is not None:
