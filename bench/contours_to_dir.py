@@ -1,7 +1,7 @@
 """Write one 8-bit thinned boundary map per image (gPb or the learned CNN), for the BSDS benchmark.
 
 For every ``*.jpg``/``*.png`` in ``--images``, runs :func:`bottomup.contours.gpb` (or, with
-``--preset learned``, :func:`deep.contours.api.learned_contours`, theta = its best orientation
+``--preset learned``, :func:`deep.contours.learned_contours`, theta = its best orientation
 bin), thins it with
 oriented non-maximum suppression (``Contours.thin()``) and writes ``<id>.png`` =
 ``round(thin * 255)`` as uint8 to ``--out``. Files are written atomically (temporary name, then
@@ -42,7 +42,7 @@ def _one(path: Path, out_dir: Path, preset: str, oriented: bool) -> tuple[str, f
     if preset == "learned":
         from bottomup.contours import Contours
         from bottomup.contours.nms import best_orientation
-        from deep.contours.api import learned_contours
+        from deep.contours import learned_contours
 
         pb, ori = learned_contours(read_image(str(path)))
         c = Contours(pb, ori, best_orientation(ori))

@@ -140,7 +140,10 @@ def _items(root: Path):
     msrc = root / "msrc"
     for i in MSRC_IDS:
         def deep_item(i=i):
-            from deep.contours import learned_contours
+            try:
+                from deep.contours import learned_contours
+            except ImportError:  # before the redesign
+                from deep.contours.api import learned_contours
             from deep.crf import dense_crf, unary_from_probabilities
             from deep.segmenter import DeepSegmenter
 

@@ -184,7 +184,7 @@ def cmd_eval(args) -> int:
     summary = {k: v for k, v in out.items() if k not in ("per_class_apr50", "confusion")}
     print(json.dumps(summary, indent=1))
     if args.json:
-        from bottomup._files import atomic_path
+        from bottomup.io.files import atomic_path
 
         with atomic_path(args.json) as tmp:
             Path(tmp).write_text(json.dumps(out, indent=1))

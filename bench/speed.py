@@ -291,7 +291,7 @@ def bench_superpixels(ctx) -> list[dict]:
        "segment(contours='learned') end to end (learned and mean arcs), one and two scales", default=False)
 def bench_learned(ctx) -> list[dict]:
     from bottomup.pipeline import segment
-    from deep.contours.api import learned_contours
+    from deep.contours import learned_contours
 
     a = ctx.args
     case, img = _bsds_image_or_synthetic(ctx)
@@ -316,7 +316,7 @@ def bench_learned(ctx) -> list[dict]:
 def bench_learned_cuda(ctx) -> list[dict]:
     import torch
 
-    from deep.contours.api import learned_contours
+    from deep.contours import learned_contours
 
     if not torch.cuda.is_available():
         print("learned_contours_cuda: no CUDA device, skipped", file=sys.stderr)

@@ -62,7 +62,7 @@ def _time(fn, repeat):
 
 def run(image_path, presets, repeat):
 
-    from bottomup._validate import check_image
+    from bottomup.validate import check_image
     from bottomup.io import read_image
 
     img = check_image(read_image(str(image_path)))

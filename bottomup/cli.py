@@ -10,15 +10,55 @@ import argparse
 import importlib
 import sys
 
+__all__ = ["main", "build_parser", "add_job_arguments", "add_contours_argument", "run_job_from_args",
+           "COMMANDS_GROUP"]
+
 # Modules that define a ``register(subparsers)`` function, in the order --help shows them.
 _COMMAND_MODULES: tuple[str, ...] = (
     "bottomup.demo",
     "bottomup._segment_cli",
-    "bottomup._deep_cli",
     "bottomup.mcg._cli",
     "bottomup.metrics._cli",
     "bottomup.interactive._cli",
 )
+#: Entry-point group of commands that other packages add (``deep`` adds ``bottomup deep``): each
+#: entry point is a ``register(subparsers)`` function.
+COMMANDS_GROUP = "bottomup.commands"
+
+
+def add_job_arguments(p: argparse.ArgumentParser) -> None:
+    """Options shared by every folder job."""
+    p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR", help="image files and/or folders")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument("--scheduler", help="Dask scheduler address (tcp://host:8786): run on a cluster")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run_job_from_args(task: str, args, ext: str, params: dict) -> int:
+    """Run a folder job and print its summary; exit status 1 when an image failed."""
+    from bottomup.jobs import run_job
+
+    try:
+        res = run_job(task, args.inputs, args.out, ext=ext, params=params, workers=args.workers,
+                      scheduler=args.scheduler, progress=not args.quiet)
+    except (FileNotFoundError, PermissionError, ValueError) as exc:
+        print(f"bottomup {task}: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{len(res.done)} done, {len(res.skipped)} skipped (already done), {len(res.failed)} failed; "
+          f"manifest: {res.manifest}")
+    for rec in res.failed:
+        print(f"  failed: {rec['input']}: {rec['error']}", file=sys.stderr)
+    return 0 if res.ok else 1
+
+
+def add_contours_argument(p: argparse.ArgumentParser) -> None:
+    """``--contours NAME``, shared by the commands that build hierarchies."""
+    from bottomup.contours import source_names
+
+    p.add_argument("--contours", choices=source_names(), default="gpb",
+                   help="contour source: gpb (default) or a registered one (learned: the CNN of the deep "
+                        "extra, needs torch)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,6 +76,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in _COMMAND_MODULES:
         importlib.import_module(name).register(sub)
+    from importlib.metadata import entry_points
+
+    for ep in sorted(entry_points(group=COMMANDS_GROUP), key=lambda e: e.name):
+        try:
+            register = ep.load()
+        except ImportError:  # the package is there but its own needs (torch) are not
+            continue
+        register(sub)
     return parser
 
 

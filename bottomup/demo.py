@@ -26,30 +26,15 @@ def _demo_image(max_side: int = 320) -> np.ndarray:
     return np.clip(resize(img / 255.0, (h, w), anti_aliasing=True), 0, 1)
 
 
-def _deep_panel(times):
-    """The deep heads (MSRC-21 weights) on a second bundled image (skimage's cat, an MSRC-21 class,
-    which the coffee cup is not): class colours and instance outlines."""
-    from skimage import data
-    from skimage.transform import resize
+#: Entry-point group of extra demo panels (``deep`` adds the deep heads): each is a function
+#: ``panel(times) -> (title, rgb image in [0, 1], None)`` that records its seconds in ``times``.
+PANELS_GROUP = "bottomup.demo"
 
-    from deep.segmenter import DeepSegmenter, Instances, overlay
 
-    img = np.clip(resize(data.chelsea() / 255.0, (200, 300), anti_aliasing=True), 0, 1)
-    t = time.perf_counter()
-    seg = DeepSegmenter.load()
-    res = seg.predict(img)
-    times["deep_heads"] = time.perf_counter() - t
-    seg_classes = seg.classes
-    counts = np.bincount(res.labels.ravel(), minlength=len(seg_classes))
-    top = [seg_classes[c] for c in np.argsort(-counts)[:3] if counts[c] > 0]
-    best = res.instances
-    title = "deep heads (MSRC-21): " + ", ".join(top)
-    if len(best):
-        plural = "s" if len(best) != 1 else ""
-        title += (f"\n{len(best)} instance{plural}, best: {seg_classes[int(best.classes[0])]} "
-                  f"{best.scores[0]:.2f}")
-    shown = Instances(best.masks[:3], best.classes[:3], best.scores[:3])
-    return (title, overlay(img, res.labels, shown) / 255.0, None)
+def _extra_panels(times) -> list:
+    from importlib.metadata import entry_points
+
+    return [ep.load()(times) for ep in sorted(entry_points(group=PANELS_GROUP), key=lambda e: e.name)]
 
 
 def demo(out_dir, *, preset: str = "fast", learned: bool | None = None) -> dict:
@@ -59,7 +44,8 @@ def demo(out_dir, *, preset: str = "fast", learned: bool | None = None) -> dict:
     ----------
     out_dir : path-like
         Folder for ``demo.png`` and ``demo_ucm2.mat``.
-    preset : {"fast", "balanced", "quality", "mcg"}
+    preset : {"fast", "balanced", "quality", "medium"}
+        gPb preset of the figure's hierarchy.
     learned : bool, optional
         Also show the learned contours (default: when torch is importable).
 
@@ -75,17 +61,19 @@ def demo(out_dir, *, preset: str = "fast", learned: bool | None = None) -> dict:
     from skimage.segmentation import find_boundaries, mark_boundaries
 
     from bottomup import io, superpixels
+    from bottomup.contours import GPb, get_source
     from bottomup.hierarchy import ucm
-    from bottomup.pipeline import LEARNED_RIDGE, image_to_contours, ridge_owt_inputs
+    from bottomup.pipeline import segment
 
     os.makedirs(out_dir, exist_ok=True)
     img = _demo_image()
     times = {}
     t = time.perf_counter()
-    pb, oriented = image_to_contours(img, preset)
+    gpb_source = GPb(preset, multiscale=False)
+    pb, oriented = gpb_source(img)
     times["contours"] = time.perf_counter() - t
     t = time.perf_counter()
-    h = ucm(pb, oriented, normalize=True, descent_first=True)  # = segment(owt="steepest")
+    h = ucm(pb, oriented, normalize=True, descent_first=True)  # = segment(img, gpb_source)
     u2 = h.to_ucm2()
     times["owt_ucm"] = time.perf_counter() - t
     io.write_ucm2(os.path.join(out_dir, "demo_ucm2.mat"), u2)
@@ -102,7 +90,7 @@ def demo(out_dir, *, preset: str = "fast", learned: bool | None = None) -> dict:
     from bottomup.mcg import proposals
 
     t = time.perf_counter()
-    cands = proposals(img, n=1000, preset="scg")
+    cands = proposals(img, n=1000, method="scg")
     times["scg_proposals"] = time.perf_counter() - t
     shown = img.copy()
     colors = [(1, 0.2, 0.2), (0.2, 1, 0.2), (0.3, 0.5, 1), (1, 1, 0.2), (1, 0.3, 1)]
@@ -119,14 +107,15 @@ def demo(out_dir, *, preset: str = "fast", learned: bool | None = None) -> dict:
             learned = False
     if learned:
         t = time.perf_counter()
-        lpb, lori = image_to_contours(img, contours="learned")
+        learned_source = get_source("learned")
+        lpb, lori = learned_source(img)
         times["learned_contours"] = time.perf_counter() - t
         panels.append(("learned contours (deep)", lpb, "gray_r"))
         # = segment(img, contours="learned"), reusing the contours computed above
-        lh = ucm(*ridge_owt_inputs(lpb, lori, **LEARNED_RIDGE), descent_first=True)
+        lh = segment(img, learned_source.with_policy(fn=lambda _: (lpb, lori)))
         drawn = mark_boundaries(img, lh.cut(n_regions=12), color=(1, 1, 0))
         panels.append(("learned UCM: 12 regions", drawn, None))
-        panels.append(_deep_panel(times))
+        panels += _extra_panels(times)
     n = len(panels)
     cols = 4
     rows = -(-n // cols)
@@ -161,6 +150,7 @@ def register(subparsers) -> None:
                               description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="bottomup-demo", help="output folder (default ./bottomup-demo)")
-    p.add_argument("--preset", choices=("fast", "balanced", "quality", "mcg"), default="fast")
+    p.add_argument("--preset", choices=("fast", "balanced", "quality", "medium"), default="fast",
+                   help="gPb preset (default fast)")
     p.add_argument("--no-learned", action="store_true", help="skip the learned contours (torch)")
     p.set_defaults(func=_run)

@@ -24,10 +24,11 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bottomup._files import atomic_path
+from bottomup.io.files import atomic_path
 
 __all__ = [
     "TASKS",
+    "TASKS_GROUP",
     "IMAGE_EXTENSIONS",
     "JobResult",
     "atomic_path",
@@ -37,12 +38,14 @@ __all__ = [
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
-#: Registered tasks: name -> "module:function" (imported by each worker)
+#: Built-in tasks: name -> "module:function" (imported by each worker). Other packages add
+#: theirs through the entry-point group :data:`TASKS_GROUP` (``deep`` adds ``deep``).
 TASKS: dict[str, str] = {
     "segment": "bottomup.pipeline:segment_file",
-    "proposals": "bottomup.mcg.pipeline:proposals_file",
-    "deep": "deep.segmenter:segment_file",  # needs the `deep` extra (torch)
+    "proposals": "bottomup.mcg.propose:proposals_file",
 }
+#: Entry-point group of tasks added by other packages (name -> "module:function").
+TASKS_GROUP = "bottomup.tasks"
 
 
 def list_images(inputs) -> list[Path]:
@@ -79,9 +82,14 @@ def list_images(inputs) -> list[Path]:
 
 
 def _spec(task: str) -> str:
-    if task not in TASKS:
-        raise ValueError(f"unknown task {task!r}; registered tasks: {sorted(TASKS)}")
-    return TASKS[task]
+    if task in TASKS:
+        return TASKS[task]
+    from importlib.metadata import entry_points
+
+    added = {ep.name: ep.value for ep in entry_points(group=TASKS_GROUP)}
+    if task not in added:
+        raise ValueError(f"unknown task {task!r}; registered tasks: {sorted(TASKS | added)}")
+    return added[task]
 
 
 def _resolve(spec: str):

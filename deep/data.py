@@ -197,7 +197,7 @@ def write_sample(root, name: str, image, labels, masks, classes) -> None:
     """
     import cv2
 
-    from bottomup._files import atomic_path
+    from bottomup.io.files import atomic_path
     from bottomup.masks import masks_to_rle
 
     root = Path(root)
@@ -222,7 +222,7 @@ def write_categories(root, classes, things) -> None:
     """Write ``categories.json`` and merge ``instances/*.json`` into ``instances.json``."""
     import cv2
 
-    from bottomup._files import atomic_path
+    from bottomup.io.files import atomic_path
 
     root = Path(root)
     cats = [{"id": i, "name": n, "isthing": int(i in set(things))} for i, n in enumerate(classes)]

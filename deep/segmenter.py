@@ -27,6 +27,7 @@ References
 from __future__ import annotations
 
 import functools
+import time
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -150,11 +151,12 @@ class DeepSegmenter:
         Default: ImageNet EfficientNet-Lite0 (offline weights).
     device : str or torch.device
     preset : str
-        Proposal preset of :func:`bottomup.mcg.proposals` (``"scg"``, ``"mcg"``).
+        Proposals (``"scg"``, ``"scg-quality"``, ``"mcg"``; saved with the weights, read by
+        :func:`bottomup.mcg.propose.legacy_preset`).
     n_proposals : int
     owt : str, optional
-        Hierarchy of the proposals (``bottomup.mcg.proposals(owt=...)``); the heads should be used
-        with the proposals they were trained on (the shipped MSRC-21 heads: ``"plain"``).
+        Oriented watershed of the proposals' gPb hierarchies; the heads should be used with the
+        proposals they were trained on (the shipped MSRC-21 heads: ``"plain"``).
     """
 
     def __init__(self, pixel: PixelClassifier, scorer: RegionScorer, refiner: MaskRefiner, classes,
@@ -186,7 +188,7 @@ class DeepSegmenter:
 
     def save(self, path) -> None:
         """Write the heads (not the backbone) atomically; float16 weights keep the file small."""
-        from bottomup._files import atomic_path
+        from bottomup.io.files import atomic_path
 
         st = self.state()
         for key in ("pixel", "scorer", "refiner"):
@@ -229,7 +231,7 @@ class DeepSegmenter:
         """
         import time
 
-        from bottomup._validate import check_image
+        from bottomup.validate import check_image
 
         img = check_image(image)
         h, w = img.shape[:2]
@@ -238,8 +240,10 @@ class DeepSegmenter:
         t0 = time.perf_counter()
         if candidates is None:
             from bottomup.mcg import proposals
+            from bottomup.mcg.propose import legacy_preset
 
-            candidates = proposals(img, n=self.n_proposals, preset=self.preset, owt=self.owt)
+            method, source = legacy_preset(self.preset, self.owt)
+            candidates = proposals(img, n=self.n_proposals, method=method, contours=source)
         elif tuple(candidates.shape) != (h, w):
             raise ValueError(f"`candidates` are for a {candidates.shape} image, but `image` is {(h, w)}")
         tm["proposals"] = time.perf_counter() - t0
@@ -454,7 +458,7 @@ def segment_file(in_path, out_path, *, device: str = "cpu", weights=None, min_sc
 
     import cv2
 
-    from bottomup._files import atomic_path
+    from bottomup.io.files import atomic_path
     from bottomup.io import read_image
 
     seg = _default(str(device)) if weights is None else DeepSegmenter.load(weights, device=device)
@@ -473,3 +477,28 @@ def segment_file(in_path, out_path, *, device: str = "cpu", weights=None, min_sc
     with atomic_path(out_path) as tmp:
         Path(tmp).write_text(json.dumps(doc))
     return {"n_instances": len(inst), "seconds": res.timings}
+
+
+def demo_panel(times):
+    """The ``bottomup demo`` panel of the deep heads (registered in the entry-point group
+    ``bottomup.demo``): the MSRC-21 heads on a second bundled image (skimage's cat, an MSRC-21
+    class, which the demo's coffee cup is not): class colours and instance outlines."""
+    from skimage import data
+    from skimage.transform import resize
+
+    img = np.clip(resize(data.chelsea() / 255.0, (200, 300), anti_aliasing=True), 0, 1)
+    t = time.perf_counter()
+    seg = DeepSegmenter.load()
+    res = seg.predict(img)
+    times["deep_heads"] = time.perf_counter() - t
+    seg_classes = seg.classes
+    counts = np.bincount(res.labels.ravel(), minlength=len(seg_classes))
+    top = [seg_classes[c] for c in np.argsort(-counts)[:3] if counts[c] > 0]
+    best = res.instances
+    title = "deep heads (MSRC-21): " + ", ".join(top)
+    if len(best):
+        plural = "s" if len(best) != 1 else ""
+        title += (f"\n{len(best)} instance{plural}, best: {seg_classes[int(best.classes[0])]} "
+                  f"{best.scores[0]:.2f}")
+    shown = Instances(best.masks[:3], best.classes[:3], best.scores[:3])
+    return (title, overlay(img, res.labels, shown) / 255.0, None)

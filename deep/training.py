@@ -33,7 +33,7 @@ from .segmenter import backbone_taps
 __all__ = ["cache_proposals", "cache_taps", "load_proposals", "load_taps", "save_proposals", "train_heads"]
 
 def _save_atomic(obj, path: Path) -> None:
-    from bottomup._files import atomic_path
+    from bottomup.io.files import atomic_path
 
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
@@ -79,7 +79,7 @@ def _one_proposal(args):
 
 def save_proposals(path, c) -> None:
     """Write ``bottomup.mcg.Candidates`` compactly (bit-packed leaf sets), atomically."""
-    from bottomup._files import atomic_path
+    from bottomup.io.files import atomic_path
 
     with atomic_path(path) as tmp:
         np.savez_compressed(tmp, leaf_labels=c.leaf_labels, leaf_sets=np.packbits(c.leaf_sets, axis=1),

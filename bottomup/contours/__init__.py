@@ -1,6 +1,9 @@
 """Contours: mPb, spectral globalisation (sPb), gPb and oriented non-maximum suppression.
 
-``gpb(image, preset="quality" | "balanced" | "fast" | "mcg") -> Contours`` runs the whole detector: local cues
+Contour sources (:mod:`bottomup.contours.source`): :class:`GPb`, :class:`ContourSource` (any
+detector with its policy), :func:`get_source`; other packages register named sources.
+
+``gpb(image, preset="quality" | "balanced" | "fast" | "medium") -> Contours`` runs the whole detector: local cues
 (:mod:`bottomup.cues`), mPb with the release's weights, thinned mPb, intervening-contour
 affinity, normalised-cut eigenvectors by DNCuts, sPb, and gPb as the release's weighted sum.
 ``Contours.thin()`` gives the thinned boundary map. Note that ``bottomup.contours.gpb`` is the
@@ -23,6 +26,14 @@ from bottomup.contours.mpb import (
     smoothed_sum,
 )
 from bottomup.contours.nms import oriented_nms
+from bottomup.contours.source import (
+    ContourSource,
+    GPb,
+    Multiscale,
+    Ridge,
+    get_source,
+    source_names,
+)
 from bottomup.contours.spectral import (
     band_to_sparse,
     ic_affinity,
@@ -32,7 +43,13 @@ from bottomup.contours.spectral import (
 )
 
 __all__ = [
+    "ContourSource",
     "Contours",
+    "GPb",
+    "Multiscale",
+    "Ridge",
+    "get_source",
+    "source_names",
     "GPB_WEIGHTS_COLOR",
     "GPB_WEIGHTS_GRAY",
     "MPB_WEIGHTS_COLOR",

@@ -8,7 +8,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from bottomup._threads import blas_single_thread
-from bottomup._validate import check_image
+from bottomup.validate import check_image
 from bottomup.contours.mpb import (
     GPB_WEIGHTS_COLOR,
     GPB_WEIGHTS_GRAY,
@@ -39,8 +39,7 @@ _TWO_SCALE_BANK = (2.0, 2.0 * np.sqrt(2.0))
 #: 2 px, 10 every 4, 20 every 8; a radius-3 affinity and DNCuts with 3 levels and 5 vectors.
 #: ``fast``: ``balanced`` on the image resized by 0.75 with the radii scaled alike (L 2/4/8,
 #: a, b, T 4/8/15), the outputs resized back.
-#: ``mcg``: what ``bottomup.mcg``'s shipped rankers were trained on (this was ``fast`` until
-#: 2026-11-26): 32 textons of the 34-filter bank, radius 5 and 10 every 2 px, 20 every 4, DNCuts
+#: ``medium`` (named ``mcg`` before 0.2): what ``bottomup.mcg``'s shipped gPb rankers were trained on: 32 textons of the 34-filter bank, radius 5 and 10 every 2 px, 20 every 4, DNCuts
 #: with 3 levels and 8 vectors on the radius-5 affinity.
 #:
 #: BSDS500 val, 100 images, ``segment(preset=..., multiscale=False)``, ODS / OIS / AP, Covering,
@@ -57,7 +56,7 @@ PRESETS = {
     "fast": dict(steps={2: 2, 4: 2, 8: 4, 15: 8}, n_textons=32, texton_sigmas=(2.0,),
                  n_vec=6, n_levels=3, ic_radius=3, scale=0.75,
                  radii_l=(2, 4, 8), radii_ab=(4, 8, 15), radii_t=(4, 8, 15)),
-    "mcg": dict(steps={5: 2, 10: 2, 20: 4}, n_textons=32, texton_sigmas=_TWO_SCALE_BANK,
+    "medium": dict(steps={5: 2, 10: 2, 20: 4}, n_textons=32, texton_sigmas=_TWO_SCALE_BANK,
                 n_vec=9, n_levels=3, ic_radius=5, scale=1.0, **_RELEASE_RADII),
 }
 
@@ -118,14 +117,14 @@ def gpb(
     image : (H, W) or (H, W, C) array_like
         Gray, RGB or RGBA (alpha dropped); uint8, uint16 or float in [0, 1]. Gray images use the
         release's gray weights (a and b cues skipped).
-    preset : {"quality", "balanced", "fast", "mcg"}
+    preset : {"quality", "balanced", "fast", "medium"}
         ``quality``: the release's cues (L 3/5/10, a, b, texture 5/10/20 px, 8 orientations,
         64 textons, exact half-disc histograms; radii >= 10 evaluated every 2 px and
         interpolated) with DNCuts (2 levels, 16 vectors) for sPb.
         ``balanced``: 32 textons from one filter scale, every cue sampled every 2 to 8 px, a
         radius-3 affinity, DNCuts with 3 levels and 5 vectors. ``fast``: ``balanced`` on the
-        image resized by 0.75. ``mcg``: the configuration ``bottomup.mcg``'s rankers were
-        trained on. See ``PRESETS`` (with their BSDS figures and times).
+        image resized by 0.75. ``medium``: the configuration ``bottomup.mcg``'s gPb rankers
+        were trained on (``"mcg"``, its old name, is deprecated). See ``PRESETS`` (with their BSDS figures and times).
     rng : {numpy.random.Generator, int}, optional
         Pseudo-random number generator for the texton k-means. By default, a PCG64 generator
         seeded with 0 is used (so outputs are reproducible). If `rng` is an int, it is used to
@@ -157,8 +156,12 @@ def gpb(
     .. [2] J. Pont-Tuset et al., "Multiscale Combinatorial Grouping for Image Segmentation and
            Object Proposal Generation", TPAMI 39(1), 2017. :DOI:`10.1109/TPAMI.2016.2537320`
     """
-    _check_preset(preset)
-    img = check_image(image, channel_axis=channel_axis)
+    preset = check_preset(preset)
+    return _gpb(check_image(image, channel_axis=channel_axis), preset, rng, max_pixels)
+
+
+def _gpb(img, preset: str, rng, max_pixels: int | None) -> Contours:
+    """:func:`gpb` of a validated image and a checked preset."""
     h, w = img.shape[:2]
     if min(h, w) < _R_MAX + 1:
         raise ValueError(
@@ -168,7 +171,7 @@ def gpb(
     if max_pixels is not None and h * w > max_pixels:
         small = _downscale(img, max_pixels)
         del img  # the full-size float copy is not needed any more
-        return _upscale(gpb(small, preset, rng=rng, max_pixels=None), h, w)
+        return _upscale(_gpb(small, preset, rng, None), h, w)
     work = preset_image(img, preset)
     with blas_single_thread():  # see bottomup._threads: spinning BLAS workers slow numba down
         c = _gpb_at_scale(work, PRESETS[preset], rng)
@@ -181,7 +184,7 @@ def preset_image(image, preset: str):
     Parameters
     ----------
     image : (H, W, 3) ndarray of float64
-        RGB in [0, 1] (validated, see :func:`bottomup._validate.check_image`).
+        RGB in [0, 1] (validated, see :func:`bottomup.validate.check_image`).
     preset : str
         A key of :data:`PRESETS`; its ``scale`` (0.75 for ``fast``, 1 for the others) gives the
         size, never below the preset's largest disc radius + 1 on a side.
@@ -196,8 +199,7 @@ def preset_image(image, preset: str):
     ValueError
         If ``preset`` is unknown.
     """
-    _check_preset(preset)
-    cfg = PRESETS[preset]
+    cfg = PRESETS[check_preset(preset)]
     h, w = image.shape[:2]
     if cfg["scale"] == 1.0:
         return image
@@ -206,9 +208,16 @@ def preset_image(image, preset: str):
     return image if (hs, ws) == (h, w) else _resize_area(image, hs, ws)
 
 
-def _check_preset(preset):
+def check_preset(preset) -> str:
+    """The name of a gPb preset, checked (``"mcg"``, the old name of ``"medium"``, warns)."""
+    if preset == "mcg":
+        import warnings
+
+        warnings.warn("the gPb preset 'mcg' is called 'medium' now", DeprecationWarning, stacklevel=3)
+        return "medium"
     if preset not in PRESETS:
         raise ValueError(f"`preset` must be one of {sorted(PRESETS)}, got {preset!r}")
+    return preset
 
 
 def _gpb_at_scale(img, cfg, rng) -> Contours:

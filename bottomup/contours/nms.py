@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from bottomup._validate import check_map, check_same_shape
+from bottomup.validate import check_map, check_same_shape
 from bottomup.contours._kernels import _nms_kernel
 
 __all__ = ["best_orientation", "oriented_nms"]

@@ -312,7 +312,7 @@ def local_cues(
     Parameters
     ----------
     image : (H, W, 3) ndarray of float64
-        RGB in [0, 1] (validated by the caller, see :func:`bottomup._validate.check_image`).
+        RGB in [0, 1] (validated by the caller, see :func:`bottomup.validate.check_image`).
     radii_l, radii_ab, radii_t : tuple of int
         Disc radii for L, for a and b, and for textons (release: 3/5/10, 5/10/20, 5/10/20).
     n_textons : int

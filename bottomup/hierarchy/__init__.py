@@ -1,4 +1,4 @@
-"""Stage 4: hierarchies of regions (greedy UCM merging, ucm2 <-> Hierarchy, cuts)."""
+"""Stage 4: hierarchies of regions (greedy UCM merging, ucm2 <-> Hierarchy, cuts, multiscale)."""
 
 from bottomup.hierarchy.tree import Hierarchy
 from bottomup.hierarchy.ucm import (
@@ -9,10 +9,14 @@ from bottomup.hierarchy.ucm import (
     ucm2_to_labels,
     ucm_from_edge_weights,
 )
+from bottomup.hierarchy.multiscale import combine_hierarchies, image_pyramid, multiscale_hierarchy  # noqa: E402
 
 __all__ = [
     "UCM_SIGMOID",
     "Hierarchy",
+    "combine_hierarchies",
+    "image_pyramid",
+    "multiscale_hierarchy",
     "hierarchy_from_pieces",
     "normalize_ucm",
     "ucm",

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from bottomup._validate import check_ucm2
+from bottomup.validate import check_ucm2
 from bottomup.hierarchy import _kernels as K
 
 __all__ = ["Hierarchy"]
@@ -370,7 +370,7 @@ class Hierarchy:
             return
         if ext != ".npz":
             raise ValueError(f"unknown hierarchy file type {ext!r}; expected .npz, .mat or .png")
-        from bottomup._files import atomic_path
+        from bottomup.io.files import atomic_path
 
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.savez_compressed(

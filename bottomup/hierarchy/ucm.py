@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from bottomup._validate import check_labels
+from bottomup.validate import check_labels
 from bottomup.hierarchy import _kernels as K
 from bottomup.hierarchy.tree import Hierarchy
 from bottomup.owt import BoundaryPieces, oriented_watershed
@@ -171,7 +171,7 @@ def ucm_from_edge_weights(wh, wv) -> Hierarchy:
     >>> ucm_from_edge_weights(wh, wv).cut(0.1).tolist()
     [[0, 0, 1, 1], [0, 0, 1, 1]]
     """
-    from bottomup._validate import check_map
+    from bottomup.validate import check_map
 
     wh = np.asarray(wh)
     wv = np.asarray(wv)

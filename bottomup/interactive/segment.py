@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from bottomup._validate import check_image, check_labels
+from bottomup.validate import check_image, check_labels
 from bottomup.hierarchy import Hierarchy, ucm_from_edge_weights
 from bottomup.hierarchy import _kernels as K
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bottomup._files import atomic_path
-from bottomup._validate import check_ucm2
+from bottomup.io.files import atomic_path
+from bottomup.validate import check_ucm2
 
 __all__ = ["BSDSGroundTruth", "read_bsds_gt", "read_ucm2", "write_ucm2"]
 

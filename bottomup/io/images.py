@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-from bottomup._validate import check_image
+from bottomup.validate import check_image
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:

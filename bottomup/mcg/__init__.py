@@ -7,12 +7,18 @@ References
        :DOI:`10.1109/TPAMI.2016.2537320`
 """
 
-from bottomup.mcg.align import combine_hierarchies
 from bottomup.mcg.candidates import Candidates
 from bottomup.mcg.features import FEATURE_NAMES, candidate_features, leaf_stats
 from bottomup.mcg.grouping import SCG_QUOTAS, combinatorial_grouping, tuples_to_leaf_sets
-from bottomup.mcg.pipeline import PRESETS, candidate_pool, proposals, rank_pool
-from bottomup.mcg.pyramid import MCG_SCALES, hierarchies_at_scales, image_pyramid
+from bottomup.mcg.propose import (
+    MCG_SCALES,
+    METHODS,
+    PROPOSAL_GPB,
+    candidate_pool,
+    hierarchy_for,
+    proposals,
+    rank_pool,
+)
 from bottomup.mcg.ranking import (
     Forest,
     diversify,
@@ -26,16 +32,15 @@ __all__ = [
     "FEATURE_NAMES",
     "Forest",
     "MCG_SCALES",
-    "PRESETS",
+    "METHODS",
+    "PROPOSAL_GPB",
     "SCG_QUOTAS",
     "candidate_features",
     "candidate_pool",
     "combinatorial_grouping",
-    "combine_hierarchies",
     "diversify",
     "forest_from_sklearn",
-    "hierarchies_at_scales",
-    "image_pyramid",
+    "hierarchy_for",
     "leaf_stats",
     "predict_forest",
     "proposals",

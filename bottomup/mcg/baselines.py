@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from bottomup._validate import check_image
+from bottomup.validate import check_image
 from bottomup.mcg.candidates import Candidates
 
 __all__ = ["SS_FAST", "Strategy", "greedy_merge", "region_features", "selective_search",

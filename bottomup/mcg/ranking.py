@@ -1,6 +1,6 @@
 """Ranking of candidates: a random-forest regressor stored as plain arrays, and duplicate removal.
 
-MCG [1]_ (FACTS B.12) ranks candidates with a random forest regressing the best Jaccard of each
+MCG [1]_ (section 5) ranks candidates with a random forest regressing the best Jaccard of each
 candidate with a ground-truth object. The forest here is trained with scikit-learn
 (``bench/train_ranker.py``) and shipped as arrays in an ``.npz`` (no pickle), so it loads across
 library versions; :func:`predict_forest` is a small numpy traversal, tested equal to
@@ -25,46 +25,38 @@ from numpy.typing import NDArray
 from bottomup.mcg._kernels import _dedup_kernel, _predict_forest_kernel
 
 __all__ = ["Forest", "forest_from_sklearn", "predict_forest", "load_ranker",
-           "remove_near_duplicates", "RANKER_PATH", "ranker_path"]
+           "remove_near_duplicates", "RANKER_FILES", "ranker_path"]
 
-#: The shipped ranker for ``owt="plain"`` hierarchies (trained by ``bench/train_ranker.py``).
-RANKER_PATH = os.path.join(os.path.dirname(__file__), "data", "scg_ranker.npz")
-#: (grouped hierarchy, owt) -> shipped forest. ``scg``: single-scale hierarchies (the ``scg`` and
-#: ``scg-quality`` presets); ``mcg``: the combined multiscale hierarchy cut to
-#: :data:`bottomup.mcg.pipeline.MAX_LEAVES` regions. There is no ``mcg`` forest for ``plain``: that
-#: pair falls back to the single-scale one.
-_RANKER_FILES = {("scg", "plain"): "scg_ranker.npz", ("scg", "steepest"): "scg_ranker_steepest.npz",
-                 ("mcg", "steepest"): "mcg_ranker_steepest.npz"}
-#: grouped hierarchy -> shipped forest for hierarchies of the learned contours (``deep.contours``).
-_LEARNED_RANKER_FILES = {"scg": "scg_ranker_learned.npz", "mcg": "mcg_ranker_learned.npz"}
+#: (method, ranker family) -> shipped forest (``bench/train_ranker.py``). The family is the contour
+#: source's ``ranker`` attribute: ``gpb-plain`` / ``gpb-steepest`` for gPb hierarchies of that OWT
+#: rule, ``learned`` for the learned contours (and, by default, any other source). MCG has its own
+#: forests (its multiscale hierarchy's features are distributed unlike the single-scale ones);
+#: there is no MCG forest for ``gpb-plain``: that pair uses the SCG one.
+RANKER_FILES = {("scg", "gpb-plain"): "scg_ranker.npz", ("scg", "gpb-steepest"): "scg_ranker_steepest.npz",
+                ("mcg", "gpb-plain"): "scg_ranker.npz", ("mcg", "gpb-steepest"): "mcg_ranker_steepest.npz",
+                ("scg", "learned"): "scg_ranker_learned.npz", ("mcg", "learned"): "mcg_ranker_learned.npz"}
+#: Folder of the shipped forests.
+RANKER_DIR = os.path.join(os.path.dirname(__file__), "data")
 
 
-def ranker_path(owt: str = "plain", preset: str = "scg", contours: str | None = None) -> str:
-    """Path of the shipped ranker for hierarchies of this ``owt`` (see ``bottomup.segment``) and preset.
+def ranker_path(method: str = "scg", family: str = "gpb-steepest") -> str:
+    """Path of the shipped ranker for a proposal method and a contour source's ranker family.
 
     Parameters
     ----------
-    owt : {"plain", "steepest"}
-    preset : {"scg", "scg-quality", "mcg"}
-        ``mcg`` has its own forest for ``owt="steepest"`` (its multiscale hierarchy's features
-        are distributed unlike the single-scale ones: MSRC val ABO@100 .678 with the SCG forest,
-        .730 with its own); every other pair uses the single-scale forest of that ``owt``.
-    contours : {None, "learned"}
-        ``"learned"``: the forests trained on hierarchies of the learned contours (``owt`` is
-        then ignored: those hierarchies use ``bottomup.segment``'s ridge OWT).
+    method : {"scg", "mcg"}
+    family : str
+        ``ContourSource.ranker``: ``"gpb-plain"``, ``"gpb-steepest"`` or ``"learned"``.
+
+    Examples
+    --------
+    >>> os.path.basename(ranker_path("mcg", "learned"))
+    'mcg_ranker_learned.npz'
     """
-    owts = sorted({o for _, o in _RANKER_FILES})
-    if owt not in owts:
-        raise ValueError(f"`owt` must be one of {tuple(owts)}, got {owt!r}")
-    if preset not in ("scg", "scg-quality", "mcg"):
-        raise ValueError(f"`preset` must be one of ('scg', 'scg-quality', 'mcg'), got {preset!r}")
-    if contours is not None:
-        if contours != "learned":
-            raise ValueError(f"`contours` must be None or 'learned', got {contours!r}")
-        name = _LEARNED_RANKER_FILES["mcg" if preset == "mcg" else "scg"]
-        return os.path.join(os.path.dirname(__file__), "data", name)
-    kind = "mcg" if preset == "mcg" and ("mcg", owt) in _RANKER_FILES else "scg"
-    return os.path.join(os.path.dirname(__file__), "data", _RANKER_FILES[(kind, owt)])
+    if (method, family) not in RANKER_FILES:
+        raise ValueError(f"no shipped ranker for method={method!r} and ranker family {family!r}; "
+                         f"shipped: {sorted(RANKER_FILES)} (train one with bench/train_ranker.py)")
+    return os.path.join(RANKER_DIR, RANKER_FILES[(method, family)])
 
 
 @dataclass(frozen=True)
@@ -159,7 +151,7 @@ def predict_forest(forest: Forest, x) -> NDArray[np.float64]:
 
 
 @functools.lru_cache(maxsize=4)
-def load_ranker(path: str = RANKER_PATH) -> Forest:
+def load_ranker(path: str) -> Forest:
     """Load (and cache) a shipped ranker."""
     if not os.path.exists(path):
         raise FileNotFoundError(
@@ -178,7 +170,7 @@ def remove_near_duplicates(
     leaf_sets : (K, L) ndarray of bool
         Candidates in ranked order.
     leaf_area : (L,) array_like of float
-        Pixels of each leaf (IoU is computed on pixels, FACTS B.10 step 3).
+        Pixels of each leaf (IoU is computed on pixels, MCG's ranking, TPAMI 2017 section 5).
     n : int
         Number to keep at most.
     threshold : float, optional
@@ -198,7 +190,7 @@ def remove_near_duplicates(
 
 def diversify(leaf_sets: NDArray[np.bool_], leaf_area, scores, n: int, *,
               theta: float = 0.7) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
-    """Maximal-marginal-relevance re-ranking (MCG's ``mex_max_margin``, FACTS B.10 step 5).
+    """Maximal-marginal-relevance re-ranking (MCG's ``mex_max_margin``, TPAMI 2017 section 5).
 
     Greedily picks the candidate maximising ``theta * score - (1 - theta) * J_max``, with
     ``J_max`` its largest IoU with the candidates picked so far.

@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         v = figures.get(k)
         print(f"  {k:14s} {'-' if v is None else f'{v:.4f}'}")
     if args.json_out:
-        from bottomup._files import atomic_path
+        from bottomup.io.files import atomic_path
 
         with atomic_path(args.json_out) as tmp, open(tmp, "w") as f:
             json.dump(figures, f, indent=1)

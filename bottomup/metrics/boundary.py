@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bottomup._validate import check_map
+from bottomup.validate import check_map
 from bottomup.metrics import _boundary_kernels as _k
 
 __all__ = [

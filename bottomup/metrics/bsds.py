@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bottomup._files import atomic_path
+from bottomup.io.files import atomic_path
 from bottomup.metrics.boundary import BoundaryParams, boundary_counts, collect_boundaries
 from bottomup.metrics.regions import RegionCounts, collect_regions, region_counts
 

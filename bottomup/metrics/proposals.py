@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .._validate import check_labels
+from ..validate import check_labels
 
 __all__ = [
     "ProposalParams",

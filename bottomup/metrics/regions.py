@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bottomup._validate import check_labels, check_ucm2
+from bottomup.validate import check_labels, check_ucm2
 from bottomup.metrics import _region_kernels as _k
 from bottomup.metrics.boundary import bsds_thresholds
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._validate import check_labels, check_same_shape
+from ..validate import check_labels, check_same_shape
 
 __all__ = [
     "SemanticParams",

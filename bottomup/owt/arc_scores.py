@@ -86,7 +86,7 @@ def arc_features(image, pb, oriented, labels, pieces: BoundaryPieces) -> ArcFeat
     Parameters
     ----------
     image : (H, W, 3) ndarray of float in [0, 1]
-        The image the contours came from (``bottomup._validate.check_image`` layout).
+        The image the contours came from (``bottomup.validate.check_image`` layout).
     pb : (H, W) ndarray of float
         Contour strength.
     oriented : (O, H, W) ndarray of float or None

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from bottomup._validate import check_map, check_same_shape
+from bottomup.validate import check_map, check_same_shape
 from bottomup.owt import _kernels as K
 
 __all__ = ["BoundaryPieces", "oriented_watershed", "check_oriented"]

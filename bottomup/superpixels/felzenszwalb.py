@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from bottomup._validate import check_image
+from bottomup.validate import check_image
 from bottomup.superpixels.slic import dense_labels
 
 __all__ = ["felzenszwalb"]

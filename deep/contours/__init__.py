@@ -1,5 +1,6 @@
 """Learned contours: a multi-scale boundary network on EfficientNet-Lite0 (HED/RCF side outputs,
-COB-style orientation head), its training on BSDS, and inference that feeds OWT-UCM.
+COB-style orientation head), its training on BSDS, and inference that feeds OWT-UCM:
+:class:`LearnedContours` is the contour source registered as ``"learned"`` for ``bottomup``.
 
 References
 ----------
@@ -9,9 +10,14 @@ References
 """
 
 from deep.contours.net import ContourNet, load_contour_net, predict_contours
+from deep.contours.source import DEFAULT_SCALES, LEARNED_RIDGE, LearnedContours, learned_contours
 from deep.contours.train import TrainConfig, balanced_bce, orientation_targets, train
 
 __all__ = [
+    "DEFAULT_SCALES",
+    "LEARNED_RIDGE",
+    "LearnedContours",
+    "learned_contours",
     "ContourNet",
     "load_contour_net",
     "predict_contours",

@@ -216,7 +216,7 @@ def predict_contours(net: ContourNet, image, *, scales=(0.5, 1.0, 1.5), flip: bo
         ``pb * p(o) / max_o p(o)``: the boundary strength read at orientation ``o``
         (``theta[o] = o * pi / O``), full strength at the predicted orientation.
     """
-    from bottomup._validate import check_image
+    from bottomup.validate import check_image
 
     img = check_image(image)
     h, w = img.shape[:2]

@@ -38,7 +38,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import ndimage as ndi
 from torch import nn
 
-from bottomup._validate import check_image, check_map, check_ucm2
+from bottomup.validate import check_image, check_map, check_ucm2
 from deep.crf import _lattice_kernels as _k
 from deep.crf.lattice import Lattice, build_lattice
 from deep.crf.lattice_torch import TorchLattice, build_lattice_torch, torch_lattice_from_numba

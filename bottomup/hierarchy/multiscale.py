@@ -1,6 +1,7 @@
-"""Alignment of per-scale hierarchies to common superpixels and their multiscale combination.
+"""Multiscale hierarchies: an image pyramid, alignment of per-scale hierarchies to common
+superpixels, and their combination (MCG's multiscale step).
 
-MCG [1]_ (FACTS B.5-B.6) projects each scale's UCM onto the finest superpixels (the regions of
+MCG [1]_ (section 3.1 of the TPAMI paper) projects each scale's UCM onto the finest superpixels (the regions of
 the largest scale's UCM at threshold 0.1) by majority vote at every level, averages the aligned
 UCMs with uniform weights, merges again by mean boundary strength and applies a sigmoid
 ``1 / (1 + exp(-8 (u - 0.35)))``.
@@ -27,8 +28,45 @@ from numpy.typing import NDArray
 
 from bottomup.hierarchy import Hierarchy, ucm_from_edge_weights
 
-__all__ = ["ALIGN_THRESHOLD", "MULTISCALE_SIGMOID", "resize_labels", "finest_superpixels",
-           "lowest_common_ancestors", "aligned_levels", "combine_hierarchies"]
+__all__ = ["ALIGN_THRESHOLD", "MULTISCALE_SIGMOID", "image_pyramid", "resize_labels", "finest_superpixels",
+           "lowest_common_ancestors", "aligned_levels", "combine_hierarchies", "multiscale_hierarchy"]
+
+#: Smallest side of a pyramid level (gPb's largest half-disc needs 21 px).
+_MIN_SIDE = 24
+
+
+def image_pyramid(image, scales) -> list[NDArray[np.float64]]:
+    """Resize an image to each scale (bicubic; anti-aliased when shrinking).
+
+    Parameters
+    ----------
+    image : (H, W, 3) ndarray of float64
+        A validated image (:func:`bottomup.validate.check_image`).
+    scales : sequence of float
+        Positive factors applied to both sides.
+
+    Returns
+    -------
+    levels : list of (round(s H), round(s W), 3) ndarray of float64 in [0, 1]
+        A scale whose level would be under 24 px on a side is clamped to 24 px.
+    """
+    from skimage.transform import resize
+
+    img = image
+    s = np.asarray(scales, np.float64)
+    if s.ndim != 1 or s.size == 0 or not (s > 0).all():
+        raise ValueError(f"`scales` must be a non-empty list of positive numbers, got {scales!r}")
+    h, w = img.shape[:2]
+    out = []
+    for f in s:
+        shape = (max(_MIN_SIDE, round(f * h)), max(_MIN_SIDE, round(f * w)))
+        if shape == (h, w):
+            out.append(img)
+        else:
+            out.append(np.clip(resize(img, shape, order=3, anti_aliasing=f < 1), 0.0, 1.0))
+    return out
+
+
 
 #: Level of the finest scale's UCM giving the alignment targets: 0, its leaves, the paper's "finest
 #: superpixels" (the release cuts its SF-based UCM at 0.1, FACTS B.5 and B.15 item 2; our gPb levels
@@ -169,3 +207,45 @@ def combine_hierarchies(hierarchies: list[Hierarchy], shape: tuple[int, int] | N
     slope, thr = sigmoid
     alt = np.where(h.altitudes > 0, 1.0 / (1.0 + np.exp(-slope * (h.altitudes - thr))), 0.0)
     return Hierarchy(h.parents, alt, h.leaf_labels)
+
+
+def multiscale_hierarchy(image, hierarchy_of, scales, *, weights=None,
+                         sigmoid: tuple[float, float] | None = MULTISCALE_SIGMOID,
+                         max_pixels: int | None = None) -> Hierarchy:
+    """The hierarchies of an image pyramid, aligned to the finest one's leaves and combined.
+
+    The one multiscale assembler: ``bottomup.segment`` (a source's :class:`Multiscale`, no sigmoid)
+    and MCG (scales 2, 1, 0.5, uniform weights, MCG's sigmoid) both call it.
+
+    Parameters
+    ----------
+    image : (H, W, 3) ndarray of float64
+        A validated image.
+    hierarchy_of : callable
+        ``hierarchy_of(level_image) -> Hierarchy`` for one pyramid level.
+    scales : sequence of float
+        Positive image scales; the largest gives the leaves.
+    weights : sequence of float, optional
+        One positive weight per scale (default uniform).
+    sigmoid : (slope, threshold) or None
+        See :func:`combine_hierarchies`.
+    max_pixels : int, optional
+        The contour source's size limit: when the largest level would exceed it, the other
+        levels are taken relative to the size the source actually works at, so that each level
+        keeps its own resolution (the largest level keeps the image's leaves).
+
+    Returns
+    -------
+    hierarchy : Hierarchy
+        At the image's size.
+    """
+    s = np.asarray(scales, dtype=np.float64)
+    if weights is not None and len(tuple(weights)) != s.size:  # before the work
+        raise ValueError(f"`weights` must have one entry per scale ({s.size}), got {weights!r}")
+    if max_pixels is not None and s.ndim == 1 and s.size and (s > 0).all():
+        h, w = image.shape[:2]
+        f = min(1.0, float(np.sqrt(max_pixels / (h * w * s.max() ** 2))))
+        s = np.where(s == s.max(), s, s * f)
+    levels = image_pyramid(image, s)
+    return combine_hierarchies([hierarchy_of(level) for level in levels], image.shape[:2],
+                               sigmoid=sigmoid, weights=weights)

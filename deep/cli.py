@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bottomup._segment_cli import add_job_arguments, run_job_from_args
+from bottomup.cli import add_job_arguments, run_job_from_args
 
 _DESCRIPTION = """\
 Run deep.segment on each image: SCG proposals scored and refined by the hypercolumn heads
