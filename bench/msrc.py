@@ -32,8 +32,6 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 
 def _dataset(root: Path, work: Path, split: str):
     from deep.data import SegmentationDataset, msrc_to_layout
@@ -184,7 +182,7 @@ def cmd_eval(args) -> int:
     summary = {k: v for k, v in out.items() if k not in ("per_class_apr50", "confusion")}
     print(json.dumps(summary, indent=1))
     if args.json:
-        from bottomup._files import atomic_path
+        from bottomup.io.files import atomic_path
 
         with atomic_path(args.json) as tmp:
             Path(tmp).write_text(json.dumps(out, indent=1))

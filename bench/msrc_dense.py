@@ -71,7 +71,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bottomup._files import atomic_path
+from bottomup.io.files import atomic_path
 from bottomup.io.msrc import MSRC_VOID, read_msrc21
 
 NUM_CLASSES = 21
