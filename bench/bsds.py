@@ -2,12 +2,18 @@
 
     python bench/bsds.py --pred DIR --gt DIR --json OUT.json [--plot OUT.png] [--workers N] [--ids FILE]
 
-The same as ``bottomup evaluate``; see ``--help``.
+The same program as ``bottomup evaluate`` (this script runs it); see ``bottomup evaluate --help``.
 """
 
 import sys
 
-from bottomup.metrics._cli import main
+from bottomup.cli import main as bottomup_main
+
+
+def main(argv=None) -> int:
+    """Run ``bottomup evaluate`` with ``argv`` (default: this script's arguments)."""
+    return bottomup_main(["evaluate", *(sys.argv[1:] if argv is None else argv)])
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -19,13 +19,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 
 def _one(path: Path, out_dir: Path, preset: str, oriented: bool) -> tuple[str, float]:

@@ -41,16 +41,13 @@ import multiprocessing as mp
 import os
 import platform
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bottomup.io import read_image, read_msrc21  # noqa: E402
-from deep.crf import dense_crf, unary_from_probabilities  # noqa: E402
+from bottomup.io import read_image, read_msrc21
+from deep.crf import dense_crf, unary_from_probabilities
 
 DEEPLAB = dict(
     w_appearance=4.0, theta_alpha=121.0, theta_beta=5.0, w_smoothness=3.0, theta_gamma=3.0

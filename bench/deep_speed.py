@@ -9,7 +9,7 @@ Peak memory: ``torch.cuda.max_memory_allocated`` on CUDA; on CPU the process's p
 
 Usage::
 
-    PYTHONPATH=. python bench/deep_speed.py --json OUT.json [--device cpu|cuda] [--repeats 5]
+    python bench/deep_speed.py --json OUT.json [--device cpu|cuda] [--repeats 5]
         [--cases fcn8s,deeplabv3plus,...] [--full-width] [--threads N]
 """
 
@@ -233,7 +233,7 @@ def main(argv=None) -> int:
         return 2
     results: list[dict] = []
     meta = _metadata(args.device)
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = dict(os.environ)  # the workers import the installed package, as this script does
     for case in [c.strip() for c in args.cases.split(",") if c.strip()]:
         cmd = [
             sys.executable,

@@ -32,8 +32,6 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 
 def _dataset(root: Path, work: Path, split: str):
     from deep.data import SegmentationDataset, msrc_to_layout

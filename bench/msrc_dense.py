@@ -71,7 +71,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bottomup.io.files import atomic_path
 from bottomup.io.msrc import MSRC_VOID, read_msrc21
 
 NUM_CLASSES = 21
@@ -380,6 +379,8 @@ def train(
                 "model": model.state_dict(),
                 "optimizer": opt.state_dict(),
             }
+            from bottomup.io.files import atomic_path
+
             with atomic_path(checkpoint) as tmp:
                 torch.save(state, tmp)
     model.eval()
@@ -575,6 +576,8 @@ def main(argv=None) -> int:
     res = run(args, pretrained=not args.random_init, log=lambda m: print(m, flush=True))
     text = json.dumps(res, indent=1)
     print(text)
+    from bottomup.io.files import atomic_path
+
     with atomic_path(args.json) as tmp:
         Path(tmp).write_text(text + "\n")
     return 0

@@ -1,4 +1,4 @@
-"""Learn the grouping quotas of SCG/MCG on a Pareto front (MCG's B.9) from the train splits.
+"""Learn the grouping quotas of SCG/MCG on a Pareto front (as MCG) from the train splits.
 
 For each training image: the hierarchy of the preset (cut to ``MAX_LEAVES`` regions as
 ``proposals`` does) -> every singleton, pair, triplet and 4-tuple up to large quotas
@@ -17,16 +17,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from proposals import leaf_overlaps, list_items, load_objects  # noqa: E402
+from bottomup.io.datasets import proposal_objects, split_images
+from bottomup.metrics.proposals import overlaps_leaves
 
 GRID = (0, 100, 200, 350, 500, 700, 1000, 1500, 2000, 3000, 4000, 5000, 6000, 8000, 10000, 12000, 15000)
 
@@ -38,7 +35,7 @@ def curves(h, gt, void, big, grid):
     tuples = combinatorial_grouping(h, big)
     kind = (tuples >= 0).sum(axis=1) - 1
     sets = tuples_to_leaf_sets(h, tuples)
-    iou = leaf_overlaps(gt, void, h.leaf_labels, sets) if len(gt) else np.zeros((len(tuples), 0))
+    iou = overlaps_leaves(gt, h.leaf_labels, sets, void=void) if len(gt) else np.zeros((len(tuples), 0))
     out = np.zeros((4, iou.shape[1], len(grid)))
     lengths = np.zeros(4, np.int64)
     for t in range(4):
@@ -79,13 +76,13 @@ def main(argv=None) -> int:
     best, lengths = [], []
     for ds, k in (("bsds", args.bsds_images), ("msrc", args.msrc_images)):
         sub = Path(args.root) / ("bsds500" if ds == "bsds" else "msrc")
-        items = list_items(ds, sub, "train")[args.offset::args.stride][:k]
+        items = split_images(ds, sub, "train")[args.offset::args.stride][:k]
         for name, path in items:
             f = cache / f"pareto-{args.preset}-{args.owt}_{ds}_{name}.npz"
             if not f.exists():
                 t0 = time.perf_counter()
                 img = read_image(path)
-                gt, void = load_objects(ds, sub, "train", name)
+                gt, void = proposal_objects(ds, sub, "train", name)
                 h = coarsen_leaves(hierarchy_for(img, args.preset, owt=args.owt), MAX_LEAVES)
                 b, n = curves(h, gt, void, big, grid)
                 tmp = f.with_suffix(".part.npz")

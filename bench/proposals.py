@@ -27,63 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bottomup.io.datasets import proposal_objects, split_images
 
-#: MSRC thing classes (1-based ids, shared/data/README.md)
-MSRC_THINGS = (4, 6, 9, 11, 12, 13, 14, 15, 16, 17, 18, 20, 21, 22, 23)
 N_GRID = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 20000)
-
-
-def list_items(dataset: str, root, split: str) -> list[tuple[str, Path]]:
-    """``(name, image_path)`` of a split."""
-    root = Path(root)
-    if dataset == "bsds":
-        d = root / "data" / "images" / split
-        return [(p.stem, p) for p in sorted(d.glob("*.jpg"))]
-    if dataset == "msrc":
-        names = (root / f"{split}.txt").read_text().split()
-        return [(n, root / "images" / f"{n}.png") for n in names]
-    raise ValueError(f"`dataset` must be 'bsds' or 'msrc', got {dataset!r}")
-
-
-def load_objects(dataset: str, root, split: str, name: str):
-    """Ground-truth objects ``(G, H, W)`` bool and the void mask ``(H, W)`` (or None)."""
-    root = Path(root)
-    if dataset == "bsds":
-        from bottomup.io import read_bsds_gt
-
-        gt = read_bsds_gt(root / "data" / "groundTruth" / split / f"{name}.mat")
-        masks = []
-        for seg in gt.segmentations:
-            min_area = 0.001 * seg.size
-            for lab in range(int(seg.max()) + 1):
-                m = seg == lab
-                if m.sum() >= min_area:
-                    masks.append(m)
-        return np.stack(masks), None
-    import scipy.io as sio
-
-    mat = sio.loadmat(root / "groundTruth" / f"{name}_GT.mat")
-    seg = mat["newseg"].astype(np.int64)
-    labels = mat["newlabels"].ravel().astype(np.int64)
-    void = (seg < 1) | (seg > labels.size)
-    masks = [seg == i for i in range(1, labels.size + 1) if labels[i - 1] in MSRC_THINGS
-             and (seg == i).any()]
-    shape = seg.shape
-    return (np.stack(masks) if masks else np.zeros((0, *shape), bool)), void
-
-
-def leaf_overlaps(gt, void, labels, leaf_sets):
-    """IoU ``(K, G)`` of leaf-set candidates with GT masks (non-void pixels only)."""
-    valid = np.ones(labels.shape, bool) if void is None else ~void
-    n_leaves = leaf_sets.shape[1]
-    leaf_area = np.bincount(labels[valid], minlength=n_leaves).astype(np.float64)
-    table = np.stack([np.bincount(labels[g & valid], minlength=n_leaves) for g in gt]).astype(
-        np.float64) if len(gt) else np.zeros((0, n_leaves))
-    incf = leaf_sets.astype(np.float64)
-    inter = incf @ table.T
-    union = (incf @ leaf_area)[:, None] + table.sum(axis=1)[None] - inter
-    return inter / np.maximum(union, 1e-12)
 
 
 def _meta():
@@ -152,7 +98,7 @@ def main(argv=None) -> int:
     secs = {m: [] for m in methods}
     secs_h = {m: [] for m in methods}
     counts = {m: [] for m in methods}
-    items = list_items(args.dataset, args.root, args.split)
+    items = split_images(args.dataset, args.root, args.split)
     if args.n_images:
         items = items[: args.n_images]
 
@@ -180,7 +126,7 @@ def main(argv=None) -> int:
     warmup = time.perf_counter() - t0
     for name, path in items:
         img = read_image(path)
-        gt, void = load_objects(args.dataset, args.root, args.split, name)
+        gt, void = proposal_objects(args.dataset, args.root, args.split, name)
         hiers = {}
         for m in methods:
             if m == "selective":

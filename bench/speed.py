@@ -560,7 +560,6 @@ def main(argv=None) -> int:
         return 0
     if not args.warm_cache:
         os.environ["NUMBA_CACHE_DIR"] = tempfile.mkdtemp(prefix="bench-numba-")
-    sys.path.insert(0, str(ROOT))
     names = args.stage or [n for n in STAGES if n not in NOT_DEFAULT]
     unknown = [n for n in names if n not in STAGES]
     if unknown:

@@ -22,14 +22,12 @@ import platform
 import resource
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 import tracemalloc
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 DEFAULT_IMAGE = Path(os.environ.get("BOTTOMUP_DATA", ROOT.parent / "shared" / "data")) / (
     "bsds500/data/images/val/101085.jpg"
@@ -62,8 +60,8 @@ def _time(fn, repeat):
 
 def run(image_path, presets, repeat):
 
-    from bottomup.validate import check_image
     from bottomup.io import read_image
+    from bottomup.validate import check_image
 
     img = check_image(read_image(str(image_path)))
     results = []

@@ -30,8 +30,6 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 
 def read_pb(path: str):
     """``(pb, oriented or None)`` from a ``.png`` (gray, 8 or 16 bit) or ``.npz`` contour map."""

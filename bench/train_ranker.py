@@ -1,4 +1,4 @@
-"""Train SCG's candidate ranker (random forest, FACTS B.12) on BSDS500 train and MSRC train.
+"""Train SCG's candidate ranker (a random forest, as MCG's) on BSDS500 train and MSRC train.
 
 For each training image: gPb ``fast`` hierarchy -> candidate pool (``bottomup.mcg.candidate_pool``)
 -> 17 features per candidate; target = best IoU of the candidate with a ground-truth object
@@ -20,16 +20,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from proposals import leaf_overlaps, list_items, load_objects  # noqa: E402
+from bottomup.io.datasets import proposal_objects, split_images
+from bottomup.metrics.proposals import overlaps_leaves
 
 
 def pool_file(cache: Path, dataset: str, name: str, tag: str) -> Path:
@@ -53,7 +50,7 @@ def build_cache(root: Path, cache: Path, dataset: str, n_images: int, stride: in
     from bottomup.mcg.pipeline import MAX_LEAVES, PRESETS, candidate_pool, hierarchy_for
 
     sub = root / ("bsds500" if dataset == "bsds" else "msrc")
-    items = list_items(dataset, sub, "train")[::stride]
+    items = split_images(dataset, sub, "train")[::stride]
     if n_images:
         items = items[:n_images]
     items = items[shard::n_shards]
@@ -63,12 +60,12 @@ def build_cache(root: Path, cache: Path, dataset: str, n_images: int, stride: in
             continue
         t0 = time.perf_counter()
         img = read_image(path)
-        gt, void = load_objects(dataset, sub, "train", name)
+        gt, void = proposal_objects(dataset, sub, "train", name)
         # as proposals() does: the multiscale hierarchy is first cut to MAX_LEAVES regions
         h = coarsen_leaves(hierarchy_for(img, preset, owt=None if contours else owt, contours=contours),
                            MAX_LEAVES)
         pool = candidate_pool(h, PRESETS[preset][1] if quotas is None else quotas)
-        iou = leaf_overlaps(gt, void, h.leaf_labels, pool.leaf_sets)
+        iou = overlaps_leaves(gt, h.leaf_labels, pool.leaf_sets, void=void)
         best = iou.max(axis=1) if iou.shape[1] else np.zeros(iou.shape[0])
         best_of_obj = iou.argmax(axis=0) if iou.shape[1] else np.zeros(0, np.int64)
         tmp = out.with_suffix(".part.npz")

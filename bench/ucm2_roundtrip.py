@@ -5,7 +5,7 @@
 For each released ``ucm2`` (BSDS500/ucm2/val, 100 files): ``Hierarchy.from_ucm2(u).to_ucm2()``
 must equal ``u`` exactly, and for K thresholds (quantiles of the distinct values, plus 0 and the
 maximum) ``cut(t)`` must be the same partition as ``scipy.ndimage.label(u <= t, 8-connected)``
-read at ``[1::2, 1::2]`` (MATLAB ``bwlabel``, FACTS A.15).
+read at ``[1::2, 1::2]`` (MATLAB ``bwlabel``, as the BSDS benchmark).
 """
 
 from __future__ import annotations
@@ -13,14 +13,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import scipy.ndimage as ndi
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def same_partition(a: np.ndarray, b: np.ndarray) -> bool:

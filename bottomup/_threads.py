@@ -2,7 +2,7 @@
 
 OpenCV releases the GIL, but ``cv2.filter2D`` runs its DFT path (kernels of 11 x 11 and more)
 on one core; the filter banks of gPb are dozens of independent 2-D filterings, so running them
-on threads halves their time on two cores (texton bank: 83 ms to 43 ms on a BSDS image). The
+on threads about halves their time on two cores (docs/results.md#segmentation). The
 pool is as wide as numba's thread count (``NUMBA_NUM_THREADS`` / ``numba.set_num_threads``),
 so one setting bounds the parallelism of the whole pipeline. Results do not depend on the
 number of threads: every task writes its own slice.
@@ -10,8 +10,7 @@ number of threads: every task writes its own slice.
 BLAS (numpy's and scipy's OpenBLAS) is held to one thread while gPb runs
 (:func:`blas_single_thread`): its only BLAS work is small (texton distances, ARPACK's
 orthogonalisation), and OpenBLAS workers spin after each call, taking a core from numba's
-kernels; on 2 cores that cost 0.14 to 0.2 s per multiscale segmentation. Results are
-byte-identical either way.
+kernels. Results are byte-identical either way.
 """
 
 from __future__ import annotations

@@ -373,20 +373,16 @@ def test_coarsen_leaves_keeps_the_top():
 @pytest.mark.slow
 def test_msrc_val_regression(msrc_root):
     """SCG on the first 4 MSRC val images: ABO@1000 of the thing objects (pinned, 2026-11 run)."""
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-    from proposals import leaf_overlaps, list_items, load_objects
-
     from bottomup.io import read_image
+    from bottomup.io.datasets import proposal_objects, split_images
+    from bottomup.metrics.proposals import overlaps_leaves
 
     best = []
-    for name, path in list_items("msrc", msrc_root, "val")[:4]:
-        gt, void = load_objects("msrc", msrc_root, "val", name)
+    for name, path in split_images("msrc", msrc_root, "val")[:4]:
+        gt, void = proposal_objects("msrc", msrc_root, "val", name)
         c = proposals(read_image(path), n=1000)
         if len(gt):
-            best.extend(leaf_overlaps(gt, void, c.leaf_labels, c.leaf_sets).max(axis=0).tolist())
+            best.extend(overlaps_leaves(gt, c.leaf_labels, c.leaf_sets, void=void).max(axis=0).tolist())
     assert len(best) == 7
     assert np.mean(best) == pytest.approx(PINNED_MSRC_ABO, abs=0.02)
 

@@ -36,7 +36,7 @@ def _nms_neighbours(th):
 
 @njit(parallel=True, cache=True)
 def _nms_kernel(v, ori, tol, out):
-    """Oriented non-maximum suppression (lib_image nonmax_oriented_2D, FACTS A.11)."""
+    """Oriented non-maximum suppression (``nonmax_oriented_2D`` of the gPb release's lib_image)."""
     h, w = v.shape
     for r in prange(h):
         r = np.int64(r)
@@ -61,7 +61,7 @@ def _nms_kernel(v, ori, tol, out):
 def _crossed_min(wm, a, b, sr, sc):
     """Smallest ``wm`` on the dual-lattice edges crossed by the step (sr, sc) from (a, b).
 
-    The crossing between (r, c) and (r + 1, c) or (r, c + 1) carries pixel (r, c) (FACTS A.9);
+    The crossing between (r, c) and (r + 1, c) or (r, c + 1) carries pixel (r, c) (as ``buildW``);
     a diagonal step crosses the 4 edges around a corner, carried by 3 pixels. With ``wm`` the
     affinity of each pixel's mPb (decreasing in mPb), the min of ``wm`` is the affinity of the
     max of mPb.

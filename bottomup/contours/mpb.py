@@ -1,4 +1,4 @@
-"""Multiscale Pb (mPb): weighted sum of the smoothed local cues (FACTS A.7, A.8)."""
+"""Multiscale Pb (mPb): weighted sum of the smoothed local cues (Arbelaez et al. 2011; ``multiscalePb.m``)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ __all__ = [
 MPB_WEIGHTS_COLOR = (0.0146, 0.0145, 0.0163, 0.0210, 0.0243, 0.0287, 0.0166, 0.0185, 0.0204,
                      0.0101, 0.0111, 0.0141)  # fmt: skip
 MPB_WEIGHTS_GRAY = (0.0245, 0.0220, 0.0233, 0, 0, 0, 0, 0, 0, 0.0208, 0.0210, 0.0229)
-#: Release weights of gPb: the 12 cues then sPb (last), colour and gray images (FACTS A.10).
+#: Release weights of gPb: the 12 cues then sPb (last), colour and gray images (``globalPb.m``).
 GPB_WEIGHTS_COLOR = (0, 0, 0.0039, 0.0050, 0.0058, 0.0069, 0.0040, 0.0044, 0.0049, 0.0024,
                      0.0027, 0.0170, 0.0074)  # fmt: skip
 GPB_WEIGHTS_GRAY = (0, 0, 0.0054, 0, 0, 0, 0, 0, 0, 0.0048, 0.0049, 0.0264, 0.0090)

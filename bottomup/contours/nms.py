@@ -19,7 +19,7 @@ def oriented_nms(
     The two neighbours along the normal ``theta + pi / 2`` are interpolated linearly from the
     3x3 neighbourhood; each neighbour's value is first multiplied by
     ``cos(max(0, dtheta - tolerance))``, ``dtheta`` its orientation difference to the centre
-    folded into [0, pi/2]. Border pixels are set to 0 (FACTS A.11).
+    folded into [0, pi/2]. Border pixels are set to 0 (as the gPb release's ``nonmax_oriented_2D``).
 
     Parameters
     ----------

@@ -1,6 +1,6 @@
 """Spectral globalisation (sPb): normalised-cut eigenvectors of an intervening-contour graph.
 
-Follows the released gPb code (FACTS A.9): the affinity between pixels within 5 px is
+Follows the released gPb code (``spectralPb.m``, ``buildW``): the affinity between pixels within 5 px is
 ``exp(-(1 - p_same) / 0.1)`` with ``p_same = logistic(1.8682 - 4.1895 IC)``, IC the largest
 ``mPb_nmax`` value crossed on the straight (digital) line between them; the generalised problem
 ``(D - W) v = lambda D v`` gives 16 non-trivial vectors, each min-max normalised, divided by
@@ -10,7 +10,7 @@ Two solvers:
 
 * ``"exact"``: ARPACK (``scipy.sparse.linalg.eigsh``) on ``D^-1/2 W D^-1/2`` at full resolution,
   as the release's ``eigs``. Slow on a full BSDS image (tens of seconds).
-* ``"dncuts"`` (default): downsampled normalised cuts of MCG (Pont-Tuset et al. 2017, FACTS B.4):
+* ``"dncuts"`` (default): downsampled normalised cuts of MCG (Pont-Tuset et al. 2017):
   the affinity is squared and decimated twice (``A' = B^T D^-1 B``, ``B = A[:, kept]``, keeping
   every other row and column), the 17 vectors are solved on the 16x smaller graph and
   upsampled with ``X <- D^-1 B X``. Not whitened (each vector is min-max normalised anyway).

@@ -12,7 +12,7 @@ from numpy.typing import NDArray
 
 __all__ = ["rgb_to_gray", "rgb_to_lab", "quantize"]
 
-# sRGB / D65 primaries, as the release (FACTS A.3).
+# sRGB / D65 primaries, as the gPb release.
 _RGB_TO_XYZ = np.array(
     [
         [0.412453, 0.357580, 0.180423],

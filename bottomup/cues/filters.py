@@ -66,7 +66,7 @@ def oriented_filter(
 
     Gaussian with ``sigma`` along direction ``(cos theta, sin theta)`` in (row, col) (the long
     axis), second derivative of a Gaussian with ``sigma / 3`` across it; support
-    ``2 * ceil(3 * sigma) + 1``; zero mean, unit L1 norm (FACTS A.4).
+    ``2 * ceil(3 * sigma) + 1``; zero mean, unit L1 norm (the texton bank of the gPb release).
 
     Parameters
     ----------
@@ -162,7 +162,7 @@ def texton_filter_bank(
 
 @functools.lru_cache(maxsize=32)
 def derivative_filter(theta: float, sigma: float = 1.0) -> NDArray[np.float64]:
-    """First derivative of a Gaussian across an edge of orientation ``theta`` (sPb, FACTS A.9).
+    """First derivative of a Gaussian across an edge of orientation ``theta`` (sPb; ``oeFilter``).
 
     The edge runs along ``(cos theta, sin theta)`` in (row, col); the filter differentiates
     along the normal ``(-sin theta, cos theta)`` and smooths along the edge; support

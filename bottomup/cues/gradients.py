@@ -1,4 +1,4 @@
-"""Oriented half-disc histogram gradients (the Pb/mPb local cues; Martin et al. 2004, FACTS A.5).
+"""Oriented half-disc histogram gradients (the Pb/mPb local cues; Martin et al. 2004).
 
 For a label image (quantised L, a, b, or texton ids) and a radius r, the disc of radius r at each
 pixel is cut into ``2 * n_orient`` slices of angle ``pi / n_orient``; the angle of an offset
@@ -7,7 +7,7 @@ pixel is cut into ``2 * n_orient`` slices of angle ``pi / n_orient``; the angle 
 with a Gaussian and L1-normalised; orientation k compares slices ``k .. k+O-1`` with the other
 half by the chi-squared distance. Orientation ``theta_k = k pi / O`` is the direction of the edge
 in (row, col): ``theta = 0`` splits the disc into left and right halves, so it detects a
-vertical edge (FACTS A.2).
+vertical edge (the convention of the gPb release's ``lib_image``).
 
 The histograms are exact (no rectangular approximation): each row is swept once, updating the
 slice histograms with the O(r) pixels that enter and leave each slice, so the cost is
@@ -41,7 +41,7 @@ __all__ = [
     "OrientedCues",
 ]
 
-#: Cue order of the release (FACTS A.8): brightness, colour a, colour b, texture at 3 radii each.
+#: Cue order of the gPb release (``multiscalePb.m``): brightness, colour a, colour b, texture at 3 radii each.
 CUE_NAMES = ("L3", "L5", "L10", "a5", "a10", "a20", "b5", "b10", "b20", "T5", "T10", "T20")
 
 
@@ -339,7 +339,7 @@ def local_cues(
     Notes
     -----
     Histogram smoothing over bins: sigma 2.5 bins for L, 1.25 for a and b, none for textons;
-    25 bins for L, a and b (FACTS A.3, A.5). For a gray image (all channels equal) the a and b
+    25 bins for L, a and b (as the gPb release). For a gray image (all channels equal) the a and b
     cues are zero, as their weights are zero in the release.
     """
     from bottomup.cues.color import quantize, rgb_to_gray, rgb_to_lab

@@ -1,4 +1,4 @@
-"""Savitzky-Golay "cylindrical parabola" smoothing of oriented signals (FACTS A.7).
+"""Savitzky-Golay "cylindrical parabola" smoothing of oriented signals (gPb release's ``fitparab``).
 
 Each oriented map ``z`` of orientation ``theta`` is replaced by the constant term ``a`` of the
 least-squares fit ``z ~ a + b t + c t^2`` over an elliptical window, where ``t`` is the signed

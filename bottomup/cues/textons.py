@@ -1,4 +1,4 @@
-"""Textons: k-means clusters of filter-bank responses (Malik et al. 2001; FACTS A.4)."""
+"""Textons: k-means clusters of filter-bank responses (Malik et al. 2001; as the gPb release)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,7 @@ __all__ = ["kmeans", "textons"]
 def _sq_dist_argmin(x, centers, chunk=4096):
     """Index of the nearest centre for each row of ``x`` (L2), in chunks.
 
-    Small chunks keep the (chunk, K) distance block in cache: on a BSDS image (154k pixels,
-    64 centres, 34 filters) 4096 rows take 15 ms where one 65536-row block took 40 to 100 ms.
+    Small chunks keep the (chunk, K) distance block in cache (timings: docs/results.md#segmentation).
     """
     cn = (centers * centers).sum(axis=1)
     ct = np.ascontiguousarray(centers.T)
@@ -42,7 +41,7 @@ def kmeans(
     max_num_iter : int
         Lloyd iterations (10 in the release), per stage when ``coarse_to_fine``.
     coarse_to_fine : bool
-        As the gPb release (FACTS A.4): with the samples in the random order, solve on the
+        As the released gPb code: with the samples in the random order, solve on the
         first 2K, then warm-start on the first 4K, 8K, ... and finally all N (about twice the
         work of one solve). Otherwise one solve on all N from the first K samples.
     rng : {numpy.random.Generator, int}, optional
@@ -56,9 +55,8 @@ def kmeans(
 
     Notes
     -----
-    On BSDS500 val the coarse-to-fine solve also makes gPb's figures depend less on the seed:
-    the ``quality`` hierarchy's VI over seeds 0 / 1 / 2 spans 1.679-1.685 against
-    1.682-1.696 with one solve (see :data:`bottomup.contours.gpb.PRESETS`).
+    The coarse-to-fine solve makes gPb's figures depend less on the seed (figures:
+    docs/results.md#the-default-quality-at-two-scales).
     """
     rng = np.random.default_rng(rng)
     n = x.shape[0]

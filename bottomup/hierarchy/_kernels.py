@@ -604,7 +604,8 @@ def _uvt_kernel(u, seeds):
 
     A front leaves every seed at cost 0 and moves between 4-adjacent cells of the
     ``(2H+1, 2W+1)`` grid; the cost of a path is the largest ucm2 value on it. Each cell takes the
-    label of the cheapest front, the larger label on ties (FACTS A.16). Returns per-pixel labels.
+    label of the cheapest front, the larger label on ties (``uvt`` of the gPb release). Returns
+    per-pixel labels.
     """
     hh, ww = u.shape
     h, w = seeds.shape

@@ -282,7 +282,7 @@ class Hierarchy:
         ucm2 : (2H+1, 2W+1) ndarray of float64
             Pixels at ``[1::2, 1::2]`` are 0; the element between two 4-adjacent pixels holds the
             altitude of the lowest common ancestor of their leaves (0 inside a leaf); each vertex
-            ``[::2, ::2]`` holds the max of its 4 neighbours (FACTS A.14-A.15).
+            ``[::2, ::2]`` holds the max of its 4 neighbours (the BSDS ``ucm2`` layout, Arbelaez et al. 2011).
         """
         h, w = self.shape
         g = np.zeros((2 * h + 1, 2 * w + 1))
@@ -311,7 +311,7 @@ class Hierarchy:
         Returns
         -------
         hierarchy : Hierarchy
-            Leaves are the 8-connected components of ``ucm2 <= 0`` (as ``ucm2hier``, FACTS B.7);
+            Leaves are the 8-connected components of ``ucm2 <= 0`` (as ``ucm2hier`` of the MCG code);
             the tree is the single-linkage (Kruskal) tree of the leaf adjacency, so
             ``cut(t)`` equals ``ndi.label(ucm2 <= t, np.ones((3, 3)))[0][1::2, 1::2]`` up to the
             numbering for every ``t >= 0``, and ``from_ucm2(u).to_ucm2() == u`` whenever ``u`` is

@@ -25,8 +25,8 @@ __all__ = [
     "ucm_from_edge_weights",
 ]
 
-#: Learned BSDS normalisation of the release (FACTS A.14): p = 1 / (1 + exp(-(b0 + b1 u))),
-#: then (p - p(0)) / (1 - p(0)), clipped to [0, 1].
+#: Learned BSDS normalisation of the gPb release (``contours2ucm.m``):
+#: p = 1 / (1 + exp(-(b0 + b1 u))), then (p - p(0)) / (1 - p(0)), clipped to [0, 1].
 UCM_SIGMOID = (-2.7487, 11.1189)
 
 
@@ -42,7 +42,7 @@ def normalize_ucm(values):
     -------
     out : ndarray of float64
         ``(p(u) - p(0)) / (1 - p(0))`` clipped to [0, 1], with
-        ``p(u) = 1 / (1 + exp(2.7487 - 11.1189 u))`` (FACTS A.14).
+        ``p(u) = 1 / (1 + exp(2.7487 - 11.1189 u))`` (the release's ``contours2ucm.m``).
     """
     b0, b1 = UCM_SIGMOID
     u = np.asarray(values, dtype=np.float64)
@@ -67,7 +67,7 @@ def hierarchy_from_pieces(labels, pieces: BoundaryPieces, *, normalize: bool = F
     -------
     hierarchy : Hierarchy
         Binary tree; the altitude of a merge is the mean strength of the boundary between the two
-        regions it joins at that moment (``ucm_mean_pb`` of the release, FACTS A.14).
+        regions it joins at that moment (``ucm_mean_pb`` of the gPb release).
 
     Notes
     -----

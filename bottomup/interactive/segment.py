@@ -45,7 +45,7 @@ def segment(hierarchy: Hierarchy, seeds) -> NDArray[np.int32]:
     -----
     The ultrametric distance between two regions is the level at which they first merge, i.e.
     the lowest possible maximum of the ucm2 along a path joining them. As the release [1]_
-    (``interactive_segmentation.m`` + ``uvt``, FACTS A.16), the fronts start at the scribbled
+    (``interactive_segmentation.m`` + ``uvt``), the fronts start at the scribbled
     pixel sites of the ``(2H+1, 2W+1)`` ucm2 grid and spread over 4-adjacent grid cells (pixels,
     boundary elements and vertices alike); a path costs the largest ucm2 value on it, each cell
     takes the label of its cheapest front and the larger label wins ties. Every region thus takes

@@ -16,7 +16,7 @@ from bottomup.hierarchy import Hierarchy
 
 __all__ = ["FEATURE_NAMES", "LeafStats", "leaf_stats", "candidate_features"]
 
-#: Column names of :func:`candidate_features` (FACTS B.11 order, then ``n_regions``).
+#: Column names of :func:`candidate_features` (the MCG code's 16 features in its order, then ``n_regions``).
 FEATURE_NAMES = (
     "end_level",        # 1 min over regions of the level where the region disappears
     "start_level",      # 2 min over regions of the level where it appears (0 for leaves)
@@ -90,7 +90,7 @@ def candidate_features(
     hierarchy: Hierarchy, tuples: NDArray[np.int64], leaf_sets: NDArray[np.bool_],
     stats: LeafStats | None = None,
 ) -> NDArray[np.float64]:
-    """Features of candidates (FACTS B.11), one row per candidate.
+    """Features of candidates (as MCG, Pont-Tuset et al. 2017), one row per candidate.
 
     Parameters
     ----------

@@ -1,12 +1,12 @@
 """Combinatorial grouping: singletons, pairs, triplets and 4-tuples of adjacent regions of a hierarchy.
 
-MCG [1]_ (FACTS B.8) walks the merging sequence of a hierarchy from the root downwards, keeping the
+MCG [1]_ walks the merging sequence of a hierarchy from the root downwards, keeping the
 current partition. Each time a merge is undone, its children become new regions, and every
 connected set of one to four coexisting regions that holds exactly one of the two children is a
 new candidate: a set holding both children is the same pixel set as a set holding their parent,
 seen one level earlier, and a set holding neither existed before. So each list grows in order of
 decreasing UCM level and no candidate repeats. The walk stops when every list has reached its
-quota (MCG learns the quotas on a Pareto front, B.9: :func:`pareto_quotas`; the default
+quota (MCG learns the quotas on a Pareto front: :func:`pareto_quotas`; the default
 :data:`SCG_QUOTAS` is MCG's released point).
 
 References
@@ -27,11 +27,9 @@ __all__ = ["SCG_QUOTAS", "combinatorial_grouping", "leaf_ranges", "tuples_to_lea
            "pareto_quotas", "achievable_quality"]
 
 #: Default list sizes (singletons, pairs, triplets, 4-tuples): the released SCG Pareto point
-#: (FACTS B.9, learned on VOC12 train). The point :func:`pareto_quotas` learned on 50 BSDS/MSRC
-#: train images at the same pool size, (2000, 12000, 0, 500), raised the pool's achievable ABO
-#: (.712 -> .729) but lost after ranking on MSRC val (MCG ABO@1000 .811 -> .802, recall@0.7
-#: .774 -> .726, with a forest retrained on its pools), so it is not the default
-#: (``bench/pareto_quotas.py``).
+#: (``scg_pareto_point_train2012.mat`` of the MCG code, learned on VOC12 train). A point learned
+#: here by :func:`pareto_quotas` lost to it after ranking (figures:
+#: docs/results.md#grouping-quotas-learned-on-a-pareto-front).
 SCG_QUOTAS = (700, 4000, 6000, 3000)
 
 
@@ -300,7 +298,7 @@ def achievable_quality(best_iou, steps) -> float:
 
 
 def pareto_quotas(best_iou, lengths, grid, *, budget: float):
-    """Learn grouping quotas on a Pareto front of pool size against achievable quality (MCG B.9).
+    """Learn grouping quotas on a Pareto front of pool size against achievable quality (as MCG).
 
     Greedy front construction [1]_: start from empty lists and repeatedly raise the quota of the
     candidate type (singletons, pairs, triplets, 4-tuples) whose next grid step buys the most

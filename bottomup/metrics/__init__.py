@@ -20,6 +20,7 @@ from bottomup.metrics.proposals import (
     best_overlaps_boxes,
     best_overlaps_leaves,
     best_overlaps_masks,
+    overlaps_leaves,
     proposal_scores,
 )
 from bottomup.metrics.regions import (
@@ -46,7 +47,7 @@ __all__ = [
     "segmentation_counts", "variation_of_information",
     "InstanceAP", "InstanceAPResult", "InstanceParams", "mask_iou",
     "ProposalParams", "ProposalRecall", "ProposalScores", "best_overlaps_boxes",
-    "best_overlaps_leaves", "best_overlaps_masks", "proposal_scores",
+    "best_overlaps_leaves", "best_overlaps_masks", "overlaps_leaves", "proposal_scores",
     "SemanticParams", "SemanticScores", "SemanticSegmentationMetric", "confusion_matrix",
     "semantic_scores",
 ]

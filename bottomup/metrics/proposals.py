@@ -35,6 +35,7 @@ __all__ = [
     "best_overlaps_masks",
     "best_overlaps_leaves",
     "best_overlaps_boxes",
+    "overlaps_leaves",
     "proposal_scores",
 ]
 
@@ -295,6 +296,32 @@ def best_overlaps_leaves(gt_masks, partition, leaf_sets, n_candidates, *, void=N
     return _best_stats(
         *_counts_leaves(*_validate_leaves(gt_masks, partition, leaf_sets, void)), ns
     )[0]
+
+
+def overlaps_leaves(gt_masks, partition, leaf_sets, *, void=None) -> np.ndarray:
+    """IoU of every candidate with every ground-truth mask, candidates given as unions of leaves.
+
+    Parameters
+    ----------
+    gt_masks, partition, leaf_sets, void
+        As :func:`best_overlaps_leaves`.
+
+    Returns
+    -------
+    iou : (K, G) ndarray of float64
+        IoU on non-void pixels (0 where the union is empty); ``iou.max(axis=0)`` is each object's
+        best overlap among all candidates.
+
+    Examples
+    --------
+    >>> part = np.array([[0, 0, 1, 1]])
+    >>> gt = np.array([[[True, True, True, False]]])
+    >>> overlaps_leaves(gt, part, np.array([[True, False], [True, True]]))
+    array([[0.66666667],
+           [0.75      ]])
+    """
+    inter, union = _counts_leaves(*_validate_leaves(gt_masks, partition, leaf_sets, void))
+    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
 
 
 def _validate_leaves(gt_masks, partition, leaf_sets, void):

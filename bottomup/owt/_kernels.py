@@ -402,7 +402,7 @@ def _trace_arcs_kernel(labels):
 
 @njit(cache=True)
 def _subdivide_kernel(arc_fstart, vert_a, vert_b, rel_tol, abs_tol):
-    """Split every arc recursively into nearly straight pieces (Arbelaez et al. 2011, A.12.3).
+    """Split every arc recursively into nearly straight pieces (Arbelaez et al. 2011, ``subdivide_local``).
 
     Returns (piece_arc, piece_v0, piece_v1): vertex indices (into vert_*) of each piece's ends.
     """
@@ -513,7 +513,7 @@ def _piece_strengths_kernel(
         e = piece_v1[p]
         dr = float(vert_a[e] - vert_a[s])
         dc = float(vert_b[e] - vert_b[s])
-        # the edge runs along (row, col) = (cos theta, sin theta)  (FACTS A.2)
+        # the edge runs along (row, col) = (cos theta, sin theta), as gPb's lib_image
         theta = np.arctan2(dc, dr)
         if theta < 0.0:
             theta += np.pi

@@ -9,18 +9,11 @@ scores, weighted by arc length, as before. It is the arc-level learning of Ren a
 Shakhnarovich [1]_ (region pairs scored by a classifier from boundary and region cues), used
 once on the finest partition, as COB [2]_ keeps the mean-strength merging above it.
 
-Measured on BSDS500 val (100 images, ``bench/bsds.py``), learned contours with
-:data:`bottomup.pipeline.LEARNED_RIDGE` inputs: boundary ODS / OIS / AP .769 / .794 / .791,
-Covering .636, PRI .830, VI 1.50 with mean strengths; .776 / .804 / .820, .649, .836, 1.45 with
-the shipped scorer (trained on 180 BSDS500 train images, 20 held out; ``bench/train_arcs.py``;
-a second fit with another initialisation scored .777 / .805 / .820, .652, .838, 1.45). The
-features and the scorer add about 0.02 s per BSDS image.
-
-Some features (region areas, arc lengths) depend on the image size. On 24 val images resized by
-2 and by 0.5 (ground truth resized by nearest neighbour), the learned scores still beat mean
-strengths on regions (Covering .598 vs .577 and .634 vs .612, VI 1.58 vs 1.67 and 1.48 vs 1.59)
-and on boundary AP (.790 vs .749, .637 vs .628); boundary ODS .726 vs .718 at x2 and .667 vs
-.671 at x0.5.
+The shipped scorer was trained on the arcs of 180 BSDS500 train images (``bench/train_arcs.py``),
+for the learned contours' ridge OWT; it reads that network's outputs, so retrain it with the
+network or for another detector (``bench/train_arcs.py --pb-dir``). Some features (region areas,
+arc lengths) depend on the image size. Figures: docs/results.md#learned-arc-scores and
+docs/results.md#other-image-sizes.
 
 References
 ----------

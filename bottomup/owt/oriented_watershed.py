@@ -20,7 +20,7 @@ from bottomup.owt import _kernels as K
 
 __all__ = ["BoundaryPieces", "oriented_watershed", "check_oriented"]
 
-# Recursive subdivision defaults of the release (FACTS A.12.3).
+# Recursive subdivision defaults of the gPb release (``subdivide_local``).
 SUBDIVIDE_REL_TOL = 0.05
 SUBDIVIDE_ABS_TOL = 2.0
 
@@ -263,9 +263,7 @@ def oriented_watershed(
         a steepest edge to a strictly lower neighbour (the lowest one) when it has one, as a drop
         of water runs down the flank of a ridge; plateaus are explored as before. Both are
         watershed cuts [2]_ (one basin per minimum, same minimum spanning forest weight). True
-        is what :func:`bottomup.segment` uses: on BSDS500 val, the original ucm2 fed back as
-        the contour map (``ucm2[2::2, 2::2]``) gives ODS/OIS/AP .706/.731/.729 with True
-        against .694/.721/.720 with False (.711/.739/.731 for the ucm2 itself).
+        is what :func:`bottomup.segment` uses (figures: docs/results.md#the-hierarchy-step-alone).
 
     Returns
     -------
@@ -289,7 +287,7 @@ def oriented_watershed(
     elements *between* pixels, i.e. the faces of the double-size (Khalimsky) grid of the BSDS
     ``ucm2`` layout. The release [1]_ instead labels
     8-connected basins with one-pixel ridges, which it places on the vertices of the same grid
-    (FACTS A.12-A.13); the two differ by where the line sits inside a one-pixel ridge, not in
+    (``contours2ucm.m``); the two differ by where the line sits inside a one-pixel ridge, not in
     which regions they separate. A face's strength is ``max`` of the two pixels it separates, in
     the piece's channel. Boundaries are traced between junctions (vertices with 1, 3 or 4
     boundary faces; closed loops start anywhere) and subdivided recursively. Time and memory are

@@ -151,9 +151,8 @@ def _normalise(image: np.ndarray, device) -> torch.Tensor:
 #: Side of the square a single forward pass covers in :func:`predict_contours`; larger inputs
 #: run in tiles (bounded memory: a forward pass takes ~0.5 GB per million input pixels on the CPU).
 TILE = 2048
-#: Context kept around each tile (a multiple of the network's coarsest stride, 32). On BSDS val
-#: 101085 tiled in 128-pixel tiles, 256 pixels of context left pb within 0.005 of one whole pass
-#: (mean 8e-5); 128 pixels, within 0.10.
+#: Context kept around each tile (a multiple of the network's coarsest stride, 32), enough to
+#: keep ``pb`` close to one whole pass (figures: docs/results.md#large-images).
 TILE_MARGIN = 256
 
 

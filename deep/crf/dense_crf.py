@@ -463,8 +463,8 @@ def dense_crf(
     labels of their own side of the strong contours (a soft region-consistency term). The cut is
     exact: the lattice vertices are keyed on the region (no extra feature dimension). Cutting the
     DeepLab kernels themselves instead (blocking the appearance and/or smoothness kernel) lost
-    accuracy in ``bench/crf.py --synthetic`` (mIoU 0.64 / 0.71 / 0.62 against 0.73 without
-    contours, and 0.81 with this kernel, 15 MSRC val images), so the DeepLab kernels stay intact.
+    accuracy (``bench/crf.py --synthetic``; figures: docs/results.md#dense-crf), so the DeepLab
+    kernels stay intact.
 
     Parameters
     ----------
