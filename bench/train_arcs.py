@@ -16,7 +16,9 @@ contour source it came from), so an interrupted run resumes and refits are cheap
 
 Any other edge detector: write its map for every training image to ``PB/{name}.png`` (8 or 16
 bit gray) or ``PB/{name}.npz`` (``pb`` (H, W) in [0, 1], optionally ``oriented`` (O, H, W)) and
-pass ``--pb-dir PB``; then ``segment(image, contours=your_fn, arcs=load_arc_scorer(OUT))``.
+pass ``--pb-dir PB``. Its arcs come from the same ridge OWT as the learned contours', so use the
+scorer with that policy: ``segment(image, ContourSource(your_fn, owt="ridge", ridge=LEARNED_RIDGE),
+arcs=load_arc_scorer(OUT))`` (``LEARNED_RIDGE`` from ``deep.contours``).
 """
 
 from __future__ import annotations
@@ -51,16 +53,17 @@ def image_arcs(image_path: str, gt_path: str, pb_path: str | None = None):
     """
     from bottomup.io import read_bsds_gt, read_image
     from bottomup.owt.arc_scores import arc_features, region_pair_targets
+    from bottomup.contours import get_source
     from bottomup.pipeline import finest_partition
 
     img = read_image(image_path)  # already the (H, W, 3) float64 contract
-    contours = "learned"
+    source = get_source("learned")
     if pb_path is not None:
         pb, oriented = read_pb(pb_path)
         if pb.shape != img.shape[:2]:
             raise ValueError(f"{pb_path}: contour map of shape {pb.shape}, image {img.shape[:2]}")
-        contours = lambda _: (pb, oriented)  # noqa: E731
-    pb, oriented, labels, pieces = finest_partition(img, contours=contours)
+        source = source.with_policy(fn=lambda _: (pb, oriented), name="pb-dir")  # the learned OWT rule
+    pb, oriented, labels, pieces = finest_partition(img, source)
     f = arc_features(img, pb, oriented, labels, pieces)
     y = region_pair_targets(labels, f.regions, read_bsds_gt(gt_path).segmentations)
     return f.x, y, f.length

@@ -98,16 +98,15 @@ def demo(out_dir, *, preset: str = "fast", learned: bool | None = None) -> dict:
     for k in range(len(masks) - 1, -1, -1):
         shown = mark_boundaries(shown, masks[k].astype(np.int32), color=colors[k], mode="thick")
     panels.append((f"top {len(masks)} of {len(cands.scores)} SCG proposals", np.clip(shown, 0, 1), None))
-    if learned is None:
-        try:
-            import torch  # noqa: F401
-
-            learned = True
-        except ImportError:
-            learned = False
-    if learned:
+    learned_source = None
+    if learned is not False:
+        try:  # registered by `deep` (needs torch)
+            learned_source = get_source("learned")
+        except (ImportError, ValueError):
+            if learned:
+                raise
+    if learned_source is not None:
         t = time.perf_counter()
-        learned_source = get_source("learned")
         lpb, lori = learned_source(img)
         times["learned_contours"] = time.perf_counter() - t
         panels.append(("learned contours (deep)", lpb, "gray_r"))

@@ -79,20 +79,20 @@ def segment(image, contours="gpb", *, arcs=None, **deprecated) -> Hierarchy:
 
 def _hierarchy(img, source: ContourSource, scorer: ArcScorer | None) -> Hierarchy:
     """One scale: the finest partition, its arcs scored, greedy merging."""
-    pb, oriented, labels, pieces = finest_partition(img, source)
+    pb, oriented, labels, pieces = _finest_partition(img, source)
     if scorer is not None:
         pieces = rescore_pieces(img, pb, oriented, labels, pieces, scorer)
     return hierarchy_from_pieces(labels, pieces, normalize=source.normalize and scorer is None)
 
 
-def finest_partition(image, source: ContourSource):
+def finest_partition(image, contours="gpb"):
     """The stages of :func:`segment` before the merging: contours, then the oriented watershed.
 
     Parameters
     ----------
-    image : (H, W, 3) ndarray of float64
-        A validated image (:func:`bottomup.validate.check_image`).
-    source : ContourSource
+    image : (H, W[, C]) array_like
+    contours : str, ContourSource or callable
+        As :func:`segment` (one scale: the source's ``multiscale`` is not used).
 
     Returns
     -------
@@ -104,7 +104,11 @@ def finest_partition(image, source: ContourSource):
     pieces : BoundaryPieces
         Its boundary, with the strengths the mean-strength UCM merges by.
     """
-    pb, oriented = source.contours(image)
+    return _finest_partition(check_image(image), get_source(contours))
+
+
+def _finest_partition(img, source: ContourSource):
+    pb, oriented = source.contours(img)
     ws, strengths = pb, oriented
     if source.owt == "ridge":
         ws, strengths = ridge_owt_inputs(pb, oriented, source.ridge or Ridge())

@@ -9,6 +9,7 @@ from scipy.ndimage import gaussian_filter
 from skimage.color import rgb2lab
 
 from bottomup import segment
+from bottomup.contours import GPb
 from bottomup.hierarchy import hierarchy_from_pieces
 from bottomup.owt import oriented_watershed
 from bottomup.owt.arc_scores import (
@@ -181,35 +182,35 @@ def test_segment_arcs_stage():
     img[:, 20:] = 0.8
     img[20:, :10] = 0.4
     img = np.clip(img + 0.02 * rng.standard_normal(img.shape), 0, 1)
-    base = segment(img, "fast", multiscale=False)
+    base = segment(img, GPb("fast"))
     # "mean" is what gPb gets by default
-    np.testing.assert_array_equal(segment(img, "fast", multiscale=False, arcs="mean").to_ucm2(),
+    np.testing.assert_array_equal(segment(img, GPb("fast"), arcs="mean").to_ucm2(),
                                   base.to_ucm2())
     s = _scorer(rng)
-    h = segment(img, "fast", multiscale=False, arcs=s)
-    pb, oriented, labels, pieces = finest_partition(img, "fast")
+    h = segment(img, GPb("fast"), arcs=s)
+    pb, oriented, labels, pieces = finest_partition(img, GPb("fast"))
     manual = hierarchy_from_pieces(labels, rescore_pieces(img, pb, oriented, labels, pieces, s))
     np.testing.assert_array_equal(h.to_ucm2(), manual.to_ucm2())
     assert ((h.levels > 0) & (h.levels < 1)).all()
     with pytest.raises(ValueError, match="`arcs`"):
-        segment(img, "fast", arcs="bogus")
+        segment(img, GPb("fast"), arcs="bogus")
     with pytest.raises(TypeError, match="`arcs`"):
-        segment(img, "fast", arcs=3)
+        segment(img, GPb("fast"), arcs=3)
 
 
-def test_segment_multiscale_passes_the_scorer_on():
-    from bottomup.mcg.align import combine_hierarchies
-    from bottomup.mcg.pyramid import image_pyramid
+def test_multiscale_segment_passes_the_scorer_on():
+    from bottomup.contours import GPb
+    from bottomup.hierarchy.multiscale import combine_hierarchies, image_pyramid
 
     rng = np.random.default_rng(6)
     img = np.kron(rng.random((4, 5, 3)), np.ones((10, 10, 1)))
     img = np.clip(img + 0.01 * rng.standard_normal((40, 50, 3)), 0, 1)
     s = _scorer(rng)
-    h = segment(img, "fast", multiscale=True, arcs=s)
-    levels = [segment(level, "fast", multiscale=False, arcs=s) for level in image_pyramid(img, (1.0, 0.5))]
+    h = segment(img, GPb("fast", multiscale=True), arcs=s)
+    levels = [segment(level, GPb("fast"), arcs=s) for level in image_pyramid(img, (1.0, 0.5))]
     manual = combine_hierarchies(levels, img.shape[:2], sigmoid=None, weights=(0.75, 0.25))
     np.testing.assert_array_equal(h.to_ucm2(), manual.to_ucm2())
-    assert not np.array_equal(h.to_ucm2(), segment(img, "fast", multiscale=True).to_ucm2())
+    assert not np.array_equal(h.to_ucm2(), segment(img, GPb("fast", multiscale=True)).to_ucm2())
 
 
 
@@ -231,5 +232,5 @@ def test_cli_arcs_option(tmp_path):
         man = json.loads(next(out.glob("manifest-*.json")).read_text())
         # the manifest names the arc rule when it is not gPb's default
         assert man["params"].get("arcs", "mean") == arcs
-        ref = segment(read, "fast", multiscale=False, arcs=arcs).to_ucm2()
+        ref = segment(read, GPb("fast"), arcs=arcs).to_ucm2()
         np.testing.assert_array_equal(np.load(out / "a.npz")["ucm2"], ref)

@@ -313,7 +313,7 @@ def test_preset_image_resizes_only_the_fast_preset():
     from bottomup.contours.gpb import preset_image
 
     img = np.random.default_rng(0).random((40, 60, 3))
-    for preset in ("quality", "balanced", "mcg"):
+    for preset in ("quality", "balanced", "medium"):
         assert preset_image(img, preset) is img
     assert preset_image(img, "fast").shape == (30, 45, 3)
     assert preset_image(img[:20, :21], "fast").shape == (16, 16, 3)  # largest disc 15 + 1

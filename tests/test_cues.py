@@ -202,7 +202,7 @@ def test_quality_textons_are_fit_coarse_to_fine(monkeypatch):
     from bottomup.contours.gpb import PRESETS, gpb
 
     assert PRESETS["quality"]["texton_coarse_to_fine"] is True
-    assert all(not PRESETS[p].get("texton_coarse_to_fine", False) for p in ("balanced", "fast", "mcg"))
+    assert all(not PRESETS[p].get("texton_coarse_to_fine", False) for p in ("balanced", "fast", "medium"))
     import importlib
 
     tex = importlib.import_module("bottomup.cues.textons")

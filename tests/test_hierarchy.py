@@ -395,51 +395,13 @@ def test_descent_first_ucm_keeps_a_weak_branch_weak():
     )
 
 
-def test_segment_owt_modes(monkeypatch):
-    import bottomup.pipeline as pipeline
-    from bottomup.pipeline import LEARNED_RIDGE, OWT_MODES, ridge_owt_inputs, segment
-
-    rng = np.random.default_rng(3)
-    pb = np.round(rng.random((12, 14)), 1)
-    ori = np.round(rng.random((8, 12, 14)), 1)
-
-    def src(img):
-        return pb, ori
-
-    img = np.zeros((12, 14))
-    expected = {
-        "steepest": ucm(pb, ori, descent_first=True),
-        "ridge": ucm(*ridge_owt_inputs(pb, ori, **LEARNED_RIDGE), descent_first=True),
-        "plain": ucm(pb, ori),
-    }
-    assert set(OWT_MODES) == set(expected)
-    u2 = {mode: ref.to_ucm2() for mode, ref in expected.items()}
-    assert not np.array_equal(u2["steepest"], u2["plain"])  # the tie rule matters here
-    for mode in OWT_MODES:
-        np.testing.assert_array_equal(segment(img, contours=src, owt=mode).to_ucm2(), u2[mode])
-    # default: ridge for a contour source other than gPb ...
-    np.testing.assert_array_equal(segment(img, contours=src).to_ucm2(), u2["ridge"])
-    # ... steepest (and the release's normalisation) for gPb
-    monkeypatch.setattr(pipeline, "image_to_contours",
-                        lambda image, preset, contours=None, seed=0: (pb, ori))
-    np.testing.assert_array_equal(
-        segment(img, multiscale=False).to_ucm2(),
-        ucm(pb, ori, normalize=True, descent_first=True).to_ucm2()
-    )
-    # gPb's ridge keeps its oriented strengths (no LEARNED_RIDGE settings)
-    np.testing.assert_array_equal(
-        segment(img, owt="ridge", multiscale=False).to_ucm2(),
-        ucm(*ridge_owt_inputs(pb, ori), normalize=True, descent_first=True).to_ucm2())
-    with pytest.raises(ValueError, match="`owt` must be None or one of"):
-        segment(img, contours=src, owt="ridges")
-
-
 def test_ridge_owt_inputs_options():
     """smooth / isotropic / power of ridge_owt_inputs on a hand-made thick vertical edge."""
     from scipy.ndimage import gaussian_filter
 
+    from bottomup.contours import Ridge
     from bottomup.contours.nms import oriented_nms
-    from bottomup.pipeline import ridge_owt_inputs
+    from bottomup.owt import ridge_owt_inputs
 
     pb = np.zeros((9, 11))
     pb[:, 4], pb[:, 5], pb[:, 6] = 0.4, 0.8, 0.5  # thick response, ridge on column 5
@@ -453,34 +415,22 @@ def test_ridge_owt_inputs_options():
     np.testing.assert_allclose(st[0][1:-1, 5], 0.8)
     np.testing.assert_allclose(ws[:, 4], 0.3 * 0.4)  # floor * pb off the ridge
     # isotropic: pb on the ridge, the same in every orientation; 0 elsewhere
-    _, iso = ridge_owt_inputs(pb, ori, isotropic=True)
+    _, iso = ridge_owt_inputs(pb, ori, Ridge(isotropic=True))
     assert iso.shape == ori.shape
     for o in range(8):
         np.testing.assert_allclose(iso[o], pb * ridge)
     # power applies to the strengths, not to the watershed input
-    ws2, iso2 = ridge_owt_inputs(pb, ori, isotropic=True, power=2.0)
+    ws2, iso2 = ridge_owt_inputs(pb, ori, Ridge(isotropic=True, power=2.0))
     np.testing.assert_allclose(iso2, (pb * ridge)[None].repeat(8, 0) ** 2)
     np.testing.assert_allclose(ws2, ws)
     # smooth: the watershed input is built from the Gaussian-smoothed map, strengths from pb
-    ws3, iso3 = ridge_owt_inputs(pb, ori, isotropic=True, smooth=1.0)
+    ws3, iso3 = ridge_owt_inputs(pb, ori, Ridge(isotropic=True, smooth=1.0))
     p = gaussian_filter(pb, 1.0)
     theta = np.argmax(ori, axis=0) * (np.pi / 8)
     nms = oriented_nms(p, theta, tolerance=np.pi / 8)
     np.testing.assert_allclose(ws3, np.maximum(nms, 0.3 * p))
     np.testing.assert_allclose(iso3[2], pb * (nms > 0))
-    with pytest.raises(ValueError, match="`power`"):
-        ridge_owt_inputs(pb, ori, power=0)
-
-
-def test_contour_source_errors(monkeypatch):
-    import bottomup.pipeline as pipeline
-
-    with pytest.raises(ValueError, match="`contours` must be None, a callable or one of"):
-        pipeline.contour_source("hed")
-    monkeypatch.setitem(pipeline.CONTOUR_SOURCES, "learned", "no_such_module_xyz:fn")
-    with pytest.raises(ImportError, match=r"needs the `deep` extra \(torch\)"):
-        pipeline.segment(np.zeros((30, 30)), contours="learned")
-    with pytest.raises(ImportError, match=r"needs the `deep` extra"):
-        from bottomup.mcg.pipeline import hierarchy_for
-
-        hierarchy_for(np.zeros((30, 30)), "mcg", contours="learned")
+    with pytest.raises(ValueError, match="power > 0"):
+        Ridge(power=0)
+    with pytest.raises(TypeError, match="`ridge` must be"):
+        ridge_owt_inputs(pb, ori, {"power": 2.0})

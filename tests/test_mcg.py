@@ -199,13 +199,11 @@ def test_forest_predict_equals_sklearn(tmp_path):
 
 
 def test_shipped_ranker_loads_without_pickle():
-    from bottomup.mcg.ranking import RANKER_PATH
+    from bottomup.mcg.ranking import load_ranker, ranker_path
 
-    with np.load(RANKER_PATH, allow_pickle=False) as z:
+    with np.load(ranker_path("scg", "gpb-plain"), allow_pickle=False) as z:
         assert z["left"].dtype.kind == "i"
-    from bottomup.mcg.ranking import load_ranker
-
-    f = load_ranker()
+    f = load_ranker(ranker_path("scg", "gpb-plain"))
     assert f.n_features == len(FEATURE_NAMES)
 
 
@@ -287,8 +285,8 @@ def test_proposals_synthetic_and_bad_input():
         proposals(img, n=-1)
     with pytest.raises(TypeError, match="`n` must be an int"):
         proposals(img, n=2.5)
-    with pytest.raises(ValueError, match="preset"):
-        proposals(img, preset="nope")
+    with pytest.raises(ValueError, match="method"):
+        proposals(img, method="nope")
     with pytest.raises(ValueError, match="theta"):
         proposals(img, theta=1.5)
     many = proposals(img, n=10**6)

@@ -14,7 +14,7 @@ from bottomup.masks import rle_to_masks
 
 @pytest.fixture
 def proposals_task(monkeypatch):
-    monkeypatch.setitem(jobs.TASKS, "proposals", "bottomup.mcg.pipeline:proposals_file")
+    monkeypatch.setitem(jobs.TASKS, "proposals", "bottomup.mcg.propose:proposals_file")
 
 
 def test_proposals_job_writes_coco_json(tmp_path, proposals_task):

@@ -1,4 +1,5 @@
-"""Tests of the multiscale part of bottomup.mcg: pyramid, alignment, combination."""
+"""Tests of multiscale hierarchies (``bottomup.hierarchy.multiscale``): pyramid, alignment,
+combination, and the one assembler used by ``segment`` and MCG."""
 
 from __future__ import annotations
 
@@ -6,13 +7,14 @@ import numpy as np
 import pytest
 
 from bottomup.hierarchy import Hierarchy
-from bottomup.mcg.align import (
+from bottomup.contours import GPb
+from bottomup.hierarchy.multiscale import (
     aligned_levels,
     combine_hierarchies,
+    image_pyramid,
     lowest_common_ancestors,
     resize_labels,
 )
-from bottomup.mcg.pyramid import image_pyramid
 
 
 def _blocks_hierarchy():
@@ -94,104 +96,96 @@ def test_combine_weights_match_repeated_hierarchies():
             combine_hierarchies([h, flat], h.shape, weights=bad)
 
 
-def test_segment_multiscale_is_the_weighted_combination_of_segment_at_two_scales(tmp_path):
+def test_multiscale_gpb_is_the_weighted_combination_of_segment_at_two_scales(tmp_path):
     import json
 
     import cv2
 
-    from bottomup import segment, segment_multiscale
+    from bottomup import segment
     from bottomup.cli import main
 
     img = np.zeros((48, 64, 3))
     img[:, 30:] = [0.9, 0.6, 0.2]
     img[10:26, 6:20] = [0.1, 0.3, 0.8]
-    hs = [segment(level, "fast") for level in image_pyramid(img, (1.0, 0.5))]
+    hs = [segment(level, GPb("fast")) for level in image_pyramid(img, (1.0, 0.5))]
     expect = combine_hierarchies(hs, (48, 64), sigmoid=None, weights=(0.75, 0.25))
-    got = segment_multiscale(img, "fast")
+    got = segment(img, GPb("fast", multiscale=True))
     np.testing.assert_array_equal(got.to_ucm2(), expect.to_ucm2())
     three = got.cut(n_regions=3)  # the three colour regions (boundaries within a pixel)
     parts = [three[:, 33:], three[12:24, 8:18], three[30:, :27]]
     assert all(len(np.unique(p)) == 1 for p in parts)
     assert len({int(p[0, 0]) for p in parts}) == 3
-    with pytest.raises(ValueError, match="one entry per scale"):
-        segment_multiscale(img, "fast", weights=(1.0,))
     cv2.imwrite(str(tmp_path / "a.png"), (img[..., ::-1] * 255).round().astype(np.uint8))
+    read = cv2.imread(str(tmp_path / "a.png"))[..., ::-1]
     out = tmp_path / "out"
     assert main(["segment", str(tmp_path / "a.png"), "--out", str(out), "--preset", "fast",
                  "--format", "npz", "--multiscale", "--quiet"]) == 0
     man = json.loads(next(out.glob("manifest-*.json")).read_text())
-    assert man["params"] == {"preset": "fast", "multiscale": True}
-    ref = segment_multiscale(cv2.imread(str(tmp_path / "a.png"))[..., ::-1], "fast").to_ucm2()
+    assert man["params"] == {"contours": "gpb", "arcs": "mean", "multiscale": True, "preset": "fast",
+                             "seed": 0}
+    ref = segment(read, GPb("fast", multiscale=True)).to_ucm2()
     np.testing.assert_array_equal(np.load(out / "a.npz")["ucm2"], ref)
     import importlib.util
 
     if importlib.util.find_spec("torch") is not None:  # --multiscale with the learned contours
+        from deep.contours import LearnedContours
+
         out2 = tmp_path / "out2"
         assert main(["segment", str(tmp_path / "a.png"), "--out", str(out2), "--multiscale",
                      "--contours", "learned", "--format", "npz", "--quiet"]) == 0
         man = json.loads(next(out2.glob("manifest-*.json")).read_text())
-        assert man["params"] == {"preset": "quality", "contours": "learned", "multiscale": True,
-                                 "arcs": "learned"}
-        ref = segment(cv2.imread(str(tmp_path / "a.png"))[..., ::-1], contours="learned",
-                      multiscale=True).to_ucm2()
+        assert man["params"] == {"contours": "learned", "multiscale": True, "arcs": "learned"}
+        ref = segment(read, LearnedContours(multiscale=True)).to_ucm2()
         np.testing.assert_array_equal(np.load(out2 / "a.npz")["ucm2"], ref)
-    # --single-scale: segment(multiscale=False), and the manifest says so
+    # --single-scale: the image's own hierarchy, and the manifest says so
     out1 = tmp_path / "out1"
-    assert main(["segment", str(tmp_path / "a.png"), "--out", str(out1), "--preset", "fast",
+    assert main(["segment", str(tmp_path / "a.png"), "--out", str(out1), "--preset", "quality",
                  "--format", "npz", "--single-scale", "--quiet"]) == 0
     man = json.loads(next(out1.glob("manifest-*.json")).read_text())
-    assert man["params"] == {"preset": "fast", "multiscale": False}
-    np.testing.assert_array_equal(
-        np.load(out1 / "a.npz")["ucm2"],
-        segment(cv2.imread(str(tmp_path / "a.png"))[..., ::-1], "fast").to_ucm2())
+    assert man["params"]["multiscale"] is False and man["params"]["preset"] == "quality"
+    np.testing.assert_array_equal(np.load(out1 / "a.npz")["ucm2"],
+                                  segment(read, GPb("quality", multiscale=False)).to_ucm2())
+    assert main(["segment", str(tmp_path / "a.png"), "--out", str(out1), "--contours", "learned",
+                 "--preset", "fast", "--quiet"]) == 2  # a gPb option on another source
 
 
 def test_quality_preset_is_two_scale_by_default(monkeypatch):
-    from bottomup import pipeline, segment, segment_multiscale
+    from bottomup import pipeline, segment
+    from bottomup.contours import ContourSource, Multiscale
 
     img = np.zeros((48, 52, 3))
     img[:, 26:] = [0.9, 0.6, 0.2]
     img[8:30, 5:18] = [0.1, 0.3, 0.8]
     default = segment(img).to_ucm2()
-    np.testing.assert_array_equal(default, segment_multiscale(img, "quality").to_ucm2())
-    single = segment(img, multiscale=False).to_ucm2()
+    np.testing.assert_array_equal(default, segment(img, GPb("quality", multiscale=True)).to_ucm2())
+    single = segment(img, GPb(multiscale=False)).to_ucm2()
     assert not np.array_equal(default, single)
-    # the other presets and other contour sources stay single-scale unless asked
-    np.testing.assert_array_equal(segment(img, "fast").to_ucm2(),
-                                  segment(img, "fast", multiscale=False).to_ucm2())
-    np.testing.assert_array_equal(segment(img, "fast", multiscale=True).to_ucm2(),
-                                  segment_multiscale(img, "fast").to_ucm2())
-    with pytest.raises(TypeError, match="`multiscale` must be None, True or False"):
-        segment(img, multiscale="yes")
     # another contour source, asked for two scales: that source at each level, aligned as for gPb
     seen_shapes = []
 
-    def source(im):
+    def edges(im):
         seen_shapes.append(im.shape[:2])
         return np.abs(np.diff(im[..., 0], axis=1, prepend=im[:, :1, 0])), None
 
-    two = segment(img, contours=source, multiscale=True)
+    two = segment(img, ContourSource(edges, multiscale=Multiscale()))
     assert seen_shapes == [(48, 52), (24, 26)]
 
-    levels = [segment(lv, contours=source, multiscale=False) for lv in image_pyramid(img, (1.0, 0.5))]
+    levels = [segment(lv, edges) for lv in image_pyramid(img, (1.0, 0.5))]
     np.testing.assert_array_equal(
         two.to_ucm2(),
         combine_hierarchies(levels, (48, 52), sigmoid=None, weights=(0.75, 0.25)).to_ucm2())
-    np.testing.assert_array_equal(segment(img, contours=source).to_ucm2(), levels[0].to_ucm2())
     # an image over gPb's max_pixels: the finest level keeps the image, the others are taken
     # relative to the downscaled copy gPb works on (x0.5 of 40x40 = 20 -> 24, the pyramid floor)
-    import importlib
-
-    gpb_module = importlib.import_module("bottomup.contours.gpb")  # the package exports gpb()
     seen = []
+    real = pipeline._hierarchy
 
-    def spy(level, *args, **kwargs):
+    def spy(level, source, scorer):
         seen.append(level.shape[:2])
-        return segment(level, "fast", multiscale=False)
+        return real(level, source, scorer)
 
-    monkeypatch.setattr(gpb_module, "DEFAULT_MAX_PIXELS", 40 * 40)
-    monkeypatch.setattr(pipeline, "segment", spy)
-    pipeline.segment_multiscale(np.zeros((80, 80, 3)), "fast")
+    monkeypatch.setattr(pipeline, "_hierarchy", spy)
+    small = GPb("fast", multiscale=True).with_policy(max_pixels=40 * 40)
+    segment(np.zeros((80, 80, 3)), small)
     assert seen == [(80, 80), (24, 24)]
 
 
@@ -204,12 +198,12 @@ def test_image_pyramid_shapes():
         image_pyramid(img, (0, 1))
 
 
-def test_mcg_preset_end_to_end():
+def test_mcg_method_end_to_end():
     from bottomup.mcg import proposals
 
     img = np.zeros((48, 64, 3))
     img[8:30, 10:40] = [1.0, 0.3, 0.2]
-    c = proposals(img, n=20, preset="mcg")
+    c = proposals(img, n=20, method="mcg")
     assert 1 <= len(c) <= 20 and c.shape == (48, 64)
     m = c.masks()
     gt = np.zeros((48, 64), bool)

@@ -120,7 +120,7 @@ def rank_pool(pool: CandidatePool, n: int, *, ranker: Forest | None = None,
     if n == 0 or pool.leaf_sets.shape[0] == 0:
         return Candidates(h.leaf_labels, np.zeros((0, h.n_leaves), bool), np.zeros((0, 4), np.int64),
                           np.zeros(0))
-    forest = load_ranker(ranker_path(DEFAULT_OWT)) if ranker is None else ranker
+    forest = load_ranker(ranker_path("scg", PROPOSAL_GPB.ranker)) if ranker is None else ranker
     scores = predict_forest(forest, pool.features)
     order = np.argsort(-scores, kind="stable")
     keep = order[remove_near_duplicates(pool.leaf_sets[order], pool.stats.area,

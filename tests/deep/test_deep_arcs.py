@@ -64,7 +64,7 @@ def test_learned_contours_use_the_shipped_arc_scorer_by_default():
     img[30:, :20] = (0.1, 0.3, 0.8)
     img = np.clip(img + 0.03 * rng.standard_normal(img.shape), 0, 1)
     h = segment(img, contours="learned")
-    pb, oriented, labels, pieces = finest_partition(img, contours="learned")
+    pb, oriented, labels, pieces = finest_partition(img, "learned")
     scored = rescore_pieces(img, pb, oriented, labels, pieces, load_arc_scorer())
     manual = hierarchy_from_pieces(labels, scored)
     # (torch's CPU kernels may differ in the last bits between calls)
@@ -168,7 +168,7 @@ def test_learned_arcs_on_ten_bsds_val_images(bsds_root, tmp_path):
         (tmp_path / name).mkdir()
     for iid in ids:
         img = read_image(bsds_root / "data" / "images" / "val" / f"{iid}.jpg")
-        pb, oriented, labels, pieces = finest_partition(img, contours="learned")
+        pb, oriented, labels, pieces = finest_partition(img, "learned")
         scored = rescore_pieces(img, pb, oriented, labels, pieces, scorer)
         np.savez(tmp_path / "learned" / f"{iid}.npz", ucm2=hierarchy_from_pieces(labels, scored).to_ucm2())
         np.savez(tmp_path / "mean" / f"{iid}.npz", ucm2=hierarchy_from_pieces(labels, pieces).to_ucm2())

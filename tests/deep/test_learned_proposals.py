@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from bottomup.mcg import proposals
-from bottomup.mcg.pipeline import MCG_LEARNED_SCALES, hierarchy_for
+from bottomup.mcg.propose import hierarchy_for
 from bottomup.mcg.ranking import load_ranker, ranker_path
 from bottomup.pipeline import segment
 
@@ -20,14 +20,17 @@ def _img():
 
 
 def test_learned_rankers_shipped_and_selected():
-    for preset in ("scg", "mcg"):
-        path = ranker_path(preset=preset, contours="learned")
+    from bottomup.contours import get_source
+
+    learned = get_source("learned")
+    assert learned.ranker == "learned"
+    for method in ("scg", "mcg"):
+        path = ranker_path(method, learned.ranker)
         assert os.path.exists(path), path
         assert "learned" in os.path.basename(path)
-        assert path != ranker_path("steepest", preset)
-    assert ranker_path(preset="scg-quality", contours="learned") == ranker_path(contours="learned")
-    with pytest.raises(ValueError, match="`contours`"):
-        ranker_path(contours="hed")
+        assert path != ranker_path(method, "gpb-steepest")
+    with pytest.raises(ValueError, match="no shipped ranker"):
+        ranker_path("scg", "hed")
 
 
 def test_scg_learned_groups_the_learned_hierarchy_with_its_ranker():
@@ -35,13 +38,13 @@ def test_scg_learned_groups_the_learned_hierarchy_with_its_ranker():
     h = hierarchy_for(img, "scg", contours="learned")
     # (torch's CPU kernels may differ in the last bits between calls)
     # learned contours come with learned arc scores, in SCG as in segment()
-    np.testing.assert_allclose(h.to_ucm2(), segment(img, "mcg", contours="learned").to_ucm2(), atol=1e-6)
+    np.testing.assert_allclose(h.to_ucm2(), segment(img, "learned").to_ucm2(), atol=1e-6)
     mean = hierarchy_for(img, "scg", contours="learned", arcs="mean")
-    np.testing.assert_allclose(mean.to_ucm2(), segment(img, "mcg", contours="learned", arcs="mean").to_ucm2(),
+    np.testing.assert_allclose(mean.to_ucm2(), segment(img, "learned", arcs="mean").to_ucm2(),
                                atol=1e-6)
     assert not np.allclose(mean.to_ucm2(), h.to_ucm2())
     a = proposals(img, n=15, contours="learned")
-    b = proposals(img, n=15, hierarchy=h, ranker=load_ranker(ranker_path(contours="learned")),
+    b = proposals(img, n=15, hierarchy=h, ranker=load_ranker(ranker_path("scg", "learned")),
                   contours="learned")
     np.testing.assert_array_equal(a.leaf_sets, b.leaf_sets)
     assert 0 < len(a) <= 15
@@ -55,7 +58,7 @@ def test_scg_learned_groups_the_learned_hierarchy_with_its_ranker():
 
 
 def test_mcg_learned_uses_single_scale_contours_per_level(monkeypatch):
-    import deep.contours.api as api
+    import deep.contours.source as api
 
     seen = []
     real = api.learned_contours
@@ -78,14 +81,14 @@ def test_mcg_learned_uses_single_scale_contours_per_level(monkeypatch):
     img = _img()
     h = hierarchy_for(img, "mcg", contours="learned")
     assert h.shape == img.shape[:2]
-    levels = [s for s in seen if s[1] == MCG_LEARNED_SCALES]
+    levels = [s for s in seen if s[1] == (1.0,)]
     assert sorted(sh for sh, _ in levels) == sorted([(96, 112), (48, 56), (24, 28)])
     # every level's arcs get the learned scores (the shipped forest was trained on those)
     assert sorted(scored) == sorted(sh for sh, _ in levels)
     scored.clear()
     hierarchy_for(img, "mcg", contours="learned", arcs="mean")
     assert scored == []
-    c = proposals(img, n=10, preset="mcg", hierarchy=h, contours="learned")
+    c = proposals(img, n=10, method="mcg", hierarchy=h, contours="learned")
     assert 0 < len(c) <= 10
 
 
