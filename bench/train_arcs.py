@@ -51,9 +51,9 @@ def image_arcs(image_path: str, gt_path: str, pb_path: str | None = None):
 
     The contours are the learned network's, or the map in ``pb_path`` (:func:`read_pb`).
     """
+    from bottomup.contours import get_source
     from bottomup.io import read_bsds_gt, read_image
     from bottomup.owt.arc_scores import arc_features, region_pair_targets
-    from bottomup.contours import get_source
     from bottomup.pipeline import finest_partition
 
     img = read_image(image_path)  # already the (H, W, 3) float64 contract

@@ -33,10 +33,10 @@ proposals, semantic, instance), and the ``bottomup`` command.
 __version__ = "0.2.0"
 
 from bottomup import interactive, io, mcg, metrics, superpixels  # noqa: E402  (modules)
+from bottomup.contours import ContourSource, GPb, get_source  # noqa: E402
 from bottomup.hierarchy import Hierarchy, ucm, ucm2_to_labels  # noqa: E402
 from bottomup.io import read_bsds_gt, read_image, read_ucm2, write_ucm2  # noqa: E402
 from bottomup.owt import BoundaryPieces, oriented_watershed  # noqa: E402
-from bottomup.contours import ContourSource, GPb, get_source  # noqa: E402
 from bottomup.pipeline import segment  # noqa: E402
 
 __all__ = [

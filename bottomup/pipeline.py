@@ -18,7 +18,8 @@ from bottomup.owt import oriented_watershed, rescore_pieces, ridge_owt_inputs
 from bottomup.owt.arc_scores import ArcScorer, load_arc_scorer
 from bottomup.validate import check_image
 
-__all__ = ["segment", "finest_partition", "arc_scorer", "legacy_source", "segment_file"]
+__all__ = ["segment", "finest_partition", "single_scale_hierarchy", "arc_scorer", "legacy_source",
+           "segment_file"]
 
 #: gPb preset names that ``segment``'s second argument used to take (deprecated spelling).
 _LEGACY_PRESETS = ("quality", "balanced", "fast", "mcg", "medium")
@@ -70,15 +71,18 @@ def segment(image, contours="gpb", *, arcs=None, **deprecated) -> Hierarchy:
     scorer = arc_scorer(source.arcs if arcs is None else arcs)  # checked before any work
     img = check_image(image)
     if source.multiscale is None:
-        return _hierarchy(img, source, scorer)
-    level = source.single_scale()
-    return multiscale_hierarchy(img, lambda lv: _hierarchy(lv, level, scorer), source.multiscale.scales,
-                                weights=source.multiscale.weights, sigmoid=None,
-                                max_pixels=source.max_pixels)
+        return single_scale_hierarchy(img, source, scorer)
+    level, ms = source.single_scale(), source.multiscale
+    return multiscale_hierarchy(img, lambda lv: single_scale_hierarchy(lv, level, scorer), ms.scales,
+                                weights=ms.weights, sigmoid=None, max_pixels=source.max_pixels)
 
 
-def _hierarchy(img, source: ContourSource, scorer: ArcScorer | None) -> Hierarchy:
-    """One scale: the finest partition, its arcs scored, greedy merging."""
+def single_scale_hierarchy(img, source: ContourSource, scorer: ArcScorer | None) -> Hierarchy:
+    """One scale of :func:`segment`: the finest partition, its arcs scored, greedy merging.
+
+    ``img`` is a validated image (:func:`bottomup.validate.check_image`), ``source`` is used at
+    one scale whatever its ``multiscale``, and ``scorer`` is :func:`arc_scorer`'s (None: mean).
+    """
     pb, oriented, labels, pieces = _finest_partition(img, source)
     if scorer is not None:
         pieces = rescore_pieces(img, pb, oriented, labels, pieces, scorer)

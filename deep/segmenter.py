@@ -27,8 +27,8 @@ References
 from __future__ import annotations
 
 import functools
-import time
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -458,8 +458,8 @@ def segment_file(in_path, out_path, *, device: str = "cpu", weights=None, min_sc
 
     import cv2
 
-    from bottomup.io.files import atomic_path
     from bottomup.io import read_image
+    from bottomup.io.files import atomic_path
 
     seg = _default(str(device)) if weights is None else DeepSegmenter.load(weights, device=device)
     img = read_image(in_path)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bottomup.hierarchy import Hierarchy
 from bottomup.contours import GPb
+from bottomup.hierarchy import Hierarchy
 from bottomup.hierarchy.multiscale import (
     aligned_levels,
     combine_hierarchies,
@@ -177,13 +177,13 @@ def test_quality_preset_is_two_scale_by_default(monkeypatch):
     # an image over gPb's max_pixels: the finest level keeps the image, the others are taken
     # relative to the downscaled copy gPb works on (x0.5 of 40x40 = 20 -> 24, the pyramid floor)
     seen = []
-    real = pipeline._hierarchy
+    real = pipeline.single_scale_hierarchy
 
     def spy(level, source, scorer):
         seen.append(level.shape[:2])
         return real(level, source, scorer)
 
-    monkeypatch.setattr(pipeline, "_hierarchy", spy)
+    monkeypatch.setattr(pipeline, "single_scale_hierarchy", spy)
     small = GPb("fast", multiscale=True).with_policy(max_pixels=40 * 40)
     segment(np.zeros((80, 80, 3)), small)
     assert seen == [(80, 80), (24, 24)]

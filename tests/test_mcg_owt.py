@@ -66,7 +66,8 @@ def test_mcg_method_has_its_own_ranker():
     img = _img()
     h = hierarchy_for(img, "mcg")
     a = proposals(img, n=30, method="mcg", hierarchy=h)
-    b = proposals(img, n=30, method="mcg", hierarchy=h, ranker=load_ranker(ranker_path("mcg", "gpb-steepest")))
+    b = proposals(img, n=30, method="mcg", hierarchy=h,
+                  ranker=load_ranker(ranker_path("mcg", "gpb-steepest")))
     np.testing.assert_array_equal(a.leaf_sets, b.leaf_sets)
     np.testing.assert_allclose(a.scores, b.scores)
     pool = candidate_pool(h)

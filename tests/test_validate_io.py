@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from bottomup.validate import check_image, check_map, check_ucm2
 from bottomup.io import read_image, read_ucm2, write_ucm2
+from bottomup.validate import check_image, check_map, check_ucm2
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,8 @@
 Contour sources (:mod:`bottomup.contours.source`): :class:`GPb`, :class:`ContourSource` (any
 detector with its policy), :func:`get_source`; other packages register named sources.
 
-``gpb(image, preset="quality" | "balanced" | "fast" | "medium") -> Contours`` runs the whole detector: local cues
+``gpb(image, preset="quality" | "balanced" | "fast" | "medium") -> Contours`` runs the whole
+detector: local cues
 (:mod:`bottomup.cues`), mPb with the release's weights, thinned mPb, intervening-contour
 affinity, normalised-cut eigenvectors by DNCuts, sPb, and gPb as the release's weighted sum.
 ``Contours.thin()`` gives the thinned boundary map. Note that ``bottomup.contours.gpb`` is the

@@ -8,7 +8,6 @@ import numpy as np
 from numpy.typing import NDArray
 
 from bottomup._threads import blas_single_thread
-from bottomup.validate import check_image
 from bottomup.contours.mpb import (
     GPB_WEIGHTS_COLOR,
     GPB_WEIGHTS_GRAY,
@@ -21,32 +20,28 @@ from bottomup.contours.mpb import (
 from bottomup.contours.nms import best_orientation, oriented_nms
 from bottomup.contours.spectral import spb
 from bottomup.cues.gradients import local_cues
+from bottomup.validate import check_image
 
-__all__ = ["Contours", "PRESETS", "gpb", "preset_image"]
+__all__ = ["Contours", "PRESETS", "gpb", "check_preset", "preset_image"]
 
 _RELEASE_RADII = dict(radii_l=(3, 5, 10), radii_ab=(5, 10, 20), radii_t=(5, 10, 20))
 _TWO_SCALE_BANK = (2.0, 2.0 * np.sqrt(2.0))
 
 #: What each preset runs (all: 8 orientations, the release's weights, parabola fits, exact
-#: half-disc histograms at the evaluated pixels, DNCuts eigenvectors as in MCG).
+#: half-disc histograms at the evaluated pixels, DNCuts eigenvectors as in MCG). Figures and
+#: times of each: docs/results.md.
 #:
 #: ``quality``: the release's radii (L 3/5/10, a, b, T 5/10/20 px), 64 textons of its 34-filter
 #: bank fit coarse to fine as the release (``bottomup.cues.textons.kmeans``); cues of radius
-#: >= 10 evaluated every 2nd row and column (bilinear in between; approximate F on 5 BSDS val
-#: images changed by < 0.001); DNCuts with 2 levels and 16 vectors on the release's radius-5
-#: affinity.
+#: >= 10 evaluated every 2nd row and column (bilinear in between); DNCuts with 2 levels and 16
+#: vectors on the release's radius-5 affinity.
 #: ``balanced``: 32 textons from one filter scale (17 filters); radii 3 and 5 evaluated every
 #: 2 px, 10 every 4, 20 every 8; a radius-3 affinity and DNCuts with 3 levels and 5 vectors.
 #: ``fast``: ``balanced`` on the image resized by 0.75 with the radii scaled alike (L 2/4/8,
 #: a, b, T 4/8/15), the outputs resized back.
-#: ``medium`` (named ``mcg`` before 0.2): what ``bottomup.mcg``'s shipped gPb rankers were trained on: 32 textons of the 34-filter bank, radius 5 and 10 every 2 px, 20 every 4, DNCuts
+#: ``medium`` (called ``mcg`` before 0.2): what ``bottomup.mcg``'s shipped gPb rankers were
+#: trained on: 32 textons of the 34-filter bank, radius 5 and 10 every 2 px, 20 every 4, DNCuts
 #: with 3 levels and 8 vectors on the radius-5 affinity.
-#:
-#: BSDS500 val, 100 images, ``segment(preset=..., multiscale=False)``, ODS / OIS / AP, Covering,
-#: PRI, VI, and the median time per 481x321 image on 2 cores (``bench/speed.py``): quality
-#: .705/.735/.723 .577 .800 1.69, 1.4 s; balanced .699/.722/.744 .582 .805 1.71, 0.48 s;
-#: fast .685/.709/.719 .576 .802 1.73, 0.28 s; mcg .701/.732/.748 .581 .804 1.71, 0.87 s.
-#: ``segment()`` runs quality at two scales (``bottomup.segment_multiscale``).
 PRESETS = {
     "quality": dict(steps={10: 2, 20: 2}, n_textons=64, texton_sigmas=_TWO_SCALE_BANK,
                     texton_coarse_to_fine=True, n_vec=17, n_levels=2, ic_radius=5, scale=1.0,
@@ -124,7 +119,7 @@ def gpb(
         ``balanced``: 32 textons from one filter scale, every cue sampled every 2 to 8 px, a
         radius-3 affinity, DNCuts with 3 levels and 5 vectors. ``fast``: ``balanced`` on the
         image resized by 0.75. ``medium``: the configuration ``bottomup.mcg``'s gPb rankers
-        were trained on (``"mcg"``, its old name, is deprecated). See ``PRESETS`` (with their BSDS figures and times).
+        were trained on (``"mcg"``, its old name, is deprecated). See ``PRESETS``.
     rng : {numpy.random.Generator, int}, optional
         Pseudo-random number generator for the texton k-means. By default, a PCG64 generator
         seeded with 0 is used (so outputs are reproducible). If `rng` is an int, it is used to

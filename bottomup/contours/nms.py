@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from bottomup.validate import check_map, check_same_shape
 from bottomup.contours._kernels import _nms_kernel
+from bottomup.validate import check_map, check_same_shape
 
 __all__ = ["best_orientation", "oriented_nms"]
 

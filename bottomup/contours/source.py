@@ -323,4 +323,5 @@ def get_source(contours) -> ContourSource:
         return made
     if callable(contours):
         return ContourSource(contours, name=getattr(contours, "__name__", "custom"))
-    raise TypeError(f"`contours` must be a name, a ContourSource or a callable, got {type(contours).__name__}")
+    raise TypeError(f"`contours` must be a name, a ContourSource or a callable, "
+                    f"got {type(contours).__name__}")

@@ -1,5 +1,6 @@
 """Stage 4: hierarchies of regions (greedy UCM merging, ucm2 <-> Hierarchy, cuts, multiscale)."""
 
+from bottomup.hierarchy.multiscale import combine_hierarchies, image_pyramid, multiscale_hierarchy  # noqa: E402
 from bottomup.hierarchy.tree import Hierarchy
 from bottomup.hierarchy.ucm import (
     UCM_SIGMOID,
@@ -9,7 +10,6 @@ from bottomup.hierarchy.ucm import (
     ucm2_to_labels,
     ucm_from_edge_weights,
 )
-from bottomup.hierarchy.multiscale import combine_hierarchies, image_pyramid, multiscale_hierarchy  # noqa: E402
 
 __all__ = [
     "UCM_SIGMOID",

@@ -1,10 +1,10 @@
 """Multiscale hierarchies: an image pyramid, alignment of per-scale hierarchies to common
 superpixels, and their combination (MCG's multiscale step).
 
-MCG [1]_ (section 3.1 of the TPAMI paper) projects each scale's UCM onto the finest superpixels (the regions of
-the largest scale's UCM at threshold 0.1) by majority vote at every level, averages the aligned
-UCMs with uniform weights, merges again by mean boundary strength and applies a sigmoid
-``1 / (1 + exp(-8 (u - 0.35)))``.
+MCG [1]_ (section 3.1 of the TPAMI paper) projects each scale's UCM onto the finest superpixels
+(the regions of the largest scale's UCM at threshold 0.1) by majority vote at every level,
+averages the aligned UCMs with uniform weights, merges again by mean boundary strength and
+applies a sigmoid ``1 / (1 + exp(-8 (u - 0.35)))``.
 
 Here the projection is exact at every level at once: each target superpixel takes the majority
 leaf of the scale's hierarchy (its leaf labels resized to the image by nearest neighbour); the

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from bottomup.validate import check_ucm2
 from bottomup.hierarchy import _kernels as K
+from bottomup.validate import check_ucm2
 
 __all__ = ["Hierarchy"]
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from bottomup.validate import check_labels
 from bottomup.hierarchy import _kernels as K
 from bottomup.hierarchy.tree import Hierarchy
 from bottomup.owt import BoundaryPieces, oriented_watershed
+from bottomup.validate import check_labels
 
 __all__ = [
     "UCM_SIGMOID",

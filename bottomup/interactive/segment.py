@@ -12,9 +12,9 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from bottomup.validate import check_image, check_labels
 from bottomup.hierarchy import Hierarchy, ucm_from_edge_weights
 from bottomup.hierarchy import _kernels as K
+from bottomup.validate import check_image, check_labels
 
 __all__ = ["hierarchy_of_image", "lab_edge_weights", "segment"]
 

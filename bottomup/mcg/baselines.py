@@ -34,8 +34,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from bottomup.validate import check_image
 from bottomup.mcg.candidates import Candidates
+from bottomup.validate import check_image
 
 __all__ = ["SS_FAST", "Strategy", "greedy_merge", "region_features", "selective_search",
            "similarity"]

@@ -42,7 +42,7 @@ from bottomup.mcg.ranking import (
     ranker_path,
     remove_near_duplicates,
 )
-from bottomup.pipeline import arc_scorer, segment
+from bottomup.pipeline import arc_scorer, single_scale_hierarchy
 from bottomup.validate import check_image
 
 __all__ = ["METHODS", "MCG_SCALES", "PROPOSAL_GPB", "CandidatePool", "candidate_pool", "hierarchy_for",
@@ -159,15 +159,16 @@ def hierarchy_for(image, method: str = "scg", contours=None, *, arcs=None) -> Hi
     arcs : None, "mean", "learned" or ArcScorer
         As :func:`bottomup.segment`, for every hierarchy (None: the source's).
     """
-    source = _proposal_source(contours)
     _check_method(method)
-    arcs = arc_scorer(source.arcs if arcs is None else arcs)
-    arcs = "mean" if arcs is None else arcs
-    img = check_image(image)
+    return _hierarchy_for(check_image(image), method, _proposal_source(contours), arcs)
+
+
+def _hierarchy_for(img, method: str, source: ContourSource, arcs=None) -> Hierarchy:
+    scorer = arc_scorer(source.arcs if arcs is None else arcs)
     if method == "scg":
-        return segment(img, source.single_scale(), arcs=arcs)
+        return single_scale_hierarchy(img, source.single_scale(), scorer)
     level = source.at_level()
-    return multiscale_hierarchy(img, lambda lv: segment(lv, level, arcs=arcs), MCG_SCALES)
+    return multiscale_hierarchy(img, lambda lv: single_scale_hierarchy(lv, level, scorer), MCG_SCALES)
 
 
 def _proposal_source(contours) -> ContourSource:
@@ -276,7 +277,7 @@ def proposals(image, n: int = 1000, method: str = "scg", *, contours=None, hiera
     source = _proposal_source(contours)
     img = check_image(image)
     if hierarchy is None:
-        hierarchy = hierarchy_for(img, method, source)
+        hierarchy = _hierarchy_for(img, method, source)
     elif hierarchy.shape != img.shape[:2]:
         raise ValueError(
             f"`hierarchy` (shape {hierarchy.shape}) must have the shape of `image` ({img.shape[:2]})")

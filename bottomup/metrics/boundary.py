@@ -26,8 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bottomup.validate import check_map
 from bottomup.metrics import _boundary_kernels as _k
+from bottomup.validate import check_map
 
 __all__ = [
     "BoundaryParams",

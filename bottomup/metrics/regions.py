@@ -22,9 +22,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bottomup.validate import check_labels, check_ucm2
 from bottomup.metrics import _region_kernels as _k
 from bottomup.metrics.boundary import bsds_thresholds
+from bottomup.validate import check_labels, check_ucm2
 
 __all__ = [
     "RegionCounts",

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from bottomup.validate import check_map, check_same_shape
 from bottomup.owt import _kernels as K
+from bottomup.validate import check_map, check_same_shape
 
 __all__ = ["BoundaryPieces", "oriented_watershed", "check_oriented"]
 

@@ -10,7 +10,10 @@ from bottomup.contours.source import Ridge
 __all__ = ["ridge_owt_inputs"]
 
 
-def ridge_owt_inputs(pb, oriented, ridge: Ridge = Ridge()):
+_DEFAULT_RIDGE = Ridge()
+
+
+def ridge_owt_inputs(pb, oriented, ridge: Ridge = _DEFAULT_RIDGE):
     """Watershed input and arc strengths that follow the ridge of a contour map.
 
     The watershed runs on ``max(nms(p), floor * p)`` where ``p`` is ``pb`` (Gaussian-smoothed by

@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from bottomup.validate import check_image
 from bottomup.superpixels.slic import dense_labels
+from bottomup.validate import check_image
 
 __all__ = ["felzenszwalb"]
 
