@@ -1,6 +1,6 @@
 """Stage 4: hierarchies of regions (greedy UCM merging, ucm2 <-> Hierarchy, cuts, multiscale)."""
 
-from bottomup.hierarchy.multiscale import combine_hierarchies, image_pyramid, multiscale_hierarchy  # noqa: E402
+from bottomup.hierarchy.multiscale import combine_hierarchies, image_pyramid, multiscale_hierarchy
 from bottomup.hierarchy.tree import Hierarchy
 from bottomup.hierarchy.ucm import (
     UCM_SIGMOID,

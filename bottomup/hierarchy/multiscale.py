@@ -26,7 +26,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from bottomup.hierarchy import Hierarchy, ucm_from_edge_weights
+from bottomup.hierarchy.tree import Hierarchy
+from bottomup.hierarchy.ucm import ucm_from_edge_weights
 
 __all__ = ["ALIGN_THRESHOLD", "MULTISCALE_SIGMOID", "image_pyramid", "resize_labels", "finest_superpixels",
            "lowest_common_ancestors", "aligned_levels", "combine_hierarchies", "multiscale_hierarchy"]
