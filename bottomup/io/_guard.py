@@ -287,6 +287,8 @@ def check_mat(f, path: str, what: str, limit: int) -> dict:
                 src.skip(-n % 8)
             else:
                 src.skip(n + (-n % 8))
+        if f.read().strip(b"\0"):
+            raise _Corrupt("the file ends inside an element (truncated?)")
     except PixelLimitError as exc:
         raise PixelLimitError(f"{what} file {path!r}: {exc}; refused before reading it (set "
                               f"max_pixels or ${MAX_PIXELS_ENV} to allow more)") from None
