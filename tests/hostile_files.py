@@ -171,7 +171,8 @@ HOSTILE_IMAGES = [
     ("truncated.png", lambda: half(png_bytes()), "ValueError", "truncated or corrupt"),
     ("text.jpg", lambda: b"hello, I am a text file\n" * 4, "ValueError", "not an image format.*hello"),
     ("bomb.png", lambda: png_claiming(40000, 40000), "PixelLimitError", "1600000000 pixels.*before decoding"),
-    ("bomb20k.png", lambda: png_claiming(20000, 20000), "PixelLimitError", "400000000 pixels.*before decoding"),
+    ("bomb20k.png", lambda: png_claiming(20000, 20000), "PixelLimitError",
+     "400000000 pixels.*before decoding"),
     ("bomb.jpg", lambda: _jpeg_claiming(60000, 60000), "PixelLimitError",
      "3600000000 pixels.*before decoding"),
 ]

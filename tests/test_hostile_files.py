@@ -262,12 +262,10 @@ def _mutations():
     seeds = [hf.png_bytes(hf.noise(6, 7)), hf.jpeg_bytes(hf.noise(6, 7)),
              hf.mat_bytes({"ucm2": np.zeros((5, 7))}), hf.mat_bytes(hf.small_gt()),
              hf.npz_bytes(ucm2=np.zeros((5, 7))), hf.animated_gif()]
-    flipped = st.tuples(st.sampled_from(seeds), st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)),
-                                                           max_size=8), st.integers(0, 10**6)).map(
-        lambda t: _flip(*t))
-    return st.one_of(st.binary(max_size=512),
-                     st.tuples(st.sampled_from(_PREFIXES), st.binary(max_size=512)).map(lambda t: t[0] + t[1]),
-                     flipped)
+    edits = st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), max_size=8)
+    flipped = st.tuples(st.sampled_from(seeds), edits, st.integers(0, 10**6)).map(lambda t: _flip(*t))
+    prefixed = st.tuples(st.sampled_from(_PREFIXES), st.binary(max_size=512)).map(lambda t: t[0] + t[1])
+    return st.one_of(st.binary(max_size=512), prefixed, flipped)
 
 
 def _flip(data, edits, cut):
@@ -397,7 +395,7 @@ def test_evaluate_goes_on_past_hostile_files(tmp_path):
                 "d": ("d.npy", b"\x93NUMPY junk")}
     for iid in ["a", "b", "c", "d", "e", "ok1", "ok2"]:
         write_gt(gt / f"{iid}.mat", [lab])
-    for iid, (name, data) in bad_pred.items():
+    for name, data in bad_pred.values():
         hf.write(pred / name, data)
     write_ucm2(pred / "e.mat", ucm2_from_labels(lab))
     hf.write(gt / "e.mat", hf.mat_claiming_cells(2_000_000_000))  # the ground truth is the bad one

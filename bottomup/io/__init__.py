@@ -10,4 +10,5 @@ from bottomup.io.bsds import BSDSGroundTruth, read_bsds_gt, read_ucm2, write_ucm
 from bottomup.io.images import read_image
 from bottomup.io.msrc import read_msrc21
 
-__all__ = ["DEFAULT_MAX_PIXELS", "PixelLimitError", "BSDSGroundTruth", "read_bsds_gt", "read_image", "read_msrc21", "read_ucm2", "write_ucm2"]
+__all__ = ["DEFAULT_MAX_PIXELS", "PixelLimitError", "BSDSGroundTruth", "read_bsds_gt", "read_image",
+           "read_msrc21", "read_ucm2", "write_ucm2"]

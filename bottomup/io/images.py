@@ -31,7 +31,7 @@ def _probe(f):
 
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore")  # Pillow warns on odd headers (corrupt EXIF ...)
             with Image.open(f) as im:
                 return im.format, int(im.size[0]), int(im.size[1])
     except Image.DecompressionBombError as exc:  # Pillow's own cap (2 x its MAX_IMAGE_PIXELS)

@@ -114,7 +114,8 @@ def _read_prediction(path: Path):
             try:  # from a real file numpy reads at most the file's bytes, whatever the header claims
                 arr = np.load(f, allow_pickle=False)
             except Exception as exc:  # noqa: BLE001 - numpy raises many types on a damaged file
-                raise ValueError(f"cannot read .npy boundary map {path}: {type(exc).__name__}: {exc}") from None
+                raise ValueError(
+                    f"cannot read .npy boundary map {path}: {type(exc).__name__}: {exc}") from None
         if not isinstance(arr, np.ndarray) or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
             raise ValueError(f"boundary map {path} must be a numeric array")
         arr = np.asarray(arr, dtype=np.float64)
