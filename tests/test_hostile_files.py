@@ -7,10 +7,12 @@ prints the table of what each one gets). Permissions: we usually run as root, wh
 
 from __future__ import annotations
 
+import atexit
 import io
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -244,8 +246,6 @@ def test_unreadable_permissions():
     finally:
         for p in base.iterdir():
             os.chmod(p, 0o600)
-        import shutil
-
         shutil.rmtree(base)
 
 
@@ -254,7 +254,8 @@ def test_unreadable_permissions():
 _PREFIXES = [b"", b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*",
              b"RIFF\x00\x00\x00\x00WEBP", b"P6\n", b"P5\n", b"PK\x03\x04",
              hf.mat_bytes({"ucm2": np.zeros((5, 7))})[:128]]
-_FUZZ_DIR = Path(tempfile.mkdtemp(prefix="bottomup-fuzz-"))
+_FUZZ_DIR = Path(tempfile.mkdtemp(prefix="bottomup-fuzz-"))  # hypothesis and tmp_path do not mix
+atexit.register(shutil.rmtree, _FUZZ_DIR, ignore_errors=True)
 
 
 def _mutations():
