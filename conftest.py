@@ -13,4 +13,5 @@ def _doctest_names(doctest_namespace):
 # import two different `naive.py` files under one name).
 collect_ignore_glob = [
     "tests/naive*.py", "tests/*/naive*.py", "tests/*/deep_testing.py", "tests/jobs_tasks.py",
+    "tests/hostile_files.py",
 ]

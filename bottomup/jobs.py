@@ -36,7 +36,7 @@ __all__ = [
     "run_job",
 ]
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif")
 
 #: Built-in tasks: name -> "module:function" (imported by each worker). Other packages add
 #: theirs through the entry-point group :data:`TASKS_GROUP` (``deep`` adds ``deep``).
@@ -54,8 +54,9 @@ def list_images(inputs) -> list[Path]:
     Parameters
     ----------
     inputs : sequence of path-like
-        Image files (any extension) and folders (their images with a known extension, not
-        recursive).
+        Image files (any extension) and folders (their entries with a known extension, not
+        recursive). An entry that is not a regular file (a FIFO, a folder named ``x.jpg``) is
+        kept, so that the job lists it as failed with the reader's reason instead of skipping it.
 
     Raises
     ------
@@ -67,7 +68,7 @@ def list_images(inputs) -> list[Path]:
         p = Path(item)
         if p.is_dir():
             out.extend(sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_EXTENSIONS))
-        elif p.is_file():
+        elif p.exists():  # a FIFO or device too: the reader refuses it with a clear error
             out.append(p)
         else:
             raise FileNotFoundError(f"input not found: {p}")

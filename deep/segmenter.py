@@ -461,8 +461,8 @@ def segment_file(in_path, out_path, *, device: str = "cpu", weights=None, min_sc
     from bottomup.io import read_image
     from bottomup.io.files import atomic_path
 
+    img = read_image(in_path)  # first: a hostile file fails before the model loads
     seg = _default(str(device)) if weights is None else DeepSegmenter.load(weights, device=device)
-    img = read_image(in_path)
     res = seg.predict(img)
     out_path = Path(out_path)
     stem = out_path.stem

@@ -16,3 +16,24 @@ def mean_color(in_path, out_path, delay=0.0):
     with atomic_path(out_path) as tmp, open(tmp, "wb") as f:
         np.save(f, out)
     return {"shape": list(img.shape)}
+
+
+def mean_color_slow_write(in_path, out_path, pause=0.1):
+    """Like :func:`mean_color`, but writes its output in two halves ``pause`` seconds apart.
+
+    The write then lasts long enough for two processes on one output to overlap inside it, so a
+    temporary name shared between them would show up as a torn or missing file.
+    """
+    import io
+
+    img = read_image(in_path)
+    out = np.concatenate([img.mean(axis=(0, 1)), img[::4, ::4].ravel()])
+    buf = io.BytesIO()
+    np.save(buf, out)
+    data = buf.getvalue()
+    with atomic_path(out_path) as tmp, open(tmp, "wb") as f:
+        f.write(data[: len(data) // 2])
+        f.flush()
+        time.sleep(pause)
+        f.write(data[len(data) // 2:])
+    return {"shape": list(img.shape)}

@@ -19,6 +19,7 @@ import numpy as np
 
 from bottomup.io.files import atomic_path
 from bottomup.validate import check_ucm2
+from bottomup.io._guard import array_limit, check_mat, check_npy_member, open_regular, resolve_max_pixels
 
 __all__ = ["BSDSGroundTruth", "read_bsds_gt", "read_ucm2", "write_ucm2"]
 
@@ -57,90 +58,145 @@ class BSDSGroundTruth:
         return len(self.segmentations)
 
 
-def _loadmat(path: str) -> dict:
+def _loadmat(path: str, what: str, names: list, max_pixels) -> dict:
+    """Load ``names`` from a MAT file after its headers passed :func:`check_mat`."""
     import scipy.io as sio
 
+    limit = array_limit(resolve_max_pixels(max_pixels))
+    with open_regular(path, what) as f:
+        if os.fstat(f.fileno()).st_size == 0:
+            raise ValueError(f"{what} file {path!r} is empty (0 bytes); expected a MATLAB file")
+        check_mat(f, path, what, limit)
+        try:
+            return sio.loadmat(f, variable_names=names)
+        except Exception as exc:  # noqa: BLE001 - scipy raises many types on a damaged file
+            raise ValueError(f"cannot read {what} file {path!r} as MATLAB: "
+                             f"{type(exc).__name__}: {exc}") from None
+
+
+def _annotator(cell, field: str, path: str, k: int) -> np.ndarray:
     try:
-        return sio.loadmat(path)
-    except FileNotFoundError:
-        raise
-    except Exception as exc:
-        raise ValueError(f"cannot read MATLAB file {path!r}: {exc}") from exc
+        arr = np.asarray(cell[field][0, 0])
+    except (KeyError, IndexError, ValueError, TypeError):
+        raise ValueError(f"ground-truth file {path!r}: annotator {k} has no `{field}`; expected a "
+                         "struct with Segmentation and Boundaries") from None
+    if arr.ndim != 2 or arr.size == 0 or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise ValueError(f"ground-truth file {path!r}: annotator {k}'s `{field}` must be a non-empty "
+                         f"2-D numeric array, got shape {arr.shape} and dtype {arr.dtype}")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"ground-truth file {path!r}: annotator {k}'s `{field}` contains NaN or inf")
+    return arr
 
 
-def read_bsds_gt(path: str | os.PathLike) -> BSDSGroundTruth:
+def read_bsds_gt(path: str | os.PathLike, *, max_pixels: int | None = None) -> BSDSGroundTruth:
     """Read a BSDS500 ground-truth ``.mat`` file.
 
     Parameters
     ----------
     path : str or path-like
         File holding the cell array ``groundTruth``.
+    max_pixels : int, optional
+        Pixel limit (see :func:`bottomup.io.read_image`); an array in the file claiming more
+        than ``9 * max_pixels`` elements is refused from its header, before it is read.
 
     Returns
     -------
     gt : BSDSGroundTruth
+
+    Raises
+    ------
+    FileNotFoundError, PermissionError
+        If the file is missing or may not be read.
+    ValueError
+        Naming the file: not a regular file, not a MATLAB file, damaged, no ``groundTruth``,
+        annotators without 2-D ``Segmentation``/``Boundaries`` of one shape; ``PixelLimitError``
+        (a ``ValueError``) for an array over the limit.
     """
     path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"ground-truth file not found: {path}")
-    mat = _loadmat(path)
+    what = "ground-truth"
+    mat = _loadmat(path, what, ["groundTruth"], max_pixels)
     if "groundTruth" not in mat:
         raise ValueError(f"{path!r} has no variable `groundTruth`; is it a BSDS ground-truth file?")
-    cells = mat["groundTruth"].ravel()
+    cells = np.asarray(mat["groundTruth"])
+    if cells.dtype != object or cells.size == 0:
+        raise ValueError(f"ground-truth file {path!r}: `groundTruth` must be a non-empty cell array of "
+                         f"structs, got an array of shape {cells.shape} and dtype {cells.dtype}")
     segs, bdrys = [], []
-    for k, cell in enumerate(cells):
-        try:
-            seg = np.asarray(cell["Segmentation"][0, 0])
-            bdry = np.asarray(cell["Boundaries"][0, 0])
-        except (KeyError, IndexError, ValueError) as exc:
-            raise ValueError(f"{path!r}: annotator {k} lacks Segmentation/Boundaries") from exc
+    for k, cell in enumerate(cells.ravel()):
+        seg = _annotator(cell, "Segmentation", path, k)
+        bdry = _annotator(cell, "Boundaries", path, k)
+        if seg.shape != bdry.shape or seg.shape != (segs[0].shape if segs else seg.shape):
+            raise ValueError(f"ground-truth file {path!r}: annotator {k} has Segmentation {seg.shape} "
+                             f"and Boundaries {bdry.shape}; every map must have the image's shape "
+                             f"{segs[0].shape if segs else seg.shape}")
         _, dense = np.unique(seg, return_inverse=True)
         segs.append(dense.reshape(seg.shape).astype(np.int32))
         bdrys.append(bdry.astype(bool))
     return BSDSGroundTruth(tuple(segs), tuple(bdrys))
 
 
-def read_ucm2(path: str | os.PathLike) -> np.ndarray:
+def read_ucm2(path: str | os.PathLike, *, max_pixels: int | None = None) -> np.ndarray:
     """Read a ucm2 from ``.mat`` (variable ``ucm2``), ``.npz`` (key ``ucm2``) or 16-bit ``.png``.
 
     Parameters
     ----------
     path : str or path-like
+    max_pixels : int, optional
+        Pixel limit (see :func:`bottomup.io.read_image`); a ucm2 (or any array in a ``.mat``)
+        claiming more than ``9 * max_pixels`` elements is refused from its header, before it is
+        read.
 
     Returns
     -------
     ucm2 : (2H+1, 2W+1) ndarray of float64
         A PNG is scaled by 1/65535 (8-bit PNGs by 1/255).
+
+    Raises
+    ------
+    FileNotFoundError, PermissionError
+        If the file is missing or may not be read.
+    ValueError
+        Naming the file: unknown extension, not a regular file, damaged, no ``ucm2``, not the
+        (2H+1, 2W+1) layout, NaN; ``PixelLimitError`` (a ``ValueError``) over the limit.
     """
     path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"ucm2 file not found: {path}")
     ext = os.path.splitext(path)[1].lower()
+    if ext not in (".mat", ".npz", ".png"):
+        if not os.path.lexists(path):
+            raise FileNotFoundError(f"ucm2 file not found: {path}")
+        raise ValueError(f"unknown ucm2 file type {ext!r} for {path!r}; expected .mat, .npz or .png")
+    limit = array_limit(resolve_max_pixels(max_pixels))
     if ext == ".mat":
-        mat = _loadmat(path)
+        mat = _loadmat(path, "ucm2", ["ucm2"], max_pixels)
         if "ucm2" not in mat:
-            keys = [k for k in mat if not k.startswith("__")]
+            import scipy.io as sio
+
+            try:
+                keys = [name for name, *_ in sio.whosmat(path)]
+            except Exception:  # noqa: BLE001
+                keys = []
             raise ValueError(f"{path!r} has no variable `ucm2` (found {keys})")
         arr = mat["ucm2"]
     elif ext == ".npz":
-        try:
-            with np.load(path) as f:
-                if "ucm2" not in f:
-                    raise ValueError(f"{path!r} has no array `ucm2` (found {list(f.keys())})")
-                arr = f["ucm2"]
-        except ValueError:
-            raise
-        except Exception as exc:
-            raise ValueError(f"cannot read npz file {path!r}: {exc}") from exc
-    elif ext == ".png":
+        with open_regular(path, "ucm2") as f:
+            _, dtype = check_npy_member(f, path, "ucm2", "ucm2", limit)
+            if dtype.hasobject:
+                raise ValueError(f"ucm2 file {path!r}: array `ucm2` holds Python objects ({dtype}); "
+                                 "expected numbers")
+            try:
+                with np.load(f, allow_pickle=False) as z:
+                    arr = z["ucm2"]
+            except Exception as exc:  # noqa: BLE001 - numpy and zipfile raise many types
+                raise ValueError(f"cannot read npz file {path!r}: {type(exc).__name__}: {exc}") from None
+    else:
         import cv2
 
-        arr = cv2.imread(path, cv2.IMREAD_UNCHANGED)
-        if arr is None or arr.ndim != 2:
-            raise ValueError(f"{path!r} is not a single-channel PNG ucm2")
+        from bottomup.io.images import _decode
+
+        arr = _decode(path, what="ucm2", max_pixels=limit, flags=cv2.IMREAD_UNCHANGED)
+        if arr.ndim != 2:
+            raise ValueError(f"{path!r} is not a single-channel PNG ucm2 (got shape {arr.shape})")
         arr = arr.astype(np.float64) / (65535.0 if arr.dtype == np.uint16 else 255.0)
-    else:
-        raise ValueError(f"unknown ucm2 file type {ext!r} for {path!r}; expected .mat, .npz or .png")
     try:
         return check_ucm2(arr, name=f"ucm2 in {path!r}")
     except (TypeError, ValueError) as exc:

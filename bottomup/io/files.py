@@ -5,14 +5,21 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import threading
 from pathlib import Path
 
 __all__ = ["atomic_path"]
 
 
+_UMASK_LOCK = threading.Lock()
+
+
 def _default_mode() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
+    # Reading the umask means setting it: without the lock, two threads (Dask worker threads
+    # writing outputs) can interleave so that one reads the other's 0 and leaves the umask at 0.
+    with _UMASK_LOCK:
+        mask = os.umask(0)
+        os.umask(mask)
     return 0o666 & ~mask
 
 

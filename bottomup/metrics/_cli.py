@@ -32,6 +32,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="maximum match distance as a fraction of the diagonal (default 0.0075)")
     p.add_argument("--no-thin", action="store_true", help="do not thin thresholded maps")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--skip-failed", action="store_true",
+                   help="score the images that can be read and list the others (exit status 1); "
+                        "by default any unreadable file is an error, after all were tried")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         figures = evaluate_folder(
             args.pred, args.gt, ids=ids, params=params, workers=args.workers,
             cache_dir=None if args.no_cache else args.cache, regions=not args.no_regions,
-            progress=not args.quiet,
+            progress=not args.quiet, skip_failed=args.skip_failed,
         )
     except (FileNotFoundError, ValueError) as exc:
         print(f"bottomup evaluate: error: {exc}", file=sys.stderr)
@@ -68,7 +71,9 @@ def run(args: argparse.Namespace) -> int:
             json.dump(figures, f, indent=1)
     if args.plot:
         plot_pr(figures, args.plot, label=os.path.basename(os.path.normpath(args.pred)))
-    return 0
+    for rec in figures["failed"]:
+        print(f"  failed (not scored): {rec['pred']}: {rec['error']}", file=sys.stderr)
+    return 1 if figures["failed"] else 0
 
 
 def register(subparsers) -> None:

@@ -98,18 +98,26 @@ def _read_prediction(path: Path):
     if ext == ".png":
         import cv2
 
-        arr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-        if arr is None:
-            raise ValueError(f"cannot read PNG boundary map {path}")
+        from bottomup.io._guard import resolve_max_pixels
+        from bottomup.io.images import _decode
+
+        arr = _decode(str(path), what="PNG boundary map", max_pixels=resolve_max_pixels(),
+                      flags=cv2.IMREAD_UNCHANGED)
         if arr.ndim == 3:
             raise ValueError(f"boundary map {path} must be single-channel, got shape {arr.shape}")
         scale = 65535.0 if arr.dtype == np.uint16 else 255.0
         return "pb", arr.astype(np.float64) / scale
     if ext == ".npy":
-        try:
-            arr = np.load(path, allow_pickle=False)
-        except Exception as exc:
-            raise ValueError(f"cannot read .npy boundary map {path}: {exc}") from exc
+        from bottomup.io._guard import open_regular
+
+        with open_regular(str(path), ".npy boundary map") as f:
+            try:  # from a real file numpy reads at most the file's bytes, whatever the header claims
+                arr = np.load(f, allow_pickle=False)
+            except Exception as exc:  # noqa: BLE001 - numpy raises many types on a damaged file
+                raise ValueError(
+                    f"cannot read .npy boundary map {path}: {type(exc).__name__}: {exc}") from None
+        if not isinstance(arr, np.ndarray) or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+            raise ValueError(f"boundary map {path} must be a numeric array")
         arr = np.asarray(arr, dtype=np.float64)
         if arr.ndim != 2:
             raise ValueError(f"boundary map {path} must be 2-D, got shape {arr.shape}")
@@ -183,6 +191,18 @@ def evaluate_image(pred_path, gt_path, params: BoundaryParams | None = None, *, 
 
 
 def _cached_eval(args):
+    """``(id, result)``; a file that cannot be evaluated gives ``{"error": ...}`` instead of raising."""
+    iid, pred, gt = args[:3]
+    try:
+        return _cached_eval_or_raise(args)
+    except Exception as exc:  # noqa: BLE001 - every bad file is reported, the others go on
+        msg = str(exc)
+        if pred not in msg and gt not in msg:
+            msg = f"{pred}: {msg}"
+        return iid, {"error": f"{type(exc).__name__}: {msg}"}
+
+
+def _cached_eval_or_raise(args):
     iid, pred, gt, params_dict, cache_dir, regions = args
     params = BoundaryParams(**params_dict)
     key = None
@@ -219,7 +239,7 @@ def _warmup():
 
 
 def evaluate_folder(pred_dir, gt_dir, *, ids=None, params=None, workers=1, cache_dir="default",
-                    regions=True, progress=True) -> dict:
+                    regions=True, progress=True, skip_failed=False) -> dict:
     """Evaluate a folder of predictions with the BSDS protocol.
 
     Parameters
@@ -239,13 +259,26 @@ def evaluate_folder(pred_dir, gt_dir, *, ids=None, params=None, workers=1, cache
         Compute region metrics for ucm2 predictions.
     progress : bool
         Show a progress bar (tqdm) on stderr.
+    skip_failed : bool
+        When some files cannot be read (corrupt, wrong shape ...): score the others and list the
+        failures in ``figures["failed"]``. By default every image is still evaluated (and cached),
+        then one ``ValueError`` lists every failed file, so a figure never silently covers fewer
+        images.
 
     Returns
     -------
     figures : dict
         ``ods, ois, ap, r50, covering_ods, covering_ois, covering_best, pri_ods, pri_ois, vi_ods,
         vi_ois, n_images`` (region keys None when any prediction is not a ucm2), the curves, the
-        per-image F at the ODS threshold, timings and the protocol.
+        per-image F at the ODS threshold, timings, the protocol and ``failed`` (a list of
+        ``{"id", "pred", "gt", "error"}``, empty unless ``skip_failed``).
+
+    Raises
+    ------
+    FileNotFoundError
+        See :func:`find_pairs`.
+    ValueError
+        Listing every file that could not be evaluated, with its reason (unless ``skip_failed``).
     """
     params = params or BoundaryParams()
     if not isinstance(workers, (int, np.integer)) or workers < 1:
@@ -281,7 +314,17 @@ def evaluate_folder(pred_dir, gt_dir, *, ids=None, params=None, workers=1, cache
     if bar is not None:
         bar.close()
     wall = time.perf_counter() - t0
-    order = [i for i, _, _ in pairs]
+    failed = [{"id": i, "pred": str(p), "gt": str(g), "error": results[i]["error"]}
+              for i, p, g in pairs if "error" in results[i]]
+    if failed and (not skip_failed or len(failed) == len(pairs)):
+        lines = "\n".join(f"  {r['id']}: {r['error']}" for r in failed)
+        raise ValueError(
+            f"{len(failed)} of {len(pairs)} image(s) could not be evaluated"
+            + ("" if len(failed) == len(pairs) else
+               " (the others were, and are cached; skip_failed=True / --skip-failed scores them)")
+            + f":\n{lines}"
+        )
+    order = [i for i, _, _ in pairs if "error" not in results[i]]
     counts = np.array([results[i]["boundary"] for i in order], dtype=np.float64)
     figures = collect_boundaries(counts, params.thresholds)
     kinds = {results[i]["kind"] for i in order}
@@ -297,6 +340,7 @@ def evaluate_folder(pred_dir, gt_dir, *, ids=None, params=None, workers=1, cache
     figures["wall_seconds"] = wall
     figures["workers"] = int(workers)
     figures["protocol"] = asdict(params)
+    figures["failed"] = failed
     return figures
 
 
