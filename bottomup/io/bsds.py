@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bottomup.io._guard import array_limit, check_mat, check_npy_member, open_regular, resolve_max_pixels
 from bottomup.io.files import atomic_path
 from bottomup.validate import check_ucm2
-from bottomup.io._guard import array_limit, check_mat, check_npy_member, open_regular, resolve_max_pixels
 
 __all__ = ["BSDSGroundTruth", "read_bsds_gt", "read_ucm2", "write_ucm2"]
 

@@ -12,8 +12,8 @@ import re
 
 import numpy as np
 
-from bottomup.validate import check_image
 from bottomup.io._guard import MAX_PIXELS_ENV, PixelLimitError, open_regular, resolve_max_pixels
+from bottomup.validate import check_image
 
 __all__ = ["read_image"]
 
