@@ -22,6 +22,9 @@ def source_options(args) -> dict:
     """The contour-source options given on the command line (``--preset``, ``--seed``,
     ``--multiscale``), checked against the source: ``--preset`` and ``--seed`` are gPb's."""
     opts = {}
+    if args.preset == "mcg":  # the old name, one release
+        print("bottomup: --preset mcg is called --preset medium now", file=sys.stderr)
+        args.preset = "medium"
     if args.preset is not None:
         opts["preset"] = args.preset
     if args.seed is not None:
@@ -59,8 +62,8 @@ def register(subparsers) -> None:
     p.add_argument("--format", choices=("mat", "npz", "png"), default="mat",
                    help="ucm2 file format (default mat, BSDS-compatible)")
     add_contours_argument(p)
-    p.add_argument("--preset", choices=("quality", "balanced", "fast", "medium"),
-                   help="gPb preset (default quality; --contours gpb only)")
+    p.add_argument("--preset", choices=("quality", "balanced", "fast", "medium", "mcg"),
+                   help="gPb preset (default quality; --contours gpb only; mcg: old name of medium)")
     p.add_argument("--seed", type=int, help="seed of gPb's texton k-means (default 0; --contours gpb only)")
     p.add_argument("--arcs", choices=("mean", "learned"),
                    help="arc scores before the merging: mean contour strength (the OWT-UCM; default for "
