@@ -179,3 +179,17 @@ def test_arcs_argument(photo):
     got = bottomup.segment(photo, sobel, arcs=spy).to_ucm2()
     assert calls and calls[0][1] == base.mean.size
     assert not np.array_equal(got, bottomup.segment(photo, sobel).to_ucm2())  # the scores were used
+
+
+def test_cli_old_preset_name_still_works(tmp_path, photo, capsys):
+    import cv2
+
+    from bottomup.cli import main
+
+    cv2.imwrite(str(tmp_path / "a.png"), (photo[..., ::-1] * 255).round().astype(np.uint8))
+    read = cv2.imread(str(tmp_path / "a.png"))[..., ::-1]
+    assert main(["segment", str(tmp_path / "a.png"), "--out", str(tmp_path / "o"), "--preset", "mcg",
+                 "--format", "npz", "--quiet"]) == 0
+    assert "--preset medium" in capsys.readouterr().err
+    np.testing.assert_array_equal(np.load(tmp_path / "o" / "a.npz")["ucm2"],
+                                  bottomup.segment(read, GPb("medium")).to_ucm2())
