@@ -71,6 +71,7 @@ __all__ = [
     "cell_anchors",
     "grid_anchors",
     "match_boxes",
+    "rpn_targets",
     "sample_balanced",
     "assign_fpn_levels",
     "multiscale_roi_align",
@@ -435,6 +436,41 @@ def match_boxes(iou: Tensor, high: float, low: float, allow_low_quality: bool = 
         pred = ((iou == best) & (best > 0)).any(dim=0).nonzero().squeeze(1)
         out[pred] = matches[pred]
     return out
+
+
+def rpn_targets(anchors: Tensor, gt_boxes: Tensor, fg_iou: float = 0.7,
+                bg_iou: float = 0.3) -> tuple[Tensor, Tensor]:
+    """Labels and regression targets of every anchor for the RPN (Sec. 3.1.2 of [3]_).
+
+    Parameters
+    ----------
+    anchors : (A, 4) torch.Tensor
+        xyxy.
+    gt_boxes : (G, 4) torch.Tensor
+        xyxy ground truth of the image (``G = 0``: every anchor is background).
+    fg_iou, bg_iou : float
+        An anchor is an object if its IoU with some box is ``>= fg_iou`` or if it has the highest
+        IoU of some box (:func:`match_boxes` with ``allow_low_quality``), background if its best
+        IoU is ``< bg_iou``, ignored otherwise.
+
+    Returns
+    -------
+    labels : (A,) torch.Tensor of int64
+        1 object, 0 background, -1 ignored.
+    deltas : (A, 4) torch.Tensor
+        :func:`encode_boxes` of each anchor onto its best box (zeros when ``G = 0``).
+
+    Examples
+    --------
+    >>> a = torch.tensor([[0., 0., 8., 8.], [8., 0., 16., 8.], [16., 0., 24., 8.]])
+    >>> rpn_targets(a, torch.tensor([[0., 0., 14., 8.]]))[0].tolist()
+    [1, -1, 0]
+    """
+    m = match_boxes(box_iou(gt_boxes, anchors), fg_iou, bg_iou, allow_low_quality=True)
+    labels = torch.where(m >= 0, 1, torch.where(m == BELOW_LOW, 0, -1)).to(torch.int64)
+    if gt_boxes.shape[0] == 0:
+        return labels, torch.zeros_like(anchors)
+    return labels, encode_boxes(anchors, gt_boxes[m.clamp(min=0)])
 
 
 def sample_balanced(labels: Tensor, batch_size: int, positive_fraction: float,
@@ -1116,15 +1152,10 @@ class MaskRCNN(nn.Module):
         if self.training:
             labels, tdeltas = [], []
             for t in targets_scaled:
-                gt = t["boxes"]
-                m = match_boxes(box_iou(gt, all_anchors), self.config["rpn_fg_iou_thresh"],
-                                self.config["rpn_bg_iou_thresh"], allow_low_quality=True)
-                lab = torch.where(m >= 0, 1, torch.where(m == BELOW_LOW, 0, -1))
+                lab, d = rpn_targets(all_anchors, t["boxes"], self.config["rpn_fg_iou_thresh"],
+                                     self.config["rpn_bg_iou_thresh"])
                 labels.append(lab)
-                if gt.shape[0]:
-                    tdeltas.append(encode_boxes(all_anchors, gt[m.clamp(min=0)]))
-                else:
-                    tdeltas.append(torch.zeros_like(all_anchors))
+                tdeltas.append(d)
             pos, neg = [], []
             for i, lab in enumerate(labels):
                 p, q = sample_balanced(lab, self.config["rpn_batch_size_per_image"],
