@@ -134,11 +134,13 @@ def cmd_train(args) -> int:
                          seed=args.seed, device=device,
                          max_seconds=None if args.max_minutes is None else 60.0 * args.max_minutes)
     hist = res["history"]
-    sec = [h["seconds"] for h in hist[-len(hist):]]
+    sec = [h["seconds"] for h in hist]
+    cpu = [h["cpu_seconds"] for h in hist if "cpu_seconds" in h]
     head = [h["loss"] for h in hist[:20]]
     tail = [h["loss"] for h in hist[-20:]]
     out = {"iteration": res["iteration"], "iterations": args.iterations, "batch_size": args.batch_size,
            "seconds_this_call": res["seconds"], "seconds_per_iteration_median": float(np.median(sec)) if sec else None,
+           "cpu_seconds_per_iteration_median": float(np.median(cpu)) if cpu else None,
            "loss_first20_mean": float(np.mean(head)) if head else None,
            "loss_last20_mean": float(np.mean(tail)) if tail else None,
            "losses_last20_mean": {k: float(np.mean([h[k] for h in hist[-20:]]))
