@@ -319,7 +319,7 @@ def test_outputs_in_torchvision_format():
     empty = {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64),
              "masks": torch.zeros(0, 64, 80, dtype=torch.bool)}
     losses = model([img], [empty])
-    assert float(losses["loss_mask"]) == 0.0 and torch.isfinite(sum(losses.values()))
+    assert losses["loss_mask"].item() == 0.0 and torch.isfinite(sum(losses.values()))
 
 
 def test_input_errors_name_the_argument():
@@ -445,7 +445,9 @@ def test_training_resumes_exactly(tmp_path):
     assert again["iteration"] == 4 and len(again["history"]) == 4
 
 
+@pytest.mark.slow
 def test_bench_train_then_eval_json(tmp_path):
+    """bench/maskrcnn.py train (1 iteration, pretrained backbone) then eval: the JSON keys (~10 s)."""
     import maskrcnn as bench
 
     _tiny_layout(tmp_path / "layout")
