@@ -19,7 +19,9 @@ Map of the package:
   ``bilinear_upsample``, ``bilinear_kernel``/``BilinearConvTranspose2d``, ``max_unpool``,
   ``shift_and_stitch``, ``ContextModule`` (Yu & Koltun), ``stride_to_dilation`` (DeepLab),
   ``separable_conv2d``, ``masks_to_boxes``.
-- ``deep.models``: ``FCN`` (32s/16s/8s), ``UNet``, ``DeconvNet``, ``ASPP``, ``DeepLabV3Plus``.
+- ``deep.models``: ``FCN`` (32s/16s/8s), ``UNet``, ``DeconvNet``, ``ASPP``, ``DeepLabV3Plus``;
+  ``MaskRCNN`` (FPN on Lite0, RPN or bottom-up RoIs, torchvision's input/output format; training
+  ``deep.training.train_maskrcnn``, ``bench/maskrcnn.py``).
 - ``deep.receptive_field(model, input_size)``: size, jump and centre per layer.
 - ``deep.crf``: ``dense_crf(unary, image, *, contours=None, n_iter=5)`` (permutohedral mean field:
   numba on the CPU, torch on any device) and the trainable ``DenseCRF`` (CRF-as-RNN).
@@ -40,7 +42,7 @@ from ._checks import ShapeError, check_shape
 from .backbone import EfficientNetLite0, efficientnet_lite0, preprocess
 from .crf import DenseCRF, dense_crf
 from .features import Hypercolumns, hypercolumns, pool_hypercolumns, sample_hypercolumns
-from .models import ASPP, FCN, DeconvNet, DeepLabV3Plus, UNet, deeplabv3plus_efficientnet_lite0
+from .models import ASPP, FCN, DeconvNet, DeepLabV3Plus, MaskRCNN, UNet, deeplabv3plus_efficientnet_lite0
 from .ops import (
     BilinearConvTranspose2d,
     BilinearUpsample,
@@ -95,6 +97,7 @@ __all__ = [
     "FCN",
     "DeconvNet",
     "DeepLabV3Plus",
+    "MaskRCNN",
     "UNet",
     "deeplabv3plus_efficientnet_lite0",
     "BilinearConvTranspose2d",

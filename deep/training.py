@@ -14,6 +14,9 @@ Stages (all on frozen ImageNet EfficientNet-Lite0 hypercolumns, as :mod:`deep.sc
    from :func:`deep.scoring.candidate_targets` (class at IoU >= 0.5, best IoU, class histogram).
 3. ``refiner``: :class:`deep.refine.MaskRefiner` on proposals that overlap an instance by at least
    0.5, the instance's mask as target (void pixels ignored).
+
+:func:`train_maskrcnn` trains :class:`deep.models.MaskRCNN` end to end (backbone partly) on the
+same layout, with one checkpoint ``maskrcnn.ckpt`` in the work folder (``bench/maskrcnn.py``).
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ from .refine import MaskRefiner, expand_boxes
 from .scoring import PixelClassifier, RegionScorer, candidate_targets, dense_hypercolumns, region_descriptors
 from .segmenter import backbone_taps
 
-__all__ = ["cache_proposals", "cache_taps", "load_proposals", "load_taps", "save_proposals", "train_heads"]
+__all__ = ["cache_proposals", "cache_taps", "load_proposals", "load_taps", "maskrcnn_lr", "maskrcnn_sample",
+           "save_proposals", "train_heads", "train_maskrcnn"]
 
 def _save_atomic(obj, path: Path) -> None:
     from bottomup.io.files import atomic_path
@@ -275,3 +279,170 @@ def train_heads(ds: SegmentationDataset, work, *, pixel_epochs: int = 12, scorer
     times["refiner"] = time.perf_counter() - t0
     return {"pixel": pixel, "scorer": scorer, "refiner": refiner, "times": times}
 
+
+
+# ---- Mask R-CNN -----------------------------------------------------------------------------
+
+
+def maskrcnn_sample(sample, things, *, flip: bool = False, proposals=None, mask_prior: bool = False):
+    """One :class:`deep.data.Sample` as Mask R-CNN input: image tensor, target dict, proposals.
+
+    Parameters
+    ----------
+    sample : deep.data.Sample
+    things : sequence of int
+        Dataset class ids that are detected; class ``things[j]`` becomes label ``j + 1``
+        (0 is background, torchvision's convention). Other instances and crowd ones are dropped.
+    flip : bool
+        Mirror left to right (image, masks, boxes, proposals).
+    proposals : bottomup.mcg.Candidates, optional
+        Bottom-up RoIs of the image (``rois="external"``), with their masks if ``mask_prior``.
+
+    Returns
+    -------
+    image : (3, H, W) torch.Tensor of float32 in [0, 1]
+    target : dict
+        ``boxes (G, 4)`` float32 xyxy, ``labels (G,)`` int64, ``masks (G, H, W)`` bool.
+    proposals : dict or None
+        ``{"boxes", ["masks"]}`` as :func:`deep.models.maskrcnn.candidates_to_proposals`.
+    """
+    from .models.maskrcnn import candidates_to_proposals, masks_to_xyxy
+
+    lut = {int(c): j + 1 for j, c in enumerate(things)}
+    sel = np.array([j for j, (c, cr) in enumerate(zip(sample.classes, sample.crowd, strict=True))
+                    if int(c) in lut and not cr and sample.masks[j].any()], np.int64)
+    masks = sample.masks[sel]
+    labels = [lut[int(sample.classes[j])] for j in sel]
+    image = sample.image
+    if flip:
+        image, masks = image[:, ::-1], masks[..., ::-1]
+    img = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float()
+    m = torch.from_numpy(np.ascontiguousarray(masks)).bool()
+    target = {"boxes": masks_to_xyxy(m), "labels": torch.as_tensor(labels, dtype=torch.int64), "masks": m}
+    props = None
+    if proposals is not None:
+        props = candidates_to_proposals(proposals, with_masks=mask_prior)
+        if flip:
+            w = image.shape[1]
+            b = props["boxes"]
+            props["boxes"] = torch.stack([w - b[:, 2], b[:, 1], w - b[:, 0], b[:, 3]], 1)
+            if "masks" in props:
+                props["masks"] = props["masks"].flip(-1)
+    return img, target, props
+
+
+def maskrcnn_lr(it: int, iterations: int, lr: float, warmup: int) -> float:
+    """Learning rate of iteration ``it``: linear warm-up from ``lr / 10``, then x0.1 at 2/3 and
+    8/9 of the run (the Detectron schedule, as a pure function of ``it``, so a resumed run needs no
+    scheduler state)."""
+    if it < warmup:
+        return lr * (0.1 + 0.9 * it / warmup)
+    return lr * (0.1 ** ((it >= 2 * iterations // 3) + (it >= 8 * iterations // 9)))
+
+
+def train_maskrcnn(model, ds: SegmentationDataset, work, *, iterations: int, batch_size: int = 2,
+                   lr: float = 0.01, momentum: float = 0.9, weight_decay: float = 1e-4, warmup: int = 100,
+                   clip: float = 10.0, checkpoint_every: int = 50, things=None, seed: int = 0,
+                   device=None, max_seconds: float | None = None, progress=print) -> dict:
+    """Train :class:`deep.models.MaskRCNN` on a dataset in the layout; resumable.
+
+    Parameters
+    ----------
+    model : deep.models.MaskRCNN
+        Its ``num_classes`` must be ``len(things) + 1``. With ``rois="external"`` the proposals
+        come from ``work/props`` (:func:`cache_proposals`).
+    ds : deep.data.SegmentationDataset
+    work : path-like
+        Holds ``maskrcnn.ckpt`` (model, optimiser, iteration, RNG state, loss history), written
+        atomically every ``checkpoint_every`` iterations and at the end. A second call with the
+        same arguments continues from it (to a larger ``iterations`` too).
+    iterations : int
+        Total SGD steps (of ``batch_size`` images each).
+    lr, momentum, weight_decay, warmup, clip : float
+        SGD; :func:`maskrcnn_lr` schedule; gradient norm clipped at ``clip``.
+    things : sequence of int, optional
+        Class ids to detect (default ``ds.things``).
+    seed : int
+        Image order (a permutation per epoch) and flips are functions of ``(seed, iteration)``.
+    device : torch.device, optional
+        Default: CUDA when available.
+    max_seconds : float, optional
+        Stop (with a checkpoint) after this much wall time; the next call goes on.
+
+    Returns
+    -------
+    dict
+        ``iteration`` reached, ``history`` (one dict per iteration, all runs: the losses, wall
+        ``seconds`` and ``cpu_seconds`` of the process, all threads), ``seconds`` of this call.
+    """
+    work = Path(work)
+    work.mkdir(parents=True, exist_ok=True)
+    things = tuple(ds.things if things is None else things)
+    if model.num_classes != len(things) + 1:
+        raise ValueError(f"`model.num_classes` ({model.num_classes}) must be len(things) + 1 "
+                         f"({len(things) + 1})")
+    if device is None:
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model.to(device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    path = work / "maskrcnn.ckpt"
+    start, history = 0, []
+    if path.is_file():
+        ck = torch.load(path, map_location=device, weights_only=False)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        torch.set_rng_state(ck["rng"])
+        start, history = ck["iteration"], ck["history"]
+        if progress and start < iterations:
+            progress(f"maskrcnn: resuming after iteration {start}")
+
+    def save(it):
+        _save_atomic({"model": model.state_dict(), "opt": opt.state_dict(), "rng": torch.get_rng_state(),
+                      "iteration": it, "history": history, "config": model.config,
+                      "things": things, "classes": ds.classes}, path)
+
+    n = len(ds)
+    t_start = time.perf_counter()
+    model.train()
+    it = start
+    while it < iterations:
+        t0, c0 = time.perf_counter(), time.process_time()
+        images, targets, props = [], [], []
+        for b in range(batch_size):
+            k = it * batch_size + b
+            order = np.random.default_rng([seed, k // n]).permutation(n)
+            i = int(order[k % n])
+            flip = bool(np.random.default_rng([seed, k, 1]).integers(2))
+            cands = load_proposals(work, ds.names[i]) if model.rois == "external" else None
+            img, tgt, pr = maskrcnn_sample(ds[i], things, flip=flip, proposals=cands,
+                                           mask_prior=model.mask_prior)
+            images.append(img.to(device))
+            targets.append({k2: v.to(device) for k2, v in tgt.items()})
+            props.append(None if pr is None else {k2: v.to(device) for k2, v in pr.items()})
+        for g in opt.param_groups:
+            g["lr"] = maskrcnn_lr(it, iterations, lr, warmup)
+        losses = model(images, targets, props if model.rois == "external" else None)
+        loss = sum(losses.values())
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, clip)
+        opt.step()
+        it += 1
+        history.append({**{k2: float(v.detach()) for k2, v in losses.items()}, "loss": float(loss.detach()),
+                        "seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0,
+                        "iteration": it})
+        if progress and (it % 10 == 0 or it == iterations):
+            recent = history[-10:]
+            progress(f"maskrcnn: iteration {it}/{iterations} loss "
+                     f"{np.mean([h['loss'] for h in recent]):.4f} "
+                     f"({np.mean([h['seconds'] for h in recent]):.2f} s/it)")
+        out_of_time = max_seconds is not None and time.perf_counter() - t_start >= max_seconds
+        if it % checkpoint_every == 0 or it == iterations or out_of_time:
+            save(it)
+        if out_of_time:
+            break
+    if it == start and not path.is_file():
+        save(it)
+    model.eval()
+    return {"iteration": it, "history": history, "seconds": time.perf_counter() - t_start}
