@@ -39,8 +39,6 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 
 def _dataset(root: Path, work: Path, split: str):
     from deep.data import SegmentationDataset, msrc_to_layout
@@ -102,7 +100,7 @@ def _metadata(device) -> dict:
 
 
 def _write_json(path, doc) -> None:
-    from bottomup.jobs import atomic_path
+    from bottomup.io.files import atomic_path
 
     with atomic_path(path) as tmp:
         Path(tmp).write_text(json.dumps(doc, indent=1))

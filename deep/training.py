@@ -73,9 +73,11 @@ def _one_proposal(args):
         return 0.0
     from bottomup.io import read_image
     from bottomup.mcg import proposals
+    from bottomup.mcg.propose import legacy_preset
 
     t = time.perf_counter()
-    c = proposals(read_image(path), n=n, preset=preset, owt=owt)
+    method, source = legacy_preset(preset, owt)  # the settings the heads were trained with
+    c = proposals(read_image(path), n=n, method=method, contours=source)
     dt = time.perf_counter() - t
     save_proposals(out, c)
     return dt
