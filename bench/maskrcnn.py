@@ -137,7 +137,8 @@ def cmd_train(args) -> int:
     head = [h["loss"] for h in hist[:20]]
     tail = [h["loss"] for h in hist[-20:]]
     out = {"iteration": res["iteration"], "iterations": args.iterations, "batch_size": args.batch_size,
-           "seconds_this_call": res["seconds"], "seconds_per_iteration_median": float(np.median(sec)) if sec else None,
+           "seconds_this_call": res["seconds"],
+           "seconds_per_iteration_median": float(np.median(sec)) if sec else None,
            "cpu_seconds_per_iteration_median": float(np.median(cpu)) if cpu else None,
            "loss_first20_mean": float(np.mean(head)) if head else None,
            "loss_last20_mean": float(np.mean(tail)) if tail else None,

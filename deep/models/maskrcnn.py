@@ -1192,7 +1192,7 @@ class MaskRCNN(nn.Module):
     def _roi_train(self, features, proposals, targets_scaled, targets, scales, external):
         cfg = self.config
         boxes, labels, tdeltas, matched, source = [], [], [], [], []
-        for i, (p, t) in enumerate(zip(proposals, targets_scaled, strict=True)):
+        for p, t in zip(proposals, targets_scaled, strict=True):
             gt = t["boxes"]
             src = torch.arange(p.shape[0], device=p.device)
             if self.rois == "rpn" and gt.shape[0]:

@@ -223,7 +223,8 @@ def test_assign_fpn_levels_eq1():
 def test_multiscale_roi_align_takes_the_assigned_level():
     torch.manual_seed(0)
     feats = [torch.randn(2, 3, 64 // s, 64 // s) for s in (4, 8, 16, 32)]
-    boxes = [torch.tensor([[0.0, 0.0, 40.0, 40.0]]), torch.tensor([[3.0, 5.0, 63.0, 62.0], [1.0, 1.0, 20.0, 9.0]])]
+    boxes = [torch.tensor([[0.0, 0.0, 40.0, 40.0]]),
+             torch.tensor([[3.0, 5.0, 63.0, 62.0], [1.0, 1.0, 20.0, 9.0]])]
     out = multiscale_roi_align(feats, (4, 8, 16, 32), boxes, 5)
     assert out.shape == (3, 3, 5, 5)
     rois = [(0, boxes[0][0]), (1, boxes[1][0]), (1, boxes[1][1])]
@@ -313,7 +314,8 @@ def test_outputs_in_torchvision_format():
         assert (b[:, 2] >= b[:, 0]).all() and (b[:, 3] >= b[:, 1]).all()
     img, tgt = _scene(0)
     losses = model.train()([img], [tgt])
-    assert set(losses) == {"loss_objectness", "loss_rpn_box_reg", "loss_classifier", "loss_box_reg", "loss_mask"}
+    assert set(losses) == {"loss_objectness", "loss_rpn_box_reg", "loss_classifier", "loss_box_reg",
+                           "loss_mask"}
     assert all(v.dim() == 0 and torch.isfinite(v) for v in losses.values())
     # an image without objects trains too (all RoIs background, mask loss 0)
     empty = {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64),
