@@ -75,7 +75,7 @@ def main(argv=None) -> int:
 
     from bottomup.hierarchy import Hierarchy
     from bottomup.io import read_image
-    from bottomup.masks import masks_to_boxes
+    from bottomup.masks import masks_to_boxes, union_boxes, xyxy_to_boxes
     from bottomup.mcg import proposals, tuples_to_leaf_sets
     from bottomup.mcg.baselines import selective_search
     from bottomup.mcg.pipeline import DEFAULT_OWT, hierarchy_for
@@ -161,13 +161,8 @@ def main(argv=None) -> int:
             if boxes is None:  # singletons: boxes of the leaf sets
                 from bottomup.mcg.features import leaf_stats
 
-                lb = leaf_stats(h).box
-                big = np.iinfo(np.int64).max // 4
-                boxes = np.stack([np.where(sets, lb[:, 0], big).min(axis=1),
-                                  np.where(sets, lb[:, 1], big).min(axis=1),
-                                  np.where(sets, lb[:, 2], 0).max(axis=1),
-                                  np.where(sets, lb[:, 3], 0).max(axis=1)], axis=1)
-            boxes_m[m].update_boxes(masks_to_boxes(gt), boxes)
+                boxes = union_boxes(leaf_stats(h).box, sets)
+            boxes_m[m].update_boxes(xyxy_to_boxes(masks_to_boxes(gt)), boxes)
         print(f"{name}: " + ", ".join(f"{m} {counts[m][-1]} in {secs[m][-1]:.2f} s"
                                       for m in methods), file=sys.stderr)
     results = []

@@ -14,7 +14,13 @@ RLE         dict ``{"size": [H, W],            COCO layout: runs of the column-m
                                                COCO's LEB128-like ASCII string ("compressed")
 box         (K, 4) int64 ``(r0, c0, r1, c1)``  ``(row, col)`` order, half-open like
                                                ``skimage.measure.regionprops().bbox``:
-                                               rows ``r0 <= r < r1``, cols ``c0 <= c < c1``
+                                               rows ``r0 <= r < r1``, cols ``c0 <= c < c1``;
+                                               ``bottomup.mcg.Candidates.boxes``
+xyxy        (K, 4) int64 ``[x1, y1, x2, y2]``  torchvision's convention: min col, min row, max
+                                               col, max row (inclusive pixel indices); made by
+                                               :func:`masks_to_boxes`, converted to and from
+                                               boxes only by :func:`xyxy_to_boxes` and
+                                               :func:`boxes_to_xyxy`
 COCO box    (K, 4) float64 ``[x, y, w, h]``    ``x = c0, y = r0, w = c1 - c0, h = r1 - r0``;
                                                made only by :func:`boxes_to_coco`
 ==========  =================================  ===============================================
@@ -44,6 +50,10 @@ __all__ = [
     "rle_counts_to_string",
     "rle_string_to_counts",
     "masks_to_boxes",
+    "xyxy_to_boxes",
+    "boxes_to_xyxy",
+    "labels_to_boxes",
+    "union_boxes",
     "boxes_to_coco",
     "coco_to_boxes",
     "box_iou",
@@ -531,35 +541,179 @@ def rle_iou(dt, gt, iscrowd=None) -> np.ndarray:
 
 
 def masks_to_boxes(masks) -> np.ndarray:
-    """Tight bounding boxes of binary masks, ``(r0, c0, r1, c1)`` half-open.
+    """Tight bounding boxes of binary masks, xyxy as ``torchvision.ops.masks_to_boxes``.
 
     Parameters
     ----------
     masks : (H, W) or (K, H, W) array_like
+        Nonzero is foreground; every mask must have a pixel.
 
     Returns
     -------
-    boxes : (4,) or (K, 4) ndarray of int64
-        ``(0, 0, 0, 0)`` for an empty mask.
+    xyxy : (4,) or (K, 4) ndarray of int64
+        ``[x1, y1, x2, y2]``: min col, min row, max col, max row (inclusive pixel indices).
+        :func:`xyxy_to_boxes` gives the half-open ``(r0, c0, r1, c1)`` boxes the rest of this
+        module (and :class:`bottomup.mcg.Candidates`) uses; :func:`rle_to_boxes` gets those
+        straight from RLEs, with ``(0, 0, 0, 0)`` for an empty mask.
+
+    Raises
+    ------
+    ValueError
+        If a mask is empty (it has no box), naming the first ones.
+
+    See Also
+    --------
+    deep.ops.masks_to_boxes : the same boxes of torch masks (float32, on their device).
 
     Examples
     --------
     >>> m = np.zeros((4, 5), bool); m[1:3, 2:5] = True
     >>> masks_to_boxes(m).tolist()
-    [1, 2, 3, 5]
+    [2, 1, 4, 2]
     """
     arr, single = _as_masks(masks, "masks")
     rows = arr.any(axis=2)  # (K, H)
     cols = arr.any(axis=1)  # (K, W)
-    nonempty = rows.any(axis=1)
+    empty = ~rows.any(axis=1)
+    if empty.any():
+        bad = np.flatnonzero(empty)[:10].tolist()
+        raise ValueError(f"`masks` {bad} are empty and have no box; drop them first (or use "
+                         "rle_to_boxes, which gives (0, 0, 0, 0) for them)")
     h, w = arr.shape[1], arr.shape[2]
-    r0 = np.argmax(rows, axis=1)
-    r1 = h - np.argmax(rows[:, ::-1], axis=1)
-    c0 = np.argmax(cols, axis=1)
-    c1 = w - np.argmax(cols[:, ::-1], axis=1)
-    boxes = np.stack([r0, c0, r1, c1], axis=1).astype(np.int64)
-    boxes[~nonempty] = 0
-    return boxes[0] if single else boxes
+    y1 = np.argmax(rows, axis=1)
+    y2 = h - 1 - np.argmax(rows[:, ::-1], axis=1)
+    x1 = np.argmax(cols, axis=1)
+    x2 = w - 1 - np.argmax(cols[:, ::-1], axis=1)
+    xyxy = np.stack([x1, y1, x2, y2], axis=1).astype(np.int64)
+    return xyxy[0] if single else xyxy
+
+
+def xyxy_to_boxes(xyxy) -> np.ndarray:
+    """Convert inclusive xyxy boxes (:func:`masks_to_boxes`) to half-open ``(r0, c0, r1, c1)``.
+
+    Parameters
+    ----------
+    xyxy : (4,) or (K, 4) array_like of int
+        ``[x1, y1, x2, y2]``, inclusive pixel indices.
+
+    Returns
+    -------
+    boxes : (4,) or (K, 4) ndarray of int64
+        ``(y1, x1, y2 + 1, x2 + 1)``.
+
+    Examples
+    --------
+    >>> xyxy_to_boxes([2, 1, 4, 2]).tolist()
+    [1, 2, 3, 5]
+    """
+    b = _as_boxes(xyxy, "xyxy")
+    if not np.issubdtype(b.dtype, np.integer):
+        raise TypeError(f"`xyxy` must hold integer pixel indices, got dtype {b.dtype}")
+    out = np.stack([b[:, 1], b[:, 0], b[:, 3] + 1, b[:, 2] + 1], axis=1).astype(np.int64)
+    return out[0] if np.ndim(xyxy) == 1 else out
+
+
+def boxes_to_xyxy(boxes) -> np.ndarray:
+    """Convert half-open ``(r0, c0, r1, c1)`` boxes to inclusive xyxy (the torchvision layout).
+
+    Parameters
+    ----------
+    boxes : (4,) or (K, 4) array_like of int
+        Non-empty boxes (``r1 > r0``, ``c1 > c0``).
+
+    Returns
+    -------
+    xyxy : (4,) or (K, 4) ndarray of int64
+        ``[c0, r0, c1 - 1, r1 - 1]``; add 1 to ``x2, y2`` for the continuous box that covers
+        the last pixel (as ``deep.ops.roi_align`` with ``aligned=True`` reads boxes).
+
+    Examples
+    --------
+    >>> boxes_to_xyxy([1, 2, 3, 5]).tolist()
+    [2, 1, 4, 2]
+    """
+    b = _as_boxes(boxes, "boxes")
+    if not np.issubdtype(b.dtype, np.integer):
+        raise TypeError(f"`boxes` must hold integer pixel indices, got dtype {b.dtype}")
+    out = np.stack([b[:, 1], b[:, 0], b[:, 3] - 1, b[:, 2] - 1], axis=1).astype(np.int64)
+    return out[0] if np.ndim(boxes) == 1 else out
+
+
+def labels_to_boxes(labels, n_labels: int | None = None) -> np.ndarray:
+    """Half-open ``(r0, c0, r1, c1)`` box of every label of a label image.
+
+    Parameters
+    ----------
+    labels : (H, W) array_like of int
+        Labels ``0..n_labels-1``.
+    n_labels : int, optional
+        Number of labels (default ``labels.max() + 1``).
+
+    Returns
+    -------
+    boxes : (n_labels, 4) ndarray of int64
+        ``skimage.measure.regionprops(labels + 1)[l].bbox`` for every label ``l``;
+        ``(H, W, 0, 0)`` for a label without pixels.
+
+    Examples
+    --------
+    >>> labels_to_boxes([[0, 0, 1], [2, 2, 1]]).tolist()
+    [[0, 0, 1, 2], [0, 2, 2, 3], [1, 0, 2, 2]]
+    """
+    lab = np.asarray(labels)
+    if not np.issubdtype(lab.dtype, np.integer):
+        raise TypeError(f"`labels` must be an integer array, got dtype {lab.dtype}")
+    if lab.ndim != 2:
+        raise ValueError(f"`labels` must be 2-D (H, W), got shape {lab.shape}")
+    h, w = lab.shape
+    n = int(lab.max()) + 1 if n_labels is None else int(n_labels)
+    flat = lab.ravel()
+    rr = np.broadcast_to(np.arange(h)[:, None], (h, w)).ravel()
+    cc = np.broadcast_to(np.arange(w)[None, :], (h, w)).ravel()
+    box = np.empty((n, 4), np.int64)
+    box[:, 0] = h
+    box[:, 1] = w
+    box[:, 2:] = 0
+    np.minimum.at(box[:, 0], flat, rr)
+    np.minimum.at(box[:, 1], flat, cc)
+    np.maximum.at(box[:, 2], flat, rr + 1)
+    np.maximum.at(box[:, 3], flat, cc + 1)
+    return box
+
+
+def union_boxes(boxes, sets) -> np.ndarray:
+    """Box of each union of boxes: row ``k`` bounds ``boxes[sets[k]]``.
+
+    Parameters
+    ----------
+    boxes : (L, 4) array_like of int
+        Half-open ``(r0, c0, r1, c1)`` boxes, e.g. of the leaves (:func:`labels_to_boxes`).
+    sets : (K, L) array_like of bool
+        ``sets[k, l]``: box ``l`` is in union ``k`` (e.g. ``Candidates.leaf_sets``).
+
+    Returns
+    -------
+    boxes : (K, 4) ndarray of int64
+        Half-open ``(r0, c0, r1, c1)``; an empty row gives ``(B, B, 0, 0)`` with
+        ``B = iinfo(int64).max // 4``.
+
+    Examples
+    --------
+    >>> union_boxes([[0, 0, 1, 2], [0, 2, 2, 3], [1, 0, 2, 2]], [[True, False, True]]).tolist()
+    [[0, 0, 2, 2]]
+    """
+    box = np.asarray(boxes, np.int64).reshape(-1, 4)
+    sets = np.asarray(sets, bool)
+    if sets.ndim != 2 or sets.shape[1] != box.shape[0]:
+        raise ValueError(f"`sets` must be (K, {box.shape[0]}) bool (one column per box), "
+                         f"got shape {sets.shape}")
+    big = np.iinfo(np.int64).max // 4
+    return np.stack([
+        np.where(sets, box[:, 0], big).min(axis=1, initial=big),
+        np.where(sets, box[:, 1], big).min(axis=1, initial=big),
+        np.where(sets, box[:, 2], 0).max(axis=1, initial=0),
+        np.where(sets, box[:, 3], 0).max(axis=1, initial=0),
+    ], axis=1)
 
 
 def _as_boxes(boxes, name: str) -> np.ndarray:

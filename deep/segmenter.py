@@ -93,12 +93,12 @@ class Instances:
 
     def to_coco(self, image_id=0, class_names=None) -> list[dict]:
         """COCO result records (``segmentation`` as compressed RLE, ``bbox`` xywh)."""
-        from bottomup.masks import boxes_to_coco, masks_to_boxes, masks_to_rle
+        from bottomup.masks import boxes_to_coco, masks_to_rle, rle_to_boxes
 
         if len(self) == 0:
             return []
         rles = masks_to_rle(self.masks)
-        boxes = boxes_to_coco(masks_to_boxes(self.masks))
+        boxes = boxes_to_coco(rle_to_boxes(rles))
         out = []
         for r, c, s, b in zip(rles, self.classes, self.scores, boxes, strict=False):
             rec = {"image_id": image_id, "category_id": int(c), "score": float(s),
@@ -358,8 +358,11 @@ class DeepSegmenter:
             return empty
         cmask = candidates.masks(order)
         if fz.get("refine", True):
-            boxes_rc = np.asarray(candidates.boxes)[order]
-            b = torch.as_tensor(boxes_rc[:, [1, 0, 3, 2]], dtype=torch.float32, device=self.device)
+            from bottomup.masks import boxes_to_xyxy
+
+            xy = boxes_to_xyxy(np.asarray(candidates.boxes)[order])
+            xy[:, 2:] += 1  # continuous box over the last pixel
+            b = torch.as_tensor(xy, dtype=torch.float32, device=self.device)
             b = expand_boxes(b, (h, w))
             cm = torch.as_tensor(cmask, device=self.device)
             logits = self.refiner(levels, b, cm, (h, w))

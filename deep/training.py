@@ -164,6 +164,8 @@ def train_heads(ds: SegmentationDataset, work, *, pixel_epochs: int = 12, scorer
         ``{"pixel": PixelClassifier, "scorer": RegionScorer, "refiner": MaskRefiner, "times": {...}}``
         in eval mode.
     """
+    from bottomup.masks import boxes_to_xyxy
+
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     n_classes = len(ds.classes)
@@ -261,7 +263,9 @@ def train_heads(ds: SegmentationDataset, work, *, pixel_epochs: int = 12, scorer
                 cmask, gmask, void = cmask[..., ::-1], gmask[..., ::-1], void[..., ::-1]
                 boxes_rc = np.stack([boxes_rc[:, 0], w - boxes_rc[:, 3], boxes_rc[:, 2],
                                      w - boxes_rc[:, 1]], 1)
-            b = torch.as_tensor(boxes_rc[:, [1, 0, 3, 2]], dtype=torch.float32)
+            xy = boxes_to_xyxy(boxes_rc)
+            xy[:, 2:] += 1  # continuous box over the last pixel
+            b = torch.as_tensor(xy, dtype=torch.float32)
             b = expand_boxes(b, (h, w))
             cm = torch.from_numpy(np.ascontiguousarray(cmask))
             logits = model(taps, b, cm, (h, w))

@@ -51,6 +51,45 @@ def test_hand_built_tree():
     np.testing.assert_array_equal(h.leaves_of(4), [0, 1, 2])
 
 
+def _naive_lca(parents, a, b):
+    anc = {a}
+    while parents[a] != a:
+        a = parents[a]
+        anc.add(a)
+    while b not in anc:
+        b = parents[b]
+    return b
+
+
+def test_lowest_common_ancestors_hand_computed_and_naive():
+    h = Hierarchy([3, 3, 4, 4, 4], [0, 0, 0, 0.2, 0.5], [[0, 1, 2], [0, 1, 2]])
+    assert h.lowest_common_ancestors([0, 0, 1, 3, 2, 4], [1, 2, 3, 0, 2, 0]).tolist() == [3, 4, 3, 3, 2, 4]
+    # shapes: any, broadcast together
+    assert h.lowest_common_ancestors([[0], [2]], [1, 2]).tolist() == [[3, 4], [4, 2]]
+    assert h.lowest_common_ancestors(np.zeros((0, 3), int), 1).shape == (0, 3)
+    hh = ucm(_random_pb(14, 17, 3))
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, hh.n_nodes, 400)
+    b = rng.integers(0, hh.n_nodes, 400)
+    b[:20] = a[:20]
+    b[20:40] = hh.parents[a[20:40]]  # a node and its parent
+    got = hh.lowest_common_ancestors(a, b)
+    assert got.tolist() == [_naive_lca(hh.parents, int(x), int(y)) for x, y in zip(a, b, strict=True)]
+    # the ucm2 holds the altitude of the LCA of the leaves on either side of each face
+    pairs, lca, _ = hh.adjacent_leaves()
+    np.testing.assert_array_equal(lca, hh.lowest_common_ancestors(pairs[:, 0], pairs[:, 1]))
+
+
+def test_lowest_common_ancestors_errors():
+    h = Hierarchy([3, 3, 4, 4, 4], [0, 0, 0, 0.2, 0.5], [[0, 1, 2], [0, 1, 2]])
+    with pytest.raises(ValueError, match=r"`b` must hold node ids in \[0, 4\]"):
+        h.lowest_common_ancestors([0], [5])
+    with pytest.raises(TypeError, match="`a` must hold integer"):
+        h.lowest_common_ancestors([0.5], [1])
+    with pytest.raises(ValueError, match="broadcast"):
+        h.lowest_common_ancestors([0, 1], [0, 1, 2])
+
+
 def test_ucm_of_two_ridges():
     pb = np.zeros((4, 7))
     pb[:, 2] = 0.3

@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 #: Stages of the pipeline in order; a module may import its own stage and earlier ones only.
 STAGES = [
-    ("bottomup.validate", "bottomup.config", "bottomup.io", "bottomup.masks", "bottomup._threads"),
+    ("bottomup.validate", "bottomup.config", "bottomup.io", "bottomup.masks", "bottomup._threads",
+     "bottomup.graph"),
     ("bottomup.cues",),
     ("bottomup.contours",),
     ("bottomup.owt",),

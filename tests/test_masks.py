@@ -11,7 +11,9 @@ from hypothesis.extra.numpy import arrays
 from bottomup.masks import (
     box_iou,
     boxes_to_coco,
+    boxes_to_xyxy,
     coco_to_boxes,
+    labels_to_boxes,
     masks_to_boxes,
     masks_to_rle,
     rle_area,
@@ -20,6 +22,8 @@ from bottomup.masks import (
     rle_string_to_counts,
     rle_to_boxes,
     rle_to_masks,
+    union_boxes,
+    xyxy_to_boxes,
 )
 
 
@@ -56,7 +60,8 @@ def test_decode_area_box_hand_computed():
     assert rle_to_masks(rle).astype(int).tolist() == [[0, 1], [0, 1], [1, 0]]
     assert rle_area(rle) == 3
     assert rle_to_boxes(rle).tolist() == [0, 0, 3, 2]
-    assert masks_to_boxes(rle_to_masks(rle)).tolist() == [0, 0, 3, 2]
+    assert masks_to_boxes(rle_to_masks(rle)).tolist() == [0, 0, 1, 2]  # xyxy, inclusive
+    assert xyxy_to_boxes(masks_to_boxes(rle_to_masks(rle))).tolist() == [0, 0, 3, 2]
 
 
 def test_compress_round_trip_and_negative_deltas():
@@ -82,11 +87,45 @@ def test_iou_hand_computed_and_crowd():
 def test_boxes_hand_computed():
     m = np.zeros((2, 5, 6), bool)
     m[0, 1:3, 2:6] = True
-    assert masks_to_boxes(m).tolist() == [[1, 2, 3, 6], [0, 0, 0, 0]]
+    m[1, 4, 0] = True
+    assert masks_to_boxes(m).tolist() == [[2, 1, 5, 2], [0, 4, 0, 4]]  # torchvision's xyxy
+    assert xyxy_to_boxes(masks_to_boxes(m)).tolist() == [[1, 2, 3, 6], [4, 0, 5, 1]]
+    assert boxes_to_xyxy([[1, 2, 3, 6], [4, 0, 5, 1]]).tolist() == [[2, 1, 5, 2], [0, 4, 0, 4]]
+    assert xyxy_to_boxes([2, 1, 5, 2]).tolist() == [1, 2, 3, 6]
+    m[1] = False
+    with pytest.raises(ValueError, match=r"\[1\] are empty"):
+        masks_to_boxes(m)
+    with pytest.raises(TypeError, match="integer"):
+        xyxy_to_boxes([[0.5, 0, 1, 1]])
     assert boxes_to_coco([[1, 2, 3, 6]]).tolist() == [[2.0, 1.0, 4.0, 2.0]]
     assert coco_to_boxes([[2, 1, 4, 2]]).tolist() == [[1.0, 2.0, 3.0, 6.0]]
     iou = box_iou([[0, 0, 2, 2]], [[1, 1, 3, 3], [5, 5, 6, 6], [0, 0, 2, 2]])
     assert iou.tolist() == [[1 / 7, 0.0, 1.0]]
+
+
+def test_label_boxes_and_their_unions_hand_computed():
+    labels = np.array([[0, 0, 1, 1],
+                       [2, 2, 1, 1],
+                       [2, 3, 3, 3]])
+    boxes = labels_to_boxes(labels)
+    assert boxes.tolist() == [[0, 0, 1, 2], [0, 2, 2, 4], [1, 0, 3, 2], [2, 1, 3, 4]]
+    assert labels_to_boxes(labels, 5)[4].tolist() == [3, 4, 0, 0]  # a label without pixels
+    sets = np.array([[True, False, True, False], [False, True, False, True],
+                     [True, True, True, True], [False, False, False, False]])
+    assert union_boxes(boxes, sets).tolist()[:3] == [[0, 0, 3, 2], [0, 1, 3, 4], [0, 0, 3, 4]]
+    big = np.iinfo(np.int64).max // 4
+    assert union_boxes(boxes, sets)[3].tolist() == [big, big, 0, 0]
+    with pytest.raises(ValueError, match=r"\(K, 4\) bool"):
+        union_boxes(boxes, sets[:, :3])
+
+
+def test_union_boxes_are_the_boxes_of_the_union_masks():
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 9, (11, 13))
+    sets = rng.random((20, 9)) < 0.3
+    sets[:, 0] = True  # no empty union
+    want = xyxy_to_boxes(masks_to_boxes(sets[:, labels]))
+    np.testing.assert_array_equal(union_boxes(labels_to_boxes(labels), sets), want)
 
 
 def test_empty_inputs():
@@ -147,14 +186,15 @@ def test_against_pycocotools(seed):
         assert np.array_equal(mask_utils.decode(mine), m.transpose(1, 2, 0).astype(np.uint8))
         assert np.array_equal(rle_area(mine), mask_utils.area(ref))
         np.testing.assert_array_equal(boxes_to_coco(rle_to_boxes(mine)), mask_utils.toBbox(ref))
-        np.testing.assert_array_equal(masks_to_boxes(m), rle_to_boxes(mine))
+        ne = m.any(axis=(1, 2))
+        np.testing.assert_array_equal(xyxy_to_boxes(masks_to_boxes(m[ne])), rle_to_boxes(mine)[ne])
         crowd = rng.random(k) < 0.4
         other = masks_to_rle(_random_masks(rng, k, h, w))
         np.testing.assert_array_equal(
             rle_iou(mine, other, crowd),
             mask_utils.iou(mine, other, crowd.astype(np.uint8)),
         )
-        boxes_a = masks_to_boxes(m)
+        boxes_a = rle_to_boxes(mine)
         boxes_b = rle_to_boxes(other)
         np.testing.assert_allclose(
             box_iou(boxes_a, boxes_b),
@@ -174,7 +214,8 @@ def test_property_round_trip(m):
         rles = masks_to_rle(m, compressed=compressed)
         assert np.array_equal(rle_to_masks(rles, shape=m.shape[1:]), m)
         assert rle_area(rles).tolist() == m.sum(axis=(1, 2)).tolist()
-        assert np.array_equal(rle_to_boxes(rles).reshape(-1, 4), masks_to_boxes(m))
+        ne = m.any(axis=(1, 2))
+        assert np.array_equal(rle_to_boxes(rles).reshape(-1, 4)[ne], xyxy_to_boxes(masks_to_boxes(m[ne])))
     if len(m):
         iou = rle_iou(masks_to_rle(m), masks_to_rle(m))
         nonempty = m.any(axis=(1, 2))

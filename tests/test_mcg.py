@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from bottomup.hierarchy import Hierarchy
-from bottomup.masks import masks_to_boxes, rle_to_masks
+from bottomup.masks import masks_to_boxes, rle_to_masks, xyxy_to_boxes
 from bottomup.mcg import (
     Candidates,
     Forest,
@@ -152,7 +152,7 @@ def test_leaf_sets_and_masks_equal_unions():
         for v in row[row >= 0]:
             expect |= h.region_mask(int(v))
         assert np.array_equal(s[h.leaf_labels], expect)
-    boxes = masks_to_boxes(sets[:, h.leaf_labels])
+    boxes = xyxy_to_boxes(masks_to_boxes(sets[:, h.leaf_labels]))
     cands = Candidates(h.leaf_labels, sets, boxes, np.linspace(1, 0, len(sets)))
     assert np.array_equal(cands.masks(3), sets[3][h.leaf_labels])
     assert np.array_equal(cands.masks([1, 2]), sets[[1, 2]][:, h.leaf_labels])
@@ -257,7 +257,7 @@ def test_proposals_synthetic_and_bad_input():
     assert 1 <= len(c) <= 50
     assert np.all(np.diff(c.scores) <= 1e-12)
     m = c.masks()
-    np.testing.assert_array_equal(masks_to_boxes(m), c.boxes)
+    np.testing.assert_array_equal(xyxy_to_boxes(masks_to_boxes(m)), c.boxes)
     targets = (np.s_[8:24, 8:30], np.s_[28:44, 36:60])
     for target in targets:
         gt = np.zeros(img.shape[:2], bool)

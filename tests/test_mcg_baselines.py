@@ -91,9 +91,9 @@ def test_selective_search_finds_square_and_is_consistent():
     assert len({r.tobytes() for r in np.packbits(c.leaf_sets, axis=1)}) == len(c)
     assert m.all(axis=(1, 2)).any()
     assert (np.diff(c.scores) <= 0).all()
-    from bottomup.masks import masks_to_boxes
+    from bottomup.masks import masks_to_boxes, xyxy_to_boxes
 
-    np.testing.assert_array_equal(c.boxes, masks_to_boxes(m))
+    np.testing.assert_array_equal(c.boxes, xyxy_to_boxes(masks_to_boxes(m)))
 
 
 def test_selective_search_n_seed_and_strategies():

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 # notebooks whose cells are guarded by ``HAVE_TORCH``
 TORCH_NOTEBOOKS = [p for p in NOTEBOOKS if p.stem in ("05_crf", "06_learned_contours", "08_deep_heads")]
-PRIVATE = re.compile(r"\b(?:bottomup|deep)(?:\.\w+)*\._\w+")  # e.g. bottomup.validate
+PRIVATE = re.compile(r"\b(?:bottomup|deep)(?:\.\w+)*\._\w+")  # e.g. bottomup.owt._kernels
 CELL_TIMEOUT = 300  # seconds per cell; a cold numba cache compiles gPb's kernels (~20 s)
 
 

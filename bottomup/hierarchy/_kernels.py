@@ -10,69 +10,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from bottomup.owt._kernels import (
-    _find,
-    _heap_grow,
-    _heap_sift_down,
-    _heap_sift_up,
-    _heap_swap,
-)
-
-# ------------------------------------------------------------------------------------------------
-# Binary min-heap of (value, int) pairs ordered by value then int, in two arrays.
-
-
-@njit(cache=True, inline="always")
-def _heap2_less(hv, ht, a, b):
-    return hv[a] < hv[b] or (hv[a] == hv[b] and ht[a] < ht[b])
-
-
-@njit(cache=True, inline="always")
-def _heap2_sift_up(hv, ht, k):
-    x = hv[k]
-    t = ht[k]
-    while k > 0:
-        par = (k - 1) >> 1
-        if x < hv[par] or (x == hv[par] and t < ht[par]):
-            hv[k] = hv[par]
-            ht[k] = ht[par]
-            k = par
-        else:
-            break
-    hv[k] = x
-    ht[k] = t
-
-
-@njit(cache=True, inline="always")
-def _heap2_sift_down(hv, ht, size):
-    k = 0
-    x = hv[0]
-    t = ht[0]
-    while True:
-        c = 2 * k + 1
-        if c >= size:
-            break
-        if c + 1 < size and _heap2_less(hv, ht, c + 1, c):
-            c += 1
-        if hv[c] < x or (hv[c] == x and ht[c] < t):
-            hv[k] = hv[c]
-            ht[k] = ht[c]
-            k = c
-        else:
-            break
-    hv[k] = x
-    ht[k] = t
-
-
-@njit(cache=True)
-def _heap2_grow(hv, ht):
-    cap = 2 * hv.shape[0] + 16
-    nv = np.empty(cap, np.float64)
-    nt = np.empty(cap, np.int64)
-    nv[: hv.shape[0]] = hv
-    nt[: ht.shape[0]] = ht
-    return nv, nt
-
+from bottomup.graph._kernels import _find, _heap_grow, _heap_pop, _heap_push, _union
 
 # ------------------------------------------------------------------------------------------------
 # Open-addressing hash map int64 -> int64 (keys >= 0; -1 empty, -2 deleted) in two arrays.
@@ -159,10 +97,12 @@ def _greedy_merge_kernel(n_leaves, ea, eb, sums, counts):
     hk = np.full(cap_h, -1, np.int64)
     hvals = np.empty(cap_h, np.int64)
     used = 0
-    # heap of (mean, edge); an entry is stale when the edge died or its mean changed
+    # heap of (mean, edge) -> edge, ties to the lowest edge id; an entry is stale when the edge
+    # died or its mean changed
     cap = max(16, 2 * n_edges)
     hv = np.empty(cap, np.float64)
     ht = np.empty(cap, np.int64)
+    hp = np.empty(cap, np.int64)
     size = 0
     for e in range(n_edges):
         a = ea[e]
@@ -180,20 +120,11 @@ def _greedy_merge_kernel(n_leaves, ea, eb, sums, counts):
             deg[r] += 1
         _hash_put(hk, hvals, a * n_leaves + b, e)
         used += 1
-        hv[size] = sums[e] / counts[e]
-        ht[size] = e
-        _heap2_sift_up(hv, ht, size)
-        size += 1
+        size = _heap_push(hv, ht, hp, size, sums[e] / counts[e], e, e)
     n_nodes = n_leaves
     last = -np.inf
     while size > 0:
-        val = hv[0]
-        e = ht[0]
-        size -= 1
-        if size > 0:
-            hv[0] = hv[size]
-            ht[0] = ht[size]
-            _heap2_sift_down(hv, ht, size)
+        val, _, e, size = _heap_pop(hv, ht, hp, size)
         if not alive[e] or val != sums[e] / counts[e]:
             continue
         # a merged mean is an average of means >= the current level; rounding may put it an ulp
@@ -235,11 +166,8 @@ def _greedy_merge_kernel(n_leaves, ea, eb, sums, counts):
                     alive[e2] = False
                     deg[other] -= 1
                     if size == hv.shape[0]:
-                        hv, ht = _heap2_grow(hv, ht)
-                    hv[size] = sums[e3] / counts[e3]
-                    ht[size] = e3
-                    _heap2_sift_up(hv, ht, size)
-                    size += 1
+                        hv, ht, hp = _heap_grow(hv, ht, hp)
+                    size = _heap_push(hv, ht, hp, size, sums[e3] / counts[e3], e3, e3)
                 else:
                     ends[e2, side] = f
                     if _hash_put(hk, hvals, k2, e2):
@@ -310,61 +238,33 @@ def _kruskal_kernel(n_leaves, ea, eb, w):
 
 
 @njit(cache=True)
-def _boundary_faces_kernel(labels):
-    """All faces between pixels of different labels: (kind, i, j, label_a, label_b)."""
-    h, w = labels.shape
-    m = 0
-    for i in range(h):
-        for j in range(w - 1):
-            if labels[i, j] != labels[i, j + 1]:
-                m += 1
-    for i in range(h - 1):
-        for j in range(w):
-            if labels[i, j] != labels[i + 1, j]:
-                m += 1
-    kind = np.empty(m, np.int64)
-    fi = np.empty(m, np.int64)
-    fj = np.empty(m, np.int64)
-    la = np.empty(m, np.int64)
-    lb = np.empty(m, np.int64)
-    k = 0
-    for i in range(h):
-        for j in range(w - 1):
-            a = labels[i, j]
-            b = labels[i, j + 1]
-            if a != b:
-                kind[k] = 0
-                fi[k] = i
-                fj[k] = j
-                la[k] = min(a, b)
-                lb[k] = max(a, b)
-                k += 1
-    for i in range(h - 1):
-        for j in range(w):
-            a = labels[i, j]
-            b = labels[i + 1, j]
-            if a != b:
-                kind[k] = 1
-                fi[k] = i
-                fj[k] = j
-                la[k] = min(a, b)
-                lb[k] = max(a, b)
-                k += 1
-    return kind, fi, fj, la, lb
+def _lca_kernel(parents, n_leaves, na, nb):
+    """Lowest common ancestor of each node pair (na[e], nb[e]) (offline, Tarjan-like).
 
-
-@njit(cache=True)
-def _pair_lca_kernel(parents, n_leaves, pa, pb):
-    """Lowest common ancestor of each leaf pair (pa[e], pb[e]).
-
-    Replays the tree bottom-up with a union-find over leaves; each set keeps a list of its pending
-    pairs, and only the smaller lists are scanned at a merge (small-to-large).
+    Each node stands in for one leaf below it (``pa``, ``pb``); the tree is replayed bottom-up
+    with a union-find over leaves, each set keeping a list of its pending pairs, and only the
+    smaller lists are scanned at a merge (small-to-large). The leaves' LCA ``l`` gives the nodes'
+    LCA as ``max(l, na[e], nb[e])``: nodes on one path to the root are ordered by index.
     """
     n = parents.shape[0]
-    n_pairs = pa.shape[0]
+    n_pairs = na.shape[0]
     out = np.full(n_pairs, -1, np.int64)
     if n_pairs == 0:
         return out
+    # a leaf below every node (its smallest), then the leaf pairs
+    low = np.empty(n, np.int64)
+    for v in range(n):
+        low[v] = v if v < n_leaves else n
+    for v in range(n - 1):
+        if low[v] < low[parents[v]]:
+            low[parents[v]] = low[v]
+    pa = np.empty(n_pairs, np.int64)
+    pb = np.empty(n_pairs, np.int64)
+    for e in range(n_pairs):
+        pa[e] = low[na[e]]
+        pb[e] = low[nb[e]]
+        if pa[e] == pb[e]:
+            out[e] = pa[e]
     # children in CSR form
     nch = np.zeros(n + 1, np.int64)
     for v in range(n):
@@ -385,6 +285,8 @@ def _pair_lca_kernel(parents, n_leaves, pa, pb):
     cnt = np.zeros(n_leaves, np.int64)
     nxt = np.full(2 * n_pairs, -1, np.int64)
     for e in range(n_pairs):
+        if out[e] >= 0:
+            continue
         for side in range(2):
             r = pa[e] if side == 0 else pb[e]
             s = 2 * e + side
@@ -427,6 +329,8 @@ def _pair_lca_kernel(parents, n_leaves, pa, pb):
             head[r] = -1
             cnt[r] = 0
         rep[v] = big
+    for e in range(n_pairs):
+        out[e] = max(out[e], na[e], nb[e])
     return out
 
 
@@ -472,17 +376,11 @@ def _ucm2_leaves_kernel(u):
     for i in range(h):
         for j in range(w - 1):
             if u[2 * i + 1, 2 * j + 2] <= 0.0:
-                ra = _find(uf, i * w + j)
-                rb = _find(uf, i * w + j + 1)
-                if ra != rb:
-                    uf[ra] = rb
+                _union(uf, i * w + j, i * w + j + 1)
     for i in range(h - 1):
         for j in range(w):
             if u[2 * i + 2, 2 * j + 1] <= 0.0:
-                ra = _find(uf, i * w + j)
-                rb = _find(uf, (i + 1) * w + j)
-                if ra != rb:
-                    uf[ra] = rb
+                _union(uf, i * w + j, (i + 1) * w + j)
     # vertices: a zero vertex 8-connects the cells around it
     for a in range(h + 1):
         for b in range(w + 1):
@@ -498,10 +396,7 @@ def _ucm2_leaves_kernel(u):
                         if first < 0:
                             first = c
                         else:
-                            ra = _find(uf, first)
-                            rb = _find(uf, c)
-                            if ra != rb:
-                                uf[ra] = rb
+                            _union(uf, first, c)
     labels = np.empty((h, w), np.int32)
     lab = np.full(n, -1, np.int64)
     k = 0
@@ -590,15 +485,6 @@ def _ucm2_links_kernel(u, labels):
 
 
 @njit(cache=True)
-def _fill_faces_kernel(g, kind, fi, fj, values):
-    for f in range(kind.shape[0]):
-        if kind[f] == 0:
-            g[2 * fi[f] + 1, 2 * fj[f] + 2] = values[f]
-        else:
-            g[2 * fi[f] + 2, 2 * fj[f] + 1] = values[f]
-
-
-@njit(cache=True)
 def _uvt_kernel(u, seeds):
     """Minimax-path Voronoi labelling of the ucm2 grid from seeds at the pixel sites (``uvt``).
 
@@ -613,11 +499,11 @@ def _uvt_kernel(u, seeds):
     dist = np.full(n, np.inf)
     lab = np.zeros(n, np.int64)
     done = np.zeros(n, np.bool_)
+    # heap of (cost, -label) -> cell: the cheapest front first, ties to the larger label
     cap = max(1024, n // 4)
     hv = np.empty(cap, np.float64)
     ht = np.empty(cap, np.int64)
-    h1 = np.empty(cap, np.int64)
-    h2 = np.empty(cap, np.int64)
+    hp = np.empty(cap, np.int64)
     size = 0
     for i in range(h):
         for j in range(w):
@@ -627,21 +513,11 @@ def _uvt_kernel(u, seeds):
                 dist[c] = 0.0
                 lab[c] = s
                 if size == hv.shape[0]:
-                    hv, ht, h1, h2 = _heap_grow(hv, ht, h1, h2)
-                hv[size] = 0.0
-                ht[size] = -s
-                h1[size] = c
-                h2[size] = s
-                _heap_sift_up(hv, ht, h1, h2, size)
-                size += 1
+                    hv, ht, hp = _heap_grow(hv, ht, hp)
+                size = _heap_push(hv, ht, hp, size, 0.0, -s, c)
     while size > 0:
-        d = hv[0]
-        c = h1[0]
-        lc = h2[0]
-        size -= 1
-        if size > 0:
-            _heap_swap(hv, ht, h1, h2, 0, size)
-            _heap_sift_down(hv, ht, h1, h2, size)
+        d, neg, c, size = _heap_pop(hv, ht, hp, size)
+        lc = -neg
         if done[c] or d > dist[c] or lc != lab[c]:
             continue
         done[c] = True
@@ -672,13 +548,8 @@ def _uvt_kernel(u, seeds):
                 dist[m] = nd
                 lab[m] = lc
                 if size == hv.shape[0]:
-                    hv, ht, h1, h2 = _heap_grow(hv, ht, h1, h2)
-                hv[size] = nd
-                ht[size] = -lc
-                h1[size] = m
-                h2[size] = lc
-                _heap_sift_up(hv, ht, h1, h2, size)
-                size += 1
+                    hv, ht, hp = _heap_grow(hv, ht, hp)
+                size = _heap_push(hv, ht, hp, size, nd, -lc, m)
     out = np.empty((h, w), np.int64)
     for i in range(h):
         for j in range(w):

@@ -26,11 +26,12 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
+from bottomup.graph import adjacent_pairs
 from bottomup.hierarchy.tree import Hierarchy
 from bottomup.hierarchy.ucm import ucm_from_edge_weights
 
 __all__ = ["ALIGN_THRESHOLD", "MULTISCALE_SIGMOID", "image_pyramid", "resize_labels", "finest_superpixels",
-           "lowest_common_ancestors", "aligned_levels", "combine_hierarchies", "multiscale_hierarchy"]
+           "aligned_levels", "combine_hierarchies", "multiscale_hierarchy"]
 
 #: Smallest side of a pyramid level (gPb's largest half-disc needs 21 px).
 _MIN_SIDE = 24
@@ -94,38 +95,6 @@ def finest_superpixels(hierarchy: Hierarchy, shape: tuple[int, int],
     return (label(cut + 1, background=0, connectivity=1) - 1).astype(np.int32)
 
 
-def lowest_common_ancestors(parents: NDArray[np.int64], a, b) -> NDArray[np.int64]:
-    """Lowest common ancestor of each pair ``(a[i], b[i])`` of nodes of a tree (vectorised climb)."""
-    n = parents.shape[0]
-    depth = np.zeros(n, np.int64)
-    for v in range(n - 2, -1, -1):
-        depth[v] = depth[parents[v]] + 1
-    a = np.array(a, np.int64)
-    b = np.array(b, np.int64)
-    while True:
-        neq = a != b
-        if not neq.any():
-            return a
-        da, db = depth[a], depth[b]
-        up_a = neq & (da >= db)
-        up_b = neq & (db > da)
-        a[up_a] = parents[a[up_a]]
-        b[up_b] = parents[b[up_b]]
-
-
-def _pairs(target: NDArray[np.int32]):
-    """Adjacent target pairs ``(E, 2)`` and, per horizontal/vertical pixel edge, its pair index."""
-    n = int(target.max()) + 1
-    ha, hb = target[:, :-1], target[:, 1:]
-    va, vb = target[:-1], target[1:]
-    keys_h = np.minimum(ha, hb).astype(np.int64) * n + np.maximum(ha, hb)
-    keys_v = np.minimum(va, vb).astype(np.int64) * n + np.maximum(va, vb)
-    diff_h, diff_v = ha != hb, va != vb
-    uniq, inv = np.unique(np.concatenate([keys_h[diff_h], keys_v[diff_v]]), return_inverse=True)
-    pairs = np.stack([uniq // n, uniq % n], axis=1)
-    return pairs, diff_h, diff_v, inv
-
-
 def aligned_levels(hierarchy: Hierarchy, target: NDArray[np.int32], pairs: NDArray[np.int64]):
     """Level at which each adjacent pair of target superpixels meets in ``hierarchy``.
 
@@ -153,7 +122,7 @@ def aligned_levels(hierarchy: Hierarchy, target: NDArray[np.int32], pairs: NDArr
     major = np.zeros(n_t, np.int64)
     major[tgt[order]] = leaf[order]
     la, lb = major[pairs[:, 0]], major[pairs[:, 1]]
-    lca = lowest_common_ancestors(hierarchy.parents, la, lb)
+    lca = hierarchy.lowest_common_ancestors(la, lb)
     return np.where(la == lb, 0.0, hierarchy.altitudes[lca])
 
 
@@ -195,13 +164,14 @@ def combine_hierarchies(hierarchies: list[Hierarchy], shape: tuple[int, int] | N
     target = finest_superpixels(finest, shape, threshold)
     if target.max() == 0:
         return Hierarchy([0], [0.0], np.zeros(shape, np.int32))
-    pairs, diff_h, diff_v, inv = _pairs(target)
+    pairs, faces, face_pair = adjacent_pairs(target, return_faces=True)
     mean = np.average([aligned_levels(h, target, pairs) for h in hierarchies], axis=0, weights=weights)
-    n_h = int(diff_h.sum())
-    wh = np.zeros(diff_h.shape)
-    wv = np.zeros(diff_v.shape)
-    wh[diff_h] = mean[inv[:n_h]]
-    wv[diff_v] = mean[inv[n_h:]]
+    rows, cols = target.shape
+    wh, wv = np.zeros((rows, cols - 1)), np.zeros((rows - 1, cols))
+    across = faces[:, 0] % 2 == 1  # odd ucm2 rows: faces between horizontal neighbours
+    fh, fv = faces[across], faces[~across]
+    wh[(fh[:, 0] - 1) // 2, (fh[:, 1] - 2) // 2] = mean[face_pair[across]]
+    wv[(fv[:, 0] - 2) // 2, (fv[:, 1] - 1) // 2] = mean[face_pair[~across]]
     h = ucm_from_edge_weights(wh, wv)
     if sigmoid is None:
         return h

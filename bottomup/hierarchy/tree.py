@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from bottomup.graph.rag import _adjacent_pairs
 from bottomup.hierarchy import _kernels as K
 from bottomup.validate import check_ucm2
 
@@ -172,25 +173,78 @@ class Hierarchy:
         kids = np.flatnonzero(self.parents == node)
         return kids[kids != node]
 
+    def lowest_common_ancestors(self, a, b) -> NDArray[np.int64]:
+        """Lowest common ancestor of each pair of nodes ``(a[i], b[i])``.
+
+        Parameters
+        ----------
+        a, b : array_like of int
+            Node ids in ``0..N-1``, of the same shape (or shapes that broadcast together).
+
+        Returns
+        -------
+        lca : ndarray of int64
+            The broadcast shape of ``a`` and ``b``: the lowest node that is ``a[i]`` or above
+            it and ``b[i]`` or above it. For two leaves, ``altitudes[lca]`` is their
+            ultrametric distance (the ucm2 level between them); ``lca == a`` when ``a == b``.
+
+        Raises
+        ------
+        TypeError
+            If ``a`` or ``b`` is not an integer array.
+        ValueError
+            If they do not broadcast together or hold ids outside ``0..N-1``.
+
+        Notes
+        -----
+        Offline, for all pairs at once: one bottom-up pass over the tree with a union-find over
+        the leaves, ``O(N + P log P)`` for ``P`` pairs.
+
+        Examples
+        --------
+        >>> h = Hierarchy([3, 3, 4, 4, 4], [0, 0, 0, 0.2, 0.5], [[0, 1, 2], [0, 1, 2]])
+        >>> h.lowest_common_ancestors([0, 0, 3, 1], [1, 2, 0, 1]).tolist()
+        [3, 4, 3, 1]
+        """
+        arrs = []
+        for name, x in (("a", a), ("b", b)):
+            arr = np.asarray(x)
+            if not np.issubdtype(arr.dtype, np.integer):
+                raise TypeError(f"`{name}` must hold integer node ids, got dtype {arr.dtype}")
+            if arr.size and (arr.min() < 0 or arr.max() >= self.n_nodes):
+                raise ValueError(
+                    f"`{name}` must hold node ids in [0, {self.n_nodes - 1}], got range "
+                    f"[{arr.min()}, {arr.max()}]"
+                )
+            arrs.append(arr)
+        try:
+            a, b = np.broadcast_arrays(*arrs)
+        except ValueError as exc:
+            raise ValueError(
+                f"`a` (shape {arrs[0].shape}) and `b` (shape {arrs[1].shape}) must broadcast together"
+            ) from exc
+        return self._lca(a.ravel(), b.ravel()).reshape(a.shape)
+
+    def _lca(self, a, b) -> NDArray[np.int64]:
+        """:meth:`lowest_common_ancestors` of valid 1-D node ids (no checks)."""
+        a = np.ascontiguousarray(a, dtype=np.int64)
+        b = np.ascontiguousarray(b, dtype=np.int64)
+        return K._lca_kernel(self.parents, self.n_leaves, a, b)
+
     def adjacent_leaves(self) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
         """Pairs of 4-adjacent leaves and their lowest common ancestors.
 
         Returns
         -------
         pairs : (E, 2) ndarray of int64
-            Adjacent leaves ``a < b``, sorted.
+            Adjacent leaves ``a < b``, sorted (:func:`bottomup.graph.adjacent_pairs`).
         lca : (E,) ndarray of int64
             Lowest common ancestor of each pair (``altitudes[lca]`` is their ultrametric distance).
         length : (E,) ndarray of int64
             Number of boundary elements between the two leaves.
         """
-        kind, fi, fj, la, lb = K._boundary_faces_kernel(self.leaf_labels)
-        keys = la * self.n_leaves + lb
-        uniq, counts = np.unique(keys, return_counts=True)
-        pa = uniq // self.n_leaves
-        pb = uniq - pa * self.n_leaves
-        lca = K._pair_lca_kernel(self.parents, self.n_leaves, pa, pb)
-        return np.stack([pa, pb], axis=1), lca, counts.astype(np.int64)
+        pairs, _, _, length = _adjacent_pairs(self.leaf_labels, self.n_leaves)
+        return pairs, self._lca(pairs[:, 0], pairs[:, 1]), length
 
     def _check_node(self, node) -> int:
         if not isinstance(node, (int, np.integer)) or isinstance(node, bool):
@@ -286,14 +340,10 @@ class Hierarchy:
         """
         h, w = self.shape
         g = np.zeros((2 * h + 1, 2 * w + 1))
-        kind, fi, fj, la, lb = K._boundary_faces_kernel(self.leaf_labels)
-        if kind.size:
-            keys = la * self.n_leaves + lb
-            uniq, inv = np.unique(keys, return_inverse=True)
-            pa = uniq // self.n_leaves
-            pb = uniq - pa * self.n_leaves
-            alt = self.altitudes[K._pair_lca_kernel(self.parents, self.n_leaves, pa, pb)]
-            K._fill_faces_kernel(g, kind, fi, fj, alt[inv])
+        pairs, faces, face_pair, _ = _adjacent_pairs(self.leaf_labels, self.n_leaves)
+        if faces.size:
+            alt = self.altitudes[self._lca(pairs[:, 0], pairs[:, 1])]
+            g[faces[:, 0], faces[:, 1]] = alt[face_pair]
             from bottomup.owt._kernels import _complete_vertices
 
             _complete_vertices(g)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
+from bottomup.graph._kernels import _boundary_faces_kernel
 from bottomup.hierarchy import _kernels as K
 from bottomup.hierarchy.tree import Hierarchy
 from bottomup.owt import BoundaryPieces, oriented_watershed
@@ -200,7 +201,7 @@ def _hierarchy_from_edge_weights(wh: np.ndarray, wv: np.ndarray, shape: tuple) -
     wh = np.ascontiguousarray(wh, dtype=np.float64)
     wv = np.ascontiguousarray(wv, dtype=np.float64)
     labels, _ = _watershed_edges(wh, wv, shape)
-    kind, fi, fj, _, _ = K._boundary_faces_kernel(labels)
+    kind, fi, fj, _, _ = _boundary_faces_kernel(labels)
     strengths = OK._faces_from_edges_kernel(kind, fi, fj, wh, wv)
     faces = np.stack([2 * fi + 1 + kind, 2 * fj + 2 - kind], axis=1)
     pieces = BoundaryPieces(

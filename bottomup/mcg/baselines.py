@@ -34,6 +34,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from bottomup.graph import adjacent_pairs
+from bottomup.masks import labels_to_boxes, union_boxes
 from bottomup.mcg.candidates import Candidates
 from bottomup.validate import check_image
 
@@ -133,27 +135,11 @@ def region_features(labels, image) -> RegionFeatures:
     """
     labels = np.asarray(labels, np.int64)
     n = int(labels.max()) + 1
-    h, w = labels.shape
     area = np.bincount(labels.ravel(), minlength=n).astype(np.float64)
-    rr, cc = np.indices((h, w))
-    box = np.empty((n, 4), np.int64)
-    box[:, 0] = h
-    box[:, 1] = w
-    box[:, 2] = 0
-    box[:, 3] = 0
-    np.minimum.at(box[:, 0], labels.ravel(), rr.ravel())
-    np.minimum.at(box[:, 1], labels.ravel(), cc.ravel())
-    np.maximum.at(box[:, 2], labels.ravel(), rr.ravel() + 1)
-    np.maximum.at(box[:, 3], labels.ravel(), cc.ravel() + 1)
+    box = labels_to_boxes(labels, n)
     colour = _histograms(labels, image, n, COLOUR_BINS)
     texture = _histograms(labels, _texture_values(image), n, TEXTURE_BINS)
-    pairs = np.concatenate([
-        np.stack([labels[:, :-1].ravel(), labels[:, 1:].ravel()], 1),
-        np.stack([labels[:-1].ravel(), labels[1:].ravel()], 1),
-    ])
-    pairs = pairs[pairs[:, 0] != pairs[:, 1]]
-    pairs = np.unique(np.sort(pairs, axis=1), axis=0)
-    return RegionFeatures(area, box, colour, texture, pairs)
+    return RegionFeatures(area, box, colour, texture, adjacent_pairs(labels))
 
 
 def similarity(a: dict, b: dict, image_area: float, terms=_SIM_TERMS) -> float:
@@ -310,18 +296,5 @@ def selective_search(image, n: int = 1000, strategies=SS_FAST, *, seed: int = 0,
     _, uniq = np.unique(np.packbits(sets, axis=1), axis=0, return_index=True)
     keep = np.sort(uniq)[:n]
     sets, vals = sets[keep], vals[keep]
-    n_leaves = sets.shape[1]
-    rr, cc = np.indices((hgt, wid))
-    lbox = np.empty((n_leaves, 4), np.int64)
-    lbox[:, :2] = np.iinfo(np.int64).max // 4
-    lbox[:, 2:] = 0
-    np.minimum.at(lbox[:, 0], leaf.ravel(), rr.ravel())
-    np.minimum.at(lbox[:, 1], leaf.ravel(), cc.ravel())
-    np.maximum.at(lbox[:, 2], leaf.ravel(), rr.ravel() + 1)
-    np.maximum.at(lbox[:, 3], leaf.ravel(), cc.ravel() + 1)
-    big = np.iinfo(np.int64).max // 4
-    boxes = np.stack([np.where(sets, lbox[:, 0], big).min(axis=1),
-                      np.where(sets, lbox[:, 1], big).min(axis=1),
-                      np.where(sets, lbox[:, 2], 0).max(axis=1),
-                      np.where(sets, lbox[:, 3], 0).max(axis=1)], axis=1)
+    boxes = union_boxes(labels_to_boxes(leaf, sets.shape[1]), sets)
     return Candidates(leaf.astype(np.int32), sets, boxes.reshape(-1, 4), -vals)

@@ -21,7 +21,8 @@ class Candidates:
     leaf_sets : (K, L) ndarray of bool
         ``leaf_sets[k, l]``: leaf ``l`` belongs to candidate ``k``; rows in ranked order.
     boxes : (K, 4) ndarray of int64
-        Half-open ``(r0, c0, r1, c1)`` bounding boxes (``bottomup.masks.masks_to_boxes`` layout).
+        Half-open ``(r0, c0, r1, c1)`` bounding boxes (the box layout of :mod:`bottomup.masks`;
+        ``bottomup.masks.boxes_to_xyxy`` converts them to torchvision's xyxy).
     scores : (K,) ndarray of float64
         Ranker scores, non-increasing.
 

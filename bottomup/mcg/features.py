@@ -13,6 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from bottomup.hierarchy import Hierarchy
+from bottomup.masks import labels_to_boxes, union_boxes
 
 __all__ = ["FEATURE_NAMES", "LeafStats", "leaf_stats", "candidate_features"]
 
@@ -62,21 +63,10 @@ def leaf_stats(hierarchy: Hierarchy) -> LeafStats:
     """Compute :class:`LeafStats` of a hierarchy's leaves."""
     lab = hierarchy.leaf_labels
     k = hierarchy.n_leaves
-    h, w = lab.shape
     area = np.bincount(lab.ravel(), minlength=k).astype(np.float64)
     border = (np.bincount(lab[0], minlength=k) + np.bincount(lab[-1], minlength=k)
               + np.bincount(lab[:, 0], minlength=k) + np.bincount(lab[:, -1], minlength=k))
-    rr = np.broadcast_to(np.arange(h)[:, None], (h, w)).ravel()
-    cc = np.broadcast_to(np.arange(w)[None, :], (h, w)).ravel()
-    flat = lab.ravel()
-    box = np.empty((k, 4), np.int64)
-    box[:, 0] = h
-    box[:, 1] = w
-    box[:, 2:] = 0
-    np.minimum.at(box[:, 0], flat, rr)
-    np.minimum.at(box[:, 1], flat, cc)
-    np.maximum.at(box[:, 2], flat, rr + 1)
-    np.maximum.at(box[:, 3], flat, cc + 1)
+    box = labels_to_boxes(lab, k)
     if k > 1:
         edges, lca, length = hierarchy.adjacent_leaves()
         strength = hierarchy.altitudes[lca]
@@ -133,11 +123,7 @@ def candidate_features(
         perim_in = np.zeros(kk)
         contour = np.zeros(kk)
     perim = perim_in + incf @ st.border
-    big = np.iinfo(np.int64).max // 4
-    r0 = np.where(leaf_sets, st.box[:, 0], big).min(axis=1, initial=big)
-    c0 = np.where(leaf_sets, st.box[:, 1], big).min(axis=1, initial=big)
-    r1 = np.where(leaf_sets, st.box[:, 2], 0).max(axis=1, initial=0)
-    c1 = np.where(leaf_sets, st.box[:, 3], 0).max(axis=1, initial=0)
+    r0, c0, r1, c1 = union_boxes(st.box, leaf_sets).T
     bh = np.maximum(r1 - r0, 1).astype(np.float64)
     bw = np.maximum(c1 - c0, 1).astype(np.float64)
     safe_area = np.maximum(area, 1.0)

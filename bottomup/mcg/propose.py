@@ -26,6 +26,7 @@ from numpy.typing import NDArray
 from bottomup.contours.source import ContourSource, GPb, get_source
 from bottomup.hierarchy import Hierarchy
 from bottomup.hierarchy.multiscale import multiscale_hierarchy
+from bottomup.masks import union_boxes
 from bottomup.mcg.candidates import Candidates
 from bottomup.mcg.features import LeafStats, candidate_features, leaf_stats
 from bottomup.mcg.grouping import (
@@ -132,15 +133,7 @@ def rank_pool(pool: CandidatePool, n: int, *, ranker: Forest | None = None,
     else:
         values = scores[keep]
     sets = pool.leaf_sets[keep]
-    box = pool.stats.box
-    big = np.iinfo(np.int64).max // 4
-    boxes = np.stack([
-        np.where(sets, box[:, 0], big).min(axis=1),
-        np.where(sets, box[:, 1], big).min(axis=1),
-        np.where(sets, box[:, 2], 0).max(axis=1),
-        np.where(sets, box[:, 3], 0).max(axis=1),
-    ], axis=1)
-    return Candidates(h.leaf_labels, sets, boxes, values)
+    return Candidates(h.leaf_labels, sets, union_boxes(pool.stats.box, sets), values)
 
 
 def hierarchy_for(image, method: str = "scg", contours=None, *, arcs=None) -> Hierarchy:

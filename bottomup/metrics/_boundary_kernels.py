@@ -7,6 +7,8 @@ with C-contiguous arrays of fixed dtypes.
 import numpy as np
 from numba import njit
 
+from bottomup.graph._kernels import _heap_pop, _heap_push
+
 # ----------------------------------------------------------------------------------------------
 # Thinning (Lam, Lee & Suen 1992, the two-subiteration algorithm of MATLAB's bwmorph 'thin').
 # Neighbour bits: 0 E, 1 NE, 2 N, 3 NW, 4 W, 5 SW, 6 S, 7 SE (x1..x8 of the paper).
@@ -94,45 +96,6 @@ def _thin_kernel(img, lut1, lut2):
 # ----------------------------------------------------------------------------------------------
 # Exact matcher: minimum-cost assignment with outliers, as the official correspondPixels solves.
 # ----------------------------------------------------------------------------------------------
-@njit(cache=True)
-def _heap_push(hd, hj, size, d, j):
-    i = size
-    hd[i] = d
-    hj[i] = j
-    while i > 0:
-        p = (i - 1) >> 1
-        if hd[p] <= hd[i]:
-            break
-        hd[p], hd[i] = hd[i], hd[p]
-        hj[p], hj[i] = hj[i], hj[p]
-        i = p
-    return size + 1
-
-
-@njit(cache=True)
-def _heap_pop(hd, hj, size):
-    d = hd[0]
-    j = hj[0]
-    size -= 1
-    if size > 0:
-        hd[0] = hd[size]
-        hj[0] = hj[size]
-        i = 0
-        while True:
-            left = 2 * i + 1
-            if left >= size:
-                break
-            m = left
-            if left + 1 < size and hd[left + 1] < hd[left]:
-                m = left + 1
-            if hd[i] <= hd[m]:
-                break
-            hd[m], hd[i] = hd[i], hd[m]
-            hj[m], hj[i] = hj[i], hj[m]
-            i = m
-    return d, j, size
-
-
 @njit(cache=True)
 def _match_kernel(bmap1, bmap2, off_r, off_c, off_cost, outlier_cost):
     """Match two boundary maps one-to-one within a radius, at minimum cost with outliers.
@@ -256,7 +219,10 @@ def _match_kernel(bmap1, bmap2, off_r, off_c, off_cost, outlier_cost):
     final = np.empty(ncol, np.int64)
     # Each push follows a strict decrease along one edge, and each row's edges are scanned at
     # most once per search, so the heap never holds more entries than there are edges.
+    # Keys (distance, 0): no tie-break, equal distances leave in the heap's own order (the
+    # matching found, hence the counts, depends on it).
     hd = np.empty(ptr[nr] + 1, np.int64)
+    ht = np.zeros(ptr[nr] + 1, np.int64)
     hj = np.empty(ptr[nr] + 1, np.int64)
     for s in range(nr):
         if row_match[s] >= 0:
@@ -273,11 +239,11 @@ def _match_kernel(bmap1, bmap2, off_r, off_c, off_cost, outlier_cost):
                     n_touched += 1
                 dist[jj] = nd
                 pred[jj] = s
-                size = _heap_push(hd, hj, size, nd, jj)
+                size = _heap_push(hd, ht, hj, size, nd, 0, jj)
         free_col = -1
         delta = 0
         while size > 0:
-            d, jj, size = _heap_pop(hd, hj, size)
+            d, _, jj, size = _heap_pop(hd, ht, hj, size)
             if done[jj] or d > dist[jj]:
                 continue
             done[jj] = True
@@ -300,7 +266,7 @@ def _match_kernel(bmap1, bmap2, off_r, off_c, off_cost, outlier_cost):
                         n_touched += 1
                     dist[kk] = nd
                     pred[kk] = rr
-                    size = _heap_push(hd, hj, size, nd, kk)
+                    size = _heap_push(hd, ht, hj, size, nd, 0, kk)
         # Potentials of the columns finalised before the free one, and of their rows.
         for t in range(n_final):
             jj = final[t]

@@ -3,17 +3,7 @@
 import numpy as np
 from numba import njit
 
-
-@njit(cache=True)
-def _find(parent, x):
-    root = x
-    while parent[root] != root:
-        root = parent[root]
-    while parent[x] != root:
-        nxt = parent[x]
-        parent[x] = root
-        x = nxt
-    return root
+from bottomup.graph._kernels import _find
 
 
 @njit(cache=True)

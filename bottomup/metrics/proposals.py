@@ -358,7 +358,8 @@ def best_overlaps_boxes(gt_boxes, candidate_boxes, n_candidates) -> np.ndarray:
     Parameters
     ----------
     gt_boxes : (G, 4) array_like
-        ``(r0, c0, r1, c1)`` half-open (see :mod:`bottomup.masks`; ``masks_to_boxes``).
+        ``(r0, c0, r1, c1)`` half-open (see :mod:`bottomup.masks`): of masks,
+        ``xyxy_to_boxes(masks_to_boxes(masks))``; of candidates, ``Candidates.boxes``.
     candidate_boxes : (K, 4) array_like
         Same layout, ranked.
     n_candidates : sequence of int

@@ -17,65 +17,6 @@ import numpy as np
 from numba import njit
 
 # ------------------------------------------------------------------------------------------------
-# A growable binary min-heap keyed by (value, tie) with two int64 payloads, stored in arrays.
-
-
-@njit(cache=True, inline="always")
-def _heap_less(hv, ht, a, b):
-    return hv[a] < hv[b] or (hv[a] == hv[b] and ht[a] < ht[b])
-
-
-@njit(cache=True, inline="always")
-def _heap_swap(hv, ht, h1, h2, a, b):
-    hv[a], hv[b] = hv[b], hv[a]
-    ht[a], ht[b] = ht[b], ht[a]
-    h1[a], h1[b] = h1[b], h1[a]
-    h2[a], h2[b] = h2[b], h2[a]
-
-
-@njit(cache=True)
-def _heap_grow(hv, ht, h1, h2):
-    cap = 2 * hv.shape[0] + 16
-    nv = np.empty(cap, np.float64)
-    nt = np.empty(cap, np.int64)
-    n1 = np.empty(cap, np.int64)
-    n2 = np.empty(cap, np.int64)
-    n = hv.shape[0]
-    nv[:n] = hv
-    nt[:n] = ht
-    n1[:n] = h1
-    n2[:n] = h2
-    return nv, nt, n1, n2
-
-
-@njit(cache=True, inline="always")
-def _heap_sift_up(hv, ht, h1, h2, k):
-    while k > 0:
-        par = (k - 1) >> 1
-        if _heap_less(hv, ht, k, par):
-            _heap_swap(hv, ht, h1, h2, k, par)
-            k = par
-        else:
-            break
-
-
-@njit(cache=True, inline="always")
-def _heap_sift_down(hv, ht, h1, h2, size):
-    k = 0
-    while True:
-        c = 2 * k + 1
-        if c >= size:
-            break
-        if c + 1 < size and _heap_less(hv, ht, c + 1, c):
-            c += 1
-        if _heap_less(hv, ht, c, k):
-            _heap_swap(hv, ht, h1, h2, c, k)
-            k = c
-        else:
-            break
-
-
-# ------------------------------------------------------------------------------------------------
 # Edge weights from a pixel map
 
 
@@ -91,15 +32,6 @@ def _pixel_to_edge_max_kernel(pb):
         for j in range(w):
             wv[i, j] = max(pb[i, j], pb[i + 1, j])
     return wh, wv
-
-
-@njit(cache=True, inline="always")
-def _find(uf, x):
-    """Root of ``x`` in the union-find forest ``uf`` (with path halving)."""
-    while uf[x] != x:
-        uf[x] = uf[uf[x]]
-        x = uf[x]
-    return x
 
 
 # ------------------------------------------------------------------------------------------------

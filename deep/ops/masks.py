@@ -13,6 +13,9 @@ __all__ = ["masks_to_boxes"]
 def masks_to_boxes(masks: Tensor) -> Tensor:
     """Tight ``(K, 4)`` xyxy boxes of ``(K, H, W)`` masks, with torchvision's convention.
 
+    The torch face of :func:`bottomup.masks.masks_to_boxes` (same boxes, same error on an empty
+    mask), computed on the masks' device.
+
     Parameters
     ----------
     masks : (K, H, W) torch.Tensor

@@ -249,6 +249,9 @@ class TestMasksToBoxes:
             rr, cc = np.nonzero(m)
             assert b.tolist() == [cc.min(), rr.min(), cc.max(), rr.max()]
         assert boxes[0].tolist() == [7.0, 4.0, 7.0, 4.0]
+        from bottomup.masks import masks_to_boxes as np_masks_to_boxes
+
+        np.testing.assert_array_equal(boxes.cpu().numpy(), np_masks_to_boxes(masks.numpy()))  # one convention
 
     def test_empty(self, device):
         assert masks_to_boxes(torch.zeros(0, 4, 4, dtype=torch.bool).to(device)).shape == (0, 4)
