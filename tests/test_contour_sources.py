@@ -193,3 +193,10 @@ def test_cli_old_preset_name_still_works(tmp_path, photo, capsys):
     assert "--preset medium" in capsys.readouterr().err
     np.testing.assert_array_equal(np.load(tmp_path / "o" / "a.npz")["ucm2"],
                                   bottomup.segment(read, GPb("medium")).to_ucm2())
+
+
+def test_configured_keeps_or_rederives_multiscale():
+    assert GPb().configured(preset="fast").multiscale is None  # fast's own default
+    assert GPb("fast").configured(preset="quality").multiscale == Multiscale()
+    assert GPb("fast").configured(preset="quality", multiscale=False).multiscale is None
+    assert GPb(multiscale=False).configured(seed=2) == GPb(multiscale=False, seed=2)

@@ -339,22 +339,24 @@ def test_segment_seed_draws_other_textons_and_is_reproducible(tmp_path):
 
     from bottomup import segment
     from bottomup.cli import main
+    from bottomup.contours import GPb
 
     img = np.random.default_rng(3).random((40, 40, 3))
     img[:, 20:] *= 0.5
-    u0 = segment(img, "fast").to_ucm2()
-    np.testing.assert_array_equal(segment(img, "fast", seed=0).to_ucm2(), u0)  # 0 is the default
-    u1 = segment(img, "fast", seed=1).to_ucm2()
-    np.testing.assert_array_equal(segment(img, "fast", seed=1).to_ucm2(), u1)
+    u0 = segment(img, GPb("fast")).to_ucm2()
+    np.testing.assert_array_equal(segment(img, GPb("fast", seed=0)).to_ucm2(), u0)  # 0 is the default
+    u1 = segment(img, GPb("fast", seed=1)).to_ucm2()
+    np.testing.assert_array_equal(segment(img, GPb("fast", seed=1)).to_ucm2(), u1)
     assert not np.array_equal(u0, u1)  # another k-means draw, another texture gradient
     for bad in (-1, 1.5, True, "1"):
         with pytest.raises(ValueError, match="`seed` must be a non-negative integer"):
-            segment(img, "fast", seed=bad)
+            GPb("fast", seed=bad)
     cv2.imwrite(str(tmp_path / "a.png"), (img * 255).astype(np.uint8))
     out = tmp_path / "out"
     assert main(["segment", str(tmp_path / "a.png"), "--out", str(out), "--preset", "fast",
                  "--format", "npz", "--seed", "1", "--quiet"]) == 0
     man = json.loads(next(out.glob("manifest-*.json")).read_text())
-    assert man["params"] == {"preset": "fast", "multiscale": False, "seed": 1}
-    a = segment(cv2.imread(str(tmp_path / "a.png"))[..., ::-1], "fast", seed=1).to_ucm2()
+    assert man["params"] == {"contours": "gpb", "arcs": "mean", "preset": "fast", "multiscale": False,
+                             "seed": 1}
+    a = segment(cv2.imread(str(tmp_path / "a.png"))[..., ::-1], GPb("fast", seed=1)).to_ucm2()
     np.testing.assert_array_equal(np.load(out / "a.npz")["ucm2"], a)

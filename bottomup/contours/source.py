@@ -270,6 +270,8 @@ class GPb(ContourSource):
         unknown = set(options) - set(now)
         if unknown:
             raise TypeError(f"GPb options are {sorted(now)}, got {sorted(unknown)}")
+        if options.get("preset", self.preset) != self.preset and "multiscale" not in options:
+            now["multiscale"] = None  # another preset: its own default
         return GPb(**(now | options))
 
 

@@ -67,17 +67,17 @@ def test_mcg_learned_uses_single_scale_contours_per_level(monkeypatch):
         seen.append((image.shape[:2], kw.get("scales")))
         return real(image, **kw)
 
-    import bottomup.owt.arc_scores as arc_scores
+    import bottomup.pipeline as pipeline
 
     scored = []
-    real_rescore = arc_scores.rescore_pieces
+    real_rescore = pipeline.rescore_pieces
 
     def spy_rescore(image, *args):
         scored.append(image.shape[:2])
         return real_rescore(image, *args)
 
     monkeypatch.setattr(api, "learned_contours", spy)
-    monkeypatch.setattr(arc_scores, "rescore_pieces", spy_rescore)
+    monkeypatch.setattr(pipeline, "rescore_pieces", spy_rescore)
     img = _img()
     h = hierarchy_for(img, "mcg", contours="learned")
     assert h.shape == img.shape[:2]
