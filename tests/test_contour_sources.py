@@ -200,3 +200,28 @@ def test_configured_keeps_or_rederives_multiscale():
     assert GPb("fast").configured(preset="quality").multiscale == Multiscale()
     assert GPb("fast").configured(preset="quality", multiscale=False).multiscale is None
     assert GPb(multiscale=False).configured(seed=2) == GPb(multiscale=False, seed=2)
+
+
+@pytest.mark.parametrize("call", ["segment", "proposals"])
+def test_the_image_is_validated_once(photo, call):
+    """check_image runs at the public face only, not again in each stage or pyramid level."""
+    import sys
+
+    from bottomup.mcg import proposals
+    from bottomup.validate import check_image
+
+    calls = []
+
+    def profile(frame, event, arg):
+        if event == "call" and frame.f_code is check_image.__code__:
+            calls.append(frame.f_back.f_code.co_name)
+
+    sys.setprofile(profile)
+    try:
+        if call == "segment":
+            bottomup.segment(photo, GPb("fast", multiscale=True))
+        else:
+            proposals(photo, n=5, method="mcg", contours=GPb("fast"))
+    finally:
+        sys.setprofile(None)
+    assert calls == [call], calls
