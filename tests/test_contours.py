@@ -306,7 +306,8 @@ def test_command_line_preset_choices_are_the_gpb_presets():
     sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     for command in ("segment", "demo"):
         preset = next(a for a in sub.choices[command]._actions if a.dest == "preset")
-        assert sorted(preset.choices) == sorted(PRESETS), command
+        # (segment also takes "mcg", the deprecated name of "medium", for one release)
+        assert sorted(set(preset.choices) - {"mcg"}) == sorted(PRESETS), command
 
 
 def test_preset_image_resizes_only_the_fast_preset():
