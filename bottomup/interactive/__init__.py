@@ -1,5 +1,11 @@
 """Interactive segmentation: scribbles completed along a hierarchy (ultrametric distance)."""
 
-from bottomup.interactive.segment import hierarchy_of_image, lab_edge_weights, segment
+from bottomup.interactive.segment import (
+    default_contours,
+    default_hierarchy,
+    hierarchy_of_image,
+    lab_edge_weights,
+    segment,
+)
 
-__all__ = ["hierarchy_of_image", "lab_edge_weights", "segment"]
+__all__ = ["default_contours", "default_hierarchy", "hierarchy_of_image", "lab_edge_weights", "segment"]
