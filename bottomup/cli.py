@@ -18,6 +18,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "bottomup.mcg._cli",
     "bottomup.metrics._cli",
     "bottomup.interactive._cli",
+    "bottomup.annotate._cli",
 )
 
 
