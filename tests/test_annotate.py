@@ -369,7 +369,8 @@ def _bad_bodies():
     ]
 
 
-@pytest.mark.parametrize(("what", "body", "status", "message"), _bad_bodies(), ids=lambda x: x if isinstance(x, str) else "")
+@pytest.mark.parametrize(("what", "body", "status", "message"), _bad_bodies(),
+                         ids=lambda x: x if isinstance(x, str) else "")
 @pytest.mark.parametrize("endpoint", [("post", "segment"), ("put", "annotation"), ("put", "scribbles")])
 def test_bad_bodies_are_4xx_and_write_nothing(folder, endpoint, what, body, status, message):
     with _client(folder, max_body=4096) as c:
