@@ -13,9 +13,11 @@ from naive_hierarchy import uvt
 
 from bottomup.hierarchy import Hierarchy, ucm
 from bottomup.interactive import (
+    FlatZones,
     _cli,
     default_contours,
     default_hierarchy,
+    flat_zones,
     hierarchy_of_image,
     lab_edge_weights,
     segment,
@@ -106,6 +108,12 @@ def test_bad_seeds():
         segment(np.zeros((8, 11)), np.ones((4, 5), int))
     with pytest.raises(ValueError, match="shape"):
         segment(np.zeros((9, 11)), np.ones((5, 5), int))
+    bad = np.zeros((9, 11))
+    bad[3, 3] = 0.5  # a pixel site
+    with pytest.raises(ValueError, match=r"pixel sites \[1::2, 1::2\] must be 0"):
+        segment(bad, np.ones((4, 5), int))
+    with pytest.raises(ValueError, match="shape"):
+        segment(flat_zones(h), np.ones((5, 4), int))
 
 
 @settings(deadline=None, max_examples=80)
@@ -123,7 +131,36 @@ def test_ucm2_array_matches_front_propagation_with_many_ties(h_, w_, seed, n_lev
     seeds = np.zeros((h_, w_), np.int64)
     k = int(rng.integers(1, h_ * w_ + 1))
     seeds.ravel()[rng.choice(h_ * w_, size=k, replace=False)] = rng.integers(1, 5, k)
+    zones = flat_zones(u)
     np.testing.assert_array_equal(segment(u, seeds), uvt(u, seeds))
+    np.testing.assert_array_equal(segment(zones, seeds), uvt(u, seeds))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_larger_hierarchy_many_labels_matches_front_propagation(seed):
+    """A 40x50 hierarchy with few distinct levels (many ties), 60 seeds in 6 labels."""
+    rng = np.random.default_rng(seed)
+    hier = ucm(np.round(rng.random((40, 50)) ** 2, 1))
+    seeds = np.zeros((40, 50), np.int64)
+    idx = rng.choice(2000, size=60, replace=False)
+    seeds.ravel()[idx] = rng.integers(1, 7, 60)
+    zones = flat_zones(hier)
+    assert zones.n_zones < 40 * 50 * 4
+    np.testing.assert_array_equal(segment(zones, seeds), uvt(hier.to_ucm2(), seeds))
+
+
+def test_flat_zones_of_a_hand_built_ucm2():
+    # 2 x 3 pixels: columns 0 | 1 2, the boundary at level 0.5; pixels 1, 2 joined at 0
+    u = np.zeros((5, 7))
+    u[:, 2] = 0.5
+    z = flat_zones(u)
+    assert isinstance(z, FlatZones) and z.shape == (2, 3) and z.n_zones == 3
+    left, wall, right = z.pixel_zone[0, 0], 1, z.pixel_zone[0, 2]
+    assert z.pixel_zone.tolist() == [[left, right, right], [left, right, right]]
+    assert sorted(z.levels.tolist()) == [0.0, 0.0, 0.5]
+    assert z.levels[wall] == 0.5 and z.indptr.tolist() == [0, 1, 3, 4]
+    assert sorted(z.indices[z.indptr[wall]: z.indptr[wall + 1]].tolist()) == [left, right]
+    np.testing.assert_array_equal(segment(z, [[2, 0, 0], [0, 0, 1]]), [[2, 1, 1], [2, 1, 1]])
 
 
 def test_hierarchy_and_its_ucm2_give_the_same_labels():
@@ -134,6 +171,7 @@ def test_hierarchy_and_its_ucm2_give_the_same_labels():
     out = segment(hier.to_ucm2(), seeds)
     assert out.dtype == np.int32
     np.testing.assert_array_equal(out, segment(hier, seeds))
+    np.testing.assert_array_equal(out, segment(flat_zones(hier), seeds))
 
 
 def test_one_pixel_and_constant_images():

@@ -10,13 +10,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from bottomup.owt._kernels import (
-    _find,
-    _heap_grow,
-    _heap_sift_down,
-    _heap_sift_up,
-    _heap_swap,
-)
+from bottomup.owt._kernels import _find
 
 # ------------------------------------------------------------------------------------------------
 # Binary min-heap of (value, int) pairs ordered by value then int, in two arrays.
@@ -597,89 +591,3 @@ def _fill_faces_kernel(g, kind, fi, fj, values):
         else:
             g[2 * fi[f] + 2, 2 * fj[f] + 1] = values[f]
 
-
-@njit(cache=True)
-def _uvt_kernel(u, seeds):
-    """Minimax-path Voronoi labelling of the ucm2 grid from seeds at the pixel sites (``uvt``).
-
-    A front leaves every seed at cost 0 and moves between 4-adjacent cells of the
-    ``(2H+1, 2W+1)`` grid; the cost of a path is the largest ucm2 value on it. Each cell takes the
-    label of the cheapest front, the larger label on ties (FACTS A.16). Returns per-pixel labels.
-    """
-    hh, ww = u.shape
-    h, w = seeds.shape
-    n = hh * ww
-    dist = np.full(n, np.inf)
-    lab = np.zeros(n, np.int64)
-    done = np.zeros(n, np.bool_)
-    cap = max(1024, n // 4)
-    hv = np.empty(cap, np.float64)
-    ht = np.empty(cap, np.int64)
-    h1 = np.empty(cap, np.int64)
-    h2 = np.empty(cap, np.int64)
-    size = 0
-    for i in range(h):
-        for j in range(w):
-            s = seeds[i, j]
-            if s > 0:
-                c = (2 * i + 1) * ww + 2 * j + 1
-                dist[c] = 0.0
-                lab[c] = s
-                if size == hv.shape[0]:
-                    hv, ht, h1, h2 = _heap_grow(hv, ht, h1, h2)
-                hv[size] = 0.0
-                ht[size] = -s
-                h1[size] = c
-                h2[size] = s
-                _heap_sift_up(hv, ht, h1, h2, size)
-                size += 1
-    while size > 0:
-        d = hv[0]
-        c = h1[0]
-        lc = h2[0]
-        size -= 1
-        if size > 0:
-            _heap_swap(hv, ht, h1, h2, 0, size)
-            _heap_sift_down(hv, ht, h1, h2, size)
-        if done[c] or d > dist[c] or lc != lab[c]:
-            continue
-        done[c] = True
-        r = c // ww
-        q = c - r * ww
-        for k in range(4):
-            if k == 0:
-                if r == 0:
-                    continue
-                m = c - ww
-            elif k == 1:
-                if q == 0:
-                    continue
-                m = c - 1
-            elif k == 2:
-                if q == ww - 1:
-                    continue
-                m = c + 1
-            else:
-                if r == hh - 1:
-                    continue
-                m = c + ww
-            if done[m]:
-                continue
-            x = u[m // ww, m - (m // ww) * ww]
-            nd = d if d > x else x
-            if nd < dist[m] or (nd == dist[m] and lc > lab[m]):
-                dist[m] = nd
-                lab[m] = lc
-                if size == hv.shape[0]:
-                    hv, ht, h1, h2 = _heap_grow(hv, ht, h1, h2)
-                hv[size] = nd
-                ht[size] = -lc
-                h1[size] = m
-                h2[size] = lc
-                _heap_sift_up(hv, ht, h1, h2, size)
-                size += 1
-    out = np.empty((h, w), np.int64)
-    for i in range(h):
-        for j in range(w):
-            out[i, j] = lab[(2 * i + 1) * ww + 2 * j + 1]
-    return out

@@ -1,4 +1,4 @@
-"""numba kernel of :func:`bottomup.interactive.segment` (minimax fronts on the ucm2 grid)."""
+"""numba kernels of :func:`bottomup.interactive.segment`: flat zones of a ucm2 and the fronts on them."""
 
 from __future__ import annotations
 
@@ -9,110 +9,147 @@ from bottomup.owt._kernels import _heap_grow, _heap_sift_down, _heap_sift_up, _h
 
 
 @njit(cache=True)
-def _uvt_kernel(u, seeds):
-    """Minimax-path Voronoi labelling of the ucm2 grid from seeds at the pixel sites (``uvt``).
+def _flat_zones_kernel(u):
+    """Flat zones of a grid: 4-connected cells of equal value, numbered in raster order.
 
-    The order of the release's front propagation (FACTS A.16): fronts leave every seed at cost 0
-    and move between 4-adjacent cells of the ``(2H+1, 2W+1)`` grid; a path costs its largest
-    ucm2 value; cells are settled in increasing (cost, -label), so each takes the label of its
-    cheapest front and the larger label on ties. Dijkstra with a heap keyed by (cost, -label),
-    plus a stack for the cells reached at the key being settled: every cell that a front enters
-    without climbing (most of them: the inside of each region) costs O(1) instead of a heap
-    push, which is what makes a BSDS image take milliseconds. Returns per-pixel labels (int32).
+    Returns ``zone`` (one id per cell), ``values`` (the value of each zone) and the two ends
+    ``(a, b)``, ``a < b``, of every pair of 4-adjacent cells in different zones (with repeats).
     """
     hh, ww = u.shape
-    h, w = seeds.shape
     n = hh * ww
     uf = u.ravel()
-    dist = np.full(n, np.inf)
-    lab = np.zeros(n, np.int32)
-    done = np.zeros(n, np.uint8)
+    zone = np.full(n, -1, np.int32)
+    values = np.empty(n, np.float64)
     stack = np.empty(n, np.int32)
-    top = 0
+    nz = 0
+    for s in range(n):
+        if zone[s] >= 0:
+            continue
+        v = uf[s]
+        zone[s] = nz
+        stack[0] = s
+        top = 1
+        while top > 0:
+            top -= 1
+            c = stack[top]
+            r = c // ww
+            q = c - r * ww
+            if r > 0 and zone[c - ww] < 0 and uf[c - ww] == v:
+                zone[c - ww] = nz
+                stack[top] = c - ww
+                top += 1
+            if r < hh - 1 and zone[c + ww] < 0 and uf[c + ww] == v:
+                zone[c + ww] = nz
+                stack[top] = c + ww
+                top += 1
+            if q > 0 and zone[c - 1] < 0 and uf[c - 1] == v:
+                zone[c - 1] = nz
+                stack[top] = c - 1
+                top += 1
+            if q < ww - 1 and zone[c + 1] < 0 and uf[c + 1] == v:
+                zone[c + 1] = nz
+                stack[top] = c + 1
+                top += 1
+        values[nz] = v
+        nz += 1
+    count = 0
+    for r in range(hh):
+        for q in range(ww):
+            c = r * ww + q
+            if q < ww - 1 and zone[c] != zone[c + 1]:
+                count += 1
+            if r < hh - 1 and zone[c] != zone[c + ww]:
+                count += 1
+    a = np.empty(count, np.int64)
+    b = np.empty(count, np.int64)
+    k = 0
+    for r in range(hh):
+        for q in range(ww):
+            c = r * ww + q
+            if q < ww - 1 and zone[c] != zone[c + 1]:
+                a[k] = min(zone[c], zone[c + 1])
+                b[k] = max(zone[c], zone[c + 1])
+                k += 1
+            if r < hh - 1 and zone[c] != zone[c + ww]:
+                a[k] = min(zone[c], zone[c + ww])
+                b[k] = max(zone[c], zone[c + ww])
+                k += 1
+    return zone, values[:nz].copy(), a, b
+
+
+@njit(cache=True)
+def _zone_seeds_kernel(pixel_zone, seeds, n_zones):
+    """Largest seed label in each zone (0 = none)."""
+    out = np.zeros(n_zones, np.int32)
+    h, w = seeds.shape
+    for i in range(h):
+        for j in range(w):
+            s = seeds[i, j]
+            if s > 0:
+                z = pixel_zone[i, j]
+                if s > out[z]:
+                    out[z] = s
+    return out
+
+
+@njit(cache=True)
+def _zone_fronts_kernel(indptr, indices, values, seed_label):
+    """The release's ``uvt`` fronts, run on the flat-zone graph: a zone is one node of its level.
+
+    Every cell of a flat zone ends with the same (cost, label) key: the first one to reach it
+    floods it at that key (moving inside costs max(key, level) = key), so the zones can be
+    settled as single nodes in increasing (cost, -label), the larger label winning ties. Seeded
+    zones (level 0, the pixel sites) start at cost 0 with their largest label.
+    """
+    nz = values.shape[0]
+    dist = np.full(nz, np.inf)
+    lab = np.zeros(nz, np.int32)
+    done = np.zeros(nz, np.uint8)
     cap = 1024
     hv = np.empty(cap, np.float64)
     ht = np.empty(cap, np.int64)
     h1 = np.empty(cap, np.int64)
     h2 = np.empty(cap, np.int64)
     size = 0
-    for i in range(h):
-        for j in range(w):
-            s = seeds[i, j]
-            if s > 0:
-                c = (2 * i + 1) * ww + 2 * j + 1
-                dist[c] = 0.0
-                lab[c] = s
-                if size == hv.shape[0]:
-                    hv, ht, h1, h2 = _heap_grow(hv, ht, h1, h2)
-                hv[size] = 0.0
-                ht[size] = -s
-                h1[size] = c
-                h2[size] = s
-                _heap_sift_up(hv, ht, h1, h2, size)
-                size += 1
-    cur_d = 0.0
-    cur_l = 0
-    while True:
-        if top > 0:
-            top -= 1
-            c = stack[top]
-            d = cur_d
-            lc = cur_l
-        elif size > 0:
-            d = hv[0]
-            c = h1[0]
-            lc = h2[0]
-            size -= 1
-            if size > 0:
-                _heap_swap(hv, ht, h1, h2, 0, size)
-                _heap_sift_down(hv, ht, h1, h2, size)
-            cur_d = d
-            cur_l = lc
-        else:
-            break
-        if done[c] or d > dist[c] or lc != lab[c]:
+    for z in range(nz):
+        s = seed_label[z]
+        if s > 0:
+            dist[z] = 0.0
+            lab[z] = s
+            if size == hv.shape[0]:
+                hv, ht, h1, h2 = _heap_grow(hv, ht, h1, h2)
+            hv[size] = 0.0
+            ht[size] = -s
+            h1[size] = z
+            h2[size] = s
+            _heap_sift_up(hv, ht, h1, h2, size)
+            size += 1
+    while size > 0:
+        d = hv[0]
+        z = h1[0]
+        lc = h2[0]
+        size -= 1
+        if size > 0:
+            _heap_swap(hv, ht, h1, h2, 0, size)
+            _heap_sift_down(hv, ht, h1, h2, size)
+        if done[z] or d > dist[z] or lc != lab[z]:
             continue
-        done[c] = 1
-        r = c // ww
-        q = c - r * ww
-        for k in range(4):
-            if k == 0:
-                if r == 0:
-                    continue
-                m = c - ww
-            elif k == 1:
-                if q == 0:
-                    continue
-                m = c - 1
-            elif k == 2:
-                if q == ww - 1:
-                    continue
-                m = c + 1
-            else:
-                if r == hh - 1:
-                    continue
-                m = c + ww
+        done[z] = 1
+        for e in range(indptr[z], indptr[z + 1]):
+            m = indices[e]
             if done[m]:
                 continue
-            x = uf[m]
+            x = values[m]
             nd = d if d > x else x
             if nd < dist[m] or (nd == dist[m] and lc > lab[m]):
                 dist[m] = nd
                 lab[m] = lc
-                if nd == d:  # same key as the one being settled: next in line, no heap needed
-                    stack[top] = m
-                    top += 1
-                else:
-                    if size == hv.shape[0]:
-                        hv, ht, h1, h2 = _heap_grow(hv, ht, h1, h2)
-                    hv[size] = nd
-                    ht[size] = -lc
-                    h1[size] = m
-                    h2[size] = lc
-                    _heap_sift_up(hv, ht, h1, h2, size)
-                    size += 1
-    out = np.empty((h, w), np.int32)
-    for i in range(h):
-        for j in range(w):
-            out[i, j] = lab[(2 * i + 1) * ww + 2 * j + 1]
-    return out
+                if size == hv.shape[0]:
+                    hv, ht, h1, h2 = _heap_grow(hv, ht, h1, h2)
+                hv[size] = nd
+                ht[size] = -lc
+                h1[size] = m
+                h2[size] = lc
+                _heap_sift_up(hv, ht, h1, h2, size)
+                size += 1
+    return lab

@@ -10,6 +10,7 @@ References
 from __future__ import annotations
 
 import importlib.util
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
@@ -18,19 +19,123 @@ from bottomup._validate import check_image, check_labels, check_ucm2
 from bottomup.hierarchy import Hierarchy, ucm_from_edge_weights
 from bottomup.interactive import _kernels as K
 
-__all__ = ["default_contours", "default_hierarchy", "hierarchy_of_image", "lab_edge_weights", "segment"]
+__all__ = [
+    "FlatZones",
+    "default_contours",
+    "default_hierarchy",
+    "flat_zones",
+    "hierarchy_of_image",
+    "lab_edge_weights",
+    "segment",
+]
 
 
-def segment(hierarchy: Hierarchy | NDArray[np.float64], seeds) -> NDArray[np.int32]:
-    """Label every region with the scribble it reaches at the smallest ultrametric distance.
+@dataclass(frozen=True)
+class FlatZones:
+    """A ucm2 reduced to its flat zones, for many :func:`segment` calls on one image.
+
+    A flat zone is a 4-connected set of cells of the ``(2H+1, 2W+1)`` ucm2 grid that hold the same
+    value: the inside of each leaf region (value 0), and the boundary elements and vertices of one
+    level along a stretch of boundary. Build it with :func:`flat_zones`; a BSDS image has a few
+    thousand zones, so :func:`segment` then answers in about a millisecond.
+
+    Attributes
+    ----------
+    pixel_zone : (H, W) ndarray of int32
+        The zone of each pixel site.
+    levels : (Z,) ndarray of float64
+        The ucm2 value of each zone.
+    indptr : (Z+1,) ndarray of int64
+    indices : (E,) ndarray of int32
+        Zone adjacency in CSR form: the neighbours of zone ``z`` are
+        ``indices[indptr[z]:indptr[z + 1]]``.
+    """
+
+    pixel_zone: NDArray[np.int32]
+    levels: NDArray[np.float64]
+    indptr: NDArray[np.int64]
+    indices: NDArray[np.int32]
+
+    @property
+    def shape(self) -> tuple:
+        """``(H, W)`` of the image."""
+        return self.pixel_zone.shape
+
+    @property
+    def n_zones(self) -> int:
+        """Number of flat zones."""
+        return int(self.levels.shape[0])
+
+
+def flat_zones(hierarchy: Hierarchy | NDArray[np.float64]) -> FlatZones:
+    """Reduce a hierarchy's ucm2 to its flat zones and their adjacency (see :class:`FlatZones`).
 
     Parameters
     ----------
     hierarchy : Hierarchy or (2H+1, 2W+1) ndarray of float
+        A hierarchy, or a ucm2 in the BSDS layout with its pixel sites ``[1::2, 1::2]`` at 0
+        (``hierarchy.to_ucm2()``, or a BSDS ucm2 read by :func:`bottomup.io.read_ucm2`).
+
+    Returns
+    -------
+    zones : FlatZones
+
+    Notes
+    -----
+    One flood of the grid labels the zones, one pass lists the pairs of 4-adjacent cells in
+    different zones, and a sort removes the repeats: ``O(HW)`` plus ``O(B log B)`` for ``B``
+    boundary cells (about 10 ms for a BSDS image).
+
+    Examples
+    --------
+    >>> from bottomup.hierarchy import ucm
+    >>> pb = np.zeros((4, 8)); pb[:, 4] = 1.0; pb[:, 2] = 0.2
+    >>> z = flat_zones(ucm(pb))
+    >>> z.n_zones, z.shape   # 3 regions + 2 boundaries
+    (5, (4, 8))
+    """
+    if isinstance(hierarchy, Hierarchy):
+        ucm2 = hierarchy.to_ucm2()
+    elif isinstance(hierarchy, np.ndarray):
+        ucm2 = check_ucm2(hierarchy, name="hierarchy")
+        if (ucm2[1::2, 1::2] != 0).any():
+            raise ValueError(
+                "the ucm2 pixel sites [1::2, 1::2] must be 0 in the BSDS layout; is this a ucm2 "
+                "(2H+1, 2W+1) or an image-size boundary map?"
+            )
+    else:
+        raise TypeError(
+            f"`hierarchy` must be a bottomup.hierarchy.Hierarchy or a (2H+1, 2W+1) ucm2 array, got "
+            f"{type(hierarchy).__name__}; build one with bottomup.segment(image) or "
+            "bottomup.hierarchy.ucm(pb)"
+        )
+    if ucm2.size >= 2**31:
+        raise ValueError(
+            f"the ucm2 of shape {ucm2.shape} is too large (over 2**31 grid cells, about 500 "
+            "megapixels): segment a downscaled copy"
+        )
+    zone, levels, a, b = K._flat_zones_kernel(np.ascontiguousarray(ucm2))
+    nz = levels.shape[0]
+    pairs = np.unique(a * nz + b)
+    src = np.concatenate([pairs // nz, pairs % nz])
+    dst = np.concatenate([pairs % nz, pairs // nz])
+    order = np.argsort(src, kind="stable")
+    indptr = np.zeros(nz + 1, np.int64)
+    np.cumsum(np.bincount(src, minlength=nz), out=indptr[1:])
+    pixel_zone = np.ascontiguousarray(zone.reshape(ucm2.shape)[1::2, 1::2])
+    return FlatZones(pixel_zone, levels, indptr, dst[order].astype(np.int32))
+
+
+def segment(hierarchy: Hierarchy | FlatZones | NDArray[np.float64], seeds) -> NDArray[np.int32]:
+    """Label every region with the scribble it reaches at the smallest ultrametric distance.
+
+    Parameters
+    ----------
+    hierarchy : Hierarchy, FlatZones or (2H+1, 2W+1) ndarray of float
         Hierarchy of regions of the image (for example from :func:`bottomup.segment` or
-        :func:`default_hierarchy`), or its ucm2 (``hierarchy.to_ucm2()``, or a BSDS ucm2 read by
-        :func:`bottomup.io.read_ucm2`), used as given, as the release does. Passing the ucm2
-        saves rebuilding it on every call (an interactive loop keeps it).
+        :func:`default_hierarchy`), its ucm2 (pixel sites at 0, as :func:`flat_zones` takes
+        it), or its :func:`flat_zones`: an interactive loop builds those once and then answers
+        each scribble in about a millisecond.
     seeds : (H, W) array_like of int
         Scribbles: 0 where there is none, ``1..K`` the object each scribbled pixel belongs to.
 
@@ -42,8 +147,7 @@ def segment(hierarchy: Hierarchy | NDArray[np.float64], seeds) -> NDArray[np.int
     Raises
     ------
     TypeError
-        If ``hierarchy`` is neither a :class:`Hierarchy` nor an array, or ``seeds`` is not an
-        integer image.
+        If ``hierarchy`` is none of the above, or ``seeds`` is not an integer image.
     ValueError
         If the shapes disagree, a seed label is negative, or there is no seed at all.
 
@@ -58,9 +162,12 @@ def segment(hierarchy: Hierarchy | NDArray[np.float64], seeds) -> NDArray[np.int
     the label of a seed at the smallest ultrametric distance; among equally near seeds, the fronts
     compete along the boundaries. Inside a leaf every cell is at distance 0 from all its scribbles,
     so a leaf scribbled with several labels goes to the largest.
-    Cost: a Dijkstra-like sweep of the ``4 H W`` grid cells, ``O(HW + B log B)`` for ``B``
-    boundary cells (cells inside a region reached at the level being settled skip the heap);
-    about 10 ms for a BSDS image.
+
+    The fronts run on the flat zones (:class:`FlatZones`) instead of the cells: the first front
+    to reach a zone floods all of it at its own (cost, label), since moving inside a zone costs
+    ``max(cost, level) = cost``, so every cell of a zone ends with the same label, the one the
+    cell-by-cell sweep gives it (tested against a plain-Python sweep of the grid). Cost: Dijkstra
+    on ``Z`` zones, ``O(Z log Z + HW)``, after :func:`flat_zones` (``O(HW)``) when it is not given.
 
     Examples
     --------
@@ -71,30 +178,17 @@ def segment(hierarchy: Hierarchy | NDArray[np.float64], seeds) -> NDArray[np.int
     >>> segment(ucm(pb), seeds)[0]
     array([1, 1, 1, 1, 1, 2, 2, 2], dtype=int32)
     """
-    if isinstance(hierarchy, Hierarchy):
-        ucm2 = hierarchy.to_ucm2()
-    elif isinstance(hierarchy, np.ndarray):
-        ucm2 = check_ucm2(hierarchy, name="hierarchy")
-    else:
-        raise TypeError(
-            f"`hierarchy` must be a bottomup.hierarchy.Hierarchy or a (2H+1, 2W+1) ucm2 array, got "
-            f"{type(hierarchy).__name__}; build one with bottomup.segment(image) or "
-            "bottomup.hierarchy.ucm(pb)"
-        )
-    shape = ((ucm2.shape[0] - 1) // 2, (ucm2.shape[1] - 1) // 2)
-    seeds = check_labels(seeds, name="seeds", shape=shape)
+    zones = hierarchy if isinstance(hierarchy, FlatZones) else flat_zones(hierarchy)
+    seeds = check_labels(seeds, name="seeds", shape=zones.shape)
     if seeds.min() < 0:
         raise ValueError(f"`seeds` must be >= 0 (0 = no seed), got minimum {seeds.min()}")
     if not seeds.any():
         raise ValueError("`seeds` has no label: scribble at least one pixel with a label >= 1")
     if seeds.max() > np.iinfo(np.int32).max:
         raise ValueError(f"`seeds` labels must fit in int32, got maximum {seeds.max()}")
-    if ucm2.size >= 2**31:
-        raise ValueError(
-            f"the ucm2 of shape {ucm2.shape} is too large (over 2**31 grid cells, about 500 "
-            "megapixels): segment a downscaled copy"
-        )
-    return K._uvt_kernel(np.ascontiguousarray(ucm2), seeds)
+    seed_label = K._zone_seeds_kernel(zones.pixel_zone, seeds, zones.n_zones)
+    zone_label = K._zone_fronts_kernel(zones.indptr, zones.indices, zones.levels, seed_label)
+    return zone_label[zones.pixel_zone]
 
 
 def lab_edge_weights(image, *, sigma: float = 0.5):
