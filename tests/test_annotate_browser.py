@@ -149,19 +149,21 @@ def test_two_strokes_segment_save_and_reload(site, browser):
     d = browser
     d.get(url + "#scene.png")
     _wait(d, "window.annotate && annotate.ready")
-    assert _js(d, "annotate.W") == W and _js(d, "annotate.scale") == 1
+    assert _js(d, "annotate.W") == W
+    scale = _js(d, "annotate.scale")  # small images are shown enlarged (at most 3x)
+    assert 1 <= scale <= 3
     assert _js(d, "annotate.levels.length") > 2
     canvas = d.find_element(By.ID, "scribbles")
     # stroke 1: label 1 (the default), across the background at the top
-    _stroke(d, canvas, [(10, 8), (40, 9), (80, 8), (120, 10)])
+    _stroke(d, canvas, [(x * scale, y * scale) for x, y in [(10, 8), (40, 9), (80, 8), (120, 10)]])
     _settled(d)
     # stroke 2: label 2 (key "2"), inside the disk
     d.find_element(By.TAG_NAME, "body").send_keys("2")
-    _stroke(d, canvas, [(40, 55), (50, 62), (60, 58)])
+    _stroke(d, canvas, [(x * scale, y * scale) for x, y in [(40, 55), (50, 62), (60, 58)]])
     _settled(d)
     strokes = _js(d, "annotate.strokes")
     assert [s["label"] for s in strokes] == [1, 2] and len(strokes[0]["points"]) >= 4
-    # where the mouse went (CSS px = image px at scale 1, within a pixel of rounding)
+    # where the mouse went (CSS px / scale = image px, within a pixel of rounding)
     assert abs(strokes[0]["points"][0][0] - 10) <= 1 and abs(strokes[1]["points"][-1][1] - 58) <= 1
     seeds = _rasterise(strokes, (H, W))
     np.testing.assert_array_equal(_page_array(d, "seeds"), seeds)
@@ -203,7 +205,8 @@ def test_undo_redo_and_region_click(site, browser):
     # undo needs a change made in this page: a third stroke with label 3, then Ctrl+Z / Ctrl+Shift+Z
     body.send_keys("3")
     canvas = d.find_element(By.ID, "scribbles")
-    _stroke(d, canvas, [(120, 40), (125, 60)])
+    scale = _js(d, "annotate.scale")
+    _stroke(d, canvas, [(120 * scale, 40 * scale), (125 * scale, 60 * scale)])
     _settled(d)
     with_three = _page_array(d, "seeds")
     assert (with_three == 3).any()
@@ -222,7 +225,8 @@ def test_undo_redo_and_region_click(site, browser):
     # region tool (key R): a click fills the region of the cut at the slider's level
     level = _js(d, "annotate.level")
     body.send_keys("r")
-    ActionChains(d).move_to_element_with_offset(canvas, 125 - W // 2, 95 - H // 2).click().perform()
+    ActionChains(d).move_to_element_with_offset(canvas, int((125 - W / 2) * scale),
+                                                int((95 - H / 2) * scale)).click().perform()
     _settled(d)
     after = _page_array(d, "seeds")
     ucm2 = hierarchy.to_ucm2()

@@ -228,13 +228,14 @@
   function fitViewer() {
     if (!S.W) return;
     const stage = $("stage");
-    const s = Math.min(1, (stage.clientWidth - 24) / S.W, (stage.clientHeight - 24) / S.H);
+    // fit the stage: large images shown downscaled, small ones enlarged up to 3x
+    const s = Math.min(3, (stage.clientWidth - 24) / S.W, (stage.clientHeight - 24) / S.H);
     S.scale = s > 0 ? s : 1;
     const v = $("viewer");
     v.style.width = `${Math.round(S.W * S.scale)}px`;
     v.style.height = `${Math.round(S.H * S.scale)}px`;
-    const big = S.scale < 1;
-    for (const id of ["mask", "boundaries", "scribbles"]) $(id).style.imageRendering = big ? "auto" : "pixelated";
+    const small = S.scale < 1;
+    for (const id of ["mask", "boundaries", "scribbles"]) $(id).style.imageRendering = small ? "auto" : "pixelated";
   }
 
   async function openImage(name) {
@@ -259,7 +260,7 @@
     $("viewer").hidden = false;
     fitViewer();
     clearCanvas("mask"); clearCanvas("boundaries"); clearCanvas("scribbles");
-    $("info").textContent = `${name}: ${S.W} x ${S.H}` + (S.scale < 1 ? ` (shown at ${Math.round(S.scale * 100)} %)` : "");
+    $("info").textContent = `${name}: ${S.W} x ${S.H}` + (S.scale !== 1 ? ` (shown at ${Math.round(S.scale * 100)} %)` : "");
     await loadSaved(name, token);
     await loadHierarchy(name, token);
   }
@@ -677,7 +678,8 @@
     S.labelNames = cfg.labels || [];
     S.nLabels = Math.max(9, S.labelNames.length);
     buildPalette();
-    $("folder").textContent = `${cfg.folder} \u00b7 ${cfg.contours} contours`;
+    $("folder").textContent = cfg.folder;
+    $("contours").textContent = `hierarchies: ${cfg.contours}`;
     await loadList();
     const want = decodeURIComponent(location.hash.slice(1));
     if (want && S.images.some((im) => im.name === want)) openImage(want);
