@@ -84,5 +84,11 @@ def run(args) -> int:
             print(f"open http://{host}:{port}/ in a browser (Ctrl+C stops)", flush=True)
 
     server.startup = startup
-    server.run()
+    try:
+        server.run()
+    except KeyboardInterrupt:  # uvicorn re-raises the Ctrl+C it handled
+        pass
+    finally:
+        ws.close()
+    print("bottomup annotate: stopped", flush=True)
     return 0

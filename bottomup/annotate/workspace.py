@@ -78,6 +78,13 @@ def _compute_ucm2_file(hierarchy_fn, image_path: str, cache_path: str) -> dict:
     return {"seconds": time.perf_counter() - t0, "pixels": int(image.shape[0] * image.shape[1])}
 
 
+def _ignore_sigint() -> None:
+    """Worker initializer: Ctrl+C in the terminal stops the server, which ends the worker."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 class _Job:
     def __init__(self, name: str, future: cf.Future, n_pixels: int | None):
         self.name = name
@@ -132,7 +139,8 @@ class Workspace:
         self.annotations = os.path.join(self.folder, "annotations")
         if workers == "process":
             ctx = multiprocessing.get_context("spawn")
-            self._executor: cf.Executor = cf.ProcessPoolExecutor(max_workers=1, mp_context=ctx)
+            self._executor: cf.Executor = cf.ProcessPoolExecutor(max_workers=1, mp_context=ctx,
+                                                                 initializer=_ignore_sigint)
         else:
             self._executor = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="hierarchy")
         self._lock = threading.RLock()  # re-entered when a job is done before its callback is added
@@ -456,5 +464,22 @@ class Workspace:
         return out
 
     def close(self) -> None:
-        """Stop the hierarchy worker (queued jobs are dropped)."""
+        """Stop the hierarchy worker now: queued jobs are dropped, a running one is killed.
+
+        The job writes its cache atomically, so a killed one leaves no cache file, only its
+        temporary (``.cache/.<stem>.*.part.npz``), removed here.
+        """
+        import glob
+
+        procs = list((getattr(self._executor, "_processes", None) or {}).values())
         self._executor.shutdown(wait=False, cancel_futures=True)
+        for proc in procs:  # a process worker would otherwise finish its hierarchy first
+            proc.terminate()
+        for proc in procs:
+            proc.join(10)
+        if procs:
+            for tmp in glob.glob(os.path.join(glob.escape(self.annotations), ".cache", ".*.part.npz")):
+                try:
+                    os.remove(tmp)
+                except OSError:
+                    pass
