@@ -15,3 +15,10 @@ collect_ignore_glob = [
     "tests/naive*.py", "tests/*/naive*.py", "tests/*/deep_testing.py", "tests/jobs_tasks.py",
     "tests/hostile_files.py",
 ]
+
+# The web app's modules import Starlette (the `app` extra): without it, do not collect them as
+# doctests (tests/test_annotate*.py skip themselves with the reason).
+try:
+    import starlette  # noqa: F401
+except ImportError:
+    collect_ignore_glob.append("bottomup/annotate/server.py")

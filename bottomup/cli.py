@@ -20,6 +20,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "bottomup.mcg._cli",
     "bottomup.metrics._cli",
     "bottomup.interactive._cli",
+    "bottomup.annotate._cli",
 )
 #: Entry-point group of commands that other packages add (``deep`` adds ``bottomup deep``): each
 #: entry point is a ``register(subparsers)`` function.

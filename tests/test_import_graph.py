@@ -23,9 +23,9 @@ STAGES = [
     ("bottomup.contours",),
     ("bottomup.owt",),
     ("bottomup.hierarchy",),
-    ("bottomup.superpixels", "bottomup.interactive", "bottomup.metrics"),
+    ("bottomup.superpixels", "bottomup.metrics"),
     ("bottomup.pipeline",),
-    ("bottomup.mcg",),
+    ("bottomup.mcg", "bottomup.interactive"),  # applications on the hierarchy and the pipeline
 ]
 
 

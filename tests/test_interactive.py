@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 
 import numpy as np
 import pytest
@@ -11,7 +12,16 @@ from hypothesis import strategies as st
 from naive_hierarchy import uvt
 
 from bottomup.hierarchy import Hierarchy, ucm
-from bottomup.interactive import _cli, hierarchy_of_image, lab_edge_weights, segment
+from bottomup.interactive import (
+    FlatZones,
+    _cli,
+    default_contours,
+    default_hierarchy,
+    flat_zones,
+    hierarchy_of_image,
+    lab_edge_weights,
+    segment,
+)
 
 
 def _disk_image(noise=0.03, seed=0):
@@ -92,8 +102,76 @@ def test_bad_seeds():
         segment(h, -np.ones((4, 5), int))
     with pytest.raises(TypeError, match="integer"):
         segment(h, np.ones((4, 5)))
-    with pytest.raises(TypeError, match="Hierarchy"):
-        segment(np.zeros((9, 11)), np.ones((4, 5), int))
+    with pytest.raises(TypeError, match="Hierarchy or a .* ucm2 array"):
+        segment("h.mat", np.ones((4, 5), int))
+    with pytest.raises(ValueError, match="double-size shape"):
+        segment(np.zeros((8, 11)), np.ones((4, 5), int))
+    with pytest.raises(ValueError, match="shape"):
+        segment(np.zeros((9, 11)), np.ones((5, 5), int))
+    bad = np.zeros((9, 11))
+    bad[3, 3] = 0.5  # a pixel site
+    with pytest.raises(ValueError, match=r"pixel sites \[1::2, 1::2\] must be 0"):
+        segment(bad, np.ones((4, 5), int))
+    with pytest.raises(ValueError, match="shape"):
+        segment(flat_zones(h), np.ones((5, 4), int))
+
+
+@settings(deadline=None, max_examples=80)
+@given(
+    st.integers(1, 9),
+    st.integers(1, 9),
+    st.integers(0, 2**32 - 1),
+    st.integers(1, 4),
+)
+def test_ucm2_array_matches_front_propagation_with_many_ties(h_, w_, seed, n_levels):
+    """A ucm2 array is used as given: any grid (ultrametric or not) with heavy ties = naive uvt."""
+    rng = np.random.default_rng(seed)
+    u = np.round(rng.random((2 * h_ + 1, 2 * w_ + 1)) * n_levels) / n_levels
+    u[1::2, 1::2] = 0
+    seeds = np.zeros((h_, w_), np.int64)
+    k = int(rng.integers(1, h_ * w_ + 1))
+    seeds.ravel()[rng.choice(h_ * w_, size=k, replace=False)] = rng.integers(1, 5, k)
+    zones = flat_zones(u)
+    np.testing.assert_array_equal(segment(u, seeds), uvt(u, seeds))
+    np.testing.assert_array_equal(segment(zones, seeds), uvt(u, seeds))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_larger_hierarchy_many_labels_matches_front_propagation(seed):
+    """A 40x50 hierarchy with few distinct levels (many ties), 60 seeds in 6 labels."""
+    rng = np.random.default_rng(seed)
+    hier = ucm(np.round(rng.random((40, 50)) ** 2, 1))
+    seeds = np.zeros((40, 50), np.int64)
+    idx = rng.choice(2000, size=60, replace=False)
+    seeds.ravel()[idx] = rng.integers(1, 7, 60)
+    zones = flat_zones(hier)
+    assert zones.n_zones < 40 * 50 * 4
+    np.testing.assert_array_equal(segment(zones, seeds), uvt(hier.to_ucm2(), seeds))
+
+
+def test_flat_zones_of_a_hand_built_ucm2():
+    # 2 x 3 pixels: columns 0 | 1 2, the boundary at level 0.5; pixels 1, 2 joined at 0
+    u = np.zeros((5, 7))
+    u[:, 2] = 0.5
+    z = flat_zones(u)
+    assert isinstance(z, FlatZones) and z.shape == (2, 3) and z.n_zones == 3
+    left, wall, right = z.pixel_zone[0, 0], 1, z.pixel_zone[0, 2]
+    assert z.pixel_zone.tolist() == [[left, right, right], [left, right, right]]
+    assert sorted(z.levels.tolist()) == [0.0, 0.0, 0.5]
+    assert z.levels[wall] == 0.5 and z.indptr.tolist() == [0, 1, 3, 4]
+    assert sorted(z.indices[z.indptr[wall]: z.indptr[wall + 1]].tolist()) == [left, right]
+    np.testing.assert_array_equal(segment(z, [[2, 0, 0], [0, 0, 1]]), [[2, 1, 1], [2, 1, 1]])
+
+
+def test_hierarchy_and_its_ucm2_give_the_same_labels():
+    rng = np.random.default_rng(3)
+    hier = ucm(np.round(rng.random((15, 17)), 1))
+    seeds = np.zeros((15, 17), np.int64)
+    seeds[2, 3], seeds[12, 14], seeds[7, 1] = 1, 2, 3
+    out = segment(hier.to_ucm2(), seeds)
+    assert out.dtype == np.int32
+    np.testing.assert_array_equal(out, segment(hier, seeds))
+    np.testing.assert_array_equal(out, segment(flat_zones(hier), seeds))
 
 
 def test_one_pixel_and_constant_images():
@@ -118,9 +196,47 @@ def _run_cli(argv):
     return args.func(args)
 
 
-def test_cli_label_seeds(tmp_path, capsys):
+def test_default_contours_follow_torch(monkeypatch):
+    import importlib.util
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "torch" else 1)
+    assert default_contours() is None
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: object())
+    assert default_contours() == "learned"
+
+
+@pytest.mark.parametrize(
+    ("contours", "torch_found", "expected"),
+    [("auto", True, {"contours": "learned"}), ("auto", False, {}), ("gpb", True, {}),
+     ("learned", False, {"contours": "learned"})],
+)
+def test_default_hierarchy_is_the_engine_segment(monkeypatch, contours, torch_found, expected):
+    import importlib.util
+
+    import bottomup.pipeline
+
+    calls = []
+    monkeypatch.setattr(bottomup.pipeline, "segment", lambda img, **kw: calls.append(kw) or "h")
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: object() if torch_found else None)
+    assert default_hierarchy(np.zeros((4, 4, 3)), contours=contours) == "h"
+    assert calls == [expected]
+    with pytest.raises(ValueError, match="'auto', 'learned' or 'gpb'"):
+        default_hierarchy(np.zeros((4, 4, 3)), contours="lab")
+
+
+def test_cli_label_seeds(tmp_path, capsys, monkeypatch):
+    """Without --ucm the CLI uses default_hierarchy (patched here to the cheap Lab hierarchy)."""
+    seg_mod = importlib.import_module("bottomup.interactive.segment")
+
     cv2 = pytest.importorskip("cv2")
     img, gt, seeds = _disk_image()
+    used = []
+
+    def fake_default(image, *, contours):
+        used.append(contours)
+        return hierarchy_of_image(image)
+
+    monkeypatch.setattr(seg_mod, "default_hierarchy", fake_default)
     cv2.imwrite(str(tmp_path / "img.png"), np.round(img[..., ::-1] * 255).astype(np.uint8))
     cv2.imwrite(str(tmp_path / "seeds.png"), seeds.astype(np.uint8))
     rc = _run_cli(
@@ -133,6 +249,7 @@ def test_cli_label_seeds(tmp_path, capsys):
         ]
     )
     assert rc == 0
+    assert used == ["auto"]
     out = cv2.imread(str(tmp_path / "out.png"), cv2.IMREAD_UNCHANGED)
     np.testing.assert_array_equal(out, gt)
     assert "wrote" in capsys.readouterr().out
@@ -165,8 +282,11 @@ def test_cli_colour_seeds_and_ucm(tmp_path):
     np.testing.assert_array_equal(out[gt == 2], np.broadcast_to([0, 0, 255], out[gt == 2].shape))
 
 
-def test_cli_errors(tmp_path, capsys):
+def test_cli_errors(tmp_path, capsys, monkeypatch):
+    seg_mod = importlib.import_module("bottomup.interactive.segment")
+
     cv2 = pytest.importorskip("cv2")
+    monkeypatch.setattr(seg_mod, "default_hierarchy", lambda image, **kw: hierarchy_of_image(image))
     cv2.imwrite(str(tmp_path / "img.png"), np.zeros((8, 9, 3), np.uint8))
     cv2.imwrite(str(tmp_path / "small.png"), np.ones((4, 4), np.uint8))
     cv2.imwrite(str(tmp_path / "empty.png"), np.zeros((8, 9), np.uint8))

@@ -485,73 +485,10 @@ def _ucm2_links_kernel(u, labels):
 
 
 @njit(cache=True)
-def _uvt_kernel(u, seeds):
-    """Minimax-path Voronoi labelling of the ucm2 grid from seeds at the pixel sites (``uvt``).
+def _fill_faces_kernel(g, kind, fi, fj, values):
+    for f in range(kind.shape[0]):
+        if kind[f] == 0:
+            g[2 * fi[f] + 1, 2 * fj[f] + 2] = values[f]
+        else:
+            g[2 * fi[f] + 2, 2 * fj[f] + 1] = values[f]
 
-    A front leaves every seed at cost 0 and moves between 4-adjacent cells of the
-    ``(2H+1, 2W+1)`` grid; the cost of a path is the largest ucm2 value on it. Each cell takes the
-    label of the cheapest front, the larger label on ties (``uvt`` of the gPb release). Returns
-    per-pixel labels.
-    """
-    hh, ww = u.shape
-    h, w = seeds.shape
-    n = hh * ww
-    dist = np.full(n, np.inf)
-    lab = np.zeros(n, np.int64)
-    done = np.zeros(n, np.bool_)
-    # heap of (cost, -label) -> cell: the cheapest front first, ties to the larger label
-    cap = max(1024, n // 4)
-    hv = np.empty(cap, np.float64)
-    ht = np.empty(cap, np.int64)
-    hp = np.empty(cap, np.int64)
-    size = 0
-    for i in range(h):
-        for j in range(w):
-            s = seeds[i, j]
-            if s > 0:
-                c = (2 * i + 1) * ww + 2 * j + 1
-                dist[c] = 0.0
-                lab[c] = s
-                if size == hv.shape[0]:
-                    hv, ht, hp = _heap_grow(hv, ht, hp)
-                size = _heap_push(hv, ht, hp, size, 0.0, -s, c)
-    while size > 0:
-        d, neg, c, size = _heap_pop(hv, ht, hp, size)
-        lc = -neg
-        if done[c] or d > dist[c] or lc != lab[c]:
-            continue
-        done[c] = True
-        r = c // ww
-        q = c - r * ww
-        for k in range(4):
-            if k == 0:
-                if r == 0:
-                    continue
-                m = c - ww
-            elif k == 1:
-                if q == 0:
-                    continue
-                m = c - 1
-            elif k == 2:
-                if q == ww - 1:
-                    continue
-                m = c + 1
-            else:
-                if r == hh - 1:
-                    continue
-                m = c + ww
-            if done[m]:
-                continue
-            x = u[m // ww, m - (m // ww) * ww]
-            nd = d if d > x else x
-            if nd < dist[m] or (nd == dist[m] and lc > lab[m]):
-                dist[m] = nd
-                lab[m] = lc
-                if size == hv.shape[0]:
-                    hv, ht, hp = _heap_grow(hv, ht, hp)
-                size = _heap_push(hv, ht, hp, size, nd, -lc, m)
-    out = np.empty((h, w), np.int64)
-    for i in range(h):
-        for j in range(w):
-            out[i, j] = lab[(2 * i + 1) * ww + 2 * j + 1]
-    return out

@@ -19,9 +19,9 @@ image on black where each distinct colour is one object. The result is written t
 picture: labels 1..K (8 or 16 bit gray) for a label image, the scribble colours for a colour one.
 
 The hierarchy comes from --ucm FILE (a BSDS ucm2 .mat/.npz/.png, or a hierarchy .npz saved by
-bottomup) when given; otherwise from a simple boundary map of IMAGE (a stand-in for gPb): the
-Lab colour difference between 4-adjacent pixels after a Gaussian blur (--sigma), scaled to [0, 1],
-fed to the oriented watershed and the mean-boundary merging (OWT-UCM).
+bottomup) when given; otherwise the engine computes the best one it has for IMAGE, the same as
+`bottomup annotate` (bottomup.interactive.default_hierarchy): learned contours when torch is
+installed, gPb otherwise (--contours picks one).
 """
 
 
@@ -43,10 +43,11 @@ def register(subparsers) -> None:
         help="use this ucm2 (.mat/.npz/.png) or hierarchy .npz instead of computing one",
     )
     p.add_argument(
-        "--sigma",
-        type=float,
-        default=0.5,
-        help="Gaussian blur (pixels) before the colour differences (default 0.5)",
+        "--contours",
+        choices=("auto", "learned", "gpb"),
+        default="auto",
+        help="contours of the hierarchy without --ucm: auto (default: learned when torch is "
+        "installed, else gPb), learned or gpb",
     )
     p.set_defaults(func=run)
 
@@ -84,7 +85,7 @@ def run(args) -> int:
     import cv2
 
     from bottomup.hierarchy import Hierarchy
-    from bottomup.interactive.segment import hierarchy_of_image, segment
+    from bottomup.interactive.segment import default_hierarchy, segment
     from bottomup.io import read_image
 
     try:
@@ -103,7 +104,7 @@ def run(args) -> int:
                     f"{image.shape[:2]}"
                 )
         else:
-            hierarchy = hierarchy_of_image(image, sigma=args.sigma)
+            hierarchy = default_hierarchy(image, contours=args.contours)
         labels = segment(hierarchy, seeds)
         if palette is not None:
             out = palette[labels]
