@@ -40,25 +40,19 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-
-import bottomup  # noqa: E402
-from bottomup.annotate import create_app  # noqa: E402
-from bottomup.hierarchy import Hierarchy  # noqa: E402
-from bottomup.interactive import segment  # noqa: E402
+import bottomup
+from bottomup.annotate import create_app
+from bottomup.hierarchy import Hierarchy
+from bottomup.interactive import segment
 
 BIG = (2592, 3872)  # H, W: 10.04 megapixels
 
 
 def _metadata() -> dict:
-    try:
-        from speed import metadata
+    import platform
 
-        return metadata()
-    except Exception as exc:  # pragma: no cover - bench/speed.py missing or changed
-        return {"metadata_error": str(exc)}
+    return {"bottomup": bottomup.__version__, "python": sys.version.split()[0], "numpy": np.__version__,
+            "machine": platform.machine(), "cpus": os.cpu_count(), "load_avg": os.getloadavg()}
 
 
 def _png(arr) -> bytes:

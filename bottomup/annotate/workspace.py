@@ -56,9 +56,9 @@ class Pending(Exception):
 
 def _compute_ucm2_file(hierarchy_fn, image_path: str, cache_path: str) -> dict:
     """Job body (thread or worker process): image -> hierarchy -> ucm2 written atomically."""
-    from bottomup._validate import check_ucm2
     from bottomup.hierarchy import Hierarchy
     from bottomup.io import read_image, write_ucm2
+    from bottomup.validate import check_ucm2
 
     t0 = time.perf_counter()
     image = read_image(image_path)
@@ -370,7 +370,7 @@ class Workspace:
 
     def coco(self, name: str, labels: np.ndarray) -> dict:
         """COCO document of a label image: one annotation (RLE) per label ``>= 1`` present."""
-        from bottomup.masks import boxes_to_coco, masks_to_boxes, masks_to_rle
+        from bottomup.masks import boxes_to_coco, masks_to_rle, rle_to_boxes
 
         h, w = labels.shape
         present = [int(v) for v in np.unique(labels) if v > 0]
@@ -378,7 +378,7 @@ class Workspace:
         for k, v in enumerate(present, start=1):
             mask = labels == v
             rle = masks_to_rle(mask)
-            box = boxes_to_coco(masks_to_boxes(mask[None]))[0]
+            box = boxes_to_coco(rle_to_boxes([rle]))[0]
             annotations.append({
                 "id": k, "image_id": 1, "category_id": v, "iscrowd": 0,
                 "segmentation": {"size": [h, w], "counts": rle["counts"].decode("ascii")},
@@ -397,7 +397,7 @@ class Workspace:
 
     def put_annotation(self, name: str, body: bytes) -> dict:
         """Write the label PNG and its COCO JSON, both atomically; returns a summary."""
-        from bottomup._files import atomic_path
+        from bottomup.io.files import atomic_path
 
         self.check_name(name)
         labels = self.read_label_png(name, body, "the annotation")
@@ -432,7 +432,7 @@ class Workspace:
             return json.load(f)
 
     def put_scribbles(self, name: str, body: bytes) -> dict:
-        from bottomup._files import atomic_path
+        from bottomup.io.files import atomic_path
 
         self.check_name(name)
         seeds = self.read_label_png(name, body, "the scribbles")
