@@ -98,6 +98,7 @@ def test_segment_on_a_dask_cluster_with_a_killed_worker(tmp_path):
     port = _free_port()
     address = f"tcp://127.0.0.1:{port}"
     procs = []
+    job_proc = None
     try:
         procs.append(_start(["scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
                             cluster_dir, tmp_path / "scheduler.log"))
@@ -107,24 +108,31 @@ def test_segment_on_a_dask_cluster_with_a_killed_worker(tmp_path):
                                 cluster_dir, tmp_path / f"worker{k}.log"))
         with distributed.Client(address, timeout=60) as client:
             client.wait_for_workers(2, timeout=120)
-            worker_pids = set(client.run(os.getpid).values())
-        assert len(worker_pids) == 2
-
-        job_proc = _segment("imgs", "dask", job, "--scheduler", address)
-        deadline = time.time() + 600
-        while time.time() < deadline and not _outputs(job / "dask") and job_proc.poll() is None:
-            time.sleep(0.01)
-        done_at_kill = len(_outputs(job / "dask"))
-        victim = procs[1]
-        children = Path(f"/proc/{victim.pid}/task/{victim.pid}/children")
-        survivor = worker_pids - {int(c) for c in children.read_text().split()} if children.exists() else None
-        os.killpg(victim.pid, signal.SIGKILL)  # the worker and its nanny: no restart
-        victim.wait(timeout=10)
-        out, err = job_proc.communicate(timeout=600)
+            pid_of = client.run(os.getpid)  # worker address -> pid
+            assert len(pid_of) == 2
+            worker_pids = set(pid_of.values())
+            job_proc = _segment("imgs", "dask", job, "--scheduler", address)
+            deadline = time.time() + 600
+            while time.time() < deadline and not _outputs(job / "dask") and job_proc.poll() is None:
+                time.sleep(0.01)
+            done_at_kill = len(_outputs(job / "dask"))
+            busy = {addr: keys for addr, keys in client.processing().items() if keys}
+            # kill a worker that is running a task of the job; its process is in the process group
+            # of the `dask worker` we started (its own session): kill the worker with its nanny
+            victim_addr = sorted(busy)[0] if busy else sorted(pid_of)[0]
+            victim = next(p for p in procs[1:] if os.getpgid(pid_of[victim_addr]) == p.pid)
+            os.killpg(victim.pid, signal.SIGKILL)  # no restart: the other worker must take over
+            victim.wait(timeout=10)
+            survivor = worker_pids - {pid_of[victim_addr]}
+            out, err = job_proc.communicate(timeout=600)
         log = out.decode() + err.decode()
         assert 0 < done_at_kill < N_IMAGES, f"the kill should land mid-job ({done_at_kill} done)\n{log}"
+        assert victim_addr in busy, f"the killed worker was running nothing: {busy}"
         assert job_proc.returncode == 0, log
     finally:
+        if job_proc is not None and job_proc.poll() is None:
+            job_proc.kill()
+            job_proc.wait(timeout=10)
         for p in procs:
             _stop(p)
     assert all(p.poll() is not None for p in procs)
@@ -137,5 +145,4 @@ def test_segment_on_a_dask_cluster_with_a_killed_worker(tmp_path):
     assert man["n_done"] == N_IMAGES and man["n_failed"] == 0 and man["workers"] == f"dask:{address}"
     pids = {rec["info"]["pid"] for rec in man["done"]}
     assert pids <= worker_pids
-    if survivor is not None:  # Linux: the surviving worker took over the rest
-        assert len(survivor) == 1 and survivor <= pids, (survivor, pids)
+    assert len(survivor) == 1 and survivor <= pids, (survivor, pids)  # the survivor took over
