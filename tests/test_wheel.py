@@ -42,11 +42,34 @@ def wheel(tmp_path_factory) -> Path:
         (src / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / rel, src / rel)
     dist = tmp_path_factory.mktemp("dist")
-    code = "import sys; from setuptools import build_meta as b; print(b.build_wheel(sys.argv[1]))"
-    proc = subprocess.run([sys.executable, "-c", code, str(dist)], cwd=src, capture_output=True,
-                          text=True, timeout=300)
+    if _build_requirements_installed():  # the backend here, in a subprocess: ~3 s
+        code = "import sys; from setuptools import build_meta as b; print(b.build_wheel(sys.argv[1]))"
+        cmd = [sys.executable, "-c", code, str(dist)]
+    else:  # pip with build isolation, as a user's build: ~10 s
+        cmd = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(dist), str(src)]
+    proc = subprocess.run(cmd, cwd=src, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return dist / proc.stdout.strip().splitlines()[-1]
+    (whl,) = dist.glob("bottomup-*.whl")
+    return whl
+
+
+def _build_requirements_installed() -> bool:
+    """Whether this environment's packages satisfy pyproject's ``build-system.requires``."""
+    try:
+        from importlib.metadata import PackageNotFoundError, version
+
+        import tomllib
+        from packaging.requirements import Requirement
+    except ImportError:
+        return False
+    reqs = tomllib.loads((ROOT / "pyproject.toml").read_text())["build-system"]["requires"]
+    for req in map(Requirement, reqs):
+        try:
+            if not req.specifier.contains(version(req.name), prereleases=True):
+                return False
+        except PackageNotFoundError:
+            return False
+    return True
 
 
 def _names(wheel: Path) -> set[str]:
