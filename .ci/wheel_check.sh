@@ -13,8 +13,8 @@ set -euo pipefail
 SRC="$(cd "$(dirname "$0")/.." && pwd)"
 PYTHON="${PYTHON:-python3}"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/bottomup-wheel.XXXXXX")"
-# Deleting the venv (torch: 14k files) took ~3 min on the shared 2-core machine's disk (2 s with
-# TMPDIR=/dev/shm, a tmpfs; the venv needs ~1.5 GB there). WHEEL_CHECK_KEEP=1 leaves the folder.
+# The venv (~1.4 GB) is deleted at exit: 2 s here since --no-compile (with pip's .pyc files it took
+# ~3 min on the shared machine's disk). WHEEL_CHECK_KEEP=1 leaves the folder.
 if [ "${WHEEL_CHECK_KEEP:-0}" = 1 ]; then
     trap 'echo "wheel_check: kept $WORK"' EXIT
 else
