@@ -276,7 +276,10 @@ def _run_dask(spec, task, todo, params, scheduler, retries, collect):
         client = Client(client)  # a LocalCluster or similar
         own = True
     try:
-        futs = [client.submit(_run_one, spec, inp, out, params, pure=False, retries=retries,
+        # Workers run in their own folders (on other machines, on a shared file system): a path
+        # relative to this process's folder would not resolve there.
+        futs = [client.submit(_run_one, spec, os.path.abspath(inp), os.path.abspath(out), params,
+                              pure=False, retries=retries,
                               key=f"{task}-{Path(inp).stem}-{os.getpid()}-{i}")
                 for i, (inp, out) in enumerate(todo)]
         for fut in as_completed(futs):
