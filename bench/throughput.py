@@ -29,9 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bottomup.jobs import list_images, run_job  # noqa: E402
+from bottomup.jobs import list_images, run_job
 
 
 def _job(images, workers: int, params: dict, ext: str) -> tuple[float, list[float]]:
@@ -51,7 +49,7 @@ def main(argv=None) -> int:
                    help="folder of images (default $BOTTOMUP_DATA/bsds500/data/images/val)")
     p.add_argument("--n", type=int, default=16, help="images per job (default 16)")
     p.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4], help="worker counts (default 1 2 4)")
-    p.add_argument("--preset", default="fast", choices=("fast", "balanced", "quality", "mcg"))
+    p.add_argument("--preset", default="fast", choices=("fast", "balanced", "quality", "medium"))
     p.add_argument("--warmup", type=int, default=1, help="untimed jobs per worker count (default 1)")
     p.add_argument("--repeat", type=int, default=3, help="timed jobs per worker count (default 3)")
     p.add_argument("--json", help="write the results here")
