@@ -11,8 +11,8 @@ the three kinds of things a result depends on:
   named packages or modules (:func:`code_version`).
 
 The code version is a hash of the sources rather than a hand-bumped ``STAGE_VERSION`` constant:
-a constant that nobody remembers to bump is how a cache ends up serving results of old code (the
-BSDS cache's ``CACHE_VERSION`` stayed at "1" through changes to the matcher). The price is that
+a constant has to be remembered at every change of the stage or of anything it calls, and one
+forgotten bump makes a cache serve results of old code without a sign. The price is that
 any edit of the named sources, a comment included, invalidates the entries, which costs one
 recomputation and is never wrong. Stages name whole packages (``"bottomup"``, ``"deep"``) unless a
 narrower set is certain to hold everything the result depends on.
