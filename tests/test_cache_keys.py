@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bottomup.io import cache_key, code_version, file_digest
 from bottomup.io import cache as cache_mod
+from bottomup.io import cache_key, code_version, file_digest
 
 
 def test_file_digest_is_sha1_of_the_content(tmp_path):

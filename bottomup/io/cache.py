@@ -57,19 +57,15 @@ def file_digest(path) -> str:
     'a9993e364706816aba3e25717850c26c9cd0d89d'
     """
     p = Path(path)
+    h = hashlib.sha1()
     try:
-        st = p.stat()
+        # read every time: a memo keyed by (mtime, size) would miss a same-size rewrite within
+        # one tick of the file system's coarse clock
+        with open(p, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
     except FileNotFoundError:
         raise FileNotFoundError(f"cache key: file not found: {p}") from None
-    return _digest(str(p.resolve()), st.st_mtime_ns, st.st_size)
-
-
-@functools.lru_cache(maxsize=4096)
-def _digest(path: str, mtime_ns: int, size: int) -> str:
-    h = hashlib.sha1()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
     return h.hexdigest()
 
 
