@@ -7,7 +7,8 @@ object and each type, the best IoU among the first ``grid[s]`` candidates of tha
 :func:`bottomup.mcg.grouping.pareto_quotas` walks the front greedily up to ``--budget``
 candidates per image (default: the mean pool size of the current quotas on the same images).
 
-Per-image curves are cached in ``--cache`` (``pareto-{tag}_{dataset}_{name}.npz``).
+Per-image curves are cached in ``--cache`` (``pareto-{tag}_{dataset}_{name}-{key}.npz``, the key
+covering everything a curve depends on: ``proposals.hierarchy_key`` with the quotas and the grid).
 
     python bench/pareto_quotas.py --root $BOTTOMUP_DATA --cache /tmp/pareto --preset mcg \
         --stride 3 --bsds-images 20 --msrc-images 30 --json quotas.json
@@ -26,7 +27,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from proposals import leaf_overlaps, list_items, load_objects  # noqa: E402
+from proposals import hierarchy_key, leaf_overlaps, list_items, load_objects  # noqa: E402
 
 GRID = (0, 100, 200, 350, 500, 700, 1000, 1500, 2000, 3000, 4000, 5000, 6000, 8000, 10000, 12000, 15000)
 
@@ -81,7 +82,11 @@ def main(argv=None) -> int:
         sub = Path(args.root) / ("bsds500" if ds == "bsds" else "msrc")
         items = list_items(ds, sub, "train")[args.offset::args.stride][:k]
         for name, path in items:
-            f = cache / f"pareto-{args.preset}-{args.owt}_{ds}_{name}.npz"
+            gt_path = (sub / "data" / "groundTruth" / "train" / f"{name}.mat" if ds == "bsds"
+                       else sub / "groundTruth" / f"{name}_GT.mat")
+            key = hierarchy_key(path, args.preset, owt=args.owt, files=[gt_path], extra={
+                "stage": "pareto", "big": list(big), "grid": grid.tolist(), "max_leaves": MAX_LEAVES})
+            f = cache / f"pareto-{args.preset}-{args.owt}_{ds}_{name}-{key}.npz"
             if not f.exists():
                 t0 = time.perf_counter()
                 img = read_image(path)

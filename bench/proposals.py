@@ -86,6 +86,61 @@ def leaf_overlaps(gt, void, labels, leaf_sets):
     return inter / np.maximum(union, 1e-12)
 
 
+def model_files(contours=None, arcs=None) -> list[Path]:
+    """The shipped files a hierarchy reads: the contour network for ``contours="learned"``, the
+    arc scorer when the arcs are learned (``arcs=None``: ``bottomup.segment``'s default)."""
+    from bottomup.pipeline import default_arcs
+
+    files = []
+    if contours == "learned":
+        from deep.contours.net import WEIGHTS_FILE
+
+        files.append(Path(WEIGHTS_FILE))
+    if (default_arcs(contours) if arcs is None else arcs) == "learned":
+        from importlib import resources
+
+        files.append(Path(str(resources.files("bottomup.owt") / "data" / "arcs_learned.npz")))
+    return files
+
+
+def hierarchy_key(image_path, preset: str, *, owt=None, contours=None, arcs=None, extra=None,
+                  files=()) -> str:
+    """Cache key of ``hierarchy_for(image, preset, owt=owt, contours=contours, arcs=arcs)``.
+
+    ``bottomup.io.cache_key`` of: the parameters (``arcs`` resolved as ``segment`` resolves it,
+    so mean and learned arcs never share a key), the image file's content, the shipped files the
+    hierarchy reads (:func:`model_files`) and the code of ``bottomup`` (and of ``deep`` for learned
+    contours). ``extra`` and ``files`` add what a derived result also depends on (train_ranker's
+    pools: the quotas, the ground truth).
+    """
+    from bottomup.io import cache_key
+    from bottomup.pipeline import default_arcs
+
+    arcs = default_arcs(contours) if arcs is None else arcs
+    params = {"preset": preset, "owt": owt, "contours": contours, "arcs": arcs, **(extra or {})}
+    return cache_key("hierarchy", params=params,
+                     files=[image_path, *model_files(contours, arcs), *files],
+                     code=["bottomup", "deep"] if contours is not None else ["bottomup"])
+
+
+def cached_hierarchy(cache_dir, key: str, label: str, compute):
+    """``compute()``'s Hierarchy, saved as ``cache_dir/{label}-{key}.npz`` and read back from there.
+
+    Returns ``(hierarchy, hit)``; ``cache_dir=None`` computes every time.
+    """
+    from bottomup.hierarchy import Hierarchy
+
+    if cache_dir is None:
+        return compute(), False
+    path = Path(cache_dir) / f"{label}-{key}.npz"
+    if path.exists():
+        return Hierarchy.load(path), True
+    h = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    h.save(path)
+    return h, False
+
+
 def _meta():
     import numba
 
@@ -120,14 +175,14 @@ def main(argv=None) -> int:
     ap.add_argument("--contours", choices=("learned",),
                     help="hierarchies of the learned contours (deep) instead of gPb (--owt ignored)")
     ap.add_argument("-n", type=int, default=2000, help="proposals per image")
-    ap.add_argument("--hier-cache", help="folder to save/load hierarchies (then seconds_per_image "
-                    "counts only grouping and ranking for cached ones)")
+    ap.add_argument("--hier-cache", help="folder to save/load hierarchies, keyed by everything they "
+                    "depend on (hierarchy_key); seconds_per_image then counts only grouping and "
+                    "ranking for cached ones")
     ap.add_argument("--quotas", help="singletons,pairs,triplets,4-tuples (default: the preset's)")
     ap.add_argument("--theta", type=float, default=0.7, help="MMR weight (1: score order)")
     ap.add_argument("--ranker", help="ranker .npz (default: the shipped one for --owt)")
     args = ap.parse_args(argv)
 
-    from bottomup.hierarchy import Hierarchy
     from bottomup.io import read_image
     from bottomup.masks import masks_to_boxes
     from bottomup.mcg import proposals, tuples_to_leaf_sets
@@ -156,18 +211,12 @@ def main(argv=None) -> int:
     if args.n_images:
         items = items[: args.n_images]
 
-    def hierarchy(preset, img, name):
-        """(hierarchy, seconds); from the cache when there."""
+    def hierarchy(preset, img, name, path):
+        """(hierarchy, seconds); from the cache when there (key: :func:`hierarchy_key`)."""
         t0 = time.perf_counter()
-        cached = (Path(args.hier_cache) / f"{preset}-{tag}_{args.dataset}_{name}.npz"
-                  if args.hier_cache else None)
-        if cached is not None and cached.exists():
-            h = Hierarchy.load(cached)
-        else:
-            h = hierarchy_for(img, preset, owt=owt, contours=args.contours)
-            if cached is not None:
-                cached.parent.mkdir(parents=True, exist_ok=True)
-                h.save(cached)
+        key = hierarchy_key(path, preset, owt=owt, contours=args.contours) if args.hier_cache else ""
+        h, _ = cached_hierarchy(args.hier_cache, key, f"{preset}-{tag}_{args.dataset}_{name}",
+                                lambda: hierarchy_for(img, preset, owt=owt, contours=args.contours))
         return h, time.perf_counter() - t0
 
     # warm-up (JIT compile) on the first image, reported apart
@@ -190,7 +239,7 @@ def main(argv=None) -> int:
             else:
                 preset = "scg" if m == "singletons" else m
                 if preset not in hiers:
-                    hiers[preset] = hierarchy(preset, img, name)
+                    hiers[preset] = hierarchy(preset, img, name, path)
                 h, th = hiers[preset]
                 t0 = time.perf_counter()
                 if m == "singletons":
