@@ -120,3 +120,20 @@ def test_ranker_pool_key_ingredients(tmp_path, image, fake_model):
     assert key(image, gt, "scg", "steepest", "learned", None) != kl
     name = train_ranker.pool_file(tmp_path, "msrc", "1_2_s", "scg-steepest", k).name
     assert name == f"scg-steepest_msrc_1_2_s-{k}.npz"
+
+
+def test_arc_features_key_ingredients(tmp_path, image, monkeypatch):
+    train_arcs = _load("train_arcs")
+    gt, pb = tmp_path / "gt.mat", tmp_path / "pb.png"
+    gt.write_bytes(b"ground truth")
+    pb.write_bytes(b"contour map v1")
+    k = train_arcs.arcs_key(image, gt, pb)
+    assert k == train_arcs.arcs_key(image, gt, pb)
+    pb.write_bytes(b"contour map v2")  # another detector's map
+    k2 = train_arcs.arcs_key(image, gt, pb)
+    assert k2 != k
+    gt.write_bytes(b"other ground truth")
+    k3 = train_arcs.arcs_key(image, gt, pb)
+    assert k3 != k2
+    monkeypatch.setattr(cache_mod, "code_version", lambda *m: "edited")
+    assert train_arcs.arcs_key(image, gt, pb) != k3
