@@ -71,6 +71,17 @@ def proposals_key(image_path, *, n: int = 1000, preset: str = "scg", owt: str | 
     :func:`bottomup.io.cache_key` of the parameters (``owt=None`` resolved to the proposals'
     default), the image file's content, the shipped ranker file those settings use and the code
     of ``bottomup``.
+
+    Parameters
+    ----------
+    image_path : path-like
+    n, preset, owt
+        As for ``bottomup.mcg.proposals``.
+
+    Returns
+    -------
+    key : str
+        24 hex digits.
     """
     from bottomup.io import cache_key
     from bottomup.mcg.pipeline import DEFAULT_OWT

@@ -180,6 +180,18 @@ def result_key(pred_path, gt_path, params: BoundaryParams | None = None, *, regi
 
     It covers the protocol, ``regions``, the content of both files and the code version of the
     ``bottomup`` package (the matcher, the region metrics, the readers and their checks).
+
+    Parameters
+    ----------
+    pred_path, gt_path : path-like
+        The prediction file and its ground truth, as for :func:`evaluate_image`.
+    params : BoundaryParams, optional
+    regions : bool
+
+    Returns
+    -------
+    key : str
+        24 hex digits.
     """
     from bottomup.io import cache_key
 
