@@ -3,6 +3,9 @@
 import numpy as np
 import pytest
 
+# `pytester` runs the tier rules of tests/conftest.py in a throw-away folder (tests/regression/test_pins.py).
+pytest_plugins = ["pytester"]
+
 
 @pytest.fixture(autouse=True)
 def _doctest_names(doctest_namespace):

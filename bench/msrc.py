@@ -32,6 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
+from deep.data import score_results
+
 
 def _dataset(root: Path, work: Path, split: str):
     from deep.data import SegmentationDataset, msrc_to_layout
@@ -106,38 +108,6 @@ def _predict_all(seg, ds, work, fusion=None, progress=True):
         yield sample, cands, taps, res, dt
 
 
-def _scores(ds, results, n_classes, with_instances=True):
-    from bottomup.metrics.instance import InstanceAP, InstanceParams
-    from bottomup.metrics.semantic import SemanticSegmentationMetric
-
-    sem = SemanticSegmentationMetric(n_classes, ignore_index=255)
-    apr = InstanceAP(n_classes, InstanceParams.sds())
-    coco = InstanceAP(n_classes, InstanceParams.coco())
-    things = set(ds.things)
-    for sample, labels, inst in results:
-        sem.update(sample.labels, labels)
-        if with_instances:
-            keep = np.array([c in things for c in sample.classes], bool)
-            gm, gc = sample.masks[keep], sample.classes[keep]
-            pk = np.array([c in things for c in inst.classes], bool)
-            args = (inst.masks[pk], inst.classes[pk], inst.scores[pk], gm, gc)
-            apr.update(*args, void=sample.void)
-            coco.update(*args, void=sample.void)
-    s = sem.compute()
-    out = {"pixel_acc": s.pixel_accuracy, "mean_class_acc": s.mean_accuracy, "miou": s.mean_iou,
-           "fw_iou": s.fw_iou}
-    if with_instances:
-        a = apr.compute()
-        c = coco.compute()
-        cls = sorted(things)
-        out["apr50"] = float(np.nanmean(a.ap[0][cls]))
-        out["apr70"] = float(np.nanmean(a.ap[1][cls]))
-        out["mask_ap"] = float(np.nanmean(c.ap[:, cls]))
-        out["per_class_apr50"] = {ds.classes[k]: float(a.ap[0][k]) for k in cls}
-    out["confusion"] = s.confusion.tolist()
-    return out
-
-
 def cmd_eval(args) -> int:
     ds, work, seg = _setup(args)
     n = len(ds.classes)
@@ -157,7 +127,7 @@ def cmd_eval(args) -> int:
             q = dense_crf(-np.log(np.clip(res.probs, 1e-8, 1.0)), sample.image, n_iter=5)
             t_crf.append(time.perf_counter() - t0)
             crf_rows.append((sample, q.argmax(0).astype(np.uint8), res.instances))
-    out = _scores(ds, rows, n)
+    out = score_results(ds, rows, n)
     # taps come from the cache here: time the backbone pass apart and add it
     t_backbone = _backbone_seconds(seg, ds)
     out.update({"split": args.split, "n_images": len(ds),
@@ -167,13 +137,13 @@ def cmd_eval(args) -> int:
                 "seconds_stages_median": {k: float(np.median([t[k] for t in stage_t])) for k in stage_t[0]},
                 "weights": args.weights or "shipped", "preset": seg.preset, "fusion": seg.fusion})
     if args.crf:
-        c = _scores(ds, crf_rows, n, with_instances=False)
+        c = score_results(ds, crf_rows, n, with_instances=False)
         out["crf"] = {k: c[k] for k in ("pixel_acc", "mean_class_acc", "miou", "fw_iou")}
         out["crf"]["seconds_per_image"] = float(np.median(t_crf))
     if args.ablation:
         keys = ("pixel_acc", "mean_class_acc", "miou", "fw_iou", "apr50", "apr70", "mask_ap")
-        b = _scores(ds, base_rows, n, with_instances=False)
-        r = _scores(ds, raw_rows, n)
+        b = score_results(ds, base_rows, n, with_instances=False)
+        r = score_results(ds, raw_rows, n)
         out["ablation"] = {
             "pixel_classifier": {k: b[k] for k in keys if k in b},
             "region_scoring_no_refinement": {k: r[k] for k in keys},
@@ -218,7 +188,7 @@ def cmd_select(args) -> int:
     for vals in itertools.product(*(grid[k] for k in keys)):
         fz = dict(zip(keys, vals, strict=True))
         rows = [(sample, seg.fuse(comp, fz)[0], comp["instances"]) for sample, comp in comps]
-        s = _scores(ds, rows, n, with_instances=False)
+        s = score_results(ds, rows, n, with_instances=False)
         key = s["miou"] + s["pixel_acc"] + s["mean_class_acc"]
         tried.append({**fz, **{k: s[k] for k in ("pixel_acc", "mean_class_acc", "miou")}})
         print(json.dumps(tried[-1]), flush=True)

@@ -7,7 +7,8 @@ object and each type, the best IoU among the first ``grid[s]`` candidates of tha
 :func:`bottomup.mcg.grouping.pareto_quotas` walks the front greedily up to ``--budget``
 candidates per image (default: the mean pool size of the current quotas on the same images).
 
-Per-image curves are cached in ``--cache`` (``pareto-{tag}_{dataset}_{name}.npz``).
+Per-image curves are cached in ``--cache`` (``pareto-{tag}_{dataset}_{name}-{key}.npz``, the key
+covering everything a curve depends on: ``bottomup.mcg.cache.hierarchy_key`` with the quotas and the grid).
 
     python bench/pareto_quotas.py --root $BOTTOMUP_DATA --cache /tmp/pareto --preset mcg \
         --stride 3 --bsds-images 20 --msrc-images 30 --json quotas.json
@@ -66,8 +67,11 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     from bottomup.io import read_image
+    from bottomup.mcg.cache import hierarchy_key
     from bottomup.mcg.grouping import SCG_QUOTAS, achievable_quality, coarsen_leaves, pareto_quotas
-    from bottomup.mcg.pipeline import MAX_LEAVES, hierarchy_for
+    from bottomup.mcg.propose import MAX_LEAVES, hierarchy_for, legacy_preset
+
+    method, source = legacy_preset(args.preset, args.owt)
 
     big = tuple(int(v) for v in args.big.split(","))
     grid = np.asarray([g for g in GRID if g <= max(big)])
@@ -78,12 +82,16 @@ def main(argv=None) -> int:
         sub = Path(args.root) / ("bsds500" if ds == "bsds" else "msrc")
         items = split_images(ds, sub, "train")[args.offset::args.stride][:k]
         for name, path in items:
-            f = cache / f"pareto-{args.preset}-{args.owt}_{ds}_{name}.npz"
+            gt_path = (sub / "data" / "groundTruth" / "train" / f"{name}.mat" if ds == "bsds"
+                       else sub / "groundTruth" / f"{name}_GT.mat")
+            key = hierarchy_key(path, method, source, files=[gt_path], extra={
+                "stage": "pareto", "big": list(big), "grid": grid.tolist(), "max_leaves": MAX_LEAVES})
+            f = cache / f"pareto-{args.preset}-{args.owt}_{ds}_{name}-{key}.npz"
             if not f.exists():
                 t0 = time.perf_counter()
                 img = read_image(path)
                 gt, void = proposal_objects(ds, sub, "train", name)
-                h = coarsen_leaves(hierarchy_for(img, args.preset, owt=args.owt), MAX_LEAVES)
+                h = coarsen_leaves(hierarchy_for(img, method, source), MAX_LEAVES)
                 b, n = curves(h, gt, void, big, grid)
                 tmp = f.with_suffix(".part.npz")
                 np.savez(tmp, best=b, lengths=n, grid=grid)

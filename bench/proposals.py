@@ -66,19 +66,21 @@ def main(argv=None) -> int:
     ap.add_argument("--contours", choices=("learned",),
                     help="hierarchies of the learned contours (deep) instead of gPb (--owt ignored)")
     ap.add_argument("-n", type=int, default=2000, help="proposals per image")
-    ap.add_argument("--hier-cache", help="folder to save/load hierarchies (then seconds_per_image "
-                    "counts only grouping and ranking for cached ones)")
+    ap.add_argument("--hier-cache", help="folder to save/load hierarchies, keyed by everything they "
+                    "depend on (hierarchy_key); seconds_per_image then counts only grouping and "
+                    "ranking for cached ones")
     ap.add_argument("--quotas", help="singletons,pairs,triplets,4-tuples (default: the preset's)")
     ap.add_argument("--theta", type=float, default=0.7, help="MMR weight (1: score order)")
     ap.add_argument("--ranker", help="ranker .npz (default: the shipped one for --owt)")
     args = ap.parse_args(argv)
 
-    from bottomup.hierarchy import Hierarchy
+    from bottomup.contours import get_source
     from bottomup.io import read_image
     from bottomup.masks import masks_to_boxes, union_boxes, xyxy_to_boxes
     from bottomup.mcg import proposals, tuples_to_leaf_sets
     from bottomup.mcg.baselines import selective_search
-    from bottomup.mcg.pipeline import DEFAULT_OWT, hierarchy_for
+    from bottomup.mcg.cache import cached_hierarchy, hierarchy_key
+    from bottomup.mcg.propose import hierarchy_for, legacy_preset
     from bottomup.metrics.proposals import ProposalParams, ProposalRecall
 
     methods = [m for m in (args.methods.split(",") if args.preset is None
@@ -86,8 +88,13 @@ def main(argv=None) -> int:
     bad = [m for m in methods if m not in METHODS]
     if bad:
         ap.error(f"unknown methods {bad}; choose among {METHODS}")
-    owt = None if args.contours else (args.owt or DEFAULT_OWT)
+    owt = None if args.contours else (args.owt or "steepest")
     tag = "learned" if args.contours else owt
+
+    def setup(preset):
+        """``(method, contour source)`` of a preset of this script (``mcg.propose.legacy_preset``)."""
+        method, source = legacy_preset(preset, owt)
+        return method, (get_source(args.contours) if args.contours else source)
     from bottomup.mcg.ranking import Forest
 
     ranker = Forest.load(args.ranker) if args.ranker else None
@@ -102,25 +109,20 @@ def main(argv=None) -> int:
     if args.n_images:
         items = items[: args.n_images]
 
-    def hierarchy(preset, img, name):
-        """(hierarchy, seconds); from the cache when there."""
+    def hierarchy(preset, img, name, path):
+        """(hierarchy, seconds); from the cache when there (key: :func:`hierarchy_key`)."""
         t0 = time.perf_counter()
-        cached = (Path(args.hier_cache) / f"{preset}-{tag}_{args.dataset}_{name}.npz"
-                  if args.hier_cache else None)
-        if cached is not None and cached.exists():
-            h = Hierarchy.load(cached)
-        else:
-            h = hierarchy_for(img, preset, owt=owt, contours=args.contours)
-            if cached is not None:
-                cached.parent.mkdir(parents=True, exist_ok=True)
-                h.save(cached)
+        method, source = setup(preset)
+        key = hierarchy_key(path, method, source) if args.hier_cache else ""
+        h, _ = cached_hierarchy(args.hier_cache, key, f"{preset}-{tag}_{args.dataset}_{name}",
+                                lambda: hierarchy_for(img, method, source))
         return h, time.perf_counter() - t0
 
     # warm-up (JIT compile) on the first image, reported apart
     t0 = time.perf_counter()
     img0 = read_image(items[0][1])
     if any(m not in ("selective",) for m in methods):
-        proposals(img0, n=10, preset="scg", owt=owt, contours=args.contours)
+        proposals(img0, n=10, method="scg", contours=setup("scg")[1])
     if "selective" in methods:
         selective_search(img0[:64, :64], n=10)
     warmup = time.perf_counter() - t0
@@ -136,7 +138,7 @@ def main(argv=None) -> int:
             else:
                 preset = "scg" if m == "singletons" else m
                 if preset not in hiers:
-                    hiers[preset] = hierarchy(preset, img, name)
+                    hiers[preset] = hierarchy(preset, img, name, path)
                 h, th = hiers[preset]
                 t0 = time.perf_counter()
                 if m == "singletons":
@@ -147,9 +149,10 @@ def main(argv=None) -> int:
                     labels, sets = h.leaf_labels, tuples_to_leaf_sets(h, t)
                     boxes = None
                 else:
-                    cands = proposals(img, n=args.n, preset=m, hierarchy=h, theta=args.theta,
-                                      quotas=quotas, owt=owt, ranker=ranker,
-                                      contours=args.contours)
+                    method, source = setup(m)
+                    cands = proposals(img, n=args.n, method=method, contours=source, hierarchy=h,
+                                      theta=args.theta, ranker=ranker,
+                                      **({"quotas": quotas} if quotas else {}))
                     labels, sets, boxes = cands.leaf_labels, cands.leaf_sets, cands.boxes
             dt = time.perf_counter() - t0
             secs[m].append(dt + th)

@@ -8,8 +8,9 @@ on the arcs of all images but every ``--hold-every``-th, whose length-weighted c
 reported beside that of the mean strength taken as a probability. The scorer is written
 atomically to ``--out`` (the shipped file is ``bottomup/owt/data/arcs_learned.npz``).
 
-Per-image arcs are cached in ``--cache`` (one ``.npz`` per image, written atomically, with the
-contour source it came from), so an interrupted run resumes and refits are cheap.
+Per-image arcs are cached in ``--cache`` (one ``.npz`` per image, written atomically, named by the
+key of its image, ground truth, contours and code: ``arcs_key``), so an interrupted run resumes
+and refits are cheap.
 
     python bench/train_arcs.py --root $BOTTOMUP_DATA/bsds500 --cache /tmp/arcs_cache \
         --out bottomup/owt/data/arcs_learned.npz [--workers 2] [--json summary.json]
@@ -69,13 +70,24 @@ def image_arcs(image_path: str, gt_path: str, pb_path: str | None = None):
     return f.x, y, f.length
 
 
+def arcs_key(image_path, gt_path, pb_path=None) -> str:
+    """Cache key of :func:`image_arcs` (``bottomup.io.cache_key``): the image, the ground truth,
+    the contours (the ``--pb-dir`` map, or the shipped contour network) and the code (``bottomup``,
+    and ``deep`` for the network)."""
+    from bottomup.io import cache_key
+
+    if pb_path is None:
+        from deep.contours.net import WEIGHTS_FILE
+
+        return cache_key("arc-features", params={"contours": "learned"},
+                         files=[image_path, gt_path, WEIGHTS_FILE], code=["bottomup", "deep"])
+    return cache_key("arc-features", params={"contours": "pb-dir"}, files=[image_path, gt_path, pb_path],
+                     code=["bottomup"])
+
+
 def _cache_one(job):
     image_path, gt_path, pb_path, source, out = job
-    if os.path.exists(out):
-        with np.load(out) as d:
-            got = str(d["source"]) if "source" in d.files else "an unknown source"
-        if got != source:
-            raise ValueError(f"{out} holds the arcs of {got}, not {source}: use another --cache")
+    if os.path.exists(out):  # the name holds arcs_key: same inputs, contours and code
         return out
     if pb_path is None:
         import torch
@@ -134,8 +146,11 @@ def main(argv=None) -> int:
         p.error(f"no images with ground truth in {img_dir}")
     cache = Path(args.cache)
     cache.mkdir(parents=True, exist_ok=True)
-    jobs = [(str(img_dir / f"{n}.jpg"), str(gt_dir / f"{n}.mat"), pb_paths[n], source,
-             str(cache / f"{args.split}_{n}.npz")) for n in names]
+    jobs = []
+    for n in names:
+        img, gt = img_dir / f"{n}.jpg", gt_dir / f"{n}.mat"
+        key = arcs_key(img, gt, pb_paths[n])
+        jobs.append((str(img), str(gt), pb_paths[n], source, str(cache / f"{args.split}_{n}-{key}.npz")))
     t0 = time.perf_counter()
     if args.workers > 1:
         from multiprocessing import get_context

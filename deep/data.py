@@ -297,3 +297,53 @@ def msrc_to_layout(msrc_root, out_root, splits=("train", "val")) -> Segmentation
         shutil.copyfile(src / f"{split}.txt", out / f"{split}.txt")
     write_categories(out, MSRC21_CLASSES, MSRC21_THINGS)
     return SegmentationDataset(out, splits[0])
+
+
+def score_results(ds, results, n_classes: int, with_instances: bool = True) -> dict:
+    """The figures of ``bench/msrc.py eval`` for predictions on a :class:`SegmentationDataset`.
+
+    Parameters
+    ----------
+    ds : SegmentationDataset
+        Gives the thing classes and the class names.
+    results : iterable of (sample, labels, instances)
+        A sample of ``ds``, its predicted labels ``(H, W)`` and its ``deep.segmenter.Instances``.
+    n_classes : int
+    with_instances : bool
+        Also score the instances (AP^r at 0.5 and 0.7 over the thing classes, COCO mask AP).
+
+    Returns
+    -------
+    figures : dict
+        ``pixel_acc``, ``mean_class_acc``, ``miou``, ``fw_iou``, ``confusion`` and, with
+        instances, ``apr50``, ``apr70``, ``mask_ap``, ``per_class_apr50``.
+    """
+    from bottomup.metrics.instance import InstanceAP, InstanceParams
+    from bottomup.metrics.semantic import SemanticSegmentationMetric
+
+    sem = SemanticSegmentationMetric(n_classes, ignore_index=255)
+    apr = InstanceAP(n_classes, InstanceParams.sds())
+    coco = InstanceAP(n_classes, InstanceParams.coco())
+    things = set(ds.things)
+    for sample, labels, inst in results:
+        sem.update(sample.labels, labels)
+        if with_instances:
+            keep = np.array([c in things for c in sample.classes], bool)
+            gm, gc = sample.masks[keep], sample.classes[keep]
+            pk = np.array([c in things for c in inst.classes], bool)
+            args = (inst.masks[pk], inst.classes[pk], inst.scores[pk], gm, gc)
+            apr.update(*args, void=sample.void)
+            coco.update(*args, void=sample.void)
+    s = sem.compute()
+    out = {"pixel_acc": s.pixel_accuracy, "mean_class_acc": s.mean_accuracy, "miou": s.mean_iou,
+           "fw_iou": s.fw_iou}
+    if with_instances:
+        a = apr.compute()
+        c = coco.compute()
+        cls = sorted(things)
+        out["apr50"] = float(np.nanmean(a.ap[0][cls]))
+        out["apr70"] = float(np.nanmean(a.ap[1][cls]))
+        out["mask_ap"] = float(np.nanmean(c.ap[:, cls]))
+        out["per_class_apr50"] = {ds.classes[k]: float(a.ap[0][k]) for k in cls}
+    out["confusion"] = s.confusion.tolist()
+    return out

@@ -1,7 +1,8 @@
 """Training of the deep heads (pixel classifier, region scorer, mask refiner) on a dataset layout.
 
 Everything runs from caches in a work folder, so an interrupted run resumes: backbone taps per
-image (``taps/<name>.pt``), proposals per image (``props/<name>.npz``), and one checkpoint per
+image (``taps/<name>.pt``), proposals per image (``props/<name>.npz``, each with the cache key of
+its settings, image, ranker and code: :func:`proposals_key`), and one checkpoint per
 stage (``<stage>.ckpt``, written atomically after every epoch, holding the model, the optimiser
 and the epoch reached). Rerunning skips finished images and epochs.
 
@@ -34,7 +35,7 @@ from .scoring import PixelClassifier, RegionScorer, candidate_targets, dense_hyp
 from .segmenter import backbone_taps
 
 __all__ = ["cache_proposals", "cache_taps", "load_proposals", "load_taps", "maskrcnn_lr", "maskrcnn_sample",
-           "save_proposals", "train_heads", "train_maskrcnn"]
+           "proposals_key", "save_proposals", "stored_key", "train_heads", "train_maskrcnn"]
 
 def _save_atomic(obj, path: Path) -> None:
     from bottomup.io.files import atomic_path
@@ -67,9 +68,50 @@ def load_taps(work, name: str):
     return [t.float() for t in torch.load(Path(work) / "taps" / f"{name}.pt")]
 
 
+def proposals_key(image_path, *, n: int = 1000, preset: str = "scg", owt: str | None = None) -> str:
+    """Cache key of the proposals of the heads' ``preset`` and ``owt`` for an image.
+
+    :func:`bottomup.io.cache_key` of the parameters (the method and the contour source's spec,
+    :func:`bottomup.mcg.propose.legacy_preset`), the image file's content, the shipped ranker
+    file those settings use and the code of ``bottomup``.
+
+    Parameters
+    ----------
+    image_path : path-like
+    n : int
+        Proposals per image.
+    preset, owt
+        As saved with the heads (:class:`deep.segmenter.DeepSegmenter`).
+
+    Returns
+    -------
+    key : str
+        24 hex digits.
+    """
+    from bottomup.io import cache_key
+    from bottomup.mcg.propose import legacy_preset
+    from bottomup.mcg.ranking import ranker_path
+
+    method, source = legacy_preset(preset, owt)
+    return cache_key("proposals", params={"n": int(n), "method": method, "source": source.spec()},
+                     files=[image_path, ranker_path(method, source.ranker)], code=["bottomup"])
+
+
+def stored_key(path) -> str | None:
+    """The cache key a proposals file was saved with (None: none, or an unreadable file)."""
+    import zipfile
+
+    try:
+        with np.load(path) as z:
+            return str(z["key"]) if "key" in z.files else None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+        return None
+
+
 def _one_proposal(args):
     path, out, n, preset, owt = args
-    if out.is_file():
+    key = proposals_key(path, n=n, preset=preset, owt=owt)
+    if out.is_file() and stored_key(out) == key:
         return 0.0
     from bottomup.io import read_image
     from bottomup.mcg import proposals
@@ -79,22 +121,29 @@ def _one_proposal(args):
     method, source = legacy_preset(preset, owt)  # the settings the heads were trained with
     c = proposals(read_image(path), n=n, method=method, contours=source)
     dt = time.perf_counter() - t
-    save_proposals(out, c)
+    save_proposals(out, c, key=key)
     return dt
 
 
-def save_proposals(path, c) -> None:
-    """Write ``bottomup.mcg.Candidates`` compactly (bit-packed leaf sets), atomically."""
+def save_proposals(path, c, *, key: str | None = None) -> None:
+    """Write ``bottomup.mcg.Candidates`` compactly (bit-packed leaf sets), atomically, with the
+    cache ``key`` they were computed under (:func:`proposals_key`), if any."""
     from bottomup.io.files import atomic_path
 
+    extra = {} if key is None else {"key": np.array(key)}
     with atomic_path(path) as tmp:
         np.savez_compressed(tmp, leaf_labels=c.leaf_labels, leaf_sets=np.packbits(c.leaf_sets, axis=1),
-                            n_leaves=c.leaf_sets.shape[1], boxes=c.boxes, scores=c.scores)
+                            n_leaves=c.leaf_sets.shape[1], boxes=c.boxes, scores=c.scores, **extra)
 
 
 def cache_proposals(ds: SegmentationDataset, work, n: int = 1000, preset: str = "scg", workers: int = 1,
                     progress=print, owt: str | None = None) -> None:
-    """Proposals of every image (``bottomup.mcg.proposals``), ``work/props/<name>.npz``."""
+    """Proposals of every image (``bottomup.mcg.proposals``), ``work/props/<name>.npz``.
+
+    A file is reused only if it was saved under the same :func:`proposals_key` (the settings,
+    the image, the ranker file, the code); otherwise it is recomputed and replaced, so another
+    ``n``, ``preset`` or ``owt``, a retrained ranker or changed code never reuses old proposals.
+    """
     out = Path(work) / "props"
     out.mkdir(parents=True, exist_ok=True)
     jobs = [(ds.image_path(nm), out / f"{nm}.npz", n, preset, owt) for nm in ds.names]

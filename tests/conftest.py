@@ -1,4 +1,9 @@
-"""Shared fixtures: where the research data lives, and skips when it does not."""
+"""Shared fixtures: where the research data lives, and what happens when it does not.
+
+Without data a test that needs it skips, except in the real-data tiers (tests marked ``slow`` or
+``regression``) when ``$CI`` is set (``CI=true``, as CI services set it): there it fails, so that
+a CI run whose data went missing cannot pass by skipping every real-data test.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,9 @@ import pytest
 # The naive reference implementations (tests/naive*.py) import as top-level modules too.
 sys.path.insert(0, str(Path(__file__).parent))
 
+#: Markers of the tiers that must not skip for want of data under CI.
+REAL_DATA_TIERS = ("slow", "regression")
+
 
 def data_root() -> Path | None:
     """Return ``$BOTTOMUP_DATA`` as a Path when it points to an existing folder, else None."""
@@ -21,29 +29,43 @@ def data_root() -> Path | None:
     return path if path.is_dir() else None
 
 
-@pytest.fixture(scope="session")
-def bsds_root() -> Path:
-    """The BSDS500 folder of ``$BOTTOMUP_DATA``; skips the test when absent."""
+def in_ci() -> bool:
+    """True when ``$CI`` is set to anything but empty, ``0``, ``false`` or ``no``."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def data_absent(request, reason: str):
+    """Skip the requesting test, or fail it when it is in a real-data tier and ``$CI`` is set."""
+    tiers = [m for m in REAL_DATA_TIERS if request.node.get_closest_marker(m) is not None]
+    if tiers and in_ci():
+        pytest.fail(f"{reason} (CI is set and this is a {'/'.join(tiers)} test: real-data tests "
+                    f"must not skip in CI)", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def bsds_root(request) -> Path:
+    """The BSDS500 folder of ``$BOTTOMUP_DATA``; skips the test when absent (fails: see module)."""
     root = data_root()
     if root is None or not (root / "bsds500").is_dir():
-        pytest.skip("BSDS500 data not found: set BOTTOMUP_DATA to the folder holding bsds500/")
+        data_absent(request, "BSDS500 data not found: set BOTTOMUP_DATA to the folder holding bsds500/")
     return root / "bsds500"
 
 
-@pytest.fixture(scope="session")
-def msrc_root() -> Path:
-    """The MSRC-v2 folder of ``$BOTTOMUP_DATA``; skips the test when absent."""
+@pytest.fixture
+def msrc_root(request) -> Path:
+    """The MSRC-v2 folder of ``$BOTTOMUP_DATA``; skips the test when absent (fails: see module)."""
     root = data_root()
     if root is None or not (root / "msrc").is_dir():
-        pytest.skip("MSRC data not found: set BOTTOMUP_DATA to the folder holding msrc/")
+        data_absent(request, "MSRC data not found: set BOTTOMUP_DATA to the folder holding msrc/")
     return root / "msrc"
 
 
-@pytest.fixture(scope="session")
-def reference_dir() -> Path:
-    """``../shared/reference`` beside the data folder; skips when absent."""
+@pytest.fixture
+def reference_dir(request) -> Path:
+    """``../shared/reference`` beside the data folder; skips when absent (fails: see module)."""
     root = data_root()
     ref = None if root is None else (root.parent / "reference")
     if ref is None or not ref.is_dir():
-        pytest.skip("reference figures not found beside BOTTOMUP_DATA (../reference)")
+        data_absent(request, "reference figures not found beside BOTTOMUP_DATA (../reference)")
     return ref

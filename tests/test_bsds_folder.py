@@ -127,3 +127,33 @@ def test_workers_two_equals_one(folders):
     a = evaluate_folder(pred, gt, cache_dir=None, progress=False, workers=1)
     b = evaluate_folder(pred, gt, cache_dir=None, progress=False, workers=2)
     assert a["curve"] == b["curve"] and a["covering_ods"] == b["covering_ods"]
+
+
+def test_cache_key_covers_protocol_files_and_code(folders, monkeypatch):
+    """Each ingredient of the per-image cache key, changed alone, is a miss; unchanged, a hit."""
+    from bottomup.io import cache as cache_mod
+    from bottomup.io import read_ucm2
+    from bottomup.metrics.boundary import BoundaryParams
+
+    pred, gt, tmp = folders
+    cache = tmp / "cache"
+
+    def n_cached(**kw):
+        return evaluate_folder(pred, gt, cache_dir=cache, progress=False, **kw)["n_cached"]
+
+    assert n_cached() == 0
+    assert n_cached() == 3
+    assert n_cached(params=BoundaryParams(n_thresholds=50)) == 0  # the protocol
+    assert n_cached(params=BoundaryParams(max_dist=0.01)) == 0
+    assert n_cached(regions=False) == 0
+    u = read_ucm2(pred / "im1.mat")
+    u[u > 0] = 0.5  # same boundaries, another strength: a new prediction file
+    write_ucm2(pred / "im1.mat", u)
+    assert n_cached() == 2
+    lab = np.zeros((30, 40), int)
+    lab[:, 7:] = 1
+    write_gt(gt / "im2.mat", [lab])  # the ground truth
+    assert n_cached() == 2
+    assert n_cached() == 3
+    monkeypatch.setattr(cache_mod, "code_version", lambda *m: "edited sources")  # the code
+    assert n_cached() == 0

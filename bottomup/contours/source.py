@@ -166,6 +166,26 @@ class ContourSource:
     def __call__(self, image):
         return self.contours(image)
 
+    def model_files(self) -> tuple:
+        """Shipped files the contours are computed from (weights), for cache keys and provenance."""
+        return ()
+
+    def spec(self) -> dict:
+        """The source as plain JSON-able data: its class, policy and options (``fn`` by name).
+
+        Two sources with the same spec make the same contours and hierarchies (given the same
+        :meth:`model_files`); cache keys and manifests record it.
+        """
+        out = {"class": f"{type(self).__module__}.{type(self).__qualname__}"}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if f.name == "fn":
+                v = None if v is None else f"{getattr(v, '__module__', '?')}.{getattr(v, '__qualname__', v)}"
+            elif dataclasses.is_dataclass(v):
+                v = dataclasses.asdict(v)
+            out[f.name] = list(v) if isinstance(v, tuple) else v
+        return out
+
     def single_scale(self) -> ContourSource:
         """This source without its :class:`Multiscale` (what ``segment`` runs at each scale)."""
         return self if self.multiscale is None else self.with_policy(multiscale=None)

@@ -3,13 +3,12 @@
 A prediction folder holds one file per image id: ``<id>.mat`` or ``<id>.npz`` with a ``ucm2``
 (boundary and region metrics), or ``<id>.png`` / ``<id>.npy`` with an image-size boundary map in
 [0, 1] (boundary metrics only; an 8-bit PNG is divided by 255, a 16-bit one by 65535).
-Per-image results are cached on disk (keyed by the content of both files and the protocol), so a
-rerun is instant; images run in parallel worker processes.
+Per-image results are cached on disk (keyed by the content of both files, the protocol and the
+code version, :func:`result_key`), so a rerun is instant; images run in parallel worker processes.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -23,9 +22,11 @@ from bottomup.io.files import atomic_path
 from bottomup.metrics.boundary import BoundaryParams, boundary_counts, collect_boundaries
 from bottomup.metrics.regions import RegionCounts, collect_regions, region_counts
 
-__all__ = ["find_pairs", "evaluate_image", "evaluate_folder", "plot_pr", "CACHE_VERSION"]
+__all__ = ["find_pairs", "evaluate_image", "evaluate_folder", "plot_pr", "result_key", "CACHE_VERSION"]
 
-CACHE_VERSION = "1"
+#: Part of every cache key; the code version (a hash of the sources) already changes with the code,
+#: so bump this only to drop entries for another reason (a change of the cached JSON's layout).
+CACHE_VERSION = "2"
 _PRED_EXTS = (".mat", ".npz", ".png", ".npy")
 
 
@@ -129,14 +130,6 @@ def _read_prediction(path: Path):
     raise ValueError(f"unknown prediction type {ext!r}: {path}")
 
 
-def _digest(path: Path) -> str:
-    h = hashlib.sha1()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def evaluate_image(pred_path, gt_path, params: BoundaryParams | None = None, *, regions=True) -> dict:
     """Boundary (and, for a ucm2, region) statistics of one image.
 
@@ -190,6 +183,32 @@ def evaluate_image(pred_path, gt_path, params: BoundaryParams | None = None, *, 
     }
 
 
+def result_key(pred_path, gt_path, params: BoundaryParams | None = None, *, regions=True) -> str:
+    """Cache key of :func:`evaluate_image`'s result (:func:`bottomup.io.cache_key`).
+
+    It covers the protocol, ``regions``, the content of both files and the code version of the
+    ``bottomup`` package (the matcher, the region metrics, the readers and their checks).
+
+    Parameters
+    ----------
+    pred_path, gt_path : path-like
+        The prediction file and its ground truth, as for :func:`evaluate_image`.
+    params : BoundaryParams, optional
+    regions : bool
+
+    Returns
+    -------
+    key : str
+        24 hex digits.
+    """
+    from bottomup.io import cache_key
+
+    params = params or BoundaryParams()
+    return cache_key("bsds-eval", params={"protocol": asdict(params), "regions": bool(regions),
+                                         "version": CACHE_VERSION},
+                     files=[pred_path, gt_path], code=["bottomup"])
+
+
 def _cached_eval(args):
     """``(id, result)``; a file that cannot be evaluated gives ``{"error": ...}`` instead of raising."""
     iid, pred, gt = args[:3]
@@ -207,13 +226,7 @@ def _cached_eval_or_raise(args):
     params = BoundaryParams(**params_dict)
     key = None
     if cache_dir is not None:
-        h = hashlib.sha1()
-        h.update(CACHE_VERSION.encode())
-        h.update(json.dumps(params_dict, sort_keys=True).encode())
-        h.update(str(regions).encode())
-        h.update(_digest(Path(pred)).encode())
-        h.update(_digest(Path(gt)).encode())
-        key = Path(cache_dir) / f"{iid}-{h.hexdigest()[:20]}.json"
+        key = Path(cache_dir) / f"{iid}-{result_key(pred, gt, params, regions=regions)}.json"
         if key.exists():
             try:
                 with open(key) as f:

@@ -239,10 +239,15 @@ def save_arc_scorer(path, scorer: ArcScorer) -> None:
     os.replace(tmp, path)
 
 
+def shipped_arc_scorer_path():
+    """Path of the shipped :class:`ArcScorer` file (``bottomup/owt/data/arcs_learned.npz``)."""
+    return resources.files("bottomup.owt") / "data" / "arcs_learned.npz"
+
+
 def load_arc_scorer(path=None) -> ArcScorer:
     """Read an :class:`ArcScorer`; None: the shipped one (learned contours, ``bench/train_arcs.py``)."""
     if path is None:
-        with resources.as_file(resources.files("bottomup.owt") / "data" / "arcs_learned.npz") as p:
+        with resources.as_file(shipped_arc_scorer_path()) as p:
             return _read_scorer(p)
     return _read_scorer(path)
 

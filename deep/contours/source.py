@@ -94,6 +94,11 @@ class LearnedContours(ContourSource):
     def contours(self, image):
         return learned_contours(image, scales=self.scales, device=self.device)
 
+    def model_files(self) -> tuple:
+        from deep.contours.net import WEIGHTS_FILE
+
+        return (WEIGHTS_FILE,)
+
     def single_scale(self) -> LearnedContours:
         return LearnedContours(self.scales, multiscale=False, device=self.device)
 
