@@ -104,6 +104,11 @@ def source_options(args) -> dict:
         raise ValueError(f"--preset and --seed are options of --contours gpb, not {args.contours}")
     if getattr(args, "multiscale", None) is not None:
         opts["multiscale"] = args.multiscale
+    elif args.preset is not None:
+        # the preset's own default (two scales for quality only), not the default source's
+        from bottomup.contours import GPb
+
+        opts["multiscale"] = GPb(args.preset).multiscale is not None
     return opts
 
 

@@ -21,7 +21,7 @@ import os
 
 import numpy as np
 
-__all__ = ["palette", "color_labels", "draw_boundaries", "overlay_labels", "draw_proposals",
+__all__ = ["palette", "color_labels", "boundary_mask", "draw_boundaries", "overlay_labels", "draw_proposals",
            "as_rgb8", "write_image"]
 
 #: Colour of drawn boundaries (RGB).
@@ -86,15 +86,22 @@ def color_labels(labels, colors=None) -> np.ndarray:
     return colors[lab]
 
 
-def _boundary_mask(lab: np.ndarray) -> np.ndarray:
-    from skimage.segmentation import find_boundaries
+def boundary_mask(labels) -> np.ndarray:
+    """One-pixel boundaries of a partition: the pixels whose right or lower neighbour has another
+    label (the left/upper side of each change, as BSDS boundary maps mark it), ``(H, W)`` bool."""
+    lab = _check_labels(labels)
+    b = np.zeros(lab.shape, bool)
+    b[:, :-1] |= lab[:, 1:] != lab[:, :-1]
+    b[:-1, :] |= lab[1:, :] != lab[:-1, :]
+    return b
 
-    return find_boundaries(lab, connectivity=1, mode="inner")
+
+_boundary_mask = boundary_mask
 
 
 def draw_boundaries(image, labels, *, color=BOUNDARY_COLOR) -> np.ndarray:
-    """The image with the boundaries between regions drawn in ``color`` (one pixel, inside each
-    region's border), ``(H, W, 3)`` uint8."""
+    """The image with the boundaries between regions (:func:`boundary_mask`) drawn in ``color``,
+    ``(H, W, 3)`` uint8."""
     out = as_rgb8(image).copy()
     lab = _check_labels(labels, out.shape[:2])
     out[_boundary_mask(lab)] = np.asarray(color, np.uint8)

@@ -59,3 +59,8 @@ def scaled_mean(in_path, out_path, scale=1.0, model=None, extra=False, fail_afte
 
 
 scaled_mean.model_files = lambda model=None, **params: [model] if model else []
+
+
+def mean_color_any_params(in_path, out_path, **params):
+    """:func:`mean_color` standing in for a real task: takes (and ignores) any parameters."""
+    return mean_color(in_path, out_path)
