@@ -71,7 +71,8 @@ def segment_task(in_path, out_path, *, contours="gpb", arcs=None, cut=None, thre
             raise ValueError(f"{n} regions do not fit 16-bit labels; use a coarser --cut/--threshold")
         out = Path(out_path)
         names = [f"{out.stem}_labels.png", f"{out.stem}_overlay.png"]
-        write_image(out.with_name(names[0]), labels.astype(np.uint16) if labels_16bit else color_labels(labels))
+        picture = labels.astype(np.uint16) if labels_16bit else color_labels(labels)
+        write_image(out.with_name(names[0]), picture)
         write_image(out.with_name(names[1]), draw_boundaries(img, labels))
         info |= {"n_regions": n, "outputs": names}
     write_ucm2(out_path, h.to_ucm2())

@@ -477,7 +477,8 @@ def _run_dask(spec, task, todo, params, scheduler, retries, collect, record=None
         client = Client(client)  # a LocalCluster or similar
         own = True
     try:
-        futs = [client.submit(_run_one, spec, inp, out, params, record, overwrite, pure=False, retries=retries,
+        futs = [client.submit(_run_one, spec, inp, out, params, record, overwrite, pure=False,
+                              retries=retries,
                               key=f"{task}-{Path(inp).stem}-{os.getpid()}-{i}")
                 for i, (inp, out) in enumerate(todo)]
         for fut in as_completed(futs):

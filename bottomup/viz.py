@@ -198,7 +198,8 @@ def write_image(path, picture) -> None:
     if arr.ndim == 3 and arr.shape[2] == 3 and arr.dtype == np.uint8:
         arr = arr[..., ::-1]  # OpenCV writes BGR
     elif not (arr.ndim == 2 and arr.dtype in (np.uint8, np.uint16)):
-        raise ValueError(f"`picture` must be (H, W, 3) uint8 or (H, W) uint8/uint16, got {arr.dtype} {arr.shape}")
+        raise ValueError(f"`picture` must be (H, W, 3) uint8 or (H, W) uint8/uint16, got {arr.dtype} "
+                         f"{arr.shape}")
     path = os.fspath(path)
     with atomic_path(path) as tmp:
         if not cv2.imwrite(str(tmp), np.ascontiguousarray(arr)):

@@ -22,9 +22,9 @@ a viewer: read them back as numbers), for colour scribbles the scribble colours.
 bottomup.viz.palette for label scribbles) blended over IMAGE, with the region boundaries in red.
 
 The hierarchy comes from --ucm FILE (a ucm2 .mat/.npz/.png as `bottomup segment` writes it, or a
-hierarchy .npz saved by bottomup) when given; otherwise from a simple boundary map of IMAGE (a stand-in for gPb): the
-Lab colour difference between 4-adjacent pixels after a Gaussian blur (--sigma), scaled to [0, 1],
-fed to the oriented watershed and the mean-boundary merging (OWT-UCM).
+hierarchy .npz saved by bottomup) when given; otherwise from a simple boundary map of IMAGE (a
+stand-in for gPb): the Lab colour difference between 4-adjacent pixels after a Gaussian blur
+(--sigma), scaled to [0, 1], fed to the oriented watershed and the mean-boundary merging (OWT-UCM).
 """
 
 
