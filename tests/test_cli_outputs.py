@@ -313,3 +313,26 @@ def test_model_files_of_the_shipped_tasks():
     arcs = model_files("segment", {"contours": "gpb", "arcs": "learned", "preset": "fast"})
     assert [p.name for p in arcs] == ["arcs_learned.npz"] and arcs[0].is_file()
     assert all(Path(p).is_file() for p in model_files("proposals", {"n": 5, "method": "scg"}))
+
+
+def test_model_files_of_the_learned_sources_and_the_deep_task():
+    pytest.importorskip("torch")
+    from bottomup.jobs import model_files
+
+    seg = model_files("segment", {"contours": "learned", "arcs": "learned", "multiscale": False})
+    assert sorted(p.name for p in seg) == ["arcs_learned.npz", "contours_lite0.pt"]
+    props = model_files("proposals", {"n": 5, "method": "scg", "contours": "learned"})
+    assert sorted(p.name for p in props) == ["arcs_learned.npz", "contours_lite0.pt", "scg_ranker_learned.npz"]
+    heads = model_files("deep", {"device": "cpu", "min_score": 0.0})
+    assert heads[0].name == "heads_msrc21.pt" and len(heads) == 3 and all(p.is_file() for p in heads)
+
+
+def test_instances_repr_is_one_short_line():
+    pytest.importorskip("torch")
+    from deep.segmenter import Instances
+
+    masks = np.zeros((300, 20, 30), bool)
+    inst = Instances(masks, np.arange(300) % 3 + 1, np.linspace(0.9, 0.1, 300))
+    assert repr(inst) == "Instances(n=300, shape=(20, 30), classes=[1, 2, 3], scores=[0.1, 0.9])"
+    empty = Instances(np.zeros((0, 20, 30), bool), np.zeros(0, np.int64), np.zeros(0))
+    assert repr(empty) == "Instances(n=0, shape=(20, 30))"

@@ -105,6 +105,12 @@ class LearnedContours(ContourSource):
             raise TypeError(f"LearnedContours options are {sorted(now)}, got {sorted(unknown)}")
         return LearnedContours(**(now | options))
 
+    def model_files(self) -> list:
+        """The weights this source loads (their SHA-256 go into folder jobs' provenance records)."""
+        from deep.contours.net import WEIGHTS_FILE
+
+        return [WEIGHTS_FILE]
+
     def at_level(self) -> LearnedContours:
         """One test scale at each level of MCG's pyramid (the pyramid is the multiscale step)."""
         return LearnedContours((1.0,), multiscale=False, device=self.device)
