@@ -322,7 +322,8 @@ def test_model_files_of_the_learned_sources_and_the_deep_task():
     seg = model_files("segment", {"contours": "learned", "arcs": "learned", "multiscale": False})
     assert sorted(p.name for p in seg) == ["arcs_learned.npz", "contours_lite0.pt"]
     props = model_files("proposals", {"n": 5, "method": "scg", "contours": "learned"})
-    assert sorted(p.name for p in props) == ["arcs_learned.npz", "contours_lite0.pt", "scg_ranker_learned.npz"]
+    want = ["arcs_learned.npz", "contours_lite0.pt", "scg_ranker_learned.npz"]
+    assert sorted(p.name for p in props) == want
     heads = model_files("deep", {"device": "cpu", "min_score": 0.0})
     assert heads[0].name == "heads_msrc21.pt" and len(heads) == 3 and all(p.is_file() for p in heads)
 
