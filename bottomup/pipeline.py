@@ -8,7 +8,6 @@ object (:mod:`bottomup.contours.source`), so no step branches on where contours 
 from __future__ import annotations
 
 import functools
-import os
 import warnings
 
 from bottomup.contours.source import ContourSource, GPb, Ridge, get_source
@@ -19,7 +18,7 @@ from bottomup.owt.arc_scores import ArcScorer, load_arc_scorer
 from bottomup.validate import check_image
 
 __all__ = ["segment", "finest_partition", "single_scale_hierarchy", "arc_scorer", "legacy_source",
-           "segment_file"]
+           "model_files"]
 
 #: gPb preset names that ``segment``'s second argument used to take (deprecated spelling).
 _LEGACY_PRESETS = ("quality", "balanced", "fast", "mcg", "medium")
@@ -176,17 +175,21 @@ def legacy_source(contours, deprecated: dict, where: str) -> ContourSource:
     return source
 
 
-def segment_file(in_path, out_path, *, contours="gpb", arcs=None, **options) -> dict:
-    """Segment one image file and write its ucm2 atomically (``.mat``, ``.npz`` or ``.png``).
+def model_files(source: ContourSource, arcs=None) -> list:
+    """The shipped files a hierarchy of ``source`` reads: its weights (``source.model_files()``)
+    and, for learned arcs (``arcs=None``: the source's rule), the arc scorer. Their hashes go into
+    cache keys and the records of folder jobs.
 
-    The task behind ``bottomup segment`` folder jobs: ``contours`` names the source and
-    ``options`` configure it (:meth:`bottomup.contours.ContourSource.configured`, e.g.
-    ``preset``, ``seed``, ``multiscale`` for gPb); ``arcs`` as :func:`segment`.
+    Examples
+    --------
+    >>> model_files(GPb()), [p.name for p in model_files(GPb(), "learned")]
+    ([], ['arcs_learned.npz'])
     """
-    from bottomup.io import read_image, write_ucm2
+    from pathlib import Path
 
-    source = get_source(contours).configured(**options)
-    img = read_image(in_path)
-    h = segment(img, source, arcs=arcs)
-    write_ucm2(out_path, h.to_ucm2())
-    return {"shape": list(img.shape[:2]), "n_leaves": int(h.n_leaves), "pid": os.getpid()}
+    from bottomup.owt.arc_scores import shipped_arc_scorer_path
+
+    files = [Path(p) for p in source.model_files()]
+    if (source.arcs if arcs is None else arcs) == "learned":
+        files.append(Path(str(shipped_arc_scorer_path())))
+    return files

@@ -10,9 +10,17 @@ from bottomup.cli import add_job_arguments, run_job_from_args
 _DESCRIPTION = """\
 Run deep.segment on each image: SCG proposals scored and refined by the hypercolumn heads
 (shipped weights: MSRC-21). Writes per image <name>_labels.png (uint8 class ids),
-<name>_overlay.jpg and <name>.json (class names and instances as COCO RLE records), each
-atomically, the JSON last; images with a JSON are skipped, so an interrupted run resumes.
-Needs the `deep` extra (torch)."""
+<name>_overlay.jpg and <name>.json, each atomically, the JSON last. The JSON is a COCO results
+list that pycocotools' COCO.loadRes reads: {"image_id", "category_id", "category_name",
+"segmentation": RLE, "bbox": [x, y, w, h], "score"} per instance; image_id is the file name's
+stem (an integer when all digits), category_id the index in the class list, score the class
+probability in [0, 1].
+
+Changed in 0.2: the JSON used to be a dict {"image", "height", "width", "classes", "instances"};
+the image size and the class list are now in the record .<name>.json.params.json beside it
+(under "info") and in the manifest. A rerun skips the images whose output exists with the same
+parameters and model files (their SHA-256 are recorded), and stops before it starts when other
+ones made the outputs there, unless --overwrite is given. Needs the `deep` extra (torch)."""
 
 
 def run(args) -> int:

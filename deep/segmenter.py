@@ -91,6 +91,13 @@ class Instances:
     def __len__(self) -> int:
         return int(self.classes.shape[0])
 
+    def __repr__(self) -> str:
+        shape = tuple(self.masks.shape[1:]) if self.masks.ndim == 3 else "?"
+        if not len(self):
+            return f"Instances(n=0, shape={shape})"
+        return (f"Instances(n={len(self)}, shape={shape}, classes={np.unique(self.classes).tolist()}, "
+                f"scores=[{float(self.scores.min()):.3g}, {float(self.scores.max()):.3g}])")
+
     def to_coco(self, image_id=0, class_names=None) -> list[dict]:
         """COCO result records (``segmentation`` as compressed RLE, ``bbox`` xywh)."""
         from bottomup.masks import boxes_to_coco, masks_to_rle, rle_to_boxes
@@ -454,8 +461,11 @@ def segment_file(in_path, out_path, *, device: str = "cpu", weights=None, min_sc
     """The ``deep`` folder-job task: labels, instances and an overlay of one image file.
 
     Writes, each atomically, ``<stem>_labels.png`` (uint8 class ids), ``<stem>_overlay.jpg`` and
-    last ``out_path`` (``<stem>.json``: image size, class names, instances as COCO RLE records
-    with ``score >= min_score``), so an existing JSON means the image is complete.
+    last ``out_path`` (``<stem>.json``): the instances with ``score >= min_score`` as a COCO
+    results list (``image_id`` from :func:`bottomup.jobs.coco_image_id`, ``category_id`` the
+    index in the class list, ``category_name``, RLE ``segmentation``, ``bbox``, ``score`` in
+    [0, 1]: the class probability), so an existing JSON means the image is complete. The image
+    size and the class list are returned (the job keeps them in the output's record).
     """
     import json
 
@@ -463,23 +473,42 @@ def segment_file(in_path, out_path, *, device: str = "cpu", weights=None, min_sc
 
     from bottomup.io import read_image
     from bottomup.io.files import atomic_path
+    from bottomup.jobs import coco_image_id
 
     img = read_image(in_path)  # first: a hostile file fails before the model loads
     seg = _default(str(device)) if weights is None else DeepSegmenter.load(weights, device=device)
     res = seg.predict(img)
     out_path = Path(out_path)
     stem = out_path.stem
-    with atomic_path(out_path.with_name(f"{stem}_labels.png")) as tmp:
+    names = [f"{stem}_labels.png", f"{stem}_overlay.jpg"]
+    with atomic_path(out_path.with_name(names[0])) as tmp:
         cv2.imwrite(str(tmp), res.labels)
-    with atomic_path(out_path.with_name(f"{stem}_overlay.jpg")) as tmp:
+    with atomic_path(out_path.with_name(names[1])) as tmp:
         cv2.imwrite(str(tmp), overlay(img, res.labels, res.instances)[..., ::-1])
     keep = res.instances.scores >= min_score
     inst = Instances(res.instances.masks[keep], res.instances.classes[keep], res.instances.scores[keep])
-    doc = {"image": Path(in_path).name, "height": int(img.shape[0]), "width": int(img.shape[1]),
-           "classes": list(seg.classes), "instances": inst.to_coco(image_id=stem, class_names=seg.classes)}
+    recs = inst.to_coco(image_id=coco_image_id(in_path), class_names=seg.classes)
     with atomic_path(out_path) as tmp:
-        Path(tmp).write_text(json.dumps(doc))
-    return {"n_instances": len(inst), "seconds": res.timings}
+        Path(tmp).write_text(json.dumps(recs))
+    return {"image": Path(in_path).name, "image_id": coco_image_id(in_path), "height": int(img.shape[0]),
+            "width": int(img.shape[1]), "classes": list(seg.classes), "n_instances": len(inst),
+            "outputs": names, "seconds": res.timings}
+
+
+def _segment_file_model_files(*, device="cpu", weights=None, min_score=0.0) -> list:
+    """The heads (``weights``), the backbone's ImageNet weights and the proposals' ranker."""
+    from bottomup.mcg.propose import legacy_preset
+    from bottomup.mcg.ranking import ranker_path
+
+    from .backbone.efficientnet import weights_path as backbone_weights
+
+    heads = weights_path() if weights is None else os.fspath(weights)
+    st = torch.load(heads, map_location="cpu", weights_only=False)
+    method, source = legacy_preset(st.get("preset", "scg"), st.get("owt"))
+    return [heads, backbone_weights(), ranker_path(method, source.ranker)]
+
+
+segment_file.model_files = _segment_file_model_files
 
 
 def demo_panel(times):

@@ -1,6 +1,7 @@
 """Tasks used by the job-runner tests (importable by worker processes and Dask workers)."""
 
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -37,3 +38,29 @@ def mean_color_slow_write(in_path, out_path, pause=0.1):
         time.sleep(pause)
         f.write(data[len(data) // 2:])
     return {"shape": list(img.shape)}
+
+
+def scaled_mean(in_path, out_path, scale=1.0, model=None, extra=False, fail_after_start=False):
+    """Write ``scale`` times the image's channel means; ``model`` names a (fake) model file whose
+    SHA-256 the job must record; ``extra`` also writes ``<stem>_extra.npy`` (listed in the info)."""
+    if fail_after_start:
+        raise RuntimeError("failing on purpose")
+    img = read_image(in_path)
+    info = {"height": int(img.shape[0]), "width": int(img.shape[1])}
+    out = np.asarray(img.mean(axis=(0, 1))) * scale
+    if extra:
+        name = f"{Path(out_path).stem}_extra.npy"
+        with atomic_path(Path(out_path).with_name(name)) as tmp, open(tmp, "wb") as f:
+            np.save(f, out)
+        info["outputs"] = [name]
+    with atomic_path(out_path) as tmp, open(tmp, "wb") as f:
+        np.save(f, out)
+    return info
+
+
+scaled_mean.model_files = lambda model=None, **params: [model] if model else []
+
+
+def mean_color_any_params(in_path, out_path, **params):
+    """:func:`mean_color` standing in for a real task: takes (and ignores) any parameters."""
+    return mean_color(in_path, out_path)

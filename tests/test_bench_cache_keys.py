@@ -13,7 +13,8 @@ from bottomup.contours import ContourSource, GPb
 from bottomup.hierarchy import Hierarchy
 from bottomup.io import cache as cache_mod
 from bottomup.mcg import PROPOSAL_GPB
-from bottomup.mcg.cache import cached_hierarchy, hierarchy_key, model_files
+from bottomup.mcg.cache import cached_hierarchy, hierarchy_key
+from bottomup.pipeline import model_files
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 

@@ -89,7 +89,8 @@ def test_resume_after_sigkill(image_dir, tmp_path):
     proc.wait()
     finished = {p.name: p.stat().st_mtime_ns for p in out.glob("*.npy")}
     assert 0 < len(finished) < 8, "the kill should land halfway"
-    res = run_job("test-mean", [image_dir], out, ext=".npy", progress=False)
+    # the same parameters as the killed run (its records say delay=0.4; others would be refused)
+    res = run_job("test-mean", [image_dir], out, ext=".npy", params={"delay": 0.4}, progress=False)
     assert len(res.skipped) == len(finished) and len(res.done) == 8 - len(finished)
     for name, mtime in finished.items():
         assert (out / name).stat().st_mtime_ns == mtime  # not recomputed

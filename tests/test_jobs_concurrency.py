@@ -33,8 +33,17 @@ def _images(d: Path, n: int, shape=(24, 32, 3)) -> Path:
 
 
 def _no_temporaries(out: Path):
-    left = [p.name for p in out.iterdir() if p.name.startswith(".") or ".part" in p.name]
+    """No temporary file left; the hidden files are the outputs' complete provenance records."""
+    from bottomup.jobs import record_path
+
+    left = [p.name for p in out.iterdir() if ".part" in p.name
+            or (p.name.startswith(".") and not p.name.endswith(".params.json"))]
     assert not left, f"temporary files left behind: {left}"
+    for p in out.iterdir():
+        if p.name.startswith(".") and p.name.endswith(".params.json"):
+            output = out / p.name[1:-len(".params.json")]
+            assert output.exists() and record_path(output) == p, p.name
+            assert json.loads(p.read_text())["complete"], p.name
 
 
 def _manifest_ok(out: Path, task: str, n: int):

@@ -14,7 +14,7 @@ from bottomup.masks import rle_to_masks
 
 @pytest.fixture
 def proposals_task(monkeypatch):
-    monkeypatch.setitem(jobs.TASKS, "proposals", "bottomup.mcg.propose:proposals_file")
+    monkeypatch.setitem(jobs.TASKS, "proposals", "bottomup.mcg._cli:proposals_task")
 
 
 def test_proposals_job_writes_coco_json(tmp_path, proposals_task):
@@ -31,10 +31,11 @@ def test_proposals_job_writes_coco_json(tmp_path, proposals_task):
     args = parser.parse_args(["proposals", str(tmp_path / "a.png"), "--out", str(tmp_path / "out"),
                               "-n", "7", "--quiet"])
     assert args.func(args) == 0
-    doc = json.loads((tmp_path / "out" / "a.json").read_text())
-    assert doc["height"] == 48 and doc["width"] == 64 and 1 <= len(doc["proposals"]) <= 7
-    assert doc["contours"] == "gpb"
-    rec = doc["proposals"][0]
+    recs = json.loads((tmp_path / "out" / "a.json").read_text())  # a COCO results list
+    info = json.loads(jobs.record_path(tmp_path / "out" / "a.json").read_text())["info"]
+    assert info["height"] == 48 and info["width"] == 64 and 1 <= len(recs) <= 7
+    assert info["contours"] == "gpb" and info["image_id"] == "a"
+    rec = recs[0]
     m = rle_to_masks({"size": rec["segmentation"]["size"],
                       "counts": rec["segmentation"]["counts"].encode()})
     assert m.shape == (48, 64) and m.any()

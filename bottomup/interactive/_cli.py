@@ -16,10 +16,13 @@ distance.
 IMAGE is the picture to segment. SEEDS is a picture of the same size holding the scribbles:
 either a single-channel image of integer labels (0 = no scribble, 1..K = object), or a colour
 image on black where each distinct colour is one object. The result is written to OUT as a
-picture: labels 1..K (8 or 16 bit gray) for a label image, the scribble colours for a colour one.
+picture: for label scribbles, the raw labels 1..K as 8- or 16-bit gray (values that look black in
+a viewer: read them back as numbers), for colour scribbles the scribble colours. Beside it,
+<OUT stem>_overlay.png shows the result to the eye: each label's colour (the scribble colours, or
+bottomup.viz.palette for label scribbles) blended over IMAGE, with the region boundaries in red.
 
-The hierarchy comes from --ucm FILE (a BSDS ucm2 .mat/.npz/.png, or a hierarchy .npz saved by
-bottomup) when given; otherwise the engine computes the best one it has for IMAGE, the same as
+The hierarchy comes from --ucm FILE (a ucm2 .mat/.npz/.png as `bottomup segment` writes it, or a
+hierarchy .npz saved by bottomup) when given; otherwise the engine computes the best one it has for IMAGE, the same as
 `bottomup annotate` (bottomup.interactive.default_hierarchy): learned contours when torch is
 installed, gPb otherwise (--contours picks one).
 """
@@ -116,9 +119,20 @@ def run(args) -> int:
         ok, buf = cv2.imencode(ext, out)
         if not ok:
             raise ValueError(f"cannot encode the result as {ext!r}; use a .png output")
-        buf.tofile(args.out)
+        from bottomup.io.files import atomic_path
+        from bottomup.viz import overlay_labels, write_image
+
+        with atomic_path(args.out) as tmp:
+            buf.tofile(str(tmp))
+        colors = None
+        if palette is not None:  # OpenCV's BGR (8 or 16 bit) -> RGB uint8
+            colors = palette[:, ::-1] // (257 if palette.dtype == np.uint16 else 1)
+            colors = colors.astype(np.uint8)
+        overlay_path = os.path.splitext(args.out)[0] + "_overlay.png"
+        write_image(overlay_path, overlay_labels(image, labels, colors=colors))
     except (OSError, ValueError, TypeError) as exc:
         print(f"bottomup interactive: error: {exc}", file=sys.stderr)
         return 1
-    print(f"wrote {args.out}: {int(labels.max())} label(s), {hierarchy.n_leaves} leaf regions")
+    print(f"wrote {args.out} and {overlay_path}: {int(labels.max())} label(s), "
+          f"{hierarchy.n_leaves} leaf regions")
     return 0

@@ -14,24 +14,10 @@ from bottomup.contours.source import ContourSource
 from bottomup.hierarchy import Hierarchy
 from bottomup.io.cache import cache_key
 from bottomup.mcg.propose import PROPOSAL_GPB
-from bottomup.owt.arc_scores import ArcScorer, shipped_arc_scorer_path
+from bottomup.owt.arc_scores import ArcScorer
+from bottomup.pipeline import model_files
 
-__all__ = ["model_files", "hierarchy_key", "cached_hierarchy"]
-
-
-def model_files(source: ContourSource = PROPOSAL_GPB, arcs=None) -> list[Path]:
-    """The shipped files a hierarchy of ``source`` reads: its weights and, for learned arcs
-    (``arcs=None``: the source's rule), the arc scorer.
-
-    Examples
-    --------
-    >>> model_files(), [p.name for p in model_files(arcs="learned")]
-    ([], ['arcs_learned.npz'])
-    """
-    files = [Path(p) for p in source.model_files()]
-    if (source.arcs if arcs is None else arcs) == "learned":
-        files.append(Path(str(shipped_arc_scorer_path())))
-    return files
+__all__ = ["hierarchy_key", "cached_hierarchy"]
 
 
 def hierarchy_key(image_path, method: str, source: ContourSource = PROPOSAL_GPB, *, arcs=None,

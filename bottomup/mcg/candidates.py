@@ -66,6 +66,12 @@ class Candidates:
     def __len__(self) -> int:
         return int(self.leaf_sets.shape[0])
 
+    def __repr__(self) -> str:
+        """One line: counts, image shape and score range (not the arrays)."""
+        scores = "" if not len(self) else (
+            f", scores=[{float(self.scores.min()):.3g}, {float(self.scores.max()):.3g}]")
+        return f"Candidates(n={len(self)}, shape={self.shape}, n_leaves={self.leaf_sets.shape[1]}{scores})"
+
     @property
     def shape(self) -> tuple:
         """Image shape ``(H, W)``."""

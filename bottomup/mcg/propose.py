@@ -16,7 +16,6 @@ References
 
 from __future__ import annotations
 
-import os
 import warnings
 from dataclasses import dataclass
 
@@ -47,7 +46,7 @@ from bottomup.pipeline import arc_scorer, single_scale_hierarchy
 from bottomup.validate import check_image
 
 __all__ = ["METHODS", "MCG_SCALES", "PROPOSAL_GPB", "CandidatePool", "candidate_pool", "hierarchy_for",
-           "legacy_preset", "proposals", "rank_pool", "proposals_file"]
+           "legacy_preset", "proposal_source", "proposals", "rank_pool"]
 
 #: Values of ``proposals(method=...)``.
 METHODS = ("scg", "mcg")
@@ -153,7 +152,7 @@ def hierarchy_for(image, method: str = "scg", contours=None, *, arcs=None) -> Hi
         As :func:`bottomup.segment`, for every hierarchy (None: the source's).
     """
     _check_method(method)
-    return _hierarchy_for(check_image(image), method, _proposal_source(contours), arcs)
+    return _hierarchy_for(check_image(image), method, proposal_source(contours), arcs)
 
 
 def _hierarchy_for(img, method: str, source: ContourSource, arcs=None) -> Hierarchy:
@@ -164,7 +163,9 @@ def _hierarchy_for(img, method: str, source: ContourSource, arcs=None) -> Hierar
     return multiscale_hierarchy(img, lambda lv: single_scale_hierarchy(lv, level, scorer), MCG_SCALES)
 
 
-def _proposal_source(contours) -> ContourSource:
+def proposal_source(contours) -> ContourSource:
+    """The contour source of :func:`proposals`: :data:`PROPOSAL_GPB` for None, else
+    :func:`bottomup.contours.get_source`'s."""
     return PROPOSAL_GPB if contours is None else get_source(contours)
 
 
@@ -267,7 +268,7 @@ def proposals(image, n: int = 1000, method: str = "scg", *, contours=None, hiera
     if not 0.0 <= theta <= 1.0:
         raise ValueError(f"`theta` must be in [0, 1], got {theta}")
     _check_method(method)
-    source = _proposal_source(contours)
+    source = proposal_source(contours)
     img = check_image(image)
     if hierarchy is None:
         hierarchy = _hierarchy_for(img, method, source)
@@ -280,30 +281,3 @@ def proposals(image, n: int = 1000, method: str = "scg", *, contours=None, hiera
     if ranker is None:
         ranker = load_ranker(ranker_path(method, source.ranker))
     return rank_pool(candidate_pool(hierarchy, quotas), int(n), ranker=ranker, theta=theta)
-
-
-def proposals_file(in_path, out_path, *, n: int = 1000, method: str = "scg", contours=None,
-                   **deprecated) -> dict:
-    """Proposals of one image file written atomically as COCO-style JSON (the ``proposals`` job task).
-
-    The file holds ``{"image": name, "height", "width", "method", "contours", "proposals": [records]}``
-    with the records of :meth:`Candidates.to_coco`.
-    """
-    import json
-
-    from bottomup.io import read_image
-    from bottomup.io.files import atomic_path
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        method, contours = _legacy_proposal_args(method, contours, deprecated)
-    img = read_image(in_path)
-    cands = proposals(img, n=n, method=method, contours=contours)
-    name = os.path.splitext(os.path.basename(os.fspath(in_path)))[0]
-    doc = {"image": name, "height": int(img.shape[0]), "width": int(img.shape[1]), "method": method,
-           "contours": contours if isinstance(contours, str) else _proposal_source(contours).name,
-           "proposals": cands.to_coco(image_id=name)}
-    with atomic_path(out_path) as tmp:
-        with open(tmp, "w") as fh:
-            json.dump(doc, fh)
-    return {"n": len(cands), "shape": list(img.shape[:2])}

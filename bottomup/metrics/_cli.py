@@ -10,8 +10,10 @@ import sys
 _DESCRIPTION = """\
 Score a folder of predictions with the BSDS500 protocol: boundary ODS/OIS/AP/R50 (exact
 one-to-one pixel matching, 99 thresholds, maximum distance 0.0075 x diagonal) and, for ucm2
-predictions, region Covering/PRI/VI. PRED holds one file per image id: <id>.mat or <id>.npz with a
-ucm2, or <id>.png / <id>.npy with an image-size boundary map in [0, 1]. GT holds BSDS
+predictions, region Covering/PRI/VI. PRED holds one file per image id: <id>.mat, <id>.npz or
+<id>.png with a ucm2 (every format `bottomup segment` writes; a PNG is a ucm2 when its shape is
+(2H+1, 2W+1) for the ground truth's (H, W)), or <id>.png / <id>.npy with an image-size boundary
+map in [0, 1]. GT holds BSDS
 groundTruth <id>.mat files. Per-image results are cached (see --cache), so reruns are instant."""
 
 

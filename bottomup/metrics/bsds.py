@@ -1,7 +1,9 @@
 """Evaluate a folder of predictions against BSDS ground truth (the engine of ``bench/bsds.py``).
 
 A prediction folder holds one file per image id: ``<id>.mat`` or ``<id>.npz`` with a ``ucm2``
-(boundary and region metrics), or ``<id>.png`` / ``<id>.npy`` with an image-size boundary map in
+(boundary and region metrics), ``<id>.png`` with a 16-bit ucm2 (recognised by its shape
+``(2H+1, 2W+1)``, as ``write_ucm2`` and ``bottomup segment --format png`` write it), or
+``<id>.png`` / ``<id>.npy`` with an image-size boundary map in
 [0, 1] (boundary metrics only; an 8-bit PNG is divided by 255, a 16-bit one by 65535).
 Per-image results are cached on disk (keyed by the content of both files, the protocol and the
 code version, :func:`result_key`), so a rerun is instant; images run in parallel worker processes.
@@ -89,8 +91,11 @@ def find_pairs(pred_dir, gt_dir, ids=None) -> list[tuple[str, Path, Path]]:
     return pairs
 
 
-def _read_prediction(path: Path):
-    """Return ("ucm2", array) or ("pb", array) for one prediction file."""
+def _read_prediction(path: Path, shape=None):
+    """Return ("ucm2", array) or ("pb", array) for one prediction file.
+
+    A PNG is a ucm2 when its shape is ``(2H+1, 2W+1)`` for the image shape ``shape = (H, W)``
+    (what ``bottomup segment --format png`` and ``write_ucm2`` write), else a boundary map."""
     from bottomup.io import read_ucm2
 
     ext = path.suffix.lower()
@@ -107,6 +112,10 @@ def _read_prediction(path: Path):
         if arr.ndim == 3:
             raise ValueError(f"boundary map {path} must be single-channel, got shape {arr.shape}")
         scale = 65535.0 if arr.dtype == np.uint16 else 255.0
+        if shape is not None and arr.shape == (2 * shape[0] + 1, 2 * shape[1] + 1):
+            from bottomup.validate import check_ucm2
+
+            return "ucm2", check_ucm2(arr.astype(np.float64) / scale, name=f"ucm2 PNG {path}")
         return "pb", arr.astype(np.float64) / scale
     if ext == ".npy":
         from bottomup.io._guard import open_regular
@@ -160,7 +169,7 @@ def evaluate_image(pred_path, gt_path, params: BoundaryParams | None = None, *, 
     t0 = time.perf_counter()
     gt = read_bsds_gt(gt_path)
     try:
-        kind, arr = _read_prediction(pred_path)
+        kind, arr = _read_prediction(pred_path, gt.shape)
     except (TypeError, ValueError) as exc:
         msg = str(exc)
         raise ValueError(msg if str(pred_path) in msg else f"{pred_path}: {msg}") from exc

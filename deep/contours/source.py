@@ -95,6 +95,7 @@ class LearnedContours(ContourSource):
         return learned_contours(image, scales=self.scales, device=self.device)
 
     def model_files(self) -> tuple:
+        """The weights this source loads (their hashes go into cache keys and job records)."""
         from deep.contours.net import WEIGHTS_FILE
 
         return (WEIGHTS_FILE,)

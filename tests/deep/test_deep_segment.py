@@ -165,9 +165,21 @@ def test_segment_file_writes_all_outputs(tiny, segmenter, tmp_path, monkeypatch)
     monkeypatch.setattr(segmenter, "n_proposals", 20)
     out = tmp_path / "im0.json"
     info = segmod.segment_file(ds.image_path("im0"), out)
-    doc = json.loads(out.read_text())
-    assert doc["height"] == H and doc["classes"] == list(ds.classes)
-    assert len(doc["instances"]) == info["n_instances"]
+    recs = json.loads(out.read_text())  # a COCO results list; the metadata is in the task's info
+    assert info["height"] == H and info["width"] == W and info["classes"] == list(ds.classes)
+    assert isinstance(recs, list) and len(recs) == info["n_instances"]
+    assert info["image_id"] == "im0" and all(r["image_id"] == "im0" for r in recs)
+    assert all(0 <= r["score"] <= 1 for r in recs)
+    assert recs, "the tiny heads find no instance: this test would not load anything"
+    if recs:  # pycocotools' own loader takes the file as it is (it refuses an empty list)
+        from pycocotools.coco import COCO
+
+        gt = COCO()
+        gt.dataset = {"images": [{"id": "im0", "height": H, "width": W}], "annotations": [],
+                      "categories": [{"id": i, "name": n} for i, n in enumerate(info["classes"])]}
+        gt.createIndex()
+        res = gt.loadRes(str(out))
+        assert len(res.getAnnIds()) == len(recs)
     lab = cv2.imread(str(tmp_path / "im0_labels.png"), cv2.IMREAD_UNCHANGED)
     assert lab.shape == (H, W) and lab.max() <= 1
     assert cv2.imread(str(tmp_path / "im0_overlay.jpg")).shape == (H, W, 3)
