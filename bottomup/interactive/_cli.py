@@ -22,9 +22,9 @@ a viewer: read them back as numbers), for colour scribbles the scribble colours.
 bottomup.viz.palette for label scribbles) blended over IMAGE, with the region boundaries in red.
 
 The hierarchy comes from --ucm FILE (a ucm2 .mat/.npz/.png as `bottomup segment` writes it, or a
-hierarchy .npz saved by bottomup) when given; otherwise the engine computes the best one it has for IMAGE, the same as
-`bottomup annotate` (bottomup.interactive.default_hierarchy): learned contours when torch is
-installed, gPb otherwise (--contours picks one).
+hierarchy .npz saved by bottomup) when given; otherwise the engine computes the best one it has
+for IMAGE, the same as `bottomup annotate` (bottomup.interactive.default_hierarchy): learned
+contours when torch is installed, gPb otherwise (--contours picks one).
 """
 
 
