@@ -94,9 +94,12 @@ def test_license_file():
 
 def test_license_in_wheel_metadata(wheel):
     with zipfile.ZipFile(wheel) as z:
-        meta = z.read("bottomup-0.1.0.dist-info/METADATA").decode()
+        import bottomup
+
+        info = f"bottomup-{bottomup.__version__}.dist-info"
+        meta = z.read(f"{info}/METADATA").decode()
         assert "License-Expression: BSD-3-Clause" in meta
-        assert z.read("bottomup-0.1.0.dist-info/licenses/LICENSE") == (ROOT / "LICENSE").read_bytes()
+        assert z.read(f"{info}/licenses/LICENSE") == (ROOT / "LICENSE").read_bytes()
 
 
 def _runtime_data_files(monkeypatch) -> set[str]:
@@ -104,11 +107,7 @@ def _runtime_data_files(monkeypatch) -> set[str]:
     from bottomup.mcg import ranking
     from bottomup.owt import arc_scores
 
-    paths = {ranking.RANKER_PATH}
-    for owt in ("plain", "steepest"):
-        for preset in ("scg", "scg-quality", "mcg"):
-            paths.add(ranking.ranker_path(owt, preset))
-            paths.add(ranking.ranker_path(owt, preset, contours="learned"))
+    paths = {ranking.ranker_path(*key) for key in ranking.RANKER_FILES}
     seen = []
     monkeypatch.setattr(arc_scores, "_read_scorer", lambda p: seen.append(p))
     arc_scores.load_arc_scorer()
@@ -139,11 +138,10 @@ def test_unpacked_wheel_loads_its_data_outside_the_tree(wheel, tmp_path):
         "from bottomup.owt import load_arc_scorer\n"
         "site = os.path.realpath(sys.argv[1])\n"
         "assert os.path.realpath(bottomup.__file__).startswith(site), bottomup.__file__\n"
-        "for owt in ('plain', 'steepest'):\n"
-        "    for preset in ('scg', 'mcg'):\n"
-        "        assert ranker_path(owt, preset).startswith(sys.argv[1])\n"
-        "        load_ranker(ranker_path(owt, preset))\n"
-        "        load_ranker(ranker_path(owt, preset, contours='learned'))\n"
+        "from bottomup.mcg.ranking import RANKER_FILES\n"
+        "for key in RANKER_FILES:\n"
+        "    assert ranker_path(*key).startswith(sys.argv[1])\n"
+        "    load_ranker(ranker_path(*key))\n"
         "load_arc_scorer()\n"
         "print('ok')\n"
     )

@@ -111,9 +111,10 @@ def test_proposals_command_with_learned_contours(tmp_path):
     args = parser.parse_args(["proposals", str(tmp_path / "a.png"), "--out", str(tmp_path / "out"),
                               "-n", "6", "--contours", "learned", "--quiet"])
     assert args.func(args) == 0
-    doc = json.loads((tmp_path / "out" / "a.json").read_text())
-    assert doc["contours"] == "learned" and 1 <= len(doc["proposals"]) <= 6
+    recs = json.loads((tmp_path / "out" / "a.json").read_text())  # a COCO results list
+    record = json.loads((tmp_path / "out" / ".a.json.params.json").read_text())
+    assert record["info"]["contours"] == "learned" and 1 <= len(recs) <= 6
     from bottomup.io import read_image
 
     ref = proposals(read_image(tmp_path / "a.png"), n=6, contours="learned")
-    assert [r["bbox"] for r in doc["proposals"]] == [r["bbox"] for r in ref.to_coco(image_id="a")]
+    assert [r["bbox"] for r in recs] == [r["bbox"] for r in ref.to_coco(image_id="a")]
