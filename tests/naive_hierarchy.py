@@ -202,3 +202,14 @@ def watershed_forest_weight(labels: np.ndarray, wh, wv) -> float:
     n_regions = len(np.unique(labels))
     assert t.nnz == h * w - n_regions, "a region is not connected"
     return float(t.sum()) - t.nnz
+
+
+def naive_lca(parents, a, b):
+    """Lowest common ancestor by walking up from ``a`` and then from ``b``."""
+    anc = {a}
+    while parents[a] != a:
+        a = parents[a]
+        anc.add(a)
+    while b not in anc:
+        b = parents[b]
+    return b

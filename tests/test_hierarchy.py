@@ -12,6 +12,7 @@ from naive_hierarchy import (
     higra_mean_pb_ucm2,
     higra_watershed,
     lca_altitude,
+    naive_lca,
     same_partition,
     ucm2_cut,
 )
@@ -51,16 +52,6 @@ def test_hand_built_tree():
     np.testing.assert_array_equal(h.leaves_of(4), [0, 1, 2])
 
 
-def _naive_lca(parents, a, b):
-    anc = {a}
-    while parents[a] != a:
-        a = parents[a]
-        anc.add(a)
-    while b not in anc:
-        b = parents[b]
-    return b
-
-
 def test_lowest_common_ancestors_hand_computed_and_naive():
     h = Hierarchy([3, 3, 4, 4, 4], [0, 0, 0, 0.2, 0.5], [[0, 1, 2], [0, 1, 2]])
     assert h.lowest_common_ancestors([0, 0, 1, 3, 2, 4], [1, 2, 3, 0, 2, 0]).tolist() == [3, 4, 3, 3, 2, 4]
@@ -74,7 +65,7 @@ def test_lowest_common_ancestors_hand_computed_and_naive():
     b[:20] = a[:20]
     b[20:40] = hh.parents[a[20:40]]  # a node and its parent
     got = hh.lowest_common_ancestors(a, b)
-    assert got.tolist() == [_naive_lca(hh.parents, int(x), int(y)) for x, y in zip(a, b, strict=True)]
+    assert got.tolist() == [naive_lca(hh.parents, int(x), int(y)) for x, y in zip(a, b, strict=True)]
     # the ucm2 holds the altitude of the LCA of the leaves on either side of each face
     pairs, lca, _ = hh.adjacent_leaves()
     np.testing.assert_array_equal(lca, hh.lowest_common_ancestors(pairs[:, 0], pairs[:, 1]))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from naive_hierarchy import naive_lca
 
 from bottomup.contours import GPb
 from bottomup.hierarchy import Hierarchy
@@ -30,23 +31,13 @@ def _blocks_hierarchy():
     return Hierarchy(parents, alt, lab)
 
 
-def _naive_lca(parents, a, b):
-    anc = {a}
-    while parents[a] != a:
-        a = parents[a]
-        anc.add(a)
-    while b not in anc:
-        b = parents[b]
-    return b
-
-
 def test_lowest_common_ancestors_matches_naive():
     h = _blocks_hierarchy()
     rng = np.random.default_rng(0)
     a = rng.integers(0, h.n_nodes, 200)
     b = rng.integers(0, h.n_nodes, 200)
     got = h.lowest_common_ancestors(a, b)
-    assert got.tolist() == [_naive_lca(h.parents, int(x), int(y)) for x, y in zip(a, b, strict=True)]
+    assert got.tolist() == [naive_lca(h.parents, int(x), int(y)) for x, y in zip(a, b, strict=True)]
 
 
 def test_resize_labels_nearest():
