@@ -527,7 +527,7 @@ def demo_panel(times):
     counts = np.bincount(res.labels.ravel(), minlength=len(seg_classes))
     top = [seg_classes[c] for c in np.argsort(-counts)[:3] if counts[c] > 0]
     best = res.instances
-    title = "deep heads (MSRC-21): " + ", ".join(top)
+    title = "deep heads (MSRC-21) on a second image, skimage's cat:\n" + ", ".join(top)
     if len(best):
         plural = "s" if len(best) != 1 else ""
         title += (f"\n{len(best)} instance{plural}, best: {seg_classes[int(best.classes[0])]} "
