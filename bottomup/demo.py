@@ -97,7 +97,9 @@ def demo(out_dir, *, preset: str = "fast", learned: bool | None = None) -> dict:
     masks = cands.masks(np.arange(min(5, len(cands.scores))))
     for k in range(len(masks) - 1, -1, -1):
         shown = mark_boundaries(shown, masks[k].astype(np.int32), color=colors[k], mode="thick")
-    panels.append((f"top {len(masks)} of {len(cands.scores)} SCG proposals", np.clip(shown, 0, 1), None))
+    key = ", ".join(["red", "green", "blue", "yellow", "magenta"][: len(masks)])
+    panels.append((f"top {len(masks)} of {len(cands.scores)} SCG proposals\nrank 1-{len(masks)}: {key}",
+                   np.clip(shown, 0, 1), None))
     learned_source = None
     if learned is not False:
         try:  # registered by `deep` (needs torch)
