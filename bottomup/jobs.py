@@ -27,7 +27,6 @@ attribute ``model_files(**params) -> list of paths`` (see :func:`model_files`).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib
 import json
 import os
@@ -39,6 +38,7 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bottomup.io.cache import file_digest
 from bottomup.io.files import atomic_path
 
 __all__ = [
@@ -144,27 +144,12 @@ def model_files(task: str, params: dict | None = None) -> list[Path]:
     return [] if deps is None else [Path(p) for p in deps(**dict(params or {}))]
 
 
-_HASHES: dict = {}
-
-
-def _sha256(path: Path) -> str:
-    st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    if key not in _HASHES:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-        _HASHES[key] = h.hexdigest()
-    return _HASHES[key]
-
-
 def _model_hashes(task: str, params: dict) -> dict:
     out = {}
     for p in model_files(task, params):
         if not p.is_file():
             raise FileNotFoundError(f"model file of task {task!r} not found: {p}")
-        out[p.name if p.name not in out else str(p)] = _sha256(p)
+        out[p.name if p.name not in out else str(p)] = file_digest(p, "sha256")
     return out
 
 

@@ -31,17 +31,20 @@ from pathlib import Path
 __all__ = ["cache_key", "code_version", "file_digest"]
 
 
-def file_digest(path) -> str:
-    """SHA-1 of a file's content (hex).
+def file_digest(path, algorithm: str = "sha1") -> str:
+    """Digest of a file's content (hex), read anew at every call.
 
     Parameters
     ----------
     path : path-like
+    algorithm : str
+        A :mod:`hashlib` name: ``"sha1"`` for cache keys, ``"sha256"`` for the provenance records
+        of folder jobs.
 
     Returns
     -------
     digest : str
-        40 hex digits.
+        40 hex digits for SHA-1, 64 for SHA-256.
 
     Raises
     ------
@@ -57,7 +60,7 @@ def file_digest(path) -> str:
     'a9993e364706816aba3e25717850c26c9cd0d89d'
     """
     p = Path(path)
-    h = hashlib.sha1()
+    h = hashlib.new(algorithm)
     try:
         # read every time: a memo keyed by (mtime, size) would miss a same-size rewrite within
         # one tick of the file system's coarse clock
