@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import warnings
 
-from bottomup.contours.source import ContourSource, GPb, Ridge, get_source
+from bottomup.contours.source import CNN_RIDGE, ContourSource, GPb, Ridge, get_source
 from bottomup.hierarchy import Hierarchy, hierarchy_from_pieces
 from bottomup.hierarchy.multiscale import multiscale_hierarchy
 from bottomup.owt import oriented_watershed, rescore_pieces, ridge_owt_inputs
@@ -163,7 +163,7 @@ def legacy_source(contours, deprecated: dict, where: str) -> ContourSource:
             changes["owt"] = deprecated["owt"]
             if deprecated["owt"] == "ridge" and not isinstance(source, GPb):
                 # the ridge rule `owt="ridge"` gave every non-gPb source before 0.2
-                changes["ridge"] = source.ridge or Ridge(smooth=1.0, isotropic=True, power=2.0)
+                changes["ridge"] = source.ridge or CNN_RIDGE
         if deprecated.get("multiscale") is not None:
             from bottomup.contours.source import Multiscale
 

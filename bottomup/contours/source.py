@@ -45,7 +45,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ContourSource", "GPb", "Multiscale", "Ridge", "get_source", "source_names",
+__all__ = ["ContourSource", "GPb", "Multiscale", "Ridge", "CNN_RIDGE", "get_source", "source_names",
            "OWT_RULES", "ARC_RULES", "ENTRY_POINT_GROUP"]
 
 #: Values of :attr:`ContourSource.owt`.
@@ -80,6 +80,11 @@ class Ridge:
     def __post_init__(self):
         if self.smooth < 0 or self.floor < 0 or self.power <= 0:
             raise ValueError(f"Ridge needs smooth >= 0, floor >= 0 and power > 0, got {self}")
+
+
+#: Ridge settings for thick CNN edge maps: the watershed on the map smoothed by 1 px, arcs scored by
+#: the squared map on its ridge in every orientation (the learned contours of ``deep`` use them).
+CNN_RIDGE = Ridge(smooth=1.0, isotropic=True, power=2.0)
 
 
 @dataclass(frozen=True)

@@ -12,15 +12,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bottomup.contours import ContourSource, Multiscale, Ridge
+from bottomup.contours.source import CNN_RIDGE, ContourSource, Multiscale
 
 __all__ = ["LearnedContours", "learned_contours", "DEFAULT_SCALES", "LEARNED_RIDGE"]
 
 #: Test-time scales of :func:`learned_contours`.
 DEFAULT_SCALES = (0.5, 1.0, 1.5, 2.0)
-#: Ridge OWT settings of the shipped network (watershed on the map smoothed by 1 px, arcs scored
-#: by the squared map on its ridge in every orientation).
-LEARNED_RIDGE = Ridge(smooth=1.0, isotropic=True, power=2.0)
+#: Ridge OWT settings of the shipped network (:data:`bottomup.contours.source.CNN_RIDGE`).
+LEARNED_RIDGE = CNN_RIDGE
 
 
 @functools.lru_cache(maxsize=2)
