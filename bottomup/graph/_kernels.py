@@ -131,13 +131,8 @@ def _union(uf, a, b):
 
 
 @njit(cache=True)
-def _boundary_faces_kernel(labels):
-    """All faces between 4-adjacent pixels of different labels: (kind, i, j, label_a, label_b).
-
-    Kind 0 is the face between ``(i, j)`` and ``(i, j + 1)`` (ucm2 cell ``(2i + 1, 2j + 2)``),
-    kind 1 the face between ``(i, j)`` and ``(i + 1, j)`` (cell ``(2i + 2, 2j + 1)``); all kind 0
-    faces come first, each kind in raster order. ``label_a < label_b``.
-    """
+def _count_faces(labels):
+    """Number of faces between 4-adjacent pixels of different labels."""
     h, w = labels.shape
     m = 0
     for i in range(h):
@@ -148,6 +143,19 @@ def _boundary_faces_kernel(labels):
         for j in range(w):
             if labels[i, j] != labels[i + 1, j]:
                 m += 1
+    return m
+
+
+@njit(cache=True)
+def _boundary_faces_kernel(labels):
+    """All faces between 4-adjacent pixels of different labels: (kind, i, j, label_a, label_b).
+
+    Kind 0 is the face between ``(i, j)`` and ``(i, j + 1)`` (ucm2 cell ``(2i + 1, 2j + 2)``),
+    kind 1 the face between ``(i, j)`` and ``(i + 1, j)`` (cell ``(2i + 2, 2j + 1)``); all kind 0
+    faces come first, each kind in raster order. ``label_a < label_b``.
+    """
+    h, w = labels.shape
+    m = _count_faces(labels)
     kind = np.empty(m, np.int64)
     fi = np.empty(m, np.int64)
     fj = np.empty(m, np.int64)

@@ -16,6 +16,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from bottomup.graph._kernels import _count_faces
+
 # ------------------------------------------------------------------------------------------------
 # Edge weights from a pixel map
 
@@ -222,15 +224,7 @@ def _trace_arcs_kernel(labels):
     nv = max(h - 1, 0) * w
     visited_h = np.zeros(max(nh, 1), np.bool_)
     visited_v = np.zeros(max(nv, 1), np.bool_)
-    m = 0
-    for i in range(h):
-        for j in range(w - 1):
-            if labels[i, j] != labels[i, j + 1]:
-                m += 1
-    for i in range(h - 1):
-        for j in range(w):
-            if labels[i, j] != labels[i + 1, j]:
-                m += 1
+    m = _count_faces(labels)
     face_kind = np.empty(m, np.int64)
     face_i = np.empty(m, np.int64)
     face_j = np.empty(m, np.int64)
