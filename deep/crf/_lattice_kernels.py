@@ -52,64 +52,63 @@ def _elevate_kernel(feat, block, keys, bary):
 @njit(cache=True, inline="always")
 def _elevate_point(feat, block, keys, bary, p, d, scale, elev, rem0, rank, b):
     dp1 = d + 1
-    if True:
-        rank[:] = 0
-        b[:] = 0.0
-        # elevate onto the hyperplane sum(x) = 0 (scaled so the blur has unit std per feature)
-        sm = 0.0
-        for i in range(d, 0, -1):
-            cf = feat[p, i - 1] * scale[i]
-            elev[i] = sm - i * cf
-            sm += cf
-        elev[0] = sm
-        # nearest remainder-0 point
-        s = 0
-        for i in range(dp1):
-            v = elev[i] / dp1
-            up = np.ceil(v) * dp1
-            down = np.floor(v) * dp1
-            if up - elev[i] < elev[i] - down:
-                rem0[i] = up
+    rank[:] = 0
+    b[:] = 0.0
+    # elevate onto the hyperplane sum(x) = 0 (scaled so the blur has unit std per feature)
+    sm = 0.0
+    for i in range(d, 0, -1):
+        cf = feat[p, i - 1] * scale[i]
+        elev[i] = sm - i * cf
+        sm += cf
+    elev[0] = sm
+    # nearest remainder-0 point
+    s = 0
+    for i in range(dp1):
+        v = elev[i] / dp1
+        up = np.ceil(v) * dp1
+        down = np.floor(v) * dp1
+        if up - elev[i] < elev[i] - down:
+            rem0[i] = up
+        else:
+            rem0[i] = down
+        s += int(rem0[i] / dp1)
+    # rank the differential (ties broken by index)
+    for i in range(d):
+        di = elev[i] - rem0[i]
+        for j in range(i + 1, dp1):
+            if di < elev[j] - rem0[j]:
+                rank[i] += 1
             else:
-                rem0[i] = down
-            s += int(rem0[i] / dp1)
-        # rank the differential (ties broken by index)
-        for i in range(d):
-            di = elev[i] - rem0[i]
-            for j in range(i + 1, dp1):
-                if di < elev[j] - rem0[j]:
-                    rank[i] += 1
-                else:
-                    rank[j] += 1
-        # bring the point back onto the plane
-        if s > 0:
-            for i in range(dp1):
-                if rank[i] >= dp1 - s:
-                    rem0[i] -= dp1
-                    rank[i] += s - dp1
-                else:
-                    rank[i] += s
-        elif s < 0:
-            for i in range(dp1):
-                if rank[i] < -s:
-                    rem0[i] += dp1
-                    rank[i] += dp1 + s
-                else:
-                    rank[i] += s
-        # barycentric coordinates
+                rank[j] += 1
+    # bring the point back onto the plane
+    if s > 0:
         for i in range(dp1):
-            v = (elev[i] - rem0[i]) / dp1
-            b[d - rank[i]] += v
-            b[d + 1 - rank[i]] -= v
-        b[0] += 1.0 + b[dp1]
-        for r in range(dp1):
-            bary[p, r] = b[r]
-            for i in range(d):
-                if rank[i] <= d - r:
-                    keys[p, r, i] = int(rem0[i]) + r
-                else:
-                    keys[p, r, i] = int(rem0[i]) + r - dp1
-            keys[p, r, d] = block[p]
+            if rank[i] >= dp1 - s:
+                rem0[i] -= dp1
+                rank[i] += s - dp1
+            else:
+                rank[i] += s
+    elif s < 0:
+        for i in range(dp1):
+            if rank[i] < -s:
+                rem0[i] += dp1
+                rank[i] += dp1 + s
+            else:
+                rank[i] += s
+    # barycentric coordinates
+    for i in range(dp1):
+        v = (elev[i] - rem0[i]) / dp1
+        b[d - rank[i]] += v
+        b[d + 1 - rank[i]] -= v
+    b[0] += 1.0 + b[dp1]
+    for r in range(dp1):
+        bary[p, r] = b[r]
+        for i in range(d):
+            if rank[i] <= d - r:
+                keys[p, r, i] = int(rem0[i]) + r
+            else:
+                keys[p, r, i] = int(rem0[i]) + r - dp1
+        keys[p, r, d] = block[p]
 
 
 @njit(cache=True)
@@ -242,8 +241,9 @@ def _slice_kernel(lat, w_slice, offsets, scale, accumulate, out):
 
 
 @njit(cache=True, parallel=True, fastmath=_FASTMATH)
-def _potts_logits_kernel(neg_unary, pairwise, q):
-    """q = -unary + pairwise - rowmax (Potts: mu = 1 - I, per-point constants drop out).
+def _logits_kernel(neg_unary, pairwise, compat, q):
+    """q = -unary - pairwise @ compat.T - rowmax; ``compat`` None is Potts (mu = 1 - I: the
+    per-point constant drops out, q = -unary + pairwise - rowmax).
 
     The exponential is left to numpy (SIMD ``np.exp`` on float32 is ~8x faster than a scalar
     numba loop here); :func:`_normalize_rows_kernel` then divides by the row sums.
@@ -251,25 +251,13 @@ def _potts_logits_kernel(neg_unary, pairwise, q):
     n, n_lab = q.shape
     for p in prange(n):
         m = np.float32(-np.inf)
-        for c in range(n_lab):
-            z = neg_unary[p, c] + pairwise[p, c]
-            q[p, c] = z
-            if z > m:
-                m = z
-        for c in range(n_lab):
-            q[p, c] -= m
-
-
-@njit(cache=True, parallel=True, fastmath=_FASTMATH)
-def _compat_logits_kernel(neg_unary, pairwise, compat, q):
-    """q = -unary - pairwise @ compat.T - rowmax (general label compatibility)."""
-    n, n_lab = q.shape
-    for p in prange(n):
-        m = np.float32(-np.inf)
         for a in range(n_lab):
-            z = neg_unary[p, a]
-            for b in range(n_lab):
-                z -= compat[a, b] * pairwise[p, b]
+            if compat is None:
+                z = neg_unary[p, a] + pairwise[p, a]
+            else:
+                z = neg_unary[p, a]
+                for b in range(n_lab):
+                    z -= compat[a, b] * pairwise[p, b]
             q[p, a] = z
             if z > m:
                 m = z
@@ -292,10 +280,7 @@ def _normalize_rows_kernel(q):
 
 def _softmax_update(neg_unary, pairwise, compat, q):
     """Mean-field update ``q = softmax(-unary - mu(pairwise))`` in place (Potts: compat None)."""
-    if compat is None:
-        _potts_logits_kernel(neg_unary, pairwise, q)
-    else:
-        _compat_logits_kernel(neg_unary, pairwise, compat, q)
+    _logits_kernel(neg_unary, pairwise, compat, q)
     np.exp(q, out=q)
     _normalize_rows_kernel(q)
 
