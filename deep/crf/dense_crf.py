@@ -50,33 +50,22 @@ __all__ = ["DenseCRF", "contours_to_regions", "dense_crf", "unary_from_probabili
 # ---------------------------------------------------------------------------------------------
 
 
-def _check_params(
-    n_iter,
-    w_appearance,
-    theta_alpha,
-    theta_beta,
-    w_smoothness,
-    theta_gamma,
-    contour_threshold,
-    w_edge=0.0,
-    theta_edge=1.0,
-):
+def _kernel_params(w_appearance, theta_alpha, theta_beta, w_smoothness, theta_gamma, w_edge,
+                   theta_edge):
+    """The kernel weights and bandwidths by name (checked by :func:`_check_params`)."""
+    return dict(w_appearance=w_appearance, theta_alpha=theta_alpha, theta_beta=theta_beta,
+                w_smoothness=w_smoothness, theta_gamma=theta_gamma, w_edge=w_edge,
+                theta_edge=theta_edge)
+
+
+def _check_params(n_iter, contour_threshold, params):
     if isinstance(n_iter, bool) or not isinstance(n_iter, (int, np.integer)) or n_iter < 0:
         raise ValueError(f"`n_iter` must be a non-negative integer, got {n_iter!r}")
-    for name, val in (
-        ("w_appearance", w_appearance),
-        ("w_smoothness", w_smoothness),
-        ("w_edge", w_edge),
-    ):
-        if not (math.isfinite(float(val)) and float(val) >= 0):
+    for name, val in params.items():  # the weights first, then the bandwidths
+        if name.startswith("w_") and not (math.isfinite(float(val)) and float(val) >= 0):
             raise ValueError(f"`{name}` must be a finite weight >= 0, got {val!r}")
-    for name, val in (
-        ("theta_alpha", theta_alpha),
-        ("theta_beta", theta_beta),
-        ("theta_gamma", theta_gamma),
-        ("theta_edge", theta_edge),
-    ):
-        if not (math.isfinite(float(val)) and float(val) > 0):
+    for name, val in params.items():
+        if name.startswith("theta_") and not (math.isfinite(float(val)) and float(val) > 0):
             raise ValueError(f"`{name}` must be a finite standard deviation > 0, got {val!r}")
     if not (0.0 <= float(contour_threshold) <= 1.0):
         raise ValueError(f"`contour_threshold` must lie in [0, 1], got {contour_threshold!r}")
@@ -137,11 +126,7 @@ def unary_from_probabilities(
         If values fall outside [0, 1], are NaN, or do not sum to one per pixel.
     """
     is_t = isinstance(probabilities, torch.Tensor)
-    p = (
-        probabilities.detach().cpu().double().numpy()
-        if is_t
-        else np.asarray(probabilities, np.float64)
-    )
+    p = probabilities.detach().cpu().double().numpy() if is_t else np.asarray(probabilities, np.float64)
     if p.ndim != 3 or p.shape[0] == 0:
         raise ValueError(f"`probabilities` must be (L, H, W) with L >= 1, got shape {p.shape}")
     if not np.isfinite(p).all():
@@ -206,6 +191,14 @@ def contours_to_regions(
     return dense.reshape(h, w).astype(np.int32)
 
 
+def _regions(contours, h, w, threshold):
+    """:func:`contours_to_regions` of a contour map or tensor; None without contours."""
+    if contours is None:
+        return None
+    arr = contours.detach().cpu().numpy() if isinstance(contours, torch.Tensor) else contours
+    return contours_to_regions(arr, (h, w), threshold=threshold)
+
+
 def _features(image: np.ndarray, theta_alpha, theta_beta, theta_gamma):
     h, w = image.shape[:2]
     rows, cols = np.mgrid[0:h, 0:w]
@@ -217,13 +210,8 @@ def _features(image: np.ndarray, theta_alpha, theta_beta, theta_gamma):
 
 def _kernel_specs(image, regions, params):
     """(features, blocks, weight) of each active kernel: appearance, smoothness, edge-aware."""
-    f_smooth, f_app = _features(
-        image, params["theta_alpha"], params["theta_beta"], params["theta_gamma"]
-    )
-    specs = [
-        (f_app, None, params.get("w_appearance")),
-        (f_smooth, None, params.get("w_smoothness")),
-    ]
+    f_smooth, f_app = _features(image, params["theta_alpha"], params["theta_beta"], params["theta_gamma"])
+    specs = [(f_app, None, params.get("w_appearance")), (f_smooth, None, params.get("w_smoothness"))]
     if regions is not None:
         f_edge = f_smooth * (params["theta_gamma"] / params["theta_edge"])
         specs.append((f_edge, regions.ravel().astype(np.int64), params.get("w_edge")))
@@ -267,15 +255,8 @@ class _NumbaKernel:
         self.weight = float(weight)
 
     def apply(self, q, out, accumulate, buffers):
-        self.lattice.filter(
-            q,
-            w_splat=self.w,
-            w_slice=self.w,
-            scale=self.weight,
-            out=out,
-            accumulate=accumulate,
-            buffers=buffers,
-        )
+        self.lattice.filter(q, w_splat=self.w, w_slice=self.w, scale=self.weight, out=out,
+                            accumulate=accumulate, buffers=buffers)
 
 
 def _energy(unary_nl, q, pair, compat) -> float:
@@ -326,10 +307,7 @@ def _dense_crf_numpy(unary, image, regions, n_iter, params, compat, return_energ
         _k._softmax_update(neg, pair, compat, q)
     out = np.empty((n_lab, n), np.float32)
     _k._transpose_kernel(q, out)
-    out = out.reshape(n_lab, h, w)
-    if return_energy:
-        return out, np.asarray(energies)
-    return out
+    return out.reshape(n_lab, h, w), energies
 
 
 # ---------------------------------------------------------------------------------------------
@@ -415,10 +393,7 @@ def _dense_crf_torch(unary, image, regions, n_iter, params, compat, return_energ
     if compat is not None:
         compat = torch.as_tensor(compat, dtype=dt, device=dev)
     q, energies = _mean_field_torch(unary_nl, kernels, weights, compat, n_iter, return_energy)
-    out = q.t().reshape(n_lab, h, w)
-    if return_energy:
-        return out, np.asarray(energies)
-    return out
+    return q.t().reshape(n_lab, h, w), energies
 
 
 # ---------------------------------------------------------------------------------------------
@@ -551,42 +526,18 @@ def dense_crf(
             f"`image` by {factor} (e.g. skimage.transform.rescale), run the CRF, and upsample Q, "
             "or raise max_pixels"
         )
-    _check_params(
-        n_iter,
-        w_appearance,
-        theta_alpha,
-        theta_beta,
-        w_smoothness,
-        theta_gamma,
-        contour_threshold,
-        w_edge,
-        theta_edge,
-    )
+    params = _kernel_params(w_appearance, theta_alpha, theta_beta, w_smoothness, theta_gamma, w_edge,
+                            theta_edge)
+    _check_params(n_iter, contour_threshold, params)
     img = _image_to_numpy(image, h, w)
     compat = _as_compat(compatibility, n_lab)
-    regions = (
-        None
-        if contours is None
-        else contours_to_regions(
-            contours.detach().cpu().numpy() if isinstance(contours, torch.Tensor) else contours,
-            (h, w),
-            threshold=contour_threshold,
-        )
-    )
-    params = dict(
-        w_appearance=w_appearance,
-        theta_alpha=theta_alpha,
-        theta_beta=theta_beta,
-        w_smoothness=w_smoothness,
-        theta_gamma=theta_gamma,
-        w_edge=w_edge,
-        theta_edge=theta_edge,
-    )
+    regions = _regions(contours, h, w, contour_threshold)
     if isinstance(unary, torch.Tensor):
-        return _dense_crf_torch(unary, img, regions, int(n_iter), params, compat, return_energy)
-    return _dense_crf_numpy(
-        np.asarray(unary), img, regions, int(n_iter), params, compat, return_energy
-    )
+        q, energies = _dense_crf_torch(unary, img, regions, int(n_iter), params, compat, return_energy)
+    else:
+        q, energies = _dense_crf_numpy(np.asarray(unary), img, regions, int(n_iter), params, compat,
+                                       return_energy)
+    return (q, np.asarray(energies)) if return_energy else q
 
 
 class DenseCRF(nn.Module):
@@ -642,29 +593,16 @@ class DenseCRF(nn.Module):
         super().__init__()
         if isinstance(n_labels, bool) or not isinstance(n_labels, int) or n_labels < 1:
             raise ValueError(f"`n_labels` must be a positive integer, got {n_labels!r}")
-        _check_params(
-            n_iter,
-            w_appearance,
-            theta_alpha,
-            theta_beta,
-            w_smoothness,
-            theta_gamma,
-            contour_threshold,
-            w_edge,
-            theta_edge,
-        )
+        params = _kernel_params(w_appearance, theta_alpha, theta_beta, w_smoothness, theta_gamma,
+                                w_edge, theta_edge)
+        _check_params(n_iter, contour_threshold, params)
         if min(w_appearance, w_smoothness, w_edge) <= 0:
             raise ValueError(
                 "`w_appearance`, `w_smoothness` and `w_edge` must be > 0 (learned on a log scale)"
             )
         self.n_labels = n_labels
         self.n_iter = int(n_iter)
-        self.thetas = dict(
-            theta_alpha=theta_alpha,
-            theta_beta=theta_beta,
-            theta_gamma=theta_gamma,
-            theta_edge=theta_edge,
-        )
+        self.thetas = {k: v for k, v in params.items() if k.startswith("theta_")}
         self.contour_threshold = contour_threshold
         self.log_w_appearance = nn.Parameter(torch.tensor(math.log(w_appearance)))
         self.log_w_smoothness = nn.Parameter(torch.tensor(math.log(w_smoothness)))
@@ -703,11 +641,7 @@ class DenseCRF(nn.Module):
         for b in range(n):
             _check_unary(unary[b])
             img = _image_to_numpy(image[b], h, w)
-            regions = None
-            if contours is not None:
-                regions = contours_to_regions(
-                    contours[b].detach().cpu().numpy(), (h, w), threshold=self.contour_threshold
-                )
+            regions = None if contours is None else _regions(contours[b], h, w, self.contour_threshold)
             specs = _kernel_specs(img, regions, self.thetas)
             kernels = [_TorchKernel(f, blk, unary.device, unary.dtype) for f, blk, _ in specs]
             compat = self.compatibility.to(unary.dtype)
