@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from bottomup.masks import masks_to_boxes as _masks_to_boxes
+
 from .._checks import check_shape, check_tensor
 
 __all__ = ["masks_to_boxes"]
@@ -13,8 +15,8 @@ __all__ = ["masks_to_boxes"]
 def masks_to_boxes(masks: Tensor) -> Tensor:
     """Tight ``(K, 4)`` xyxy boxes of ``(K, H, W)`` masks, with torchvision's convention.
 
-    The torch face of :func:`bottomup.masks.masks_to_boxes` (same boxes, same error on an empty
-    mask), computed on the masks' device.
+    The torch face of :func:`bottomup.masks.masks_to_boxes`, which computes the boxes (same
+    boxes, same error on an empty mask); they come back on the masks' device.
 
     Parameters
     ----------
@@ -42,20 +44,7 @@ def masks_to_boxes(masks: Tensor) -> Tensor:
     """
     check_tensor(masks, "masks")
     check_shape(masks, ["K", "H", "W"], "masks")
-    k, h, w = masks.shape
-    if k == 0:
+    if masks.shape[0] == 0:
         return torch.zeros((0, 4), dtype=torch.float32, device=masks.device)
-    m = masks != 0
-    rows = m.any(dim=2)  # (K, H)
-    cols = m.any(dim=1)  # (K, W)
-    empty = ~rows.any(dim=1)
-    if empty.any():
-        bad = empty.nonzero().flatten().tolist()
-        raise ValueError(f"`masks` {bad[:10]} are empty and have no box; drop them first")
-    r = torch.arange(h, device=masks.device)
-    c = torch.arange(w, device=masks.device)
-    y1 = torch.where(rows, r, h).amin(dim=1)
-    y2 = torch.where(rows, r, -1).amax(dim=1)
-    x1 = torch.where(cols, c, w).amin(dim=1)
-    x2 = torch.where(cols, c, -1).amax(dim=1)
-    return torch.stack([x1, y1, x2, y2], dim=1).to(torch.float32)
+    boxes = _masks_to_boxes((masks != 0).cpu().numpy())
+    return torch.as_tensor(boxes, dtype=torch.float32, device=masks.device)
