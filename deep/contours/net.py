@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 
@@ -250,7 +249,3 @@ def predict_contours(net: ContourNet, image, *, scales=(0.5, 1.0, 1.5), flip: bo
     oriented = (pb * rel)[0].cpu().double().numpy()
     pb_np = pb[0, 0].cpu().double().numpy()
     return np.clip(pb_np, 0, 1), np.clip(oriented, 0, 1)
-
-
-def _count_parameters(net: nn.Module) -> int:  # pragma: no cover - reporting helper
-    return int(sum(math.prod(p.shape) for p in net.parameters()))
