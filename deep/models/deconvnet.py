@@ -20,15 +20,15 @@ from ..ops.upsample import max_pool_with_indices, max_unpool
 __all__ = ["DeconvNet"]
 
 
-def _block(cin: int, cout: int, n: int, transposed: bool) -> nn.Sequential:
+def _block(cin: int, cout: int, n: int, transposed: bool = False, batch_norm: bool = True) -> nn.Sequential:
+    """``n`` padded 3x3 (transposed) convolutions, each with BatchNorm (then no bias) and ReLU."""
     conv = nn.ConvTranspose2d if transposed else nn.Conv2d
     layers: list[nn.Module] = []
     for i in range(n):
-        layers += [
-            conv(cin if i == 0 else cout, cout, 3, padding=1, bias=False),
-            nn.BatchNorm2d(cout),
-            nn.ReLU(inplace=True),
-        ]
+        layers.append(conv(cin if i == 0 else cout, cout, 3, padding=1, bias=not batch_norm))
+        if batch_norm:
+            layers.append(nn.BatchNorm2d(cout))
+        layers.append(nn.ReLU(inplace=True))
     return nn.Sequential(*layers)
 
 

@@ -13,18 +13,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .._checks import check_float_tensor, check_shape
+from .deconvnet import _block
 
 __all__ = ["UNet"]
-
-
-def _double_conv(cin: int, cout: int, batch_norm: bool) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for a, b in ((cin, cout), (cout, cout)):
-        layers.append(nn.Conv2d(a, b, 3, padding=1, bias=not batch_norm))
-        if batch_norm:
-            layers.append(nn.BatchNorm2d(b))
-        layers.append(nn.ReLU(inplace=True))
-    return nn.Sequential(*layers)
 
 
 class UNet(nn.Module):
@@ -73,13 +64,13 @@ class UNet(nn.Module):
                 raise ValueError(f"`{name}` must be a positive integer, but got {v!r}")
         self.depth = depth
         chans = [base_channels * 2**i for i in range(depth + 1)]
-        self.down = nn.ModuleList([_double_conv(in_channels, chans[0], batch_norm)])
-        self.down.extend(_double_conv(chans[i], chans[i + 1], batch_norm) for i in range(depth))
+        self.down = nn.ModuleList([_block(in_channels, chans[0], 2, batch_norm=batch_norm)])
+        self.down.extend(_block(chans[i], chans[i + 1], 2, batch_norm=batch_norm) for i in range(depth))
         self.up = nn.ModuleList(
             nn.ConvTranspose2d(chans[i + 1], chans[i], 2, stride=2) for i in reversed(range(depth))
         )
         self.fuse = nn.ModuleList(
-            _double_conv(2 * chans[i], chans[i], batch_norm) for i in reversed(range(depth))
+            _block(2 * chans[i], chans[i], 2, batch_norm=batch_norm) for i in reversed(range(depth))
         )
         self.classifier = nn.Conv2d(chans[0], num_classes, 1)
 
