@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from itertools import accumulate
 
 import numpy as np
 import torch
@@ -54,7 +55,7 @@ from torch import Tensor, nn
 
 from .._checks import check_float_tensor, check_shape, check_tensor
 from ..ops.masks import masks_to_boxes
-from ..ops.roi import roi_align
+from ..ops.roi import boxes_to_rois, roi_align
 
 __all__ = [
     "MaskRCNN",
@@ -559,9 +560,7 @@ def multiscale_roi_align(features: Sequence[Tensor], strides: Sequence[int], box
     pooled : (sum K_i, C, output_size, output_size) torch.Tensor
         In the order of the boxes, image by image.
     """
-    dtype, device = features[0].dtype, features[0].device
-    rois = torch.cat([torch.cat([torch.full((len(b), 1), float(i), dtype=dtype, device=device),
-                                 b.to(dtype)], 1) for i, b in enumerate(boxes)])
+    rois = boxes_to_rois(boxes, features[0].dtype, features[0].device)
     c = features[0].shape[1]
     out = features[0].new_zeros((rois.shape[0], c, output_size, output_size))
     if rois.shape[0] == 0:
@@ -1128,20 +1127,15 @@ class MaskRCNN(nn.Module):
         level_of = torch.cat([torch.full((a.shape[0],), i, dtype=torch.int64, device=a.device)
                               for i, a in enumerate(anchors)])
         counts = [a.shape[0] for a in anchors]
+        starts = [0, *accumulate(counts)][:-1]
         mode = 0 if self.training else 1
         pre, post = self.config["rpn_pre_nms_top_n"][mode], self.config["rpn_post_nms_top_n"][mode]
         props = []
         with torch.no_grad():
             boxes_all = decode_boxes(dl.detach().reshape(-1, 4), all_anchors.repeat(n, 1)).view(n, -1, 4)
             for i in range(n):
-                sel = []
-                start = 0
-                for c in counts:
-                    o = obj[i, start:start + c].detach()
-                    top = o.topk(min(pre, c)).indices + start
-                    sel.append(top)
-                    start += c
-                sel = torch.cat(sel)
+                sel = torch.cat([obj[i, s:s + c].detach().topk(min(pre, c)).indices + s
+                                 for s, c in zip(starts, counts, strict=True)])
                 b = clip_boxes(boxes_all[i, sel], sizes[i])
                 s = obj[i, sel].detach()
                 ok = ((b[:, 2] - b[:, 0]) >= 1e-3) & ((b[:, 3] - b[:, 1]) >= 1e-3)
@@ -1150,20 +1144,14 @@ class MaskRCNN(nn.Module):
                 props.append(b[keep])
         losses = {}
         if self.training:
-            labels, tdeltas = [], []
-            for t in targets_scaled:
-                lab, d = rpn_targets(all_anchors, t["boxes"], self.config["rpn_fg_iou_thresh"],
-                                     self.config["rpn_bg_iou_thresh"])
-                labels.append(lab)
-                tdeltas.append(d)
-            pos, neg = [], []
-            for i, lab in enumerate(labels):
-                p, q = sample_balanced(lab, self.config["rpn_batch_size_per_image"],
-                                       self.config["rpn_positive_fraction"])
-                off = i * all_anchors.shape[0]
-                pos.append(p + off)
-                neg.append(q + off)
-            idx = torch.cat(pos + neg)
+            labels, tdeltas = zip(*[rpn_targets(all_anchors, t["boxes"], self.config["rpn_fg_iou_thresh"],
+                                                self.config["rpn_bg_iou_thresh"]) for t in targets_scaled],
+                                  strict=True)
+            drawn = [sample_balanced(lab, self.config["rpn_batch_size_per_image"],
+                                     self.config["rpn_positive_fraction"]) for lab in labels]
+            off = all_anchors.shape[0]  # the anchors of image i start at i * off
+            idx = torch.cat([p + i * off for i, (p, _) in enumerate(drawn)]
+                            + [q + i * off for i, (_, q) in enumerate(drawn)])
             lab = torch.cat(labels)[idx].clamp(min=0)
             o, b = rpn_loss(obj.reshape(-1)[idx], dl.reshape(-1, 4)[idx], lab,
                             torch.cat(tdeltas)[idx])
@@ -1280,10 +1268,7 @@ class MaskRCNN(nn.Module):
         with torch.no_grad():
             y = F.relu6(bb._bn0(bb._conv_stem(x)))
         for i, block in enumerate(bb._blocks):
-            if i < first:
-                with torch.no_grad():
-                    y = block(y)
-            else:
+            with torch.set_grad_enabled(i >= first):  # grad is on here: off for the frozen blocks
                 y = block(y)
             if i in wanted:
                 taps[wanted[i]] = y

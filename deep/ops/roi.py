@@ -320,11 +320,8 @@ def roi_pool(
     k = rois.shape[0]
     if k == 0:
         return input.new_zeros((0, c, ph, pw))
-    r = rois.detach().to(torch.float64)
-    xs = _round_half_away(r[:, 1] * spatial_scale).to(torch.int64)
-    ys = _round_half_away(r[:, 2] * spatial_scale).to(torch.int64)
-    xe = _round_half_away(r[:, 3] * spatial_scale).to(torch.int64)
-    ye = _round_half_away(r[:, 4] * spatial_scale).to(torch.int64)
+    corners = _round_half_away(rois[:, 1:].detach().to(torch.float64) * spatial_scale)
+    xs, ys, xe, ye = corners.to(torch.int64).T
     rw = (xe - xs + 1).clamp(min=1)
     rh = (ye - ys + 1).clamp(min=1)
     y_lo, y_hi = _bin_bounds(ys, rh, ph, h)  # (K, PH)
