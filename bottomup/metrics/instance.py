@@ -46,6 +46,7 @@ import numpy as np
 from numba import njit
 
 from ..masks import _check_mask_stack, _iou, _mask_overlaps, rle_to_masks
+from .semantic import _check_n_classes
 
 __all__ = [
     "InstanceParams",
@@ -400,16 +401,7 @@ class InstanceAP:
     """
 
     def __init__(self, n_classes: int, params: InstanceParams | None = None):
-        if isinstance(n_classes, bool) or not isinstance(n_classes, (int, np.integer)):
-            raise TypeError(
-                f"Expected argument `n_classes` to be a positive integer, "
-                f"but got {type(n_classes).__name__}"
-            )
-        if n_classes < 1:
-            raise ValueError(
-                f"Expected argument `n_classes` to be a positive integer, but got {n_classes}"
-            )
-        self.n_classes = int(n_classes)
+        self.n_classes = _check_n_classes(n_classes)
         self.params = InstanceParams.sds() if params is None else params
         self.reset()
 
