@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from pathlib import Path
 
-from bottomup.cli import add_contours_argument, add_job_arguments, run_job_from_args
+from bottomup.cli import add_command, add_contours_argument, add_job_arguments, run_job_from_args
 
 _DESCRIPTION = """\
 Compute the OWT-UCM hierarchy of each image (gPb contours by default, --contours learned for the
@@ -130,9 +129,7 @@ def run(args) -> int:
 
 def register(subparsers) -> None:
     """Add ``segment`` to the ``bottomup`` command line."""
-    p = subparsers.add_parser("segment", help="ucm2 hierarchy per image (gPb-owt-ucm)",
-                              description=_DESCRIPTION,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = add_command(subparsers, "segment", run, "ucm2 hierarchy per image (gPb-owt-ucm)", _DESCRIPTION)
     add_job_arguments(p)
     p.add_argument("--format", choices=("mat", "npz", "png"), default="mat",
                    help="ucm2 file format (default mat, BSDS-compatible)")
@@ -156,4 +153,3 @@ def register(subparsers) -> None:
                      help="as --cut, for the cut at ucm2 level T (regions of ucm2 <= T)")
     p.add_argument("--labels-16bit", action="store_true",
                    help="write the labels as raw 16-bit ids 0..N-1 instead of colours")
-    p.set_defaults(func=run)

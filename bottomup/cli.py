@@ -10,8 +10,8 @@ import argparse
 import importlib
 import sys
 
-__all__ = ["main", "build_parser", "add_job_arguments", "add_contours_argument", "run_job_from_args",
-           "COMMANDS_GROUP"]
+__all__ = ["main", "build_parser", "add_command", "add_job_arguments", "add_contours_argument",
+           "run_job_from_args", "COMMANDS_GROUP"]
 
 # Modules that define a ``register(subparsers)`` function, in the order --help shows them.
 _COMMAND_MODULES: tuple[str, ...] = (
@@ -25,6 +25,14 @@ _COMMAND_MODULES: tuple[str, ...] = (
 #: Entry-point group of commands that other packages add (``deep`` adds ``bottomup deep``): each
 #: entry point is a ``register(subparsers)`` function.
 COMMANDS_GROUP = "bottomup.commands"
+
+
+def add_command(subparsers, name: str, func, help: str, description: str) -> argparse.ArgumentParser:
+    """Add the subcommand ``name`` that runs ``func(args)``; ``description`` is shown as written."""
+    p = subparsers.add_parser(name, help=help, description=description,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.set_defaults(func=func)
+    return p
 
 
 def add_job_arguments(p: argparse.ArgumentParser) -> None:

@@ -6,7 +6,6 @@ wheel, so the demo needs no download.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -147,11 +146,11 @@ def _run(args) -> int:
 
 def register(subparsers) -> None:
     """Add ``demo`` to the ``bottomup`` command line."""
-    p = subparsers.add_parser("demo", help="run the engine on a bundled image and draw a figure",
-                              description=__doc__,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    from bottomup.cli import add_command
+
+    p = add_command(subparsers, "demo", _run, "run the engine on a bundled image and draw a figure",
+                    __doc__)
     p.add_argument("--out", default="bottomup-demo", help="output folder (default ./bottomup-demo)")
     p.add_argument("--preset", choices=("fast", "balanced", "quality", "medium"), default="fast",
                    help="gPb preset (default fast)")
     p.add_argument("--no-learned", action="store_true", help="skip the learned contours (torch)")
-    p.set_defaults(func=_run)

@@ -91,14 +91,10 @@ def list_images(inputs) -> list[Path]:
             out.append(p)
         else:
             raise FileNotFoundError(f"input not found: {p}")
-    seen: set[Path] = set()
-    unique = []
+    unique: dict[Path, Path] = {}
     for p in out:
-        key = p.resolve()
-        if key not in seen:
-            seen.add(key)
-            unique.append(p)
-    return unique
+        unique.setdefault(p.resolve(), p)
+    return list(unique.values())
 
 
 def _spec(task: str) -> str:
@@ -176,10 +172,7 @@ def _remove_outputs(out_path: str) -> None:
     folder = Path(out_path).parent
     extras = (old.get("info") or {}).get("outputs") or []
     for p in [record_path(out_path), *(folder / Path(str(n)).name for n in extras), Path(out_path)]:
-        try:
-            p.unlink()
-        except FileNotFoundError:
-            pass
+        p.unlink(missing_ok=True)
 
 
 def coco_image_id(path) -> int | str:
@@ -208,15 +201,14 @@ def _run_one(spec: str, in_path: str, out_path: str, params: dict, record: dict 
         if record is not None:
             if overwrite and os.path.lexists(out_path):
                 _remove_outputs(out_path)
-            _write_record(out_path, {**record, "input": in_path, "output": Path(out_path).name,
-                                     "complete": False})
+            record = {**record, "input": in_path, "output": Path(out_path).name}
+            _write_record(out_path, {**record, "complete": False})
         info = _resolve(spec)(in_path, out_path, **params) or {}
         if not os.path.exists(out_path):
             raise RuntimeError(f"task {spec!r} finished without writing {out_path}")
         seconds = time.perf_counter() - t0
         if record is not None:
-            _write_record(out_path, {**record, "input": in_path, "output": Path(out_path).name,
-                                     "complete": True, "seconds": seconds,
+            _write_record(out_path, {**record, "complete": True, "seconds": seconds,
                                      "written": time.strftime("%Y-%m-%dT%H:%M:%S"), "info": info})
         return {"input": in_path, "output": out_path, "ok": True, "seconds": seconds, "info": info}
     except Exception as exc:  # noqa: BLE001 - a job reports every failure and goes on

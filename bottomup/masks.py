@@ -220,6 +220,21 @@ def _as_masks(masks, name: str) -> tuple[np.ndarray, bool]:
     raise ValueError(f"`{name}` must be a (H, W) mask or a (K, H, W) stack, got shape {arr.shape}")
 
 
+def _check_mask_stack(masks, name: str, shape=None, ref: str = "gt_masks") -> np.ndarray:
+    """Return ``(K, H, W)`` bool masks; with ``shape``, they must have the ``(H, W)`` of ``ref``."""
+    arr = np.asarray(masks)
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise TypeError(f"`{name}` must be a bool (K, H, W) array, got dtype {arr.dtype}")
+    if arr.ndim != 3:
+        raise ValueError(f"`{name}` must be a (K, H, W) stack of masks, got shape {arr.shape}")
+    if shape is not None and arr.shape[1:] != tuple(shape):
+        raise ValueError(
+            f"`{name}` masks (shape {arr.shape[1:]}) must have the same (H, W) as "
+            f"`{ref}` ({tuple(shape)})"
+        )
+    return arr if arr.dtype == bool else arr != 0
+
+
 def _check_rle(rle, name: str) -> tuple[int, int, np.ndarray]:
     """Validate one RLE dict; return ``(H, W, counts int64)``."""
     if not isinstance(rle, dict) or "size" not in rle or "counts" not in rle:
@@ -528,11 +543,35 @@ def rle_iou(dt, gt, iscrowd=None) -> np.ndarray:
     inter = _rle_intersection_kernel(sa, ea, oa, sb, eb, ob).astype(np.float64)
     area_d = np.array([c[1::2].sum() for _, _, c in d_items], dtype=np.float64)
     area_g = np.array([c[1::2].sum() for _, _, c in g_items], dtype=np.float64)
-    union = area_d[:, None] + area_g[None, :] - inter
-    union = np.where(crowd[None, :], area_d[:, None], union)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        iou = np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
-    return iou
+    return _iou(inter, area_d, area_g, crowd)
+
+
+def _iou(inter, area_a, area_b, crowd=None) -> np.ndarray:
+    """``(M, N)`` IoU from intersections and areas, 0 where the union is empty; for a ``crowd``
+    column the union is the area of ``a`` (COCO)."""
+    union = area_a[:, None] + area_b[None, :] - inter
+    if crowd is not None:
+        union = np.where(crowd[None, :], area_a[:, None], union)
+    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+
+
+def _mask_overlaps(a, b, valid, chunk_bytes: int = 64 * 2**20):
+    """Intersections ``(M, N)`` and areas ``(M,)``, ``(N,)`` (float64) of validated bool masks
+    ``a`` and ``b`` on the ``valid`` pixels: one matrix product per chunk of ``a`` (float32, exact
+    below ``2**24`` pixels; float64 beyond), so memory stays near ``chunk_bytes``."""
+    h, w = valid.shape
+    m, n, p = a.shape[0], b.shape[0], h * w
+    dtype = np.float32 if p < 2**24 else np.float64
+    b_flat = (b & valid).reshape(n, p)
+    rhs = np.empty((p, n + 1), dtype=dtype)
+    rhs[:, :n] = b_flat.T
+    rhs[:, n] = valid.ravel()
+    a_flat = a.reshape(m, p)
+    step = max(1, chunk_bytes // (p * np.dtype(dtype).itemsize))
+    counts = np.empty((m, n + 1), dtype=np.float64)
+    for i in range(0, m, step):
+        counts[i : i + step] = a_flat[i : i + step].astype(dtype) @ rhs
+    return counts[:, :n], counts[:, n], b_flat.sum(axis=1).astype(np.float64)
 
 
 # --------------------------------------------------------------------------------------------
@@ -782,10 +821,12 @@ def box_iou(boxes_a, boxes_b) -> np.ndarray:
     for name, x in (("boxes_a", a), ("boxes_b", b)):
         if np.any(x[:, 2] < x[:, 0]) or np.any(x[:, 3] < x[:, 1]):
             raise ValueError(f"`{name}` must satisfy r1 >= r0 and c1 >= c0 (row, col half-open)")
+    return _iou(*_box_overlaps(a, b))
+
+
+def _box_overlaps(a, b):
+    """Intersections ``(M, N)`` and areas ``(M,)``, ``(N,)`` of validated float64 boxes."""
     dr = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
     dc = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
     inter = np.clip(dr, 0, None) * np.clip(dc, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+    return inter, (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]), (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])

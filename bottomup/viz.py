@@ -96,15 +96,12 @@ def boundary_mask(labels) -> np.ndarray:
     return b
 
 
-_boundary_mask = boundary_mask
-
-
 def draw_boundaries(image, labels, *, color=BOUNDARY_COLOR) -> np.ndarray:
     """The image with the boundaries between regions (:func:`boundary_mask`) drawn in ``color``,
     ``(H, W, 3)`` uint8."""
     out = as_rgb8(image).copy()
     lab = _check_labels(labels, out.shape[:2])
-    out[_boundary_mask(lab)] = np.asarray(color, np.uint8)
+    out[boundary_mask(lab)] = np.asarray(color, np.uint8)
     return out
 
 
@@ -118,7 +115,7 @@ def overlay_labels(image, labels, *, colors=None, alpha: float = 0.45, boundarie
     blend = (1 - alpha) * img + alpha * color_labels(lab, colors).astype(np.float64)
     out = np.round(blend).astype(np.uint8)
     if boundaries:
-        out[_boundary_mask(lab)] = np.asarray(color, np.uint8)
+        out[boundary_mask(lab)] = np.asarray(color, np.uint8)
     return out
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
@@ -23,12 +22,11 @@ pip install 'bottomup[app]'. Keys on the page: press ? there."""
 
 def register(subparsers) -> None:
     """Add the ``annotate`` subcommand to a ``bottomup`` argument parser."""
-    p = subparsers.add_parser(
-        "annotate",
-        help="segment a folder of images interactively in the browser (local web app)",
-        description=_DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    from bottomup.cli import add_command
+
+    p = add_command(subparsers, "annotate", run,
+                    "segment a folder of images interactively in the browser (local web app)",
+                    _DESCRIPTION)
     p.add_argument("folder", metavar="FOLDER", help="folder of images (annotations go to FOLDER/annotations)")
     p.add_argument("--port", type=int, default=8765, help="port to listen on (default 8765; 0 = any free)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
@@ -39,7 +37,6 @@ def register(subparsers) -> None:
                    help="comma-separated label names for labels 1, 2, ... (COCO categories)")
     p.add_argument("--max-body-mb", type=float, default=64.0,
                    help="largest request body accepted, in MiB (default 64)")
-    p.set_defaults(func=run)
 
 
 def run(args) -> int:

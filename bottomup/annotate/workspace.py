@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures as cf
+import contextlib
 import functools
 import json
 import multiprocessing
@@ -25,6 +26,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
@@ -245,10 +247,8 @@ class Workspace:
 
     def start(self, name: str) -> None:
         """Queue the hierarchy of ``name`` unless it is cached or queued already."""
-        try:
+        with contextlib.suppress(Pending):
             self.hierarchy_file(name)
-        except Pending:
-            pass
 
     def _submit(self, name: str) -> _Job:
         path = os.path.join(self.folder, name)
@@ -425,11 +425,7 @@ class Workspace:
         path = png_path if fmt == "png" else json_path
         if not os.path.exists(path):
             raise RequestError(404, f"image {name!r} has no saved annotation yet (PUT one first)")
-        if fmt == "png":
-            with open(path, "rb") as f:
-                return f.read()
-        with open(path) as f:
-            return json.load(f)
+        return Path(path).read_bytes() if fmt == "png" else json.loads(Path(path).read_text())
 
     def put_scribbles(self, name: str, body: bytes) -> dict:
         from bottomup.io.files import atomic_path
@@ -449,8 +445,7 @@ class Workspace:
         path = self.scribbles_path(name)
         if not os.path.exists(path):
             raise RequestError(404, f"image {name!r} has no saved scribbles")
-        with open(path, "rb") as f:
-            return f.read()
+        return Path(path).read_bytes()
 
     def details(self) -> list[dict]:
         """One dict per image: name, whether it is annotated, the state of its hierarchy."""
@@ -479,7 +474,5 @@ class Workspace:
             proc.join(10)
         if procs:
             for tmp in glob.glob(os.path.join(glob.escape(self.annotations), ".cache", ".*.part.npz")):
-                try:
+                with contextlib.suppress(OSError):
                     os.remove(tmp)
-                except OSError:
-                    pass

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
@@ -30,12 +29,10 @@ contours when torch is installed, gPb otherwise (--contours picks one).
 
 def register(subparsers) -> None:
     """Add the ``interactive`` subcommand to a ``bottomup`` argument parser."""
-    p = subparsers.add_parser(
-        "interactive",
-        help="complete scribbles into a segmentation along a UCM hierarchy",
-        description=_DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    from bottomup.cli import add_command
+
+    p = add_command(subparsers, "interactive", run,
+                    "complete scribbles into a segmentation along a UCM hierarchy", _DESCRIPTION)
     p.add_argument("image", metavar="IMAGE", help="image to segment")
     p.add_argument("seeds", metavar="SEEDS", help="scribbles: label image or colours on black")
     p.add_argument("--out", "-o", required=True, metavar="OUT", help="output picture (.png)")
@@ -52,7 +49,6 @@ def register(subparsers) -> None:
         help="contours of the hierarchy without --ucm: auto (default: learned when torch is "
         "installed, else gPb), learned or gpb",
     )
-    p.set_defaults(func=run)
 
 
 def _read_seeds(path: str):

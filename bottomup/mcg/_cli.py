@@ -120,12 +120,11 @@ def run(args) -> int:
 
 def register(subparsers) -> None:
     """Add ``proposals`` to the ``bottomup`` command line."""
-    from bottomup.cli import add_contours_argument, add_job_arguments
+    from bottomup.cli import add_command, add_contours_argument, add_job_arguments
     from bottomup.mcg.propose import METHODS
 
-    p = subparsers.add_parser("proposals", help="ranked object proposals per image (SCG or MCG)",
-                              description=_DESCRIPTION,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = add_command(subparsers, "proposals", run, "ranked object proposals per image (SCG or MCG)",
+                    _DESCRIPTION)
     add_job_arguments(p)
     p.add_argument("-n", type=int, default=1000, help="proposals per image (default 1000)")
     p.add_argument("--method", choices=METHODS,
@@ -135,4 +134,3 @@ def register(subparsers) -> None:
     add_contours_argument(p)
     p.add_argument("--overlay", type=int, default=0, metavar="K",
                    help="also write <name>_overlay.png: the top K proposals with a legend (rank, score)")
-    p.set_defaults(func=run)

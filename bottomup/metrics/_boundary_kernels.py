@@ -58,20 +58,8 @@ def _code(img, r, c, h, w):
 def _thin_kernel(img, lut1, lut2):
     """Thin a boolean image in place to 1-pixel-wide curves (parallel subiterations)."""
     h, w = img.shape
-    n = 0
-    for r in range(h):
-        for c in range(w):
-            if img[r, c]:
-                n += 1
-    rows = np.empty(n, np.int64)
-    cols = np.empty(n, np.int64)
-    n = 0
-    for r in range(h):
-        for c in range(w):
-            if img[r, c]:
-                rows[n] = r
-                cols[n] = c
-                n += 1
+    rows, cols = np.nonzero(img)
+    n = rows.shape[0]
     delete = np.empty(n, np.bool_)
     changed = True
     while changed:
@@ -132,14 +120,8 @@ def _match_kernel(bmap1, bmap2, off_r, off_c, off_cost, outlier_cost):
                 if 0 <= rr < h and 0 <= cc < w and bmap2[rr, cc]:
                     able1[r, c] = True
                     able2[rr, cc] = True
-    n1 = 0
-    n2 = 0
-    for r in range(h):
-        for c in range(w):
-            if able1[r, c]:
-                n1 += 1
-            if able2[r, c]:
-                n2 += 1
+    n1 = np.count_nonzero(able1)
+    n2 = np.count_nonzero(able2)
     m1 = np.zeros((h, w), np.bool_)
     m2 = np.zeros((h, w), np.bool_)
     if n1 == 0 or n2 == 0:
@@ -290,11 +272,7 @@ def _match_kernel(bmap1, bmap2, off_r, off_c, off_cost, outlier_cost):
             kk = touched[t]
             dist[kk] = big
             done[kk] = False
-    n_matched = 0
-    for i in range(nr):
-        if row_match[i] < nc:
-            n_matched += 1
-    pairs = np.empty((n_matched, 4), np.int64)
+    pairs = np.empty((np.count_nonzero(row_match < nc), 4), np.int64)
     k = 0
     for i in range(nr):
         jj = row_match[i]
@@ -323,51 +301,24 @@ def _boundary_counts_kernel(pb, thresholds, gts, off_r, off_c, off_cost, outlier
     n_t = thresholds.shape[0]
     n_a = gts.shape[0]
     out = np.zeros((n_t, 4), np.int64)
-    sum_r = 0
-    for a in range(n_a):
-        for r in range(h):
-            for c in range(w):
-                if gts[a, r, c]:
-                    sum_r += 1
+    sum_r = np.count_nonzero(gts)
     prev = np.zeros((h, w), np.bool_)
-    have_prev = False
     for t in range(n_t):
         bmap = pb >= thresholds[t]
         if thin:
             _thin_kernel(bmap, lut1, lut2)
-        if have_prev:
-            same = True
-            for r in range(h):
-                for c in range(w):
-                    if bmap[r, c] != prev[r, c]:
-                        same = False
-                        break
-                if not same:
-                    break
-            if same:
-                out[t] = out[t - 1]
-                continue
-        acc = np.zeros((h, w), np.bool_)
+        if t > 0 and np.array_equal(bmap, prev):  # the same map: the same counts
+            out[t] = out[t - 1]
+            continue
+        acc = np.zeros((h, w), np.bool_)  # machine pixels matched to any annotator
         cnt_r = 0
         for a in range(n_a):
             m1, m2, pairs = _match_kernel(bmap, gts[a], off_r, off_c, off_cost, outlier_cost)
             cnt_r += pairs.shape[0]
-            for r in range(h):
-                for c in range(w):
-                    if m1[r, c]:
-                        acc[r, c] = True
-        sum_p = 0
-        cnt_p = 0
-        for r in range(h):
-            for c in range(w):
-                if bmap[r, c]:
-                    sum_p += 1
-                    if acc[r, c]:
-                        cnt_p += 1
+            acc |= m1
         out[t, 0] = cnt_r
         out[t, 1] = sum_r
-        out[t, 2] = cnt_p
-        out[t, 3] = sum_p
+        out[t, 2] = np.count_nonzero(bmap & acc)
+        out[t, 3] = np.count_nonzero(bmap)
         prev[:, :] = bmap
-        have_prev = True
     return out

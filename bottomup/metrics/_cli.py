@@ -80,11 +80,10 @@ def run(args: argparse.Namespace) -> int:
 
 def register(subparsers) -> None:
     """Add ``evaluate`` to the ``bottomup`` command line."""
-    p = subparsers.add_parser("evaluate", help="BSDS boundary and region benchmark over a folder",
-                              description=_DESCRIPTION,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(p)
-    p.set_defaults(func=run)
+    from bottomup.cli import add_command
+
+    add_arguments(add_command(subparsers, "evaluate", run,
+                              "BSDS boundary and region benchmark over a folder", _DESCRIPTION))
 
 
 def main(argv=None) -> int:

@@ -11,6 +11,7 @@ code version, :func:`result_key`), so a rerun is instant; images run in parallel
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -317,22 +318,18 @@ def evaluate_folder(pred_dir, gt_dir, *, ids=None, params=None, workers=1, cache
         from tqdm import tqdm
 
         bar = tqdm(total=len(jobs), desc="bsds", unit="img", leave=False)
-    if workers == 1:
-        for job in jobs:
-            iid, res = _cached_eval(job)
-            results[iid] = res
-            if bar is not None:
-                bar.update(1)
-    else:
+    ex = None
+    if workers > 1:
         import multiprocessing as mp
 
         _warmup()  # compile once here so that the workers load the kernels from numba's cache
-        ctx = mp.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_warmup) as ex:
-            for iid, res in ex.map(_cached_eval, jobs, chunksize=1):
-                results[iid] = res
-                if bar is not None:
-                    bar.update(1)
+        ex = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
+                                 initializer=_warmup)
+    with ex or contextlib.nullcontext():
+        for iid, res in ex.map(_cached_eval, jobs, chunksize=1) if ex else map(_cached_eval, jobs):
+            results[iid] = res
+            if bar is not None:
+                bar.update(1)
     if bar is not None:
         bar.close()
     wall = time.perf_counter() - t0
@@ -349,21 +346,16 @@ def evaluate_folder(pred_dir, gt_dir, *, ids=None, params=None, workers=1, cache
     order = [i for i, _, _ in pairs if "error" not in results[i]]
     counts = np.array([results[i]["boundary"] for i in order], dtype=np.float64)
     figures = collect_boundaries(counts, params.thresholds)
-    kinds = {results[i]["kind"] for i in order}
-    region_keys = ("covering_ods", "covering_ois", "covering_best", "pri_ods", "pri_ois",
-                   "vi_ods", "vi_ois")
-    if kinds == {"ucm2"} and regions:
+    if {results[i]["kind"] for i in order} == {"ucm2"} and regions:
         figures.update(collect_regions([RegionCounts.from_dict(results[i]["region"]) for i in order]))
     else:
-        figures.update({k: None for k in region_keys})
-    figures["ids"] = order
-    figures["per_image_seconds"] = [results[i]["seconds"] for i in order]
-    figures["n_cached"] = int(sum(results[i]["cached"] for i in order))
-    figures["wall_seconds"] = wall
-    figures["workers"] = int(workers)
-    figures["protocol"] = asdict(params)
-    figures["failed"] = failed
-    return figures
+        figures.update(dict.fromkeys(("covering_ods", "covering_ois", "covering_best", "pri_ods",
+                                      "pri_ois", "vi_ods", "vi_ois")))
+    return figures | {
+        "ids": order, "per_image_seconds": [results[i]["seconds"] for i in order],
+        "n_cached": int(sum(results[i]["cached"] for i in order)), "wall_seconds": wall,
+        "workers": int(workers), "protocol": asdict(params), "failed": failed,
+    }
 
 
 def plot_pr(figures: dict, path, *, label: str = "prediction", others: dict | None = None) -> None:

@@ -45,7 +45,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from numba import njit
 
-from ..masks import rle_to_masks
+from ..masks import _check_mask_stack, _iou, _mask_overlaps, rle_to_masks
+from .semantic import _check_n_classes
 
 __all__ = [
     "InstanceParams",
@@ -201,23 +202,13 @@ def _match_kernel(ious, gt_ignore, gt_crowd, thresholds):
     return matched, ignored
 
 
-def _check_masks(masks, name: str, shape=None) -> np.ndarray:
+def _check_masks(masks, name: str, shape=None, ref: str = "gt_masks") -> np.ndarray:
     if isinstance(masks, (list, tuple)) and all(isinstance(m, dict) for m in masks):
         if masks:  # COCO RLE dicts
             masks = rle_to_masks(list(masks))
         elif shape is not None:
             masks = np.zeros((0, *shape), dtype=bool)
-    arr = np.asarray(masks)
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
-        raise TypeError(f"`{name}` must be a bool (K, H, W) array, got dtype {arr.dtype}")
-    if arr.ndim != 3:
-        raise ValueError(f"`{name}` must be a (K, H, W) stack of masks, got shape {arr.shape}")
-    if shape is not None and arr.shape[1:] != tuple(shape):
-        raise ValueError(
-            f"`{name}` masks (shape {arr.shape[1:]}) must have the same (H, W) as "
-            f"`gt_masks` ({tuple(shape)})"
-        )
-    return arr if arr.dtype == bool else arr != 0
+    return _check_mask_stack(masks, name, shape, ref)
 
 
 def mask_iou(masks_a, masks_b, *, crowd=None, void=None) -> np.ndarray:
@@ -246,7 +237,7 @@ def mask_iou(masks_a, masks_b, *, crowd=None, void=None) -> np.ndarray:
     [[0.5]]
     """
     b = _check_masks(masks_b, "masks_b")
-    a = _check_masks(masks_a, "masks_a", b.shape[1:])
+    a = _check_masks(masks_a, "masks_a", b.shape[1:], "masks_b")
     h, w = b.shape[1:]
     valid = np.ones((h, w), bool)
     if void is not None:
@@ -260,20 +251,9 @@ def mask_iou(masks_a, masks_b, *, crowd=None, void=None) -> np.ndarray:
         raise ValueError(
             f"`crowd` must have one entry per mask of `masks_b` ({n}), got {is_crowd.size}"
         )
-    m, p = a.shape[0], h * w
-    if m == 0 or n == 0:
-        return np.zeros((m, n), dtype=np.float64)
-    dtype = np.float32 if p < 2**24 else np.float64
-    rhs = np.empty((p, n + 1), dtype=dtype)
-    b_flat = (b & valid).reshape(n, p)
-    rhs[:, :n] = b_flat.T
-    rhs[:, n] = valid.ravel()
-    counts = (a.reshape(m, p).astype(dtype) @ rhs).astype(np.float64)
-    inter, area_a = counts[:, :n], counts[:, n]
-    area_b = b_flat.sum(axis=1).astype(np.float64)
-    union = area_a[:, None] + area_b[None, :] - inter
-    union = np.where(is_crowd[None, :], area_a[:, None], union)
-    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+    if a.shape[0] == 0 or n == 0:
+        return np.zeros((a.shape[0], n), dtype=np.float64)
+    return _iou(*_mask_overlaps(a, b, valid), is_crowd)
 
 
 def _check_vector(x, name: str, length: int, kind: str) -> np.ndarray:
@@ -421,16 +401,7 @@ class InstanceAP:
     """
 
     def __init__(self, n_classes: int, params: InstanceParams | None = None):
-        if isinstance(n_classes, bool) or not isinstance(n_classes, (int, np.integer)):
-            raise TypeError(
-                f"Expected argument `n_classes` to be a positive integer, "
-                f"but got {type(n_classes).__name__}"
-            )
-        if n_classes < 1:
-            raise ValueError(
-                f"Expected argument `n_classes` to be a positive integer, but got {n_classes}"
-            )
-        self.n_classes = int(n_classes)
+        self.n_classes = _check_n_classes(n_classes)
         self.params = InstanceParams.sds() if params is None else params
         self.reset()
 

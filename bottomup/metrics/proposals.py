@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..masks import _box_overlaps, _check_mask_stack, _mask_overlaps
 from ..validate import check_labels
 
 __all__ = [
@@ -119,19 +120,6 @@ class ProposalScores:
 # --------------------------------------------------------------------------------------------
 
 
-def _check_masks(masks, name: str, shape=None) -> np.ndarray:
-    arr = np.asarray(masks)
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
-        raise TypeError(f"`{name}` must be a bool (K, H, W) array, got dtype {arr.dtype}")
-    if arr.ndim != 3:
-        raise ValueError(f"`{name}` must be a (K, H, W) stack of masks, got shape {arr.shape}")
-    if shape is not None and arr.shape[1:] != tuple(shape):
-        raise ValueError(
-            f"`{name}` masks (shape {arr.shape[1:]}) must have the image shape {tuple(shape)}"
-        )
-    return arr if arr.dtype == bool else arr != 0
-
-
 def _check_void(void, shape) -> np.ndarray | None:
     if void is None:
         return None
@@ -173,8 +161,8 @@ def _union(inter, area_c, area_g) -> np.ndarray:
 
 
 def _validate_masks(gt_masks, candidate_masks, void):
-    gt = _check_masks(gt_masks, "gt_masks")
-    cand = _check_masks(candidate_masks, "candidate_masks", gt.shape[1:])
+    gt = _check_mask_stack(gt_masks, "gt_masks")
+    cand = _check_mask_stack(candidate_masks, "candidate_masks", gt.shape[1:])
     h, w = gt.shape[1:]
     valid = _check_void(void, (h, w))
     valid = np.ones((h, w), bool) if valid is None else ~valid
@@ -212,22 +200,11 @@ def best_overlaps_masks(gt_masks, candidate_masks, n_candidates, *, void=None) -
 
 def _counts_masks(gt, cand, valid) -> tuple[np.ndarray, np.ndarray]:
     """Intersections and unions ``(K, G)`` of validated masks on the ``valid`` pixels."""
-    h, w = valid.shape
-    k, g, p = cand.shape[0], gt.shape[0], h * w
+    k, g = cand.shape[0], gt.shape[0]
     if k == 0 or g == 0:
         return np.zeros((k, g)), np.zeros((k, g))
-    dtype = np.float32 if p < 2**24 else np.float64
-    gt_flat = (gt & valid).reshape(g, p)
-    rhs = np.empty((p, g + 1), dtype=dtype)
-    rhs[:, :g] = gt_flat.T
-    rhs[:, g] = valid.ravel()
-    area_g = gt_flat.sum(axis=1).astype(np.float64)
-    cand_flat = cand.reshape(k, p)
-    step = max(1, _CHUNK_BYTES // (p * np.dtype(dtype).itemsize))
-    counts = np.empty((k, g + 1), dtype=np.float64)
-    for i in range(0, k, step):
-        counts[i : i + step] = cand_flat[i : i + step].astype(dtype) @ rhs
-    return counts[:, :g], _union(counts[:, :g], counts[:, g], area_g)
+    inter, area_c, area_g = _mask_overlaps(cand, gt, valid, _CHUNK_BYTES)
+    return inter, _union(inter, area_c, area_g)
 
 
 def _leaf_incidence(leaf_sets, n_leaves: int) -> np.ndarray:
@@ -325,7 +302,7 @@ def overlaps_leaves(gt_masks, partition, leaf_sets, *, void=None) -> np.ndarray:
 
 
 def _validate_leaves(gt_masks, partition, leaf_sets, void):
-    gt = _check_masks(gt_masks, "gt_masks")
+    gt = _check_mask_stack(gt_masks, "gt_masks")
     labels = check_labels(partition, name="partition", shape=gt.shape[1:])
     if labels.size and labels.min() < 0:
         raise ValueError("`partition` must hold labels 0..L-1, got negative labels")
@@ -388,12 +365,7 @@ def _check_boxes(boxes, name: str) -> np.ndarray:
 def _counts_boxes(gt_boxes, candidate_boxes) -> tuple[np.ndarray, np.ndarray]:
     gt = _check_boxes(gt_boxes, "gt_boxes")
     cand = _check_boxes(candidate_boxes, "candidate_boxes")
-    cand, gt = cand.astype(np.float64), gt.astype(np.float64)
-    dr = np.minimum(cand[:, None, 2], gt[None, :, 2]) - np.maximum(cand[:, None, 0], gt[None, :, 0])
-    dc = np.minimum(cand[:, None, 3], gt[None, :, 3]) - np.maximum(cand[:, None, 1], gt[None, :, 1])
-    inter = np.clip(dr, 0, None) * np.clip(dc, 0, None)
-    area_c = (cand[:, 2] - cand[:, 0]) * (cand[:, 3] - cand[:, 1])
-    area_g = (gt[:, 2] - gt[:, 0]) * (gt[:, 3] - gt[:, 1])
+    inter, area_c, area_g = _box_overlaps(cand.astype(np.float64), gt.astype(np.float64))
     return inter, _union(inter, area_c, area_g)
 
 

@@ -31,6 +31,16 @@ __all__ = [
 ]
 
 
+def _check_n_classes(n_classes) -> int:
+    """``n_classes`` as an int; TypeError / ValueError unless it is a positive integer."""
+    if isinstance(n_classes, bool) or not isinstance(n_classes, (int, np.integer)):
+        raise TypeError(f"Expected argument `n_classes` to be a positive integer, "
+                        f"but got {type(n_classes).__name__}")
+    if n_classes < 1:
+        raise ValueError(f"Expected argument `n_classes` to be a positive integer, but got {n_classes}")
+    return int(n_classes)
+
+
 @dataclass(frozen=True)
 class SemanticParams:
     """The protocol of a semantic-segmentation evaluation, frozen.
@@ -48,15 +58,7 @@ class SemanticParams:
     ignore_index: int | None = 255
 
     def __post_init__(self):
-        if isinstance(self.n_classes, bool) or not isinstance(self.n_classes, (int, np.integer)):
-            raise TypeError(
-                f"Expected argument `n_classes` to be a positive integer, "
-                f"but got {type(self.n_classes).__name__}"
-            )
-        if self.n_classes < 1:
-            raise ValueError(
-                f"Expected argument `n_classes` to be a positive integer, but got {self.n_classes}"
-            )
+        _check_n_classes(self.n_classes)
         if self.ignore_index is not None:
             if not isinstance(self.ignore_index, (int, np.integer)):
                 raise TypeError(
