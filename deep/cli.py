@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from bottomup.cli import add_job_arguments, run_job_from_args
+from bottomup.cli import add_command, add_job_arguments, run_job_from_args
 
 _DESCRIPTION = """\
 Run deep.segment on each image: SCG proposals scored and refined by the hypercolumn heads
@@ -38,11 +37,9 @@ def run(args) -> int:
 
 def register(subparsers) -> None:
     """Add ``deep`` to the ``bottomup`` command line."""
-    p = subparsers.add_parser("deep", help="semantic + instance segmentation (deep heads, torch)",
-                              description=_DESCRIPTION,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = add_command(subparsers, "deep", run, "semantic + instance segmentation (deep heads, torch)",
+                    _DESCRIPTION)
     add_job_arguments(p)
     p.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
     p.add_argument("--weights", help="heads trained with bench/msrc.py train (default: shipped)")
     p.add_argument("--min-score", type=float, default=0.0, help="drop instances scoring below this")
-    p.set_defaults(func=run)
