@@ -220,7 +220,7 @@ def ncut_eigenvectors(
         cur = nxt
     ch, cw = cur.shape[:2]
     # the coarse vectors are approximations anyway: a looser ARPACK tolerance (1e-6) suffices
-    lam_c, vec_c = _solve_normalized(band_to_sparse(cur), n_vec, tol=1e-6)
+    _, vec_c = _solve_normalized(band_to_sparse(cur), n_vec, tol=1e-6)
     x = np.ascontiguousarray(vec_c.reshape(ch, cw, -1))
     for fine, deg in reversed(levels):
         out = np.empty(fine.shape[:2] + (x.shape[2],))

@@ -9,12 +9,42 @@ _FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 
 
 @njit(cache=True, inline="always")
-def _add_label(hs, z, s, lab, sign, gk, mass):
+def _bin_mass(gk, n_bins):
+    """Weight of each bin's smoothing kernel ``gk`` that falls inside ``0 .. n_bins - 1``."""
+    half = gk.shape[0] // 2
+    mass = np.zeros(n_bins)
+    for lab in range(n_bins):
+        for t in range(gk.shape[0]):
+            b = lab + t - half
+            if b >= 0 and b < n_bins:
+                mass[lab] += gk[t]
+    return mass
+
+
+@njit(cache=True, inline="always")
+def _add_smoothed(labels, ci, cj, rr, cc, ss, sign, hs, z, gk, mass):
+    """Add (sign 1.0) or remove (-1.0) the pixels ``(ci + rr, cj + cc)`` smoothed by ``gk``."""
     # hs has len(gk) - 1 guard bins: bin b lives at hs[s, b + half]; guards absorb the tails
-    row = hs[s]
-    for t in range(gk.shape[0]):
-        row[lab + t] += sign * gk[t]
-    z[s] += sign * mass[lab]
+    for q in range(rr.shape[0]):
+        lab = labels[ci + rr[q], cj + cc[q]]
+        row = hs[ss[q]]
+        for t in range(gk.shape[0]):
+            row[lab + t] += sign * gk[t]
+        z[ss[q]] += sign * mass[lab]
+
+
+@njit(cache=True, inline="always")
+def _weights_and_bins(z, cnt, n_orient, iz, sz, act):
+    """``iz = 1 / z`` (``sz``: negated on the second half-disc); bins present -> ``act[:na]``."""
+    for s in range(z.shape[0]):
+        iz[s] = 1.0 / z[s] if z[s] > 0.25 else 0.0
+        sz[s] = iz[s] if s < n_orient else -iz[s]
+    na = 0
+    for b in range(cnt.shape[0]):
+        if cnt[b] > 0:
+            act[na] = b
+            na += 1
+    return na
 
 
 @njit(parallel=True, cache=True, fastmath=_FASTMATH)
@@ -34,12 +64,7 @@ def _hist_gradient_kernel(
     """
     n_sl = 2 * n_orient
     half = gk.shape[0] // 2
-    mass = np.zeros(n_bins)
-    for lab in range(n_bins):
-        for t in range(gk.shape[0]):
-            b = lab + t - half
-            if b >= 0 and b < n_bins:
-                mass[lab] += gk[t]
+    mass = _bin_mass(gk, n_bins)
     n_rows = (h + step - 1) // step
     for ii in prange(n_rows):
         i = np.int64(ii) * step
@@ -51,18 +76,12 @@ def _hist_gradient_kernel(
         inv_tot = np.zeros(n_bins)
         d = np.zeros(n_bins)
         ci = i + pad
-        for q in range(off_r.shape[0]):
-            lab = labels[ci + off_r[q], pad + off_c[q]]
-            _add_label(hs, z, off_s[q], lab, 1.0, gk, mass)
+        _add_smoothed(labels, ci, pad, off_r, off_c, off_s, 1.0, hs, z, gk, mass)
         for j in range(w):
             cj = j + pad
             if j > 0:
-                for q in range(ent_r.shape[0]):
-                    lab = labels[ci + ent_r[q], cj + ent_c[q]]
-                    _add_label(hs, z, ent_s[q], lab, 1.0, gk, mass)
-                for q in range(lv_r.shape[0]):
-                    lab = labels[ci + lv_r[q], cj - 1 + lv_c[q]]
-                    _add_label(hs, z, lv_s[q], lab, -1.0, gk, mass)
+                _add_smoothed(labels, ci, cj, ent_r, ent_c, ent_s, 1.0, hs, z, gk, mass)
+                _add_smoothed(labels, ci, cj - 1, lv_r, lv_c, lv_s, -1.0, hs, z, gk, mass)
             if j % step != 0:
                 continue
             for s in range(n_sl):
@@ -107,12 +126,7 @@ def _hist_gradient_smooth_kernel(
     n_sl = 2 * n_orient
     half = gk.shape[0] // 2
     n_tap = gk.shape[0]
-    mass = np.zeros(n_bins)
-    for lab in range(n_bins):
-        for t in range(n_tap):
-            b = lab + t - half
-            if b >= 0 and b < n_bins:
-                mass[lab] += gk[t]
+    mass = _bin_mass(gk, n_bins)
     n_rows = (h + step - 1) // step
     for ii in prange(n_rows):
         i = np.int64(ii) * step
@@ -147,14 +161,7 @@ def _hist_gradient_smooth_kernel(
                     cnt[lab] -= 1
             if j % step != 0:
                 continue
-            for s in range(n_sl):
-                iz[s] = 1.0 / z[s] if z[s] > 0.25 else 0.0
-                sz[s] = iz[s] if s < n_orient else -iz[s]
-            na = 0
-            for b in range(n_bins):
-                if cnt[b] > 0:
-                    act[na] = b
-                    na += 1
+            na = _weights_and_bins(z, cnt, n_orient, iz, sz, act)
             for b in range(n_bins + 2 * half):
                 gt[b] = 0.0
             for idx in range(na):
@@ -233,14 +240,7 @@ def _hist_gradient_sparse_kernel(
                     cnt[lab] -= 1
             if j % step != 0:
                 continue
-            for s in range(n_sl):
-                iz[s] = 1.0 / z[s] if z[s] > 0.25 else 0.0
-                sz[s] = iz[s] if s < n_orient else -iz[s]
-            na = 0
-            for b in range(n_bins):
-                if cnt[b] > 0:
-                    act[na] = b
-                    na += 1
+            na = _weights_and_bins(z, cnt, n_orient, iz, sz, act)
             for k in range(n_orient):
                 acc[k] = 0.0
             for idx in range(na):

@@ -87,7 +87,7 @@ def _heap_pop(hv, ht, hp, size):
 
 @njit(cache=True)
 def _heap_grow(hv, ht, hp):
-    """Copies of the heap arrays with about twice the room (same dtypes)."""
+    """Copies of the heap arrays (or any three parallel arrays) with about twice the room."""
     cap = 2 * hv.shape[0] + 16
     n = hv.shape[0]
     nv = np.empty(cap, hv.dtype)

@@ -10,7 +10,14 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from bottomup.graph._kernels import _find, _heap_grow, _heap_pop, _heap_push, _union
+from bottomup.graph._kernels import (
+    _boundary_faces_kernel,
+    _find,
+    _heap_grow,
+    _heap_pop,
+    _heap_push,
+    _union,
+)
 
 # ------------------------------------------------------------------------------------------------
 # Open-addressing hash map int64 -> int64 (keys >= 0; -1 empty, -2 deleted) in two arrays.
@@ -418,29 +425,16 @@ def _ucm2_links_kernel(u, labels):
     """
     hh, ww = u.shape
     h, w = labels.shape
+    kind, fi, fj, fa, fb = _boundary_faces_kernel(labels)
+    m = kind.shape[0]
     cap = 2 * h * w + 16
     la = np.empty(cap, np.int64)
     lb = np.empty(cap, np.int64)
     lw = np.empty(cap, np.float64)
-    m = 0
-    for i in range(h):
-        for j in range(w - 1):
-            a = labels[i, j]
-            b = labels[i, j + 1]
-            if a != b:
-                la[m] = min(a, b)
-                lb[m] = max(a, b)
-                lw[m] = u[2 * i + 1, 2 * j + 2]
-                m += 1
-    for i in range(h - 1):
-        for j in range(w):
-            a = labels[i, j]
-            b = labels[i + 1, j]
-            if a != b:
-                la[m] = min(a, b)
-                lb[m] = max(a, b)
-                lw[m] = u[2 * i + 2, 2 * j + 1]
-                m += 1
+    la[:m] = fa
+    lb[:m] = fb
+    for f in range(m):
+        lw[f] = u[2 * fi[f] + 1 + kind[f], 2 * fj[f] + 2 - kind[f]]
     cells = np.empty(4, np.int64)
     for a in range(h + 1):
         for b in range(w + 1):
@@ -469,26 +463,9 @@ def _ucm2_links_kernel(u, labels):
             for s in range(1, nc):
                 if cells[s] != cells[0]:
                     if m + 1 >= la.shape[0]:
-                        grow = 2 * la.shape[0]
-                        na = np.empty(grow, np.int64)
-                        nb = np.empty(grow, np.int64)
-                        nw = np.empty(grow, np.float64)
-                        na[:m] = la[:m]
-                        nb[:m] = lb[:m]
-                        nw[:m] = lw[:m]
-                        la, lb, lw = na, nb, nw
+                        la, lb, lw = _heap_grow(la, lb, lw)
                     la[m] = min(cells[0], cells[s])
                     lb[m] = max(cells[0], cells[s])
                     lw[m] = x
                     m += 1
     return la[:m].copy(), lb[:m].copy(), lw[:m].copy()
-
-
-@njit(cache=True)
-def _fill_faces_kernel(g, kind, fi, fj, values):
-    for f in range(kind.shape[0]):
-        if kind[f] == 0:
-            g[2 * fi[f] + 1, 2 * fj[f] + 2] = values[f]
-        else:
-            g[2 * fi[f] + 2, 2 * fj[f] + 1] = values[f]
-
