@@ -1,12 +1,15 @@
-"""Train the arc scorer of ``segment(contours="learned")`` on BSDS500 train.
+"""Train an arc scorer (``segment(arcs=...)``) on BSDS500 train.
 
-For every training image: the learned contours (``deep.contours``, four test scales), the ridge
-OWT of ``bottomup.segment`` (``bottomup.pipeline.finest_partition``), the features of each arc
+For every training image: the contours of ``--contours`` (default the learned network of
+``deep.contours``, four test scales; ``gpb``: ``GPb()`` at one scale) with that source's OWT
+(the ridge OWT for the learned ones) at each of ``--scales``
+(``bottomup.pipeline.finest_partition``), the features of each arc
 (``bottomup.owt.arc_scores.arc_features``) and its target, the share of human segmentations that
 separate its two regions (``region_pair_targets``). A small MLP (``deep.contours.arcs``) is fitted
 on the arcs of all images but every ``--hold-every``-th, whose length-weighted cross-entropy is
 reported beside that of the mean strength taken as a probability. The scorer is written
-atomically to ``--out`` (the shipped file is ``bottomup/owt/data/arcs_learned.npz``).
+atomically to ``--out`` (the shipped files are ``bottomup/owt/data/arcs_learned.npz`` and
+``arcs_gpb.npz``, the rules ``arcs="learned"`` and ``arcs="gpb"``).
 
 Per-image arcs are cached in ``--cache`` (one ``.npz`` per image, written atomically, named by the
 key of its image, ground truth, contours and code: ``arcs_key``), so an interrupted run resumes
@@ -14,6 +17,8 @@ and refits are cheap.
 
     python bench/train_arcs.py --root $BOTTOMUP_DATA/bsds500 --cache /tmp/arcs_cache \
         --out bottomup/owt/data/arcs_learned.npz [--workers 2] [--json summary.json]
+    python bench/train_arcs.py --contours gpb --hold-every 0 --cache /tmp/arcs_cache \
+        --out bottomup/owt/data/arcs_gpb.npz --workers 2
 
 Any other edge detector: write its map for every training image to ``PB/{name}.png`` (8 or 16
 bit gray) or ``PB/{name}.npz`` (``pb`` (H, W) in [0, 1], optionally ``oriented`` (O, H, W)) and
@@ -47,10 +52,15 @@ def read_pb(path: str):
     return read_image(path)[..., 0], None
 
 
-def image_arcs(image_path: str, gt_path: str, pb_path: str | None = None):
+def image_arcs(image_path: str, gt_path: str, pb_path: str | None = None, contours: str = "learned",
+               scale: float = 1.0):
     """``(x, y, w)`` of one image's arcs: features, targets, lengths.
 
-    The contours are the learned network's, or the map in ``pb_path`` (:func:`read_pb`).
+    The contours are those of the registered source ``contours`` at one scale, with its own OWT
+    rule (``"learned"``: the network; ``"gpb"``: ``bottomup.contours.GPb()``), or the map in
+    ``pb_path`` (:func:`read_pb`) with the learned source's ridge OWT. ``scale`` != 1: the arcs of
+    the image resized as a level of ``segment``'s pyramid (``image_pyramid``), the human
+    segmentations resized to it by nearest neighbour.
     """
     from bottomup.contours import get_source
     from bottomup.io import read_bsds_gt, read_image
@@ -58,7 +68,18 @@ def image_arcs(image_path: str, gt_path: str, pb_path: str | None = None):
     from bottomup.pipeline import finest_partition
 
     img = read_image(image_path)  # already the (H, W, 3) float64 contract
-    source = get_source("learned")
+    segs = read_bsds_gt(gt_path).segmentations
+    if scale != 1.0:
+        from skimage.transform import resize
+
+        from bottomup.hierarchy.multiscale import image_pyramid
+
+        if pb_path is not None:
+            raise ValueError("--pb-dir maps are used at their own size (scale 1 only)")
+        img = image_pyramid(img, [scale])[0]
+        segs = [resize(g, img.shape[:2], order=0, preserve_range=True, anti_aliasing=False).astype(g.dtype)
+                for g in segs]
+    source = get_source(contours).single_scale()
     if pb_path is not None:
         pb, oriented = read_pb(pb_path)
         if pb.shape != img.shape[:2]:
@@ -66,16 +87,22 @@ def image_arcs(image_path: str, gt_path: str, pb_path: str | None = None):
         source = source.with_policy(fn=lambda _: (pb, oriented), name="pb-dir")  # the learned OWT rule
     pb, oriented, labels, pieces = finest_partition(img, source)
     f = arc_features(img, pb, oriented, labels, pieces)
-    y = region_pair_targets(labels, f.regions, read_bsds_gt(gt_path).segmentations)
+    y = region_pair_targets(labels, f.regions, segs)
     return f.x, y, f.length
 
 
-def arcs_key(image_path, gt_path, pb_path=None) -> str:
+def arcs_key(image_path, gt_path, pb_path=None, contours="learned", scale=1.0) -> str:
     """Cache key of :func:`image_arcs` (``bottomup.io.cache_key``): the image, the ground truth,
     the contours (the ``--pb-dir`` map, or the shipped contour network) and the code (``bottomup``,
     and ``deep`` for the network)."""
+    from bottomup.contours import get_source
     from bottomup.io import cache_key
 
+    if pb_path is None and contours != "learned":
+        source = get_source(contours).single_scale()
+        params = {"contours": source.spec()} | ({"scale": scale} if scale != 1.0 else {})
+        return cache_key("arc-features", params=params,
+                         files=[image_path, gt_path, *source.model_files()], code=["bottomup"])
     if pb_path is None:
         from deep.contours.net import WEIGHTS_FILE
 
@@ -86,14 +113,14 @@ def arcs_key(image_path, gt_path, pb_path=None) -> str:
 
 
 def _cache_one(job):
-    image_path, gt_path, pb_path, source, out = job
+    image_path, gt_path, pb_path, source, scale, out = job
     if os.path.exists(out):  # the name holds arcs_key: same inputs, contours and code
         return out
-    if pb_path is None:
+    if pb_path is None and source == "learned":
         import torch
 
         torch.set_num_threads(1)
-    x, y, w = image_arcs(image_path, gt_path, pb_path)
+    x, y, w = image_arcs(image_path, gt_path, pb_path, "learned" if pb_path else source, scale)
     tmp = out + ".tmp.npz"
     np.savez(tmp, x=x, y=y, w=w, source=np.array(source))
     os.replace(tmp, out)
@@ -117,6 +144,11 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--pb-dir", help="contour maps of another detector, PB/{name}.png or .npz "
                                     "(default: the learned network)")
+    p.add_argument("--contours", default="learned",
+                   help="registered contour source whose arcs to learn (learned, gpb, ...); its own OWT rule")
+    p.add_argument("--scales", default="1",
+                   help="comma-separated image scales whose arcs all go into the fit (e.g. 1,0.5: the levels "
+                        "of the default two-scale hierarchy); not with --pb-dir")
     p.add_argument("--json", help="write the summary here too")
     args = p.parse_args(argv)
 
@@ -130,7 +162,7 @@ def main(argv=None) -> int:
         p.error(f"--root must hold data/images/{args.split} and data/groundTruth/{args.split}: {root}")
     names = sorted(f.stem for f in img_dir.glob("*.jpg") if (gt_dir / f"{f.stem}.mat").exists())
     pb_paths = {n: None for n in names}
-    source = "learned"
+    source = args.contours
     if args.pb_dir:
         pb_dir = Path(args.pb_dir)
         source = f"pb-dir {pb_dir.resolve()}"
@@ -146,11 +178,16 @@ def main(argv=None) -> int:
         p.error(f"no images with ground truth in {img_dir}")
     cache = Path(args.cache)
     cache.mkdir(parents=True, exist_ok=True)
+    scales = [float(v) for v in args.scales.split(",")]
+    if args.pb_dir and scales != [1.0]:
+        p.error("--scales other than 1 need a registered --contours source, not --pb-dir")
     jobs = []
-    for n in names:
-        img, gt = img_dir / f"{n}.jpg", gt_dir / f"{n}.mat"
-        key = arcs_key(img, gt, pb_paths[n])
-        jobs.append((str(img), str(gt), pb_paths[n], source, str(cache / f"{args.split}_{n}-{key}.npz")))
+    for sc in scales:
+        for n in names:
+            img, gt = img_dir / f"{n}.jpg", gt_dir / f"{n}.mat"
+            key = arcs_key(img, gt, pb_paths[n], source if pb_paths[n] is None else "learned", sc)
+            out = str(cache / f"{args.split}_{n}-{key}.npz")
+            jobs.append((str(img), str(gt), pb_paths[n], source, sc, out))
     t0 = time.perf_counter()
     if args.workers > 1:
         from multiprocessing import get_context
@@ -168,7 +205,8 @@ def main(argv=None) -> int:
     fit, hold = [], []
     for i, (*_, path) in enumerate(jobs):
         with np.load(path) as d:
-            (hold if args.hold_every and i % args.hold_every == 0 else fit).append((d["x"], d["y"], d["w"]))
+            held = args.hold_every and (i % len(names)) % args.hold_every == 0  # same images at every scale
+            (hold if held else fit).append((d["x"], d["y"], d["w"]))
     if not fit:
         p.error("no images left to fit on; lower --hold-every or add images")
 
@@ -177,11 +215,13 @@ def main(argv=None) -> int:
 
     x, y, w = (cat(fit, j) for j in range(3))
     t1 = time.perf_counter()
-    meta = {"data": f"BSDS500 {args.split}", "images_fit": len(fit), "images_held_out": len(hold),
+    meta = {"data": f"BSDS500 {args.split}", "scales": scales, "images_fit": len(fit),
+            "images_held_out": len(hold),
             "arcs_fit": int(x.shape[0]), "hidden": args.hidden, "layers": args.layers,
             "epochs": args.epochs, "seed": args.seed,
-            "contours": ("learned (deep/weights/contours_lite0.pt, 4 test scales)" if source == "learned"
-                         else source) + ", ridge OWT"}
+            "contours": ("learned (deep/weights/contours_lite0.pt, 4 test scales), ridge OWT"
+                         if source == "learned"
+                         else source + (", ridge OWT" if args.pb_dir else ", its own OWT"))}
     scorer = fit_arc_scorer(x, y, w, hidden=args.hidden, layers=args.layers, epochs=args.epochs,
                             seed=args.seed, meta=meta)
     t_fit = time.perf_counter() - t1

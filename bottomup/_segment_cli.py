@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from bottomup.cli import add_command, add_contours_argument, add_job_arguments, run_job_from_args
+from bottomup.contours.source import ARC_RULES
 
 _DESCRIPTION = """\
 Compute the OWT-UCM hierarchy of each image (gPb contours by default, --contours learned for the
@@ -137,9 +138,10 @@ def register(subparsers) -> None:
     p.add_argument("--preset", choices=("quality", "balanced", "fast", "medium", "mcg"),
                    help="gPb preset (default quality; --contours gpb only; mcg: old name of medium)")
     p.add_argument("--seed", type=int, help="seed of gPb's texton k-means (default 0; --contours gpb only)")
-    p.add_argument("--arcs", choices=("mean", "learned"),
+    p.add_argument("--arcs", choices=ARC_RULES,
                    help="arc scores before the merging: mean contour strength (the OWT-UCM; default for "
-                        "gPb) or the learned arc scorer (default for --contours learned)")
+                        "gPb), or the shipped scorer fitted on the arcs of the learned contours (default for "
+                        "--contours learned) or of gPb")
     scale = p.add_mutually_exclusive_group()
     scale.add_argument("--multiscale", dest="multiscale", action="store_true", default=None,
                        help="combine the hierarchies of the image at x1 and x0.5 (MCG's alignment; "

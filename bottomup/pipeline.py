@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import warnings
 
-from bottomup.contours.source import CNN_RIDGE, ContourSource, GPb, Ridge, get_source
+from bottomup.contours.source import ARC_RULES, CNN_RIDGE, ContourSource, GPb, Ridge, get_source
 from bottomup.hierarchy import Hierarchy, hierarchy_from_pieces
 from bottomup.hierarchy.multiscale import multiscale_hierarchy
 from bottomup.owt import oriented_watershed, rescore_pieces, ridge_owt_inputs
@@ -38,11 +38,11 @@ def segment(image, contours="gpb", *, arcs=None, **deprecated) -> Hierarchy:
         :class:`bottomup.contours.ContourSource` (``GPb("fast", seed=1)``, or your detector with
         its policy); a plain callable ``fn(image) -> (pb, oriented)``: exactly
         ``bottomup.ucm(*fn(image))``.
-    arcs : None, "mean", "learned" or ArcScorer
+    arcs : None, "mean", "learned", "gpb" or ArcScorer
         How each arc of the finest partition is scored before the greedy merging: ``"mean"``,
-        the mean of its contour strengths (OWT-UCM); ``"learned"``, the shipped
-        :class:`bottomup.owt.ArcScorer` (trained on arcs of the learned contours,
-        ``bench/train_arcs.py``); or any scorer. None (default): the source's ``arcs``.
+        the mean of its contour strengths (OWT-UCM); ``"learned"`` or ``"gpb"``, the shipped
+        :class:`bottomup.owt.ArcScorer` fitted on the arcs of the learned contours or of
+        ``GPb()`` (``bench/train_arcs.py``); or any scorer. None (default): the source's ``arcs``.
     **deprecated
         ``preset``, ``seed``, ``owt`` and ``multiscale`` (and a gPb preset name as the second
         argument) are attributes of the source now; they still work for one release with a
@@ -120,19 +120,19 @@ def _finest_partition(img, source: ContourSource):
 
 
 def arc_scorer(arcs) -> ArcScorer | None:
-    """The scorer behind ``arcs``: None for ``"mean"`` (mean strengths), else an ``ArcScorer``."""
+    """The scorer behind ``arcs``: None for ``"mean"`` (mean strengths), else an ``ArcScorer``
+    (a rule of :data:`bottomup.contours.ARC_RULES` names a shipped one)."""
     if isinstance(arcs, ArcScorer):
         return arcs
-    if not isinstance(arcs, str):
-        raise TypeError(f"`arcs` must be None, 'mean', 'learned' or an ArcScorer, got {type(arcs).__name__}")
-    if arcs not in ("mean", "learned"):
-        raise ValueError(f"`arcs` must be None, 'mean', 'learned' or an ArcScorer, got {arcs!r}")
-    return None if arcs == "mean" else _shipped_arc_scorer()
+    if not isinstance(arcs, str) or arcs not in ARC_RULES:
+        raise (TypeError if not isinstance(arcs, str) else ValueError)(
+            f"`arcs` must be None, one of {ARC_RULES} or an ArcScorer, got {arcs!r}")
+    return None if arcs == "mean" else _shipped_arc_scorer(arcs)
 
 
-@functools.lru_cache(maxsize=1)
-def _shipped_arc_scorer() -> ArcScorer:
-    return load_arc_scorer()
+@functools.cache
+def _shipped_arc_scorer(name: str) -> ArcScorer:
+    return load_arc_scorer(name)
 
 
 def legacy_source(contours, deprecated: dict, where: str) -> ContourSource:
@@ -190,6 +190,7 @@ def model_files(source: ContourSource, arcs=None) -> list:
     from bottomup.owt.arc_scores import shipped_arc_scorer_path
 
     files = [Path(p) for p in source.model_files()]
-    if (source.arcs if arcs is None else arcs) == "learned":
-        files.append(Path(str(shipped_arc_scorer_path())))
+    rule = source.arcs if arcs is None else arcs
+    if isinstance(rule, str) and rule != "mean":
+        files.append(Path(str(shipped_arc_scorer_path(rule))))
     return files

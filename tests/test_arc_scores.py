@@ -165,6 +165,25 @@ def test_shipped_scorer_loads_and_scores_probabilities(small_case):
     assert ((p > 0) & (p < 1)).all()
 
 
+def test_each_shipped_scorer_is_named_by_the_contours_it_was_fitted_on(small_case):
+    from bottomup.contours import GPb
+    from bottomup.contours.source import ARC_RULES
+    from bottomup.owt.arc_scores import SHIPPED_ARC_SCORERS, shipped_arc_scorer_path
+    from bottomup.pipeline import arc_scorer, model_files
+
+    assert set(SHIPPED_ARC_SCORERS) == set(ARC_RULES) - {"mean"}
+    assert load_arc_scorer("gpb").meta["contours"].startswith("gpb")
+    assert "learned" in load_arc_scorer("learned").meta["contours"]
+    # the named rule and the file behind it are the same scorer
+    image, pb, oriented, labels, pieces = small_case
+    x = arc_features(image, pb, oriented, labels, pieces).x
+    np.testing.assert_array_equal(arc_scorer("gpb")(x), load_arc_scorer(shipped_arc_scorer_path("gpb"))(x))
+    assert not np.allclose(arc_scorer("gpb")(x), arc_scorer("learned")(x))
+    assert [p.name for p in model_files(GPb(), "gpb")] == ["arcs_gpb.npz"]
+    with pytest.raises(ValueError, match="shipped"):
+        shipped_arc_scorer_path("bogus")
+
+
 def test_rescore_pieces_constant_along_each_arc(small_case):
     image, pb, oriented, labels, pieces = small_case
     s = _scorer(np.random.default_rng(2))
@@ -225,7 +244,7 @@ def test_cli_arcs_option(tmp_path):
     img[:, 22:] = [0.9, 0.6, 0.2]
     cv2.imwrite(str(tmp_path / "a.png"), (img[..., ::-1] * 255).round().astype(np.uint8))
     read = cv2.imread(str(tmp_path / "a.png"))[..., ::-1]
-    for arcs in ("learned", "mean"):
+    for arcs in ("learned", "mean", "gpb"):
         out = tmp_path / arcs
         assert main(["segment", str(tmp_path / "a.png"), "--out", str(out), "--preset", "fast",
                      "--single-scale", "--arcs", arcs, "--format", "npz", "--quiet"]) == 0

@@ -135,5 +135,10 @@ def test_arc_features_key_ingredients(tmp_path, image, monkeypatch):
     gt.write_bytes(b"other ground truth")
     k3 = train_arcs.arcs_key(image, gt, pb)
     assert k3 != k2
+    # arcs of a registered source: keyed by its spec and the image scale
+    g1 = train_arcs.arcs_key(image, gt, None, "gpb")
+    assert g1 == train_arcs.arcs_key(image, gt, None, "gpb", 1.0)
+    assert len({g1, train_arcs.arcs_key(image, gt, None, "gpb", 0.5), k3}) == 3
     monkeypatch.setattr(cache_mod, "code_version", lambda *m: "edited")
     assert train_arcs.arcs_key(image, gt, pb) != k3
+    assert train_arcs.arcs_key(image, gt, None, "gpb") != g1

@@ -82,7 +82,8 @@ def test_every_package_file_is_in_the_wheel(wheel):
     data = [f for f in files if not f.endswith(".py")]
     # the data this check is about (a guard against an empty or mis-rooted file list)
     assert {"deep/weights/contours_lite0.pt", "deep/weights/heads_msrc21.pt",
-            "bottomup/owt/data/arcs_learned.npz", "bottomup/mcg/data/scg_ranker.npz"} <= set(data)
+            "bottomup/owt/data/arcs_learned.npz", "bottomup/owt/data/arcs_gpb.npz",
+            "bottomup/mcg/data/scg_ranker.npz"} <= set(data)
     missing = sorted(set(files) - _names(wheel))
     assert not missing, f"missing from {wheel.name} (add them to package-data): {missing}"
 

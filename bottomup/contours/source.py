@@ -50,8 +50,10 @@ __all__ = ["ContourSource", "GPb", "Multiscale", "Ridge", "CNN_RIDGE", "get_sour
 
 #: Values of :attr:`ContourSource.owt`.
 OWT_RULES = ("plain", "steepest", "ridge")
-#: Named arc rules (:attr:`ContourSource.arcs`; ``bottomup.segment(arcs=...)`` also takes a scorer).
-ARC_RULES = ("mean", "learned")
+#: Named arc rules (:attr:`ContourSource.arcs`; ``bottomup.segment(arcs=...)`` also takes a scorer):
+#: ``"mean"`` strength, or a shipped learned scorer named by the contours it was fitted on
+#: (:data:`bottomup.owt.arc_scores.SHIPPED_ARC_SCORERS`).
+ARC_RULES = ("mean", "learned", "gpb")
 #: Entry-point group through which packages register named contour sources.
 ENTRY_POINT_GROUP = "bottomup.contours"
 

@@ -28,7 +28,8 @@ def hierarchy_key(image_path, method: str, source: ContourSource = PROPOSAL_GPB,
     quotas, the ground truth).
     """
     if isinstance(arcs, ArcScorer):
-        raise TypeError("`arcs` must be 'mean', 'learned' or None for a cache key, not a scorer object")
+        raise TypeError("`arcs` must be None or a named rule (bottomup.contours.ARC_RULES) for a cache key, "
+                        "not a scorer object")
     arcs = source.arcs if arcs is None else arcs
     params = {"method": method, "source": source.spec(), "arcs": arcs, **(extra or {})}
     code = ["bottomup", *sorted({type(source).__module__.split(".")[0]} - {"bottomup"})]

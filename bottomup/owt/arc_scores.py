@@ -33,6 +33,7 @@ from importlib import resources
 import numpy as np
 from numpy.typing import NDArray
 
+from bottomup.contours.source import ARC_RULES
 from bottomup.owt.oriented_watershed import BoundaryPieces
 
 __all__ = ["FEATURES", "ArcFeatures", "ArcScorer", "arc_features", "region_pair_targets",
@@ -239,15 +240,32 @@ def save_arc_scorer(path, scorer: ArcScorer) -> None:
     os.replace(tmp, path)
 
 
-def shipped_arc_scorer_path():
-    """Path of the shipped :class:`ArcScorer` file (``bottomup/owt/data/arcs_learned.npz``)."""
-    return resources.files("bottomup.owt") / "data" / "arcs_learned.npz"
+#: The shipped scorers by name: the contour source whose arcs each was fitted on
+#: (``bench/train_arcs.py --contours NAME``, BSDS500 train; ``data/MODEL_CARD.md``).
+SHIPPED_ARC_SCORERS = {rule: f"arcs_{rule}.npz" for rule in ARC_RULES if rule != "mean"}
+
+
+def shipped_arc_scorer_path(name: str = "learned"):
+    """Path of a shipped :class:`ArcScorer` file (``bottomup/owt/data/arcs_{name}.npz``).
+
+    ``name`` is a key of :data:`SHIPPED_ARC_SCORERS`: ``"learned"``, fitted on the arcs of the
+    learned contours, or ``"gpb"``, fitted on those of ``GPb()`` at one scale.
+    """
+    if name not in SHIPPED_ARC_SCORERS:
+        raise ValueError(f"no shipped arc scorer {name!r}; shipped: {sorted(SHIPPED_ARC_SCORERS)}")
+    return resources.files("bottomup.owt") / "data" / SHIPPED_ARC_SCORERS[name]
 
 
 def load_arc_scorer(path=None) -> ArcScorer:
-    """Read an :class:`ArcScorer`; None: the shipped one (learned contours, ``bench/train_arcs.py``)."""
-    if path is None:
-        with resources.as_file(shipped_arc_scorer_path()) as p:
+    """Read an :class:`ArcScorer` from a file, or a shipped one by name (None: ``"learned"``).
+
+    Examples
+    --------
+    >>> load_arc_scorer("gpb").meta["contours"]
+    'gpb, its own OWT'
+    """
+    if path is None or (isinstance(path, str) and path in SHIPPED_ARC_SCORERS):
+        with resources.as_file(shipped_arc_scorer_path(path or "learned")) as p:
             return _read_scorer(p)
     return _read_scorer(path)
 
