@@ -100,17 +100,15 @@ def _setup(args):
     """Dataset (caches filled) and segmenter (with ``--fusion`` overrides) of ``eval``/``select``."""
     import torch
 
-    from deep.segmenter import DeepSegmenter
+    from deep.segmenter import DeepSegmenter, check_fusion
 
+    fusion = check_fusion(json.loads(args.fusion), name="--fusion") if args.fusion else {}
     torch.set_num_threads(args.threads)
     work = Path(args.work)
     ds = _dataset(Path(args.root), work, args.split)
     _prepare(ds, work, args.workers, args.preset, args.proposals, args.owt)
     seg = DeepSegmenter.load(args.weights)
-    if args.fusion:
-        from deep.segmenter import check_fusion
-
-        seg.fusion.update(check_fusion(json.loads(args.fusion), name="--fusion"))
+    seg.fusion.update(fusion)
     return ds, work, seg
 
 
@@ -288,9 +286,13 @@ def _settings(args) -> dict:
 
     grid = {k: list(v) for k, v in DEFAULT_GRID.items()}
     if args.grid:
-        from deep.segmenter import check_fusion
+        from deep.segmenter import FUSE_KEYS, check_fusion
 
         grid.update(check_fusion(json.loads(args.grid), name="--grid"))
+        bad = [k for k in grid if k not in FUSE_KEYS]
+        if bad:
+            raise ValueError(f"`--grid` key {bad[0]!r} is not a weight of the fusion layer; the fitted keys "
+                             f"are {list(FUSE_KEYS)}")
     return {"epochs": _epochs(args), "preset": args.preset, "proposals": args.proposals, "owt": args.owt,
             "grid": grid, "method": args.method, "seed": args.seed}
 
@@ -317,13 +319,13 @@ def cmd_select(args) -> int:
 
     torch.set_num_threads(args.threads)
     work = Path(args.work)
+    settings = _settings(args)
     ds = _pool_names(_pool(Path(args.root), work, args.pool), args.max_images, args.seed)
     if args.weights is None or not Path(args.weights).is_file():
         raise SystemExit(f"--weights must name heads trained on the pool ({args.pool}) by `train`, got "
                          f"{args.weights!r}; the fitted fusion is written into that file")
     if not 0 <= args.sel_fold < args.folds:
         raise SystemExit(f"--sel-fold must be in 0..{args.folds - 1}, got {args.sel_fold}")
-    settings = _settings(args)
     _prepare(ds, work, args.workers, args.preset, args.proposals, args.owt)
     folds = _folds(ds, args.folds, args.seed)
     sel = folds[args.sel_fold]
@@ -433,8 +435,8 @@ def cmd_cv(args) -> int:
     torch.set_num_threads(args.threads)
     work = Path(args.work)
     t_start = time.perf_counter()
-    ds = _pool_names(_pool(Path(args.root), work, args.pool), args.max_images, args.seed)
     settings = _settings(args)
+    ds = _pool_names(_pool(Path(args.root), work, args.pool), args.max_images, args.seed)
     config = {"pool": args.pool, "n_images": len(ds), "max_images": args.max_images, "folds": args.folds,
               "refit": not args.no_refit, **settings}
     cfg_path = work / "cv" / "config.json"
