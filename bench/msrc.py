@@ -229,7 +229,9 @@ def _heads(ds, work: Path, names, ckpt_dir: Path, out: Path, settings: dict, *, 
     times = out.with_name(out.stem + "_seconds.json")
     if not out.is_file():
         sub = ds.subset(names)
+        c0 = time.process_time()
         h = train_heads(sub, work, ckpt_dir=ckpt_dir, progress=progress, **settings["epochs"])
+        h["times"]["cpu_all_stages"] = time.process_time() - c0  # CPU seconds of this process, all threads
         seg = DeepSegmenter(h["pixel"], h["scorer"], h["refiner"], ds.classes, ds.things, fusion=fusion,
                             backbone=backbone, preset=settings["preset"], n_proposals=settings["proposals"],
                             owt=settings["owt"])
@@ -462,7 +464,7 @@ def cmd_cv(args) -> int:
     if args.fold is not None:
         return 0
     summary = {"config": config, **cv_summary(results, len(ds.classes)), "seconds_cache": t_cache,
-               "seconds_this_run": time.perf_counter() - t_start,
+               "seconds_this_run": time.perf_counter() - t_start, "cpu_seconds_this_run": time.process_time(),
                "cpu_count": os.cpu_count(), "threads": args.threads}
     _write_json(work / "cv" / "cv.json", summary)
     print(_table(summary))

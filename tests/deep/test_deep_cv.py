@@ -342,7 +342,7 @@ def test_cv_fold_resumes_and_summarises(pool, tmp_path, capsys):
         assert not set(sel["sel_names"]) & set(folds[k]) and not set(sel["fit_names"]) & set(folds[k])
         for key in msrc.FIGURES:
             assert np.isfinite(r[key]) or key.startswith(("apr", "mask"))
-        assert set(r["seconds_training"]) == {"pixel", "scorer", "refiner"}
+        assert set(r["seconds_training"]) == {"pixel", "scorer", "refiner", "cpu_all_stages"}
     # resumed: nothing is trained again, the results are read back
     msgs.clear()
     again = msrc.cv_fold(ds, work, folds, 1, SETTINGS, backbone=backbone, progress=msgs.append)
