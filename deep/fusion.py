@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .segmenter import DEFAULT_FUSION, FUSE_KEYS, check_fusion, fuse_components
+from .segmenter import DEFAULT_FUSION, FUSE_KEYS, check_fusion, fuse_components, instance_evidence
 
 __all__ = ["DEFAULT_GRID", "FusionFit", "fit_fusion"]
 
@@ -107,6 +107,12 @@ def fit_fusion(components, targets, n_classes: int, *, grid=None, base=None, met
             raise ValueError(f"`components[{i}]` has no votes for iou_power {missing}; compute them with "
                              f"fusion={{'iou_power': {list(grid['iou_power'])}}}")
     fz0 = {**DEFAULT_FUSION, **check_fusion(base, name="base")}
+    if any(v for v in grid.get("instance", ())) or fz0["instance"]:  # once per image, not per setting
+        import torch
+
+        with torch.inference_mode():
+            components = [{**c, "evidence": instance_evidence(c["instances"], c["logp"].float())}
+                          if len(c["instances"]) else c for c in components]
     keys = list(grid)
     cache: dict[tuple, tuple[float, dict]] = {}
     tried: list[dict] = []

@@ -41,7 +41,7 @@ from .refine import MaskRefiner, expand_boxes, mask_nms, paste_masks
 from .scoring import PixelClassifier, RegionScorer, dense_hypercolumns, region_descriptors
 
 __all__ = ["DEFAULT_FUSION", "DeepResult", "DeepSegmenter", "FUSE_KEYS", "Instances", "check_fusion",
-           "fuse_components", "overlay", "segment", "segment_file", "weights_path"]
+           "fuse_components", "instance_evidence", "overlay", "segment", "segment_file", "weights_path"]
 
 LEVELS = (4, 8, 16, 32)
 #: Fusion weights used when a weights file has none: ``pixel``, ``leaf`` and ``region`` weigh
@@ -439,6 +439,19 @@ def fuse_components(comp: dict, fusion: dict):
         return _fuse(comp, fusion)
 
 
+def instance_evidence(inst: Instances, like: torch.Tensor) -> torch.Tensor:
+    """``(C, H, W)``: the best score of the instances of each class covering each pixel (0 elsewhere).
+
+    It depends on the instances only, so :func:`deep.fusion.fit_fusion` computes it once per image
+    (``comp["evidence"]``) instead of once per setting tried.
+    """
+    ev = torch.zeros_like(like)
+    for m, c, sc in zip(inst.masks, inst.classes, inst.scores, strict=True):
+        mk = torch.from_numpy(m).to(like.device)
+        ev[int(c)] = torch.where(mk, torch.clamp(ev[int(c)], min=float(sc)), ev[int(c)])
+    return ev
+
+
 def _fuse(comp, fz):
     h, w = comp["shape"]
     logp = comp["logp"].float()
@@ -448,10 +461,9 @@ def _fuse(comp, fz):
     score = fz["pixel"] * logp + leaf_term[comp["flat"]].T.reshape(n_cls, h, w)
     inst = comp["instances"]
     if fz.get("instance", 0.0) and len(inst):  # soft evidence of the refined instances
-        ev = torch.zeros_like(score)
-        for m, c, sc in zip(inst.masks, inst.classes, inst.scores, strict=True):
-            mk = torch.from_numpy(m).to(score.device)
-            ev[int(c)] = torch.where(mk, torch.clamp(ev[int(c)], min=float(sc)), ev[int(c)])
+        ev = comp.get("evidence")
+        if ev is None:
+            ev = instance_evidence(inst, score)
         score = score + fz["instance"] * ev
     probs = F.softmax(score, 0)
     labels = probs.argmax(0)

@@ -17,7 +17,14 @@ from bottomup.mcg import Candidates
 from deep.backbone import efficientnet_lite0
 from deep.data import SegmentationDataset, kfold_split, write_categories, write_sample
 from deep.fusion import fit_fusion
-from deep.segmenter import DEFAULT_FUSION, DeepSegmenter, Instances, check_fusion, fuse_components
+from deep.segmenter import (
+    DEFAULT_FUSION,
+    DeepSegmenter,
+    Instances,
+    check_fusion,
+    fuse_components,
+    instance_evidence,
+)
 from deep.training import cache_taps, load_proposals, load_taps, save_proposals
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
@@ -131,6 +138,13 @@ def test_fit_fusion_recovers_the_best_setting():
     # the fitted weights reproduce the targets through the fusion layer itself
     labels, _ = fuse_components(comp, {**DEFAULT_FUSION, **base, **coord.fusion})
     np.testing.assert_array_equal(labels, target)
+    # the instance evidence cached by fit_fusion gives the same fusion as computing it each time
+    fz = {**DEFAULT_FUSION, "instance": 2.0, "paste": 2.0}
+    cached = {**comp, "evidence": instance_evidence(comp["instances"], comp["logp"])}
+    a, pa = fuse_components(comp, fz)
+    b, pb = fuse_components(cached, fz)
+    np.testing.assert_array_equal(a, b)
+    torch.testing.assert_close(pa, pb, rtol=0, atol=0)
 
 
 def test_fit_fusion_errors():
