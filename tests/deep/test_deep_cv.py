@@ -343,15 +343,18 @@ def test_cv_fold_resumes_and_summarises(pool, tmp_path, capsys):
     shutil.copytree(work0 / "taps", work / "taps")
     shutil.copytree(work0 / "props", work / "props")
     msgs = []
-    results = [msrc.cv_fold(ds, work, folds, k, SETTINGS, backbone=backbone, progress=msgs.append)
-               for k in range(3)]
-    assert sum("epoch 1/1" in m for m in msgs) == 3 * 2 * 3  # 3 folds x (inner + refit) x 3 heads
+    # fold 0 retrains on both training folds after the selection; folds 1, 2 keep the inner heads
+    results = [msrc.cv_fold(ds, work, folds, k, SETTINGS, refit=k == 0, backbone=backbone,
+                            progress=msgs.append) for k in range(3)]
+    assert sum("epoch 1/1" in m for m in msgs) == 3 * (2 + 1 + 1)  # trainings x 3 heads
     for k, r in enumerate(results):
         fdir = work / "cv" / f"fold_{k}"
-        for f in ("selection.json", "inner_heads.pt", "heads.pt", "result.json", "final/pixel.ckpt"):
+        for f in ("selection.json", "inner_heads.pt", "result.json", "inner/pixel.ckpt"):
             assert (fdir / f).is_file(), f
+        assert (fdir / "heads.pt").is_file() == (k == 0) and r["refit"] == (k == 0)
         assert r["test_names"] == folds[k] and r["n_test"] == len(folds[k])
-        assert r["n_train"] == N_IMAGES - len(folds[k]) and r["n_selection"] == len(folds[(k + 1) % 3])
+        n_sel = len(folds[(k + 1) % 3])
+        assert r["n_train"] == N_IMAGES - len(folds[k]) - (n_sel if k else 0) and r["n_selection"] == n_sel
         sel = json.loads((fdir / "selection.json").read_text())
         assert not set(sel["sel_names"]) & set(folds[k]) and not set(sel["fit_names"]) & set(folds[k])
         for key in msrc.FIGURES:
