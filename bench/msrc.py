@@ -1,16 +1,30 @@
 """Train and evaluate the deep heads (region scoring, mask refinement, fusion) on MSRC-21.
 
     python bench/msrc.py train  --root $BOTTOMUP_DATA/msrc --work DIR [--out WEIGHTS.pt]
-    python bench/msrc.py select --root $BOTTOMUP_DATA/msrc --work DIR --weights WEIGHTS.pt [--split val]
+    python bench/msrc.py select --root $BOTTOMUP_DATA/msrc --work DIR --weights WEIGHTS.pt [--pool train]
     python bench/msrc.py eval   --root $BOTTOMUP_DATA/msrc --work DIR --split val --json OUT.json
                                 [--weights WEIGHTS.pt] [--crf] [--ablation]
+    python bench/msrc.py cv     --root $BOTTOMUP_DATA/msrc --work DIR --folds 5 --pool train+val
+                                [--max-images N] [--epochs-scale S] [--crf] [--json OUT.json]
+    python bench/msrc.py eval   --work DIR --cv 5           (prints the figures of a finished cv)
 
 ``--root`` is either raw MSRC-v2 (``images/``, ``groundTruth/``, ``train.txt``, ``val.txt``), which
 is converted once to the documented layout of :mod:`deep.data` in ``WORK/layout``, or a folder
 already in that layout (your own data). ``WORK`` caches backbone taps, proposals and stage
-checkpoints, so every step resumes after an interruption. ``train`` uses the train split only;
-``select`` grid-searches the fusion weights on a split (val: "tune on train, select on val") and
-writes them into the weights file; ``eval`` reports
+checkpoints, so every step resumes after an interruption. ``train`` uses the train split only.
+
+Selection never reads the images it reports on. ``select`` deals the pool (``--pool``, default
+train) into ``--folds`` folds (:func:`deep.data.kfold_split`), trains heads on all folds but
+``--sel-fold``, fits the fusion weights (:func:`deep.fusion.fit_fusion`) on that fold and writes
+them into the weights file (heads trained on the whole pool by ``train``); val is never read.
+``cv`` is K-fold cross-validation over the pool: for each fold k, the fold after it (k + 1 mod K)
+is the selection fold, heads are trained on the other K - 2 folds and the fusion is fitted on the
+selection fold, then (unless ``--no-refit``) heads are retrained on all K - 1 training folds, and
+fold k is scored with the fitted fusion. Each fold's checkpoints, selection and figures are kept
+under ``WORK/cv/fold_k/`` (written atomically, skipped when present); the summary (per-fold
+figures, mean and std over folds, pooled semantic figures) goes to ``WORK/cv/cv.json``. Epoch
+counts are fixed by the recipe (``--*-epochs`` times ``--epochs-scale``), not selected.
+``eval`` reports
 
     pixel_acc, mean_class_acc, miou, fw_iou (semantic, before any CRF unless --crf),
     apr50, apr70 (SDS AP^r, thing classes), mask_ap (COCO 0.5:0.95), seconds_per_image (the deep
@@ -23,7 +37,6 @@ scoring without refinement (instances from the raw candidates) and the full pipe
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import os
 import sys
@@ -42,6 +55,15 @@ def _dataset(root: Path, work: Path, split: str):
         msrc_to_layout(root, work / "layout")
         return SegmentationDataset(work / "layout", split)
     return SegmentationDataset(root, split)
+
+
+def _pool(root: Path, work: Path, pool: str):
+    """The images of the splits named in ``pool`` (``train``, ``val``, ``train+val``), in order."""
+    splits = [p for p in pool.split("+") if p]
+    if not splits:
+        raise ValueError(f"`--pool` must name splits joined by '+', e.g. train+val, got {pool!r}")
+    dss = [_dataset(root, work, sp) for sp in splits]
+    return dss[0].subset([n for d in dss for n in d.names])
 
 
 def _prepare(ds, work: Path, workers: int, preset: str, n: int, owt: str | None = None):
@@ -78,15 +100,15 @@ def _setup(args):
     """Dataset (caches filled) and segmenter (with ``--fusion`` overrides) of ``eval``/``select``."""
     import torch
 
-    from deep.segmenter import DeepSegmenter
+    from deep.segmenter import DeepSegmenter, check_fusion
 
+    fusion = check_fusion(json.loads(args.fusion), name="--fusion") if args.fusion else {}
     torch.set_num_threads(args.threads)
     work = Path(args.work)
     ds = _dataset(Path(args.root), work, args.split)
     _prepare(ds, work, args.workers, args.preset, args.proposals, args.owt)
     seg = DeepSegmenter.load(args.weights)
-    if args.fusion:
-        seg.fusion.update(json.loads(args.fusion))
+    seg.fusion.update(fusion)
     return ds, work, seg
 
 
@@ -108,19 +130,19 @@ def _predict_all(seg, ds, work, fusion=None, progress=True):
         yield sample, cands, taps, res, dt
 
 
-def cmd_eval(args) -> int:
-    ds, work, seg = _setup(args)
+def _evaluate(seg, ds, work, *, crf: bool = False, ablation: bool = False, progress=True) -> dict:
+    """The figures of ``eval`` for ``seg`` on ``ds`` (taps and proposals from the caches)."""
     n = len(ds.classes)
     rows, times, crf_rows, base_rows, raw_rows, t_crf, stage_t = [], [], [], [], [], [], []
-    for sample, cands, taps, res, dt in _predict_all(seg, ds, work):
+    for sample, cands, taps, res, dt in _predict_all(seg, ds, work, progress=progress):
         rows.append((sample, res.labels, res.instances))
         times.append(dt)
         stage_t.append(res.timings)
-        if args.ablation:
+        if ablation:
             base_rows.append((sample, res.pixel_probs.argmax(0).astype(np.uint8), res.instances))
             r2 = seg.predict(sample.image, candidates=cands, taps=taps, fusion={"refine": False})
             raw_rows.append((sample, r2.labels, r2.instances))
-        if args.crf:
+        if crf:
             from deep.crf import dense_crf
 
             t0 = time.perf_counter()
@@ -128,19 +150,13 @@ def cmd_eval(args) -> int:
             t_crf.append(time.perf_counter() - t0)
             crf_rows.append((sample, q.argmax(0).astype(np.uint8), res.instances))
     out = score_results(ds, rows, n)
-    # taps come from the cache here: time the backbone pass apart and add it
-    t_backbone = _backbone_seconds(seg, ds)
-    out.update({"split": args.split, "n_images": len(ds),
-                "seconds_per_image": float(np.median(times)) + t_backbone,
-                "seconds_backbone": t_backbone,
-                "seconds_heads_median": float(np.median(times)),
-                "seconds_stages_median": {k: float(np.median([t[k] for t in stage_t])) for k in stage_t[0]},
-                "weights": args.weights or "shipped", "preset": seg.preset, "fusion": seg.fusion})
-    if args.crf:
+    out.update({"n_images": len(ds), "seconds_heads_median": float(np.median(times)),
+                "seconds_stages_median": {k: float(np.median([t[k] for t in stage_t])) for k in stage_t[0]}})
+    if crf:
         c = score_results(ds, crf_rows, n, with_instances=False)
-        out["crf"] = {k: c[k] for k in ("pixel_acc", "mean_class_acc", "miou", "fw_iou")}
+        out["crf"] = {k: c[k] for k in ("pixel_acc", "mean_class_acc", "miou", "fw_iou", "confusion")}
         out["crf"]["seconds_per_image"] = float(np.median(t_crf))
-    if args.ablation:
+    if ablation:
         keys = ("pixel_acc", "mean_class_acc", "miou", "fw_iou", "apr50", "apr70", "mask_ap")
         b = score_results(ds, base_rows, n, with_instances=False)
         r = score_results(ds, raw_rows, n)
@@ -149,13 +165,33 @@ def cmd_eval(args) -> int:
             "region_scoring_no_refinement": {k: r[k] for k in keys},
             "with_mask_refinement": {k: out[k] for k in keys},
         }
+    return out
+
+
+def _write_json(path, obj) -> None:
+    from bottomup.io.files import atomic_path
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(json.dumps(obj, indent=1))
+
+
+def cmd_eval(args) -> int:
+    if args.cv is not None:
+        return _print_cv(Path(args.work), args.cv, args.json)
+    ds, work, seg = _setup(args)
+    out = _evaluate(seg, ds, work, crf=args.crf, ablation=args.ablation)
+    # taps come from the cache here: time the backbone pass apart and add it
+    t_backbone = _backbone_seconds(seg, ds)
+    out.update({"split": args.split, "seconds_per_image": out["seconds_heads_median"] + t_backbone,
+                "seconds_backbone": t_backbone, "weights": args.weights or "shipped", "preset": seg.preset,
+                "fusion": seg.fusion})
+    if args.crf:
+        out["crf"].pop("confusion")
     summary = {k: v for k, v in out.items() if k not in ("per_class_apr50", "confusion")}
     print(json.dumps(summary, indent=1))
     if args.json:
-        from bottomup.io.files import atomic_path
-
-        with atomic_path(args.json) as tmp:
-            Path(tmp).write_text(json.dumps(out, indent=1))
+        _write_json(args.json, out)
     return 0
 
 
@@ -171,41 +207,293 @@ def _backbone_seconds(seg, ds, repeats: int = 5) -> float:
     return float(np.median(ts))
 
 
-def cmd_select(args) -> int:
-    """Grid search of the fusion weights on a split; writes the best into the weights file."""
-    ds, work, seg = _setup(args)
-    n = len(ds.classes)
-    grid = {"pixel": [1.0], "leaf": [0.0, 0.5, 1.0], "region": [0.0, 0.5, 1.0, 2.0],
-            "paste": [0.3, 0.5, 0.7, 0.9, 2.0], "iou_power": [1.0, 2.0, 4.0]}
-    comps = []
-    for sample, cands, taps in _inputs(ds, work):
-        comp = seg.components(sample.image, candidates=cands, taps=taps,
-                              fusion={"iou_power": grid["iou_power"]})
+# ---- selection and cross-validation ---------------------------------------------------------------
+
+
+def _epochs(args) -> dict:
+    """Epochs of each head: ``--*-epochs`` times ``--epochs-scale`` (at least 1)."""
+    sc = float(args.epochs_scale)
+    if not sc > 0:
+        raise ValueError(f"`--epochs-scale` must be > 0, got {args.epochs_scale}")
+    return {f"{k}_epochs": max(1, round(getattr(args, f"{k}_epochs") * sc))
+            for k in ("pixel", "scorer", "refiner")}
+
+
+def _heads(ds, work: Path, names, ckpt_dir: Path, out: Path, settings: dict, *, backbone=None,
+           fusion=None, progress=print):
+    """Heads trained on the images ``names`` of ``ds`` (checkpoints in ``ckpt_dir``), saved to
+    ``out`` and read back from it, so a resumed run uses exactly the saved (float16) weights."""
+    from deep.segmenter import DeepSegmenter
+    from deep.training import train_heads
+
+    times = out.with_name(out.stem + "_seconds.json")
+    if not out.is_file():
+        sub = ds.subset(names)
+        c0 = time.process_time()
+        h = train_heads(sub, work, ckpt_dir=ckpt_dir, progress=progress, **settings["epochs"])
+        h["times"]["cpu_all_stages"] = time.process_time() - c0  # CPU seconds of this process, all threads
+        seg = DeepSegmenter(h["pixel"], h["scorer"], h["refiner"], ds.classes, ds.things, fusion=fusion,
+                            backbone=backbone, preset=settings["preset"], n_proposals=settings["proposals"],
+                            owt=settings["owt"])
+        _write_json(times, h["times"])  # of this run only, when it resumed a checkpoint
+        seg.save(out)
+    seconds = json.loads(times.read_text()) if times.is_file() else {}
+    seg = DeepSegmenter.load(out, backbone=backbone) if backbone is not None else DeepSegmenter.load(out)
+    if fusion is not None:
+        seg.fusion.update(fusion)
+    return seg, seconds
+
+
+def select_fusion(ds, work: Path, fit_names, sel_names, out_dir: Path, settings: dict, *, backbone=None,
+                  progress=print) -> dict:
+    """Fit the fusion weights for heads trained on ``fit_names``, on ``sel_names`` only.
+
+    Trains (or resumes) heads on ``fit_names`` (``out_dir/inner/``, ``out_dir/inner_heads.pt``),
+    computes their components on the selection images ``sel_names`` and fits the fusion
+    (:func:`deep.fusion.fit_fusion`); writes ``out_dir/selection.json`` and returns its content
+    (``fusion``, ``figures``, ``tried``, the names). No other image of ``ds`` is read.
+    """
+    from deep.fusion import fit_fusion
+    from deep.training import load_proposals, load_taps
+
+    path = out_dir / "selection.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    overlap = set(fit_names) & set(sel_names)
+    if overlap:
+        raise ValueError(f"selection images must not be training images, got {sorted(overlap)[:5]} in both")
+    seg, seconds = _heads(ds, work, fit_names, out_dir / "inner", out_dir / "inner_heads.pt", settings,
+                          backbone=backbone, progress=progress)
+    grid = settings["grid"]
+    t0 = time.perf_counter()
+    sel = ds.subset(sel_names)
+    comps, targets = [], []
+    for i, name in enumerate(sel.names):
+        comp = seg.components(sel[i].image, candidates=load_proposals(work, name), taps=load_taps(work, name),
+                              fusion={"iou_power": list(grid["iou_power"])})
         comp["logp"] = comp["logp"].half()
-        comps.append((sample, comp))
-    best, tried = None, []
-    keys = list(grid)
-    for vals in itertools.product(*(grid[k] for k in keys)):
-        fz = dict(zip(keys, vals, strict=True))
-        rows = [(sample, seg.fuse(comp, fz)[0], comp["instances"]) for sample, comp in comps]
-        s = score_results(ds, rows, n, with_instances=False)
-        key = s["miou"] + s["pixel_acc"] + s["mean_class_acc"]
-        tried.append({**fz, **{k: s[k] for k in ("pixel_acc", "mean_class_acc", "miou")}})
-        print(json.dumps(tried[-1]), flush=True)
-        if best is None or key > best[0]:
-            best = (key, fz)
-    seg.fusion.update(best[1])
+        comps.append(comp)
+        targets.append(sel[i].labels)
+    fit = fit_fusion(comps, targets, len(ds.classes), grid=grid, base=seg.fusion, method=settings["method"])
+    out = {"fusion": fit.fusion, "figures": fit.figures, "objective": fit.score, "method": settings["method"],
+           "n_tried": len(fit.tried), "tried": list(fit.tried), "fit_names": list(fit_names),
+           "sel_names": list(sel_names), "seconds_inner_training": seconds,
+           "seconds_selection": time.perf_counter() - t0}
+    _write_json(path, out)
+    return out
+
+
+def _settings(args) -> dict:
+    from deep.fusion import DEFAULT_GRID
+
+    grid = {k: list(v) for k, v in DEFAULT_GRID.items()}
+    if args.grid:
+        from deep.segmenter import FUSE_KEYS, check_fusion
+
+        grid.update(check_fusion(json.loads(args.grid), name="--grid"))
+        bad = [k for k in grid if k not in FUSE_KEYS]
+        if bad:
+            raise ValueError(f"`--grid` key {bad[0]!r} is not a weight of the fusion layer; the fitted keys "
+                             f"are {list(FUSE_KEYS)}")
+    return {"epochs": _epochs(args), "preset": args.preset, "proposals": args.proposals, "owt": args.owt,
+            "grid": grid, "method": args.method, "seed": args.seed}
+
+
+def _pool_names(ds, max_images, seed: int):
+    """The pool, or a seeded sample of ``max_images`` of it (in pool order)."""
+    if max_images is None or max_images >= len(ds):
+        return ds
+    if max_images < 3:
+        raise ValueError(f"`--max-images` must be at least 3, got {max_images}")
+    idx = np.sort(np.random.default_rng(seed).choice(len(ds), size=max_images, replace=False))
+    return ds.subset([ds.names[i] for i in idx])
+
+
+def _folds(ds, n_folds: int, seed: int):
+    from deep.data import kfold_split
+
+    return kfold_split(ds.names, n_folds, classes=ds.present_classes(), rng=seed)
+
+
+def cmd_select(args) -> int:
+    """Fit the fusion weights on one fold of the pool, heads trained on the others; write them."""
+    import torch
+
+    torch.set_num_threads(args.threads)
+    work = Path(args.work)
+    settings = _settings(args)
+    ds = _pool_names(_pool(Path(args.root), work, args.pool), args.max_images, args.seed)
+    if args.weights is None or not Path(args.weights).is_file():
+        raise SystemExit(f"--weights must name heads trained on the pool ({args.pool}) by `train`, got "
+                         f"{args.weights!r}; the fitted fusion is written into that file")
+    if not 0 <= args.sel_fold < args.folds:
+        raise SystemExit(f"--sel-fold must be in 0..{args.folds - 1}, got {args.sel_fold}")
+    _prepare(ds, work, args.workers, args.preset, args.proposals, args.owt)
+    folds = _folds(ds, args.folds, args.seed)
+    sel = folds[args.sel_fold]
+    fit = [n for j, f in enumerate(folds) if j != args.sel_fold for n in f]
+    out_dir = work / "select" / f"{args.pool}_k{args.folds}_f{args.sel_fold}_s{args.seed}_n{len(ds)}"
+    res = select_fusion(ds, work, fit, sel, out_dir, settings)
+    from deep.segmenter import DeepSegmenter
+
+    seg = DeepSegmenter.load(args.weights)
+    seg.fusion.update(res["fusion"])
     seg.save(args.weights)
-    print("selected", json.dumps(best[1]))
+    print(f"selected on fold {args.sel_fold} of {args.folds} of {args.pool} ({len(sel)} images), with heads "
+          f"trained on the other {len(fit)} images of {args.pool}; no image outside {args.pool} was read")
+    print("selected", json.dumps(res["fusion"]), "figures on the selection fold", json.dumps(res["figures"]))
     if args.json:
-        Path(args.json).write_text(json.dumps({"selected": best[1], "tried": tried}, indent=1))
+        _write_json(args.json, res)
+    return 0
+
+
+FIGURES = ("pixel_acc", "mean_class_acc", "miou", "fw_iou", "apr50", "apr70", "mask_ap")
+CRF_FIGURES = ("pixel_acc", "mean_class_acc", "miou", "fw_iou")
+
+
+def cv_fold(ds, work: Path, folds, k: int, settings: dict, *, refit: bool = True, crf: bool = False,
+            backbone=None, progress=print) -> dict:
+    """One fold of the cross-validation: select on fold k+1, train, score fold k (resumable)."""
+    n_folds = len(folds)
+    if n_folds < 3:
+        raise ValueError(f"cross-validation needs at least 3 folds (test, selection, training), "
+                         f"got {n_folds}")
+    fdir = work / "cv" / f"fold_{k}"
+    path = fdir / "result.json"
+    done = json.loads(path.read_text()) if path.is_file() else None
+    if done is not None and (not crf or "crf" in done):
+        return done
+    test, sel = folds[k], folds[(k + 1) % n_folds]
+    fit = [n for j, f in enumerate(folds) if j not in (k, (k + 1) % n_folds) for n in f]
+    chosen = select_fusion(ds, work, fit, sel, fdir, settings, backbone=backbone, progress=progress)
+    if refit:
+        seg, seconds = _heads(ds, work, fit + sel, fdir / "final", fdir / "heads.pt", settings,
+                              backbone=backbone, fusion=chosen["fusion"], progress=progress)
+    else:  # the selection step's heads, trained on the K - 2 folds
+        seg, seconds = _heads(ds, work, fit, fdir / "inner", fdir / "inner_heads.pt", settings,
+                              backbone=backbone, fusion=chosen["fusion"], progress=progress)
+    t0 = time.perf_counter()
+    figs = _evaluate(seg, ds.subset(test), work, crf=crf, progress=False)
+    out = {"fold": k, "n_folds": n_folds, "refit": refit, "n_train": len(fit) + (len(sel) if refit else 0),
+           "n_selection": len(sel), "n_test": len(test), "test_names": list(test),
+           "fusion": chosen["fusion"], "selection_figures": chosen["figures"],
+           **{key: figs[key] for key in FIGURES}, "per_class_apr50": figs["per_class_apr50"],
+           "confusion": figs["confusion"], "seconds_heads_median": figs["seconds_heads_median"],
+           "seconds_training": seconds,
+           "seconds_inner_training": chosen.get("seconds_inner_training", {}),
+           "seconds_selection": chosen.get("seconds_selection"), "seconds_eval": time.perf_counter() - t0}
+    if crf:
+        out["crf"] = figs["crf"]
+    _write_json(path, out)
+    return out
+
+
+def cv_summary(results, n_classes: int) -> dict:
+    """Per-fold figures, their mean and std (ddof=1) over folds, and the pooled semantic figures."""
+    from bottomup.metrics.semantic import semantic_scores
+
+    def stats(rows, keys):
+        return {key: {"mean": float(np.mean([r[key] for r in rows])),
+                      "std": float(np.std([r[key] for r in rows], ddof=1 if len(rows) > 1 else 0))}
+                for key in keys}
+
+    def pooled(confs):
+        sc = semantic_scores(np.sum([np.asarray(c, np.int64) for c in confs], 0))
+        return {"pixel_acc": float(sc.pixel_accuracy), "mean_class_acc": float(sc.mean_accuracy),
+                "miou": float(sc.mean_iou), "fw_iou": float(sc.fw_iou)}
+
+    out = {"n_folds": len(results),
+           "folds": [{key: r[key] for key in ("fold", "n_train", "n_selection", "n_test", "fusion",
+                                               *FIGURES, "seconds_training", "seconds_inner_training",
+                                               "seconds_selection", "seconds_eval")} | (
+                         {"crf": {key: r["crf"][key] for key in CRF_FIGURES}} if "crf" in r else {})
+                     for r in results],
+           "mean_std": stats(results, FIGURES),
+           "pooled": pooled([r["confusion"] for r in results])}
+    if all("crf" in r for r in results):
+        out["crf"] = {"mean_std": stats([r["crf"] for r in results], CRF_FIGURES),
+                      "pooled": pooled([r["crf"]["confusion"] for r in results])}
+    return out
+
+
+def _table(summary) -> str:
+    lines = ["fold  n_test  " + "  ".join(f"{k:>14}" for k in FIGURES)]
+    for r in summary["folds"]:
+        lines.append(f"{r['fold']:>4}  {r['n_test']:>6}  " + "  ".join(f"{r[k]:>14.3f}" for k in FIGURES))
+    ms = summary["mean_std"]
+    lines.append("mean+-std    " + "  ".join(f"{ms[k]['mean']:>7.3f}+-{ms[k]['std']:.3f}" for k in FIGURES))
+    lines.append("pooled       " + "  ".join(f"{summary['pooled'][k]:>14.3f}" for k in CRF_FIGURES))
+    if "crf" in summary:
+        c = summary["crf"]["mean_std"]
+        lines.append("crf mean+-std " + "  ".join(f"{k} {c[k]['mean']:.3f}+-{c[k]['std']:.3f}"
+                                                  for k in CRF_FIGURES))
+    return "\n".join(lines)
+
+
+def cmd_cv(args) -> int:
+    """K-fold cross-validation of the whole recipe (training, fusion selection) over a pool."""
+    import torch
+
+    torch.set_num_threads(args.threads)
+    work = Path(args.work)
+    t_start = time.perf_counter()
+    settings = _settings(args)
+    ds = _pool_names(_pool(Path(args.root), work, args.pool), args.max_images, args.seed)
+    config = {"pool": args.pool, "n_images": len(ds), "max_images": args.max_images, "folds": args.folds,
+              "refit": not args.no_refit, **settings}
+    cfg_path = work / "cv" / "config.json"
+    if cfg_path.is_file():
+        old = json.loads(cfg_path.read_text())
+        if old["config"] != json.loads(json.dumps(config)):
+            diff = sorted(k for k in config if old["config"].get(k) != json.loads(json.dumps(config))[k])
+            raise SystemExit(f"{cfg_path} holds a cross-validation with other settings ({', '.join(diff)}); "
+                             f"use another --work, or delete {work / 'cv'} to start over")
+        folds = old["folds"]
+    else:
+        folds = _folds(ds, args.folds, args.seed)
+        _write_json(cfg_path, {"config": config, "folds": folds})
+    t0 = time.perf_counter()
+    _prepare(ds, work, args.workers, args.preset, args.proposals, args.owt)
+    t_cache = time.perf_counter() - t0
+    todo = range(args.folds) if args.fold is None else [args.fold]
+    results = []
+    for k in todo:
+        r = cv_fold(ds, work, folds, k, settings, refit=not args.no_refit, crf=args.crf)
+        results.append(r)
+        print(f"fold {k}: " + " ".join(f"{key} {r[key]:.3f}" for key in FIGURES), flush=True)
+    if args.fold is not None:
+        return 0
+    summary = {"config": config, **cv_summary(results, len(ds.classes)), "seconds_cache": t_cache,
+               "seconds_this_run": time.perf_counter() - t_start, "cpu_seconds_this_run": time.process_time(),
+               "cpu_count": os.cpu_count(), "threads": args.threads}
+    _write_json(work / "cv" / "cv.json", summary)
+    print(_table(summary))
+    if args.json:
+        _write_json(args.json, summary)
+    return 0
+
+
+def _print_cv(work: Path, n_folds: int, json_out=None) -> int:
+    path = work / "cv" / "cv.json"
+    if not path.is_file():
+        raise SystemExit(f"{path} not found: run `python bench/msrc.py cv --work {work} --folds {n_folds}` "
+                         f"first")
+    summary = json.loads(path.read_text())
+    if summary["n_folds"] != n_folds:
+        raise SystemExit(f"{path} holds a {summary['n_folds']}-fold cross-validation, not --cv {n_folds}")
+    cfg = summary["config"]
+    print(f"{n_folds}-fold cross-validation over {cfg['pool']} ({cfg['n_images']} images; each fold's test "
+          f"images unseen by its training and selection), before any CRF:")
+    print(_table(summary))
+    if json_out:
+        _write_json(json_out, summary)
     return 0
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
-    for name in ("train", "eval", "select"):
+    for name in ("train", "eval", "select", "cv"):
         q = sub.add_parser(name)
         q.add_argument("--root", default=os.path.join(os.environ.get("BOTTOMUP_DATA", ""), "msrc"))
         q.add_argument("--work", required=True, help="cache and checkpoint folder (resumable)")
@@ -218,19 +506,39 @@ def main(argv=None) -> int:
         q.add_argument("--json")
         if name == "train":
             q.add_argument("--out", default=os.path.join("deep", "weights", "heads_msrc21.pt"))
+        if name in ("train", "select", "cv"):
             q.add_argument("--pixel-epochs", type=int, default=12)
             q.add_argument("--scorer-epochs", type=int, default=30)
             q.add_argument("--refiner-epochs", type=int, default=8)
-        else:
+        if name in ("select", "cv"):
+            q.add_argument("--pool", default="train" if name == "select" else "train+val",
+                           help="splits dealt into folds, joined by '+'")
+            q.add_argument("--folds", type=int, default=5)
+            q.add_argument("--seed", type=int, default=0, help="of the folds and of --max-images")
+            q.add_argument("--max-images", type=int, help="a seeded sample of the pool (smoke runs)")
+            q.add_argument("--epochs-scale", type=float, default=1.0, help="multiplies every --*-epochs")
+            q.add_argument("--method", choices=("coordinate", "grid"), default="coordinate",
+                           help="fusion fitting: coordinate ascent or the whole grid")
+            q.add_argument("--grid", help='JSON {key: [values]} overriding deep.fusion.DEFAULT_GRID')
+        if name == "select":
+            q.add_argument("--sel-fold", type=int, default=0, help="the fold the fusion is fitted on")
+        if name == "cv":
+            q.add_argument("--fold", type=int, help="run this fold only (default: all, then the summary)")
+            q.add_argument("--no-refit", action="store_true",
+                           help="score each fold with the heads of the selection step (trained on K - 2 "
+                                "folds) instead of heads retrained on all K - 1 training folds")
+            q.add_argument("--crf", action="store_true")
+        if name in ("eval", "select"):
             q.add_argument("--weights", default=None)
-            q.add_argument("--split", default="val")
-        if name != "train":
-            q.add_argument("--fusion", help='JSON overrides of the fusion weights, e.g. \'{"flip": true}\'')
         if name == "eval":
+            q.add_argument("--split", default="val")
+            q.add_argument("--fusion", help='JSON overrides of the fusion weights, e.g. \'{"flip": true}\'')
             q.add_argument("--crf", action="store_true")
             q.add_argument("--ablation", action="store_true")
+            q.add_argument("--cv", type=int, metavar="K",
+                           help="print the per-fold and mean figures of `cv --folds K` in --work (cv.json)")
     args = p.parse_args(argv)
-    return {"train": cmd_train, "eval": cmd_eval, "select": cmd_select}[args.cmd](args)
+    return {"train": cmd_train, "eval": cmd_eval, "select": cmd_select, "cv": cmd_cv}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,9 @@ Map of the package:
 - ``deep.segment(image) -> (labels, instances)``: SCG proposals scored by ``deep.scoring``
   (``RegionScorer``, ``PixelClassifier``), refined by ``deep.refine.MaskRefiner``, fused into
   semantic labels (``deep.segmenter.DeepSegmenter``; shipped MSRC-21 weights). Training:
-  ``deep.training.train_heads`` on the folder layout of ``deep.data``; ``bench/msrc.py``.
+  ``deep.training.train_heads`` on the folder layout of ``deep.data``; ``bench/msrc.py``. The
+  fusion weights are fitted by ``deep.fusion.fit_fusion`` on images outside the training and the
+  reported ones (``deep.data.kfold_split`` folds; ``bench/msrc.py select`` and ``cv``).
 
 Input errors raise ``TypeError`` or ``ValueError`` (``deep.ShapeError`` for shapes) naming the
 argument; empty inputs (no boxes, no masks) give empty outputs of the right shape.

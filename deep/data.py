@@ -43,6 +43,7 @@ __all__ = [
     "MSRC21_THINGS",
     "Sample",
     "SegmentationDataset",
+    "kfold_split",
     "msrc_to_layout",
 ]
 
@@ -187,6 +188,114 @@ class SegmentationDataset:
     def __iter__(self):
         for i in range(len(self)):
             yield self[i]
+
+    def subset(self, names) -> SegmentationDataset:
+        """The same layout restricted to (or extended to) the images ``names``, in that order.
+
+        Any image of the layout may be named, so ``subset(train.names + val.names)`` pools two
+        splits. Raises ``ValueError`` for a repeated name and ``FileNotFoundError`` for a name
+        with no image in the layout.
+        """
+        import copy
+
+        names = [str(n) for n in names]
+        if len(set(names)) != len(names):
+            dup = sorted({n for n in names if names.count(n) > 1})
+            raise ValueError(f"`names` must be unique, got repeated names {dup[:5]}")
+        for n in names:
+            self.image_path(n)
+        out = copy.copy(self)
+        out.names = names
+        out._ann = dict(self._ann)
+        for n in names:  # per-image instance files: read the ones of names outside the split
+            p = self.root / "instances" / f"{n}.json"
+            if n not in out._ann and p.is_file() and not (self.root / "instances.json").is_file():
+                out._ann[n] = json.loads(p.read_text())
+        return out
+
+    def present_classes(self) -> list[frozenset]:
+        """The classes (non-void) present in each image's label PNG, in the order of ``names``."""
+        import cv2
+
+        out = []
+        for n in self.names:
+            lab = cv2.imread(str(self.root / "labels" / f"{n}.png"), cv2.IMREAD_UNCHANGED)
+            if lab is None:
+                raise FileNotFoundError(f"{self.root / 'labels' / f'{n}.png'}: missing or unreadable")
+            out.append(frozenset(int(c) for c in np.unique(lab) if c != VOID))
+        return out
+
+
+def kfold_split(names, n_folds: int, *, classes=None, rng=0) -> list[list[str]]:
+    """Deterministic K-fold partition of a pool of images, balanced in size and in classes.
+
+    Every name lands in exactly one fold; fold sizes differ by at most one. With ``classes``,
+    images are dealt greedily, rarest class first: each image goes, among the folds that still
+    have room, to the one holding the fewest images of its rarest class (then of all its
+    classes, then the emptiest, then at random), so each rare class is spread over the folds.
+
+    Parameters
+    ----------
+    names : sequence of str
+        The pool (unique names).
+    n_folds : int
+        ``K``, between 2 and ``len(names)``.
+    classes : sequence of iterable of int, optional
+        The classes present in each image (e.g. :meth:`SegmentationDataset.present_classes`).
+    rng : {numpy.random.Generator, int}, optional
+        Pseudo-random number generator, or a seed (default 0): ties and the folds that get the
+        extra images.
+
+    Returns
+    -------
+    folds : list of list of str
+        ``K`` lists of names, each in the order of ``names``.
+
+    Examples
+    --------
+    >>> kfold_split(["a", "b", "c", "d", "e"], 2, rng=0)
+    [['a', 'd', 'e'], ['b', 'c']]
+    """
+    names = [str(n) for n in names]
+    n = len(names)
+    if len(set(names)) != n:
+        raise ValueError("`names` must be unique (one entry per image)")
+    if isinstance(n_folds, bool) or not isinstance(n_folds, (int, np.integer)) or not 2 <= n_folds <= n:
+        raise ValueError(f"`n_folds` must be an integer between 2 and len(names) = {n}, got {n_folds!r}")
+    k_folds = int(n_folds)
+    if classes is not None:
+        classes = [frozenset(int(c) for c in cs) for cs in classes]
+        if len(classes) != n:
+            raise ValueError(f"`classes` must give one set per name ({n}), got {len(classes)}")
+    rng = np.random.default_rng(rng)
+    cap = np.full(k_folds, n // k_folds)
+    cap[rng.permutation(k_folds)[: n % k_folds]] += 1
+    if classes is None:
+        fold_of = rng.permutation(np.repeat(np.arange(k_folds), cap))
+    else:
+        freq: dict[int, int] = {}
+        for cs in classes:
+            for c in cs:
+                freq[c] = freq.get(c, 0) + 1
+        rarest = [min(cs, key=lambda c: (freq[c], c)) if cs else None for cs in classes]
+        tie = rng.random(n)
+        order = sorted(range(n), key=lambda i: (freq[rarest[i]] if rarest[i] is not None else n + 1,
+                                                tie[i]))
+        counts: dict[int, np.ndarray] = {c: np.zeros(k_folds, np.int64) for c in freq}
+        size = np.zeros(k_folds, np.int64)
+        fold_of = np.empty(n, np.int64)
+        for i in order:
+            room = np.flatnonzero(size < cap)
+            r = rarest[i]
+            key_r = counts[r][room] if r is not None else np.zeros(room.size)
+            key_all = sum((counts[c][room] / freq[c] for c in classes[i]), np.zeros(room.size))
+            pick = np.lexsort((rng.random(room.size), size[room] / cap[room], key_all, key_r))[0]
+            k = int(room[pick])
+            fold_of[i] = k
+            size[k] += 1
+            for c in classes[i]:
+                counts[c][k] += 1
+    return [[names[i] for i in range(n) if fold_of[i] == k] for k in range(k_folds)]
 
 
 def write_sample(root, name: str, image, labels, masks, classes) -> None:

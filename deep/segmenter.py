@@ -12,8 +12,9 @@ Pipeline (SDS / Hypercolumns [1]_ [2]_ on MCG/SCG candidates [3]_):
    partition as superpixels), the overlap-weighted class histograms of the candidates covering
    the pixel, and finally the confident instances pasted in increasing score order.
 
-The fusion weights live in the weights file (selected on the validation split, see its model
-card).
+Step 5 is a small learned layer (:func:`fuse_components`): its few weights live in the weights
+file and are fitted by :func:`deep.fusion.fit_fusion` on images the heads were not trained on
+(``bench/msrc.py select`` and ``cv``; see the model card for the shipped file).
 
 References
 ----------
@@ -39,8 +40,8 @@ import torch.nn.functional as F
 from .refine import MaskRefiner, expand_boxes, mask_nms, paste_masks
 from .scoring import PixelClassifier, RegionScorer, dense_hypercolumns, region_descriptors
 
-__all__ = ["DEFAULT_FUSION", "DeepResult", "DeepSegmenter", "Instances", "overlay", "segment", "segment_file",
-           "weights_path"]
+__all__ = ["DEFAULT_FUSION", "DeepResult", "DeepSegmenter", "FUSE_KEYS", "Instances", "check_fusion",
+           "fuse_components", "instance_evidence", "overlay", "segment", "segment_file", "weights_path"]
 
 LEVELS = (4, 8, 16, 32)
 #: Fusion weights used when a weights file has none: ``pixel``, ``leaf`` and ``region`` weigh
@@ -54,6 +55,49 @@ LEVELS = (4, 8, 16, 32)
 DEFAULT_FUSION = {"flip": False, "pixel": 1.0, "leaf": 1.0, "region": 1.0, "paste": 0.5, "iou_power": 2.0,
                   "n_refine": 100, "nms": 0.5, "max_instances": 100,
                   "classes_per_candidate": 1, "refine": True, "instance": 0.0}
+
+#: The fusion keys :func:`fuse_components` reads (the rest act on :meth:`DeepSegmenter.components`);
+#: :func:`deep.fusion.fit_fusion` fits these.
+FUSE_KEYS = ("pixel", "leaf", "region", "iou_power", "paste", "instance")
+
+
+def check_fusion(fusion, *, name: str = "fusion") -> dict:
+    """Validate a dict of fusion weights: a mapping whose keys are all in :data:`DEFAULT_FUSION`.
+
+    Parameters
+    ----------
+    fusion : mapping or None
+    name : str
+        The argument's name in the error messages.
+
+    Returns
+    -------
+    dict
+        A copy (empty for None).
+
+    Raises
+    ------
+    TypeError
+        If ``fusion`` is not a mapping.
+    ValueError
+        If a key is not a fusion weight (the message names it and the known keys).
+    """
+    from collections.abc import Mapping
+
+    if fusion is None:
+        return {}
+    if not isinstance(fusion, Mapping):
+        raise TypeError(f"`{name}` must be a dict of fusion weights, got {type(fusion).__name__}")
+    unknown = [k for k in fusion if k not in DEFAULT_FUSION]
+    if unknown:
+        import difflib
+
+        k = unknown[0]
+        near = difflib.get_close_matches(str(k), list(DEFAULT_FUSION), n=1)
+        hint = f" (did you mean {near[0]!r}?)" if near else ""
+        raise ValueError(f"`{name}` has an unknown key {k!r}{hint}; the known fusion keys are "
+                         f"{sorted(DEFAULT_FUSION)}")
+    return dict(fusion)
 
 
 def backbone_taps(backbone, image: np.ndarray, device=None) -> list:
@@ -180,7 +224,7 @@ class DeepSegmenter:
         self.refiner = refiner.eval().to(self.device)
         self.classes = tuple(classes)
         self.things = tuple(int(t) for t in things)
-        self.fusion = {**DEFAULT_FUSION, **(fusion or {})}
+        self.fusion = {**DEFAULT_FUSION, **check_fusion(fusion)}
         self.preset, self.n_proposals, self.owt = preset, int(n_proposals), owt
 
     # ---- persistence ---------------------------------------------------------------------------
@@ -242,7 +286,7 @@ class DeepSegmenter:
 
         img = check_image(image)
         h, w = img.shape[:2]
-        fz = {**self.fusion, **(fusion or {})}
+        fz = check_fusion({**self.fusion, **check_fusion(fusion)}, name="segmenter.fusion")
         tm = {}
         t0 = time.perf_counter()
         if candidates is None:
@@ -303,31 +347,8 @@ class DeepSegmenter:
 
     def fuse(self, comp: dict, fusion=None):
         """Labels ``(H, W)`` and fused probabilities ``(C, H, W)`` from :meth:`components`."""
-        fz = {**self.fusion, **(fusion or {})}
-        with torch.inference_mode():
-            return self._fuse(comp, fz)
-
-    def _fuse(self, comp, fz):
-        h, w = comp["shape"]
-        logp = comp["logp"].float()
-        n_cls = logp.shape[0]
-        pw = fz["iou_power"]
-        leaf_term = fz["leaf"] * comp["leaf"] + fz["region"] * comp["votes"][pw]
-        score = fz["pixel"] * logp + leaf_term[comp["flat"]].T.reshape(n_cls, h, w)
-        inst = comp["instances"]
-        if fz.get("instance", 0.0) and len(inst):  # soft evidence of the refined instances
-            ev = torch.zeros_like(score)
-            for m, c, sc in zip(inst.masks, inst.classes, inst.scores, strict=True):
-                mk = torch.from_numpy(m).to(score.device)
-                ev[int(c)] = torch.where(mk, torch.clamp(ev[int(c)], min=float(sc)), ev[int(c)])
-            score = score + fz["instance"] * ev
-        probs = F.softmax(score, 0)
-        labels = probs.argmax(0)
-        if len(inst) and fz["paste"] <= 1.0:
-            for i in np.argsort(inst.scores, kind="stable"):
-                if inst.scores[i] >= fz["paste"]:
-                    labels[torch.from_numpy(inst.masks[i]).to(labels.device)] = int(inst.classes[i])
-        return labels.cpu().numpy().astype(np.uint8), probs
+        fz = check_fusion({**self.fusion, **check_fusion(fusion)}, name="segmenter.fusion")
+        return fuse_components(comp, fz)
 
     def predict(self, image, candidates=None, taps=None, fusion=None) -> DeepResult:
         """Semantic labels and instances of one image.
@@ -391,6 +412,66 @@ class DeepSegmenter:
     def __call__(self, image, candidates=None):
         r = self.predict(image, candidates)
         return r.labels, r.instances
+
+
+def fuse_components(comp: dict, fusion: dict):
+    """The fusion layer: labels and probabilities of one image from its components.
+
+    ``score = pixel * log P + (leaf * log leaf-mean P + region * log vote[iou_power])[leaf of pixel]
+    + instance * (best score of the instances of each class covering the pixel)``; the
+    probabilities are ``softmax(score)`` over classes and the labels their argmax, after which
+    instances scoring at least ``paste`` (when ``paste <= 1``) overwrite their pixels in
+    increasing score order. The weights are fitted by :func:`deep.fusion.fit_fusion`.
+
+    Parameters
+    ----------
+    comp : dict
+        From :meth:`DeepSegmenter.components`.
+    fusion : dict
+        Complete fusion weights (:data:`DEFAULT_FUSION` keys; at least :data:`FUSE_KEYS`).
+
+    Returns
+    -------
+    labels : (H, W) ndarray of uint8
+    probs : (C, H, W) torch.Tensor
+    """
+    with torch.inference_mode():
+        return _fuse(comp, fusion)
+
+
+def instance_evidence(inst: Instances, like: torch.Tensor) -> torch.Tensor:
+    """``(C, H, W)``: the best score of the instances of each class covering each pixel (0 elsewhere).
+
+    It depends on the instances only, so :func:`deep.fusion.fit_fusion` computes it once per image
+    (``comp["evidence"]``) instead of once per setting tried.
+    """
+    ev = torch.zeros_like(like)
+    for m, c, sc in zip(inst.masks, inst.classes, inst.scores, strict=True):
+        mk = torch.from_numpy(m).to(like.device)
+        ev[int(c)] = torch.where(mk, torch.clamp(ev[int(c)], min=float(sc)), ev[int(c)])
+    return ev
+
+
+def _fuse(comp, fz):
+    h, w = comp["shape"]
+    logp = comp["logp"].float()
+    n_cls = logp.shape[0]
+    pw = fz["iou_power"]
+    leaf_term = fz["leaf"] * comp["leaf"] + fz["region"] * comp["votes"][pw]
+    score = fz["pixel"] * logp + leaf_term[comp["flat"]].T.reshape(n_cls, h, w)
+    inst = comp["instances"]
+    if fz.get("instance", 0.0) and len(inst):  # soft evidence of the refined instances
+        ev = comp.get("evidence")
+        if ev is None:
+            ev = instance_evidence(inst, score)
+        score = score + fz["instance"] * ev
+    probs = F.softmax(score, 0)
+    labels = probs.argmax(0)
+    if len(inst) and fz["paste"] <= 1.0:
+        for i in np.argsort(inst.scores, kind="stable"):
+            if inst.scores[i] >= fz["paste"]:
+                labels[torch.from_numpy(inst.masks[i]).to(labels.device)] = int(inst.classes[i])
+    return labels.cpu().numpy().astype(np.uint8), probs
 
 
 @functools.lru_cache(maxsize=2)

@@ -166,17 +166,17 @@ def load_proposals(work, name: str):
     return Candidates(z["leaf_labels"], sets, z["boxes"], z["scores"])
 
 
-def _ckpt(work, stage):
-    p = Path(work) / f"{stage}.ckpt"
+def _ckpt(ckpt_dir, stage):
+    p = Path(ckpt_dir) / f"{stage}.ckpt"
     return torch.load(p, weights_only=False) if p.is_file() else None
 
 
-def _train_loop(stage, work, model, batches_fn, epochs, lr, progress, weight_decay=1e-5):
-    """Adam over ``epochs``; checkpoint after each; resume from the last one."""
+def _train_loop(stage, ckpt_dir, model, batches_fn, epochs, lr, progress, weight_decay=1e-5):
+    """Adam over ``epochs``; checkpoint ``ckpt_dir/<stage>.ckpt`` after each; resume from the last one."""
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
     start = 0
-    ck = _ckpt(work, stage)
+    ck = _ckpt(ckpt_dir, stage)
     if ck is not None:
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
@@ -195,7 +195,7 @@ def _train_loop(stage, work, model, batches_fn, epochs, lr, progress, weight_dec
             count += 1
         sched.step()
         _save_atomic({"model": model.state_dict(), "opt": opt.state_dict(),
-                      "sched": sched.state_dict(), "epoch": epoch + 1}, Path(work) / f"{stage}.ckpt")
+                      "sched": sched.state_dict(), "epoch": epoch + 1}, Path(ckpt_dir) / f"{stage}.ckpt")
         if progress:
             progress(f"{stage}: epoch {epoch + 1}/{epochs} loss {total / max(count, 1):.4f}")
     model.eval()
@@ -204,8 +204,12 @@ def _train_loop(stage, work, model, batches_fn, epochs, lr, progress, weight_dec
 
 def train_heads(ds: SegmentationDataset, work, *, pixel_epochs: int = 12, scorer_epochs: int = 30,
                 refiner_epochs: int = 8, pixels_per_image: int = 2000, regions_per_image: int = 400,
-                refine_per_image: int = 16, seed: int = 0, progress=print) -> dict:
+                refine_per_image: int = 16, seed: int = 0, progress=print, ckpt_dir=None) -> dict:
     """Train the three heads on ``ds`` (its taps and proposals cached in ``work``).
+
+    The stage checkpoints go to ``ckpt_dir`` (default ``work``), so several trainings on subsets
+    of one cached pool (the folds of a cross-validation) share the caches and keep their own
+    checkpoints.
 
     Returns
     -------
@@ -215,6 +219,8 @@ def train_heads(ds: SegmentationDataset, work, *, pixel_epochs: int = 12, scorer
     """
     from bottomup.masks import boxes_to_xyxy
 
+    ckpt_dir = Path(work if ckpt_dir is None else ckpt_dir)
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     n_classes = len(ds.classes)
@@ -241,7 +247,7 @@ def train_heads(ds: SegmentationDataset, work, *, pixel_epochs: int = 12, scorer
             idx = perm[k:k + 2048]
             yield F.cross_entropy(model(x_pix[idx]), y_pix[idx])
 
-    _train_loop("pixel", work, pixel, pixel_batches, pixel_epochs, 1e-3, progress)
+    _train_loop("pixel", ckpt_dir, pixel, pixel_batches, pixel_epochs, 1e-3, progress)
     times["pixel"] = time.perf_counter() - t0
     xs = ys = x_pix = y_pix = None  # free the samples before the next stage
 
@@ -291,7 +297,7 @@ def train_heads(ds: SegmentationDataset, work, *, pixel_epochs: int = 12, scorer
                 loss = loss - (y_hist[idx][h_ok] * F.log_softmax(hist[h_ok], 1)).sum(1).mean()
             yield loss
 
-    _train_loop("scorer", work, scorer, scorer_batches, scorer_epochs, 1e-3, progress, weight_decay=1e-4)
+    _train_loop("scorer", ckpt_dir, scorer, scorer_batches, scorer_epochs, 1e-3, progress, weight_decay=1e-4)
     times["scorer"] = time.perf_counter() - t0
     feats = x_reg = None
 
@@ -330,7 +336,7 @@ def train_heads(ds: SegmentationDataset, work, *, pixel_epochs: int = 12, scorer
             yield (F.binary_cross_entropy_with_logits(logits, (tgt >= 0.5).float(), reduction="none")
                    * wgt).sum() / wgt.sum().clamp(min=1.0)
 
-    _train_loop("refiner", work, refiner, refiner_batches, refiner_epochs, 1e-3, progress)
+    _train_loop("refiner", ckpt_dir, refiner, refiner_batches, refiner_epochs, 1e-3, progress)
     times["refiner"] = time.perf_counter() - t0
     return {"pixel": pixel, "scorer": scorer, "refiner": refiner, "times": times}
 

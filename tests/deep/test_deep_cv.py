@@ -1,0 +1,382 @@
+"""Cross-validation machinery of the deep heads: folds, the fitted fusion layer, selection that
+never reads the held-out fold (``deep.data.kfold_split``, ``deep.fusion.fit_fusion``,
+``bench/msrc.py select_fusion / cv_fold``), on tiny synthetic data."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from bottomup.mcg import Candidates
+from deep.backbone import efficientnet_lite0
+from deep.data import SegmentationDataset, kfold_split, write_categories, write_sample
+from deep.fusion import fit_fusion
+from deep.segmenter import (
+    DEFAULT_FUSION,
+    DeepSegmenter,
+    Instances,
+    check_fusion,
+    fuse_components,
+    instance_evidence,
+)
+from deep.training import cache_taps, load_proposals, load_taps, save_proposals
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+
+import msrc  # noqa: E402
+
+# ---- folds ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n", [5, 7, 24, 25])
+@pytest.mark.parametrize("k", [2, 3, 5])
+@pytest.mark.parametrize("with_classes", [False, True])
+def test_folds_partition_balanced_deterministic(n, k, with_classes):
+    if k > n:
+        pytest.skip("more folds than images")
+    names = [f"im{i:02d}" for i in range(n)]
+    rng = np.random.default_rng(n)
+    classes = [set(rng.choice(6, size=rng.integers(1, 4), replace=False).tolist()) for _ in range(n)]
+    kw = {"classes": classes} if with_classes else {}
+    folds = kfold_split(names, k, rng=3, **kw)
+    assert len(folds) == k
+    flat = [x for f in folds for x in f]
+    assert sorted(flat) == names and len(set(flat)) == n  # disjoint and covering
+    sizes = [len(f) for f in folds]
+    assert max(sizes) - min(sizes) <= 1
+    for f in folds:  # each fold in pool order
+        assert f == sorted(f, key=names.index)
+    assert kfold_split(names, k, rng=3, **kw) == folds  # deterministic for a seed
+    assert any(kfold_split(names, k, rng=s, **kw) != folds for s in range(4, 10))
+
+
+def test_folds_spread_rare_classes():
+    """A class present in exactly K images lands once in each fold; random dealing would often
+    put two in one fold."""
+    n, k = 30, 5
+    names = [f"im{i}" for i in range(n)]
+    classes = [{0} for _ in range(n)]
+    rare = [2, 3, 5, 7, 11]  # class 9 in 5 images, class 8 in 10
+    for i in rare:
+        classes[i] = {0, 9}
+    for i in range(12, 22):
+        classes[i] = {0, 8}
+    for seed in range(5):
+        folds = kfold_split(names, k, classes=classes, rng=seed)
+        assert sorted(sum(names[i] in f for i in rare) for f in folds) == [1] * k
+        assert sorted(sum(names[i] in f for i in range(12, 22)) for f in folds) == [2] * k
+
+
+def test_folds_errors():
+    with pytest.raises(ValueError, match="`n_folds` must be an integer between 2 and len"):
+        kfold_split(["a", "b"], 3)
+    with pytest.raises(ValueError, match="`n_folds`"):
+        kfold_split(["a", "b"], 1)
+    with pytest.raises(ValueError, match="unique"):
+        kfold_split(["a", "a", "b"], 2)
+    with pytest.raises(ValueError, match="`classes` must give one set per name"):
+        kfold_split(["a", "b", "c"], 2, classes=[{0}])
+
+
+# ---- the fusion layer ----------------------------------------------------------------------------
+
+S = 8
+
+
+def _constructed():
+    """One 8x8 image of 4 leaves (4x4 blocks), 2 classes, whose unique best setting over the grid
+    below is ``region 4, iou_power 2, paste 0.5``:
+
+    - the per-pixel term is right with margin log 9 except on a quarter of the pixels of blocks
+      0-2, wrong there with margin log(7/3) = 0.85;
+    - the votes of power 2 are right on blocks 0-2 with margin log 1.5 = 0.41 (weight 4 overrides
+      the noisy pixels, weight 1 does not); powers 1 and 4 vote wrong with margin log 9;
+    - block 3 is class 1 where every term says 0, except one instance (score 0.8) on it.
+    """
+    leaf = (np.arange(S)[:, None] // 4) * 2 + (np.arange(S)[None, :] // 4)
+    target = np.where(leaf >= 2, 1, 0).astype(np.uint8)
+    said = target.copy()
+    said[leaf == 3] = 0  # every term is wrong on block 3
+    noisy = (np.add.outer(np.arange(S), np.arange(S)) % 4 == 0) & (leaf < 3)
+    p_right = np.where(noisy, 0.3, 0.9)
+    p1 = np.where(said == 1, p_right, 1 - p_right)
+    logp = torch.log(torch.tensor(np.stack([1 - p1, p1]), dtype=torch.float32))
+
+    def votes(p_right_leaf):
+        said_leaf = np.array([0, 0, 1, 0])
+        p1 = np.where(said_leaf == 1, p_right_leaf, 1 - p_right_leaf)
+        return torch.log(torch.tensor(np.stack([1 - p1, p1], 1), dtype=torch.float32))
+
+    m = (leaf == 3)[None]
+    comp = {"logp": logp, "flat": torch.as_tensor(leaf.reshape(-1), dtype=torch.int64),
+            "leaf": torch.full((4, 2), float(np.log(0.5))),
+            "votes": {1.0: votes(0.1), 2.0: votes(0.6), 4.0: votes(0.1)},
+            "instances": Instances(m, np.array([1]), np.array([0.8])), "shape": (S, S)}
+    return comp, target
+
+
+GRID = {"region": (0.0, 1.0, 4.0), "iou_power": (1.0, 2.0, 4.0), "paste": (0.9, 0.5, 2.0)}
+BEST = {"region": 4.0, "iou_power": 2.0, "paste": 0.5}
+
+
+def test_fit_fusion_recovers_the_best_setting():
+    comp, target = _constructed()
+    base = {"leaf": 0.0, "instance": 0.0, "region": 1.0, "iou_power": 2.0, "paste": 2.0}
+    full = fit_fusion([comp], [target], 2, grid=GRID, base=base, method="grid")
+    assert full.fusion == BEST and len(full.tried) == 27
+    assert full.figures["pixel_acc"] == 1.0 and full.figures["miou"] == 1.0
+    # the best is unique: every other setting scores lower
+    assert sum(t["pixel_acc"] == 1.0 for t in full.tried) == 1
+    coord = fit_fusion([comp], [target], 2, grid=GRID, base=base)
+    assert coord.fusion == BEST and len(coord.tried) < 27
+    # the fitted weights reproduce the targets through the fusion layer itself
+    labels, _ = fuse_components(comp, {**DEFAULT_FUSION, **base, **coord.fusion})
+    np.testing.assert_array_equal(labels, target)
+    # the instance evidence cached by fit_fusion gives the same fusion as computing it each time
+    fz = {**DEFAULT_FUSION, "instance": 2.0, "paste": 2.0}
+    cached = {**comp, "evidence": instance_evidence(comp["instances"], comp["logp"])}
+    a, pa = fuse_components(comp, fz)
+    b, pb = fuse_components(cached, fz)
+    np.testing.assert_array_equal(a, b)
+    torch.testing.assert_close(pa, pb, rtol=0, atol=0)
+
+
+def test_fit_fusion_errors():
+    comp, target = _constructed()
+    with pytest.raises(ValueError, match="`grid` has an unknown key 'regoin'.*did you mean 'region'"):
+        fit_fusion([comp], [target], 2, grid={"regoin": [1.0]})
+    with pytest.raises(ValueError, match="`grid` key 'nms' is not fitted on components"):
+        fit_fusion([comp], [target], 2, grid={"nms": [0.5]})
+    with pytest.raises(ValueError, match="no votes for iou_power \\[3.0\\]"):
+        fit_fusion([comp], [target], 2, grid={"iou_power": [2.0, 3.0]})
+    with pytest.raises(ValueError, match="`targets\\[0\\]` has shape"):
+        fit_fusion([comp], [target[:4]], 2, grid=GRID)
+    with pytest.raises(ValueError, match="non-empty"):
+        fit_fusion([], [], 2, grid=GRID)
+    with pytest.raises(ValueError, match="`base` has an unknown key 'flipp'"):
+        fit_fusion([comp], [target], 2, grid=GRID, base={"flipp": True})
+
+
+def test_unknown_fusion_keys_raise_wherever_they_enter():
+    from deep.refine import MaskRefiner
+    from deep.scoring import PixelClassifier, RegionScorer
+
+    heads = (PixelClassifier(8, 2), RegionScorer(8, 2), MaskRefiner([4, 4, 4, 4]))
+    kw = {"backbone": torch.nn.Identity()}
+    with pytest.raises(ValueError, match=r"`fusion` has an unknown key 'leafs' \(did you mean 'leaf'\?\); "
+                                         r"the known fusion keys are \['classes_per_candidate'"):
+        DeepSegmenter(*heads, ["a", "b"], [1], fusion={"leafs": 1.0}, **kw)
+    with pytest.raises(TypeError, match="`fusion` must be a dict"):
+        DeepSegmenter(*heads, ["a", "b"], [1], fusion=[("leaf", 1.0)], **kw)
+    seg = DeepSegmenter(*heads, ["a", "b"], [1], fusion={"leaf": 0.5}, **kw)
+    comp, _ = _constructed()
+    with pytest.raises(ValueError, match="unknown key 'bogus'"):
+        seg.fuse(comp, {"bogus": 1})
+    with pytest.raises(ValueError, match="unknown key 'bogus'"):
+        seg.predict(np.zeros((S, S, 3)), fusion={"bogus": 1})
+    labels, _ = seg.fuse(comp, {"region": 4.0, "iou_power": 2.0, "paste": 0.5, "instance": 0.0, "leaf": 0.0})
+    assert labels.shape == (S, S)
+    seg.fusion["typo"] = 1.0  # a mutated attribute is caught too
+    with pytest.raises(ValueError, match="`segmenter.fusion` has an unknown key 'typo'"):
+        seg.fuse(comp)
+    assert check_fusion(None) == {}
+
+
+def test_bench_fusion_and_grid_arguments_are_checked(tmp_path):
+    with pytest.raises(ValueError, match="`--fusion` has an unknown key 'bogus'"):
+        msrc.main(["eval", "--work", str(tmp_path), "--root", str(tmp_path), "--fusion", '{"bogus": 1}'])
+    with pytest.raises(ValueError, match="`--grid` has an unknown key 'regions'"):
+        msrc.main(["cv", "--work", str(tmp_path), "--root", str(tmp_path), "--grid", '{"regions": [1]}'])
+    with pytest.raises(ValueError, match="`--grid` key 'nms' is not a weight of the fusion layer"):
+        msrc.main(["cv", "--work", str(tmp_path), "--root", str(tmp_path), "--grid", '{"nms": [0.5]}'])
+    with pytest.raises(SystemExit, match="cv.json not found"):
+        msrc.main(["eval", "--work", str(tmp_path), "--cv", "3"])
+
+
+# ---- selection inside the training folds ----------------------------------------------------------
+
+H, W = 32, 40
+N_IMAGES = 6
+
+
+def _blocks(n=4):
+    r = np.minimum(np.arange(H) * n // H, n - 1)
+    c = np.minimum(np.arange(W) * n // W, n - 1)
+    return (r[:, None] * n + c[None, :]).astype(np.int32)
+
+
+def _candidates(rng, lab, obj_blocks, k=10):
+    n = int(lab.max()) + 1
+    sets = rng.random((k, n)) < 0.3
+    sets[0] = False
+    sets[0, obj_blocks] = True
+    sets[~sets.any(1), 0] = True
+    boxes = []
+    for s in sets:
+        r, c = np.nonzero(s[lab])
+        boxes.append([r.min(), c.min(), r.max() + 1, c.max() + 1])
+    return Candidates(lab, sets, np.array(boxes), np.linspace(1, 0, k))
+
+
+def _pool(root: Path, work: Path):
+    rng = np.random.default_rng(0)
+    lab = _blocks()
+    for i in range(N_IMAGES):
+        obj_blocks = [[5, 6, 9, 10], [0, 1, 4, 5], [10, 11, 14, 15]][i % 3]
+        obj = np.isin(lab, obj_blocks)
+        img = rng.random((H, W, 3)) * 0.3
+        img[obj] += 0.6
+        labels = np.where(obj, 1, 0).astype(np.uint8)
+        labels[:2] = 255
+        write_sample(root, f"im{i}", img, labels, obj[None], [1])
+    write_categories(root, ["ground", "thing"], things=[1])
+    (root / "train.txt").write_text("\n".join(f"im{i}" for i in range(N_IMAGES)))
+    ds = SegmentationDataset(root, "train")
+    torch.manual_seed(0)
+    backbone = efficientnet_lite0(pretrained=False).eval()
+    cache_taps(ds, work, backbone=backbone, progress=None)
+    for i, name in enumerate(ds.names):
+        obj_blocks = [[5, 6, 9, 10], [0, 1, 4, 5], [10, 11, 14, 15]][i % 3]
+        save_proposals(work / "props" / f"{name}.npz", _candidates(rng, lab, obj_blocks))
+    return ds, backbone
+
+
+SETTINGS = {"epochs": {"pixel_epochs": 1, "scorer_epochs": 1, "refiner_epochs": 1}, "preset": "scg",
+            "proposals": 10, "owt": "plain", "method": "grid", "seed": 0,
+            "grid": {"leaf": [0.0, 1.0], "region": [0.0, 2.0], "iou_power": [1.0, 4.0], "instance": [0.0],
+                     "paste": [0.5, 2.0]}}
+
+
+class PoisonedDataset(SegmentationDataset):
+    """Raises on any read of a poisoned image (its sample or its files)."""
+
+    poisoned: frozenset = frozenset()
+
+    def __getitem__(self, i):
+        if self.names[i] in self.poisoned:
+            raise AssertionError(f"the held-out image {self.names[i]} was read")
+        return super().__getitem__(i)
+
+    def image_path(self, name):
+        if name in self.poisoned:
+            raise AssertionError(f"the held-out image {name} was read")
+        return super().image_path(name)
+
+
+@pytest.fixture(scope="module")
+def pool(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pool")
+    work = tmp_path_factory.mktemp("poolwork")
+    ds, backbone = _pool(root, work)
+    folds = kfold_split(ds.names, 3, classes=ds.present_classes(), rng=0)
+    return ds, work, backbone, folds
+
+
+def test_selection_never_reads_the_held_out_fold(pool, tmp_path):
+    ds, work, backbone, folds = pool
+    test, sel = folds[0], folds[1]
+    fit = folds[2]
+    clean = msrc.select_fusion(ds, work, fit, sel, tmp_path / "clean", SETTINGS, backbone=backbone,
+                               progress=None)
+    assert clean["sel_names"] == sel and clean["fit_names"] == fit
+    assert set(clean["fusion"]) == set(SETTINGS["grid"])
+
+    # the poison would change the choice if it were read: held-out labels that agree with another
+    # setting win the fit once those images join the selection images
+    seg = DeepSegmenter.load(tmp_path / "clean" / "inner_heads.pt", backbone=backbone)
+    powers = {"iou_power": SETTINGS["grid"]["iou_power"]}
+
+    def comps(names):
+        sub = ds.subset(names)
+        return [seg.components(sub[i].image, candidates=load_proposals(work, nm), taps=load_taps(work, nm),
+                               fusion=powers) for i, nm in enumerate(sub.names)]
+
+    sel_c, test_c = comps(sel), comps(test)
+    sel_t = [s.labels for s in ds.subset(sel)]
+    chosen = {**seg.fusion, **clean["fusion"]}
+    other, poison = None, None
+    for t in clean["tried"]:
+        fz = {**seg.fusion, **{k: t[k] for k in SETTINGS["grid"]}}
+        labs = [fuse_components(c, fz)[0] for c in test_c]
+        if any((a != fuse_components(c, chosen)[0]).any() for a, c in zip(labs, test_c, strict=True)):
+            other, poison = fz, labs
+            break
+    assert other is not None, "every setting gives the same labels: the test would prove nothing"
+    refit = fit_fusion(sel_c + test_c, sel_t + poison, 2, grid=SETTINGS["grid"], base=seg.fusion,
+                       method="grid")
+    assert refit.fusion != clean["fusion"], "the poisoned labels would not change the choice"
+
+    # poison the held-out fold: adversarial label files, its image, taps and proposals removed,
+    # and any read of its samples raises
+    for name, lab in zip(test, poison, strict=True):
+        import cv2
+
+        cv2.imwrite(str(ds.root / "labels" / f"{name}.png"), lab)
+    saved = {}
+    for name in test:
+        for p in (ds.image_path(name), work / "taps" / f"{name}.pt", work / "props" / f"{name}.npz"):
+            saved[p] = p.read_bytes()
+            p.unlink()
+    try:
+        pds = PoisonedDataset(ds.root, "train")
+        pds.poisoned = frozenset(test)
+        # same inner heads (trained again in a fresh folder from the same seed) and same choice
+        again = msrc.select_fusion(pds, work, fit, sel, tmp_path / "poisoned", SETTINGS, backbone=backbone,
+                                   progress=None)
+    finally:
+        for p, data in saved.items():
+            p.write_bytes(data)
+    assert again["fusion"] == clean["fusion"]
+    assert again["figures"] == clean["figures"]
+    assert again["sel_names"] == sel and not set(again["fit_names"]) & set(test)
+
+
+def test_cv_fold_resumes_and_summarises(pool, tmp_path, capsys):
+    ds, work0, backbone, folds = pool
+    work = tmp_path / "w"
+    shutil.copytree(work0 / "taps", work / "taps")
+    shutil.copytree(work0 / "props", work / "props")
+    msgs = []
+    # fold 0 retrains on both training folds after the selection; folds 1, 2 keep the inner heads
+    results = [msrc.cv_fold(ds, work, folds, k, SETTINGS, refit=k == 0, backbone=backbone,
+                            progress=msgs.append) for k in range(3)]
+    assert sum("epoch 1/1" in m for m in msgs) == 3 * (2 + 1 + 1)  # trainings x 3 heads
+    for k, r in enumerate(results):
+        fdir = work / "cv" / f"fold_{k}"
+        for f in ("selection.json", "inner_heads.pt", "result.json", "inner/pixel.ckpt"):
+            assert (fdir / f).is_file(), f
+        assert (fdir / "heads.pt").is_file() == (k == 0) and r["refit"] == (k == 0)
+        assert r["test_names"] == folds[k] and r["n_test"] == len(folds[k])
+        n_sel = len(folds[(k + 1) % 3])
+        assert r["n_train"] == N_IMAGES - len(folds[k]) - (n_sel if k else 0) and r["n_selection"] == n_sel
+        sel = json.loads((fdir / "selection.json").read_text())
+        assert not set(sel["sel_names"]) & set(folds[k]) and not set(sel["fit_names"]) & set(folds[k])
+        for key in msrc.FIGURES:
+            assert np.isfinite(r[key]) or key.startswith(("apr", "mask"))
+        assert set(r["seconds_training"]) == {"pixel", "scorer", "refiner", "cpu_all_stages"}
+    # resumed: nothing is trained again, the results are read back
+    msgs.clear()
+    again = msrc.cv_fold(ds, work, folds, 1, SETTINGS, backbone=backbone, progress=msgs.append)
+    assert again == results[1] and not msgs
+    summary = msrc.cv_summary(results, 2)
+    assert summary["n_folds"] == 3 and len(summary["folds"]) == 3
+    ms = summary["mean_std"]["miou"]
+    vals = [r["miou"] for r in results]
+    assert ms["mean"] == pytest.approx(np.mean(vals)) and ms["std"] == pytest.approx(np.std(vals, ddof=1))
+    conf = np.sum([r["confusion"] for r in results], 0)
+    assert summary["pooled"]["pixel_acc"] == pytest.approx(np.trace(conf) / conf.sum())
+    (work / "cv").mkdir(exist_ok=True)
+    (work / "cv" / "cv.json").write_text(json.dumps({"config": {"pool": "train", "n_images": 6}, **summary}))
+    assert msrc.main(["eval", "--work", str(work), "--cv", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "3-fold cross-validation over train (6 images" in out and "mean+-std" in out
+    with pytest.raises(SystemExit, match="holds a 3-fold cross-validation, not --cv 5"):
+        msrc.main(["eval", "--work", str(work), "--cv", "5"])
+    with pytest.raises(ValueError, match="at least 3 folds"):
+        msrc.cv_fold(ds, work, folds[:2], 0, SETTINGS, backbone=backbone)
