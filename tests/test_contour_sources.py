@@ -225,3 +225,25 @@ def test_the_image_is_validated_once(photo, call):
     finally:
         sys.setprofile(None)
     assert calls == [call], calls
+
+
+@pytest.mark.parametrize("source", [GPb(), GPb("fast"), GPb("fast", multiscale=True), GPb(multiscale=False),
+                                    GPb("medium", owt="plain", seed=3),
+                                    GPb(multiscale=Multiscale((1.0, 0.5, 0.25), (1.0, 1.0, 1.0)))])
+def test_gpb_repr_is_the_constructor_call(source):
+    assert eval(repr(source)) == source
+    assert "fn=" not in repr(source)
+
+
+def test_deprecation_messages_suggest_a_spelling_that_runs():
+    import re
+
+    img = np.zeros((24, 24, 3))
+    img[:, 12:] = 1.0
+    calls = ((lambda: bottomup.mcg.proposals(img, n=5, preset="scg"), GPb("medium", multiscale=False)),
+             (lambda: bottomup.segment(img, preset="fast", seed=2), GPb("fast", seed=2)))
+    for call, expected in calls:
+        with pytest.warns(DeprecationWarning) as rec:
+            call()
+        spelling = re.search(r"contours=(GPb\(.*\))", str(rec[0].message)).group(1)
+        assert eval(spelling) == expected, spelling

@@ -260,6 +260,10 @@ class GPb(ContourSource):
     --------
     >>> GPb().multiscale, GPb("fast").multiscale
     (Multiscale(scales=(1.0, 0.5), weights=(0.75, 0.25)), None)
+    >>> GPb("medium", multiscale=False)
+    GPb('medium')
+    >>> GPb(seed=1, multiscale=False)
+    GPb(seed=1, multiscale=False)
     """
 
     preset: str = "quality"
@@ -281,6 +285,17 @@ class GPb(ContourSource):
         super().__init__(None, owt=owt, ridge=Ridge() if owt == "ridge" else None, arcs="mean",
                          normalize=True, multiscale=multiscale, max_pixels=DEFAULT_MAX_PIXELS,
                          ranker=f"gpb-{owt}", name="gpb")
+
+    def __repr__(self) -> str:  # the constructor call, so messages can suggest runnable spellings
+        args = [f"{self.preset!r}"] if self.preset != "quality" else []
+        args += [f"seed={self.seed}"] if self.seed else []
+        args += [f"owt={self.owt!r}"] if self.owt != "steepest" else []
+        plain = self.multiscale in (None, Multiscale())
+        if not plain:
+            args.append(f"multiscale={self.multiscale!r}")
+        elif (self.multiscale is not None) != (self.preset == "quality"):
+            args.append(f"multiscale={self.multiscale is not None}")
+        return f"GPb({', '.join(args)})"
 
     def contours(self, image):
         from bottomup.contours.gpb import DEFAULT_MAX_PIXELS, _gpb

@@ -77,6 +77,8 @@ class LearnedContours(ContourSource):
     --------
     >>> LearnedContours().at_level().scales
     (1.0,)
+    >>> LearnedContours(multiscale=True)
+    LearnedContours(multiscale=True)
     """
 
     scales: tuple[float, ...] = DEFAULT_SCALES
@@ -89,6 +91,14 @@ class LearnedContours(ContourSource):
         object.__setattr__(self, "device", str(device))
         super().__init__(None, owt="ridge", ridge=LEARNED_RIDGE, arcs="learned", normalize=False,
                          multiscale=multiscale, max_pixels=None, ranker="learned", name="learned")
+
+    def __repr__(self) -> str:  # the constructor call
+        args = [f"scales={self.scales!r}"] if self.scales != DEFAULT_SCALES else []
+        if self.multiscale is not None:
+            ms = self.multiscale
+            args.append("multiscale=True" if ms == Multiscale() else f"multiscale={ms!r}")
+        args += [f"device={self.device!r}"] if self.device != "cpu" else []
+        return f"LearnedContours({', '.join(args)})"
 
     def contours(self, image):
         return learned_contours(image, scales=self.scales, device=self.device)
