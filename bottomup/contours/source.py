@@ -11,7 +11,8 @@ attribute       meaning
                 ``"steepest"`` (ties run down the steepest flank) or ``"ridge"`` (watershed
                 and arc strengths on the NMS ridge, :func:`bottomup.owt.ridge_owt_inputs`)
 ``ridge``       :class:`Ridge` settings of the ``"ridge"`` rule
-``arcs``        default arc scores before the merging: ``"mean"`` (OWT-UCM) or ``"learned"``
+``arcs``        default arc scores before the merging: ``"mean"`` (OWT-UCM) or a shipped
+                scorer, ``"learned"`` or ``"gpb"`` (:data:`ARC_RULES`)
 ``normalize``   apply the release's sigmoid to the mean-strength UCM (gPb's levels)
 ``multiscale``  :class:`Multiscale` scales and weights of ``segment`` (None: one scale)
 ``max_pixels``  the source works on a downscaled copy above this size (None: no limit)
@@ -121,7 +122,8 @@ class ContourSource:
     owt : {"plain", "steepest", "ridge"}
     ridge : Ridge, optional
         Settings of ``owt="ridge"`` (default ``Ridge()``).
-    arcs : {"mean", "learned"}
+    arcs : {"mean", "learned", "gpb"}
+        :data:`ARC_RULES`.
     normalize : bool
     multiscale : Multiscale, optional
     max_pixels : int, optional
