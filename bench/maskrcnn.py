@@ -68,19 +68,9 @@ def build_model(things, args, pretrained: bool = True):
 
 def load_model(path, device=None):
     """MaskRCNN, thing class ids and class names from a ``maskrcnn.ckpt`` of ``train``."""
-    import torch
+    from deep.models.maskrcnn import load_maskrcnn
 
-    from deep.models import MaskRCNN
-
-    ck = torch.load(path, map_location="cpu", weights_only=False)
-    cfg = dict(ck["config"])
-    num_classes = cfg.pop("num_classes")
-    model = MaskRCNN(num_classes, pretrained_backbone=False, **cfg)
-    model.load_state_dict(ck["model"])
-    model.eval()
-    if device is not None:
-        model.to(device)
-    return model, tuple(ck["things"]), tuple(ck["classes"]), int(ck["iteration"])
+    return tuple(load_maskrcnn(path, "cpu" if device is None else device))
 
 
 def _metadata(device) -> dict:

@@ -40,10 +40,16 @@ import torch.nn.functional as F
 from .refine import MaskRefiner, expand_boxes, mask_nms, paste_masks
 from .scoring import PixelClassifier, RegionScorer, dense_hypercolumns, region_descriptors
 
-__all__ = ["DEFAULT_FUSION", "DeepResult", "DeepSegmenter", "FUSE_KEYS", "Instances", "check_fusion",
-           "fuse_components", "instance_evidence", "overlay", "segment", "segment_file", "weights_path"]
+__all__ = ["DEFAULT_FUSION", "DeepResult", "DeepSegmenter", "FUSE_KEYS", "Instances", "MODELS",
+           "MaskRCNNSegmenter", "check_fusion", "fuse_components", "instance_evidence", "overlay",
+           "segment", "segment_file", "weights_path"]
 
 LEVELS = (4, 8, 16, 32)
+#: The models of :func:`segment` and ``bottomup deep --model``.
+MODELS = ("heads", "maskrcnn")
+#: How to get Mask R-CNN weights (none are shipped).
+MASKRCNN_TRAIN = ("python bench/maskrcnn.py train --root $BOTTOMUP_DATA/msrc --split train "
+                  "--work out/maskrcnn (writes out/maskrcnn/maskrcnn.ckpt)")
 #: Fusion weights used when a weights file has none: ``pixel``, ``leaf`` and ``region`` weigh
 #: ``log P``, the leaf-averaged ``log P`` and the log region vote; instances scoring at least
 #: ``paste`` overwrite their pixels; ``iou_power`` weighs the votes by overlap ** power; ``flip``
@@ -126,11 +132,15 @@ class Instances:
     masks : (M, H, W) ndarray of bool
     classes : (M,) ndarray of int64
     scores : (M,) ndarray of float64
+    boxes : (M, 4) ndarray of float64, optional
+        Boxes ``x1, y1, x2, y2`` in continuous pixel coordinates, when the model predicts them
+        (Mask R-CNN); None for the region heads, whose boxes are the masks' (``to_coco``).
     """
 
     masks: np.ndarray
     classes: np.ndarray
     scores: np.ndarray
+    boxes: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.classes.shape[0])
@@ -169,12 +179,13 @@ class DeepResult:
     ----------
     labels : (H, W) ndarray of uint8
         Semantic class per pixel.
-    probs : (C, H, W) ndarray of float32
+    probs : (C, H, W) ndarray of float32 or None
         Fused class probabilities (before pasting instances), e.g. the unary of
-        :func:`deep.crf.dense_crf`.
+        :func:`deep.crf.dense_crf`. None for Mask R-CNN (:class:`MaskRCNNSegmenter`), which
+        has no per-pixel class distribution.
     instances : Instances
-    pixel_probs : (C, H, W) ndarray of float32
-        The per-pixel classifier alone (the baseline).
+    pixel_probs : (C, H, W) ndarray of float32 or None
+        The per-pixel classifier alone (the baseline); None for Mask R-CNN.
     timings : dict
     """
 
@@ -474,31 +485,176 @@ def _fuse(comp, fz):
     return labels.cpu().numpy().astype(np.uint8), probs
 
 
+class MaskRCNNSegmenter:
+    """A Mask R-CNN checkpoint behind the face of :class:`DeepSegmenter`: ``predict(image)`` gives
+    a :class:`DeepResult`, calling it ``(labels, instances)``.
+
+    Instances: every detection of the model (score above its ``box_score_thresh``, at most
+    ``detections_per_img``), by decreasing score; masks are its mask probabilities ``>= 0.5``,
+    classes the dataset ids (``things[label - 1]``), boxes its xyxy boxes. Semantic labels: every
+    pixel :data:`deep.data.VOID` (255: Mask R-CNN says nothing about stuff or background), then
+    the instances scoring at least ``paste`` pasted in increasing score order (the best one
+    wins where they overlap), as the heads paste theirs. ``probs`` and ``pixel_probs`` are None.
+
+    Parameters
+    ----------
+    model : deep.models.MaskRCNN
+    things : sequence of int
+        Dataset class id of each model label (label ``j`` is ``things[j - 1]``).
+    classes : sequence of str
+        Dataset class names.
+    device : str or torch.device
+    paste : float
+        Score from which an instance is pasted into the labels (the heads' default, 0.5).
+
+    Notes
+    -----
+    A model trained with ``rois="external"`` needs candidates: given to :meth:`predict`, or
+    computed as ``bench/maskrcnn.py`` does by default (SCG, 1000, plain oriented watershed).
+    """
+
+    preset, n_proposals, owt = "scg", 1000, "plain"
+
+    def __init__(self, model, things, classes, *, device="cpu", paste: float = 0.5):
+        self.device = torch.device(device)
+        self.model = model.eval().to(self.device)
+        self.things = tuple(int(t) for t in things)
+        self.classes = tuple(classes)
+        self.paste = float(paste)
+
+    @classmethod
+    def load(cls, path, device="cpu", **kw) -> MaskRCNNSegmenter:
+        """From a checkpoint of ``bench/maskrcnn.py train`` (:func:`deep.models.maskrcnn.load_maskrcnn`)."""
+        from .models.maskrcnn import load_maskrcnn
+
+        model, things, classes, _ = load_maskrcnn(path, device)
+        return cls(model, things, classes, device=device, **kw)
+
+    def predict(self, image, candidates=None) -> DeepResult:
+        """Labels and instances of one image (see the class notes)."""
+        from bottomup.validate import check_image
+
+        img = check_image(image)
+        h, w = img.shape[:2]
+        tm = {}
+        props = None
+        if candidates is not None and self.model.rois != "external":
+            raise ValueError("`candidates` are only used by a Mask R-CNN trained with rois='external'; "
+                             "this one has its own RPN")
+        if self.model.rois == "external":
+            from bottomup.mcg import proposals
+            from bottomup.mcg.propose import legacy_preset
+
+            from .models.maskrcnn import candidates_to_proposals
+
+            t0 = time.perf_counter()
+            if candidates is None:
+                method, source = legacy_preset(self.preset, self.owt)
+                candidates = proposals(img, n=self.n_proposals, method=method, contours=source)
+            elif tuple(candidates.shape) != (h, w):
+                raise ValueError(f"`candidates` are for a {candidates.shape} image, but `image` is {(h, w)}")
+            p = candidates_to_proposals(candidates, with_masks=self.model.mask_prior)
+            props = [{k: v.to(self.device) for k, v in p.items()}]
+            tm["proposals"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        x = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).float().to(self.device)
+        with torch.inference_mode():
+            out = self.model([x], proposals=props)[0]
+        tm["maskrcnn"] = time.perf_counter() - t0
+        inst = self.instances(out)
+        return DeepResult(paste_instances(inst, (h, w), self.paste), None, inst, None, tm)
+
+    def instances(self, out: dict) -> Instances:
+        """:class:`Instances` of one output dict of the model (torchvision's format)."""
+        lab = out["labels"].cpu().numpy()
+        classes = np.array([self.things[j - 1] for j in lab.tolist()], np.int64)
+        return Instances((out["masks"][:, 0] >= 0.5).cpu().numpy(), classes,
+                         out["scores"].cpu().numpy().astype(np.float64),
+                         out["boxes"].cpu().numpy().astype(np.float64))
+
+    def __call__(self, image, candidates=None):
+        r = self.predict(image, candidates)
+        return r.labels, r.instances
+
+
+def paste_instances(inst: Instances, shape, paste: float = 0.5, fill: int = 255) -> np.ndarray:
+    """``(H, W)`` uint8: ``fill`` (void), then the instances scoring at least ``paste`` painted
+    with their class in increasing score order (ties: the later one in ``inst`` first)."""
+    labels = np.full(tuple(shape), fill, np.uint8)
+    for i in np.argsort(inst.scores, kind="stable"):
+        if inst.scores[i] >= paste:
+            labels[inst.masks[i]] = int(inst.classes[i])
+    return labels
+
+
 @functools.lru_cache(maxsize=2)
 def _default(device: str) -> DeepSegmenter:
     return DeepSegmenter.load(device=device)
 
 
-def segment(image, *, device: str = "cpu", candidates=None):
-    """Semantic labels and instances of an image with the shipped MSRC-21 heads.
+@functools.lru_cache(maxsize=2)
+def _loaded(model: str, path: str, stamp, device: str):
+    # ``stamp`` (mtime, size) makes a rewritten weights file load again
+    if model == "maskrcnn":
+        return MaskRCNNSegmenter.load(path, device=device)
+    return DeepSegmenter.load(path, device=device)
+
+
+def _segmenter(model, weights, device):
+    """The segmenter of ``model`` with ``weights``, validated (the public faces call this once)."""
+    if model not in MODELS:
+        raise ValueError(f"`model` must be one of {list(MODELS)}, but got {model!r}")
+    if weights is None:
+        if model == "maskrcnn":
+            raise ValueError("`weights` is required for model='maskrcnn': no Mask R-CNN weights are "
+                             f"shipped in this release; train them with `{MASKRCNN_TRAIN}` and pass "
+                             "weights='out/maskrcnn/maskrcnn.ckpt'")
+        return _default(str(device))
+    if not isinstance(weights, (str, os.PathLike)):
+        raise TypeError(f"`weights` must be a path, but got {type(weights).__name__}")
+    path = os.fspath(weights)
+    if not os.path.isfile(path):
+        hint = f"train them with `{MASKRCNN_TRAIN}`" if model == "maskrcnn" else \
+            "train them with `python bench/msrc.py train`"
+        raise FileNotFoundError(f"`weights` file not found: {path!r} (model={model!r}); {hint}")
+    st = os.stat(path)
+    return _loaded(model, os.path.abspath(path), (st.st_mtime_ns, st.st_size), str(device))
+
+
+def segment(image, *, model: str = "heads", weights=None, device: str = "cpu", candidates=None):
+    """Semantic labels and instances of an image with the shipped MSRC-21 heads or a Mask R-CNN.
 
     Parameters
     ----------
     image : (H, W[, C]) array_like
         Any image the ``bottomup`` image contract accepts.
+    model : {"heads", "maskrcnn"}
+        ``"heads"``: bottom-up proposals scored by the region heads (:class:`DeepSegmenter`);
+        ``"maskrcnn"``: a Mask R-CNN checkpoint of ``bench/maskrcnn.py train``
+        (:class:`MaskRCNNSegmenter`; no weights are shipped, so ``weights`` is required).
+    weights : path-like, optional
+        The model's weights (default: the shipped MSRC-21 heads).
     device : str
         Torch device (``"cuda"`` when present).
     candidates : bottomup.mcg.Candidates, optional
-        Precomputed proposals (default: SCG, 1000).
+        Precomputed proposals (heads, default: SCG, 1000; Mask R-CNN with ``rois="external"``).
 
     Returns
     -------
     labels : (H, W) ndarray of uint8
-        MSRC-21 class ids (:data:`deep.data.MSRC21_CLASSES`).
+        Class ids of the weights' class list (MSRC-21: :data:`deep.data.MSRC21_CLASSES`). Mask
+        R-CNN labels only its confident instances; every other pixel is 255 (void).
     instances : Instances
-        Thing instances (masks, classes, scores), by decreasing score.
+        Thing instances (masks, classes, scores; boxes for Mask R-CNN), by decreasing score.
+
+    Raises
+    ------
+    ValueError
+        Unknown ``model``, or ``model="maskrcnn"`` without ``weights``.
+    FileNotFoundError
+        ``weights`` is not a file.
     """
-    return _default(str(device))(image, candidates)
+    return _segmenter(model, weights, device)(image, candidates)
 
 
 def _palette(n: int) -> np.ndarray:
@@ -538,8 +694,12 @@ def overlay(image: np.ndarray, labels: np.ndarray, instances: Instances | None =
     return out
 
 
-def segment_file(in_path, out_path, *, device: str = "cpu", weights=None, min_score: float = 0.0) -> dict:
+def segment_file(in_path, out_path, *, device: str = "cpu", weights=None, min_score: float = 0.0,
+                 model: str = "heads") -> dict:
     """The ``deep`` folder-job task: labels, instances and an overlay of one image file.
+
+    ``model`` and ``weights`` are those of :func:`segment` (``"maskrcnn"`` needs ``weights``;
+    its labels are 255 where no confident instance lies).
 
     Writes, each atomically, ``<stem>_labels.png`` (uint8 class ids), ``<stem>_overlay.jpg`` and
     last ``out_path`` (``<stem>.json``): the instances with ``score >= min_score`` as a COCO
@@ -557,7 +717,7 @@ def segment_file(in_path, out_path, *, device: str = "cpu", weights=None, min_sc
     from bottomup.jobs import coco_image_id
 
     img = read_image(in_path)  # first: a hostile file fails before the model loads
-    seg = _default(str(device)) if weights is None else DeepSegmenter.load(weights, device=device)
+    seg = _segmenter(model, weights, device)
     res = seg.predict(img)
     out_path = Path(out_path)
     stem = out_path.stem
@@ -571,18 +731,26 @@ def segment_file(in_path, out_path, *, device: str = "cpu", weights=None, min_sc
     recs = inst.to_coco(image_id=coco_image_id(in_path), class_names=seg.classes)
     with atomic_path(out_path) as tmp:
         Path(tmp).write_text(json.dumps(recs))
-    return {"image": Path(in_path).name, "image_id": coco_image_id(in_path), "height": int(img.shape[0]),
+    return {"image": Path(in_path).name, "model": model, "image_id": coco_image_id(in_path),
+            "height": int(img.shape[0]),
             "width": int(img.shape[1]), "classes": list(seg.classes), "n_instances": len(inst),
             "outputs": names, "seconds": res.timings}
 
 
-def _segment_file_model_files(*, device="cpu", weights=None, min_score=0.0) -> list:
-    """The heads (``weights``), the backbone's ImageNet weights and the proposals' ranker."""
+def _segment_file_model_files(*, device="cpu", weights=None, min_score=0.0, model="heads") -> list:
+    """The heads (``weights``), the backbone's ImageNet weights and the proposals' ranker; for
+    Mask R-CNN its checkpoint (backbone included), and the ranker when it takes SCG RoIs."""
     from bottomup.mcg.propose import legacy_preset
     from bottomup.mcg.ranking import ranker_path
 
     from .backbone.efficientnet import weights_path as backbone_weights
 
+    if model == "maskrcnn":
+        seg = _segmenter(model, weights, device)
+        if seg.model.rois != "external":
+            return [os.fspath(weights)]
+        method, source = legacy_preset(seg.preset, seg.owt)
+        return [os.fspath(weights), ranker_path(method, source.ranker)]
     heads = weights_path() if weights is None else os.fspath(weights)
     st = torch.load(heads, map_location="cpu", weights_only=False)
     method, source = legacy_preset(st.get("preset", "scg"), st.get("owt"))

@@ -459,9 +459,10 @@ def train_maskrcnn(model, ds: SegmentationDataset, work, *, iterations: int, bat
             progress(f"maskrcnn: resuming after iteration {start}")
 
     def save(it):
-        _save_atomic({"model": model.state_dict(), "opt": opt.state_dict(), "rng": torch.get_rng_state(),
-                      "iteration": it, "history": history, "config": model.config,
-                      "things": things, "classes": ds.classes}, path)
+        from .models.maskrcnn import save_maskrcnn
+
+        save_maskrcnn(path, model, things=things, classes=ds.classes, iteration=it, opt=opt.state_dict(),
+                      rng=torch.get_rng_state(), history=history)
 
     n = len(ds)
     t_start = time.perf_counter()

@@ -47,6 +47,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from itertools import accumulate
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -59,6 +60,9 @@ from ..ops.roi import boxes_to_rois, roi_align
 
 __all__ = [
     "MaskRCNN",
+    "LoadedMaskRCNN",
+    "load_maskrcnn",
+    "save_maskrcnn",
     "FPN",
     "RPNHead",
     "BoxHead",
@@ -1298,3 +1302,85 @@ class MaskRCNN(nn.Module):
             losses.update(self._roi_train(roi_feats, proposals_s, targets_scaled, targets, scales, external))
             return losses
         return self._roi_infer(roi_feats, proposals_s, sizes, scales, orig_sizes, external)
+
+
+class LoadedMaskRCNN(NamedTuple):
+    """What :func:`load_maskrcnn` returns (unpacks as ``model, things, classes, iteration``).
+
+    Attributes
+    ----------
+    model : MaskRCNN
+        In eval mode, on the requested device.
+    things : tuple of int
+        The dataset class id of each model label: label ``j`` (1..) is class ``things[j - 1]``.
+    classes : tuple of str
+        The dataset's class names (``classes[things[j - 1]]`` names label ``j``).
+    iteration : int
+        Training iterations done when the checkpoint was written.
+    """
+
+    model: MaskRCNN
+    things: tuple
+    classes: tuple
+    iteration: int
+
+
+def save_maskrcnn(path, model: MaskRCNN, *, things, classes, iteration: int = 0, **extra) -> None:
+    """Write a Mask R-CNN checkpoint atomically, the format of ``bench/maskrcnn.py train``.
+
+    The file is a ``torch.save`` dict with ``model`` (state dict, backbone included), ``config``
+    (:attr:`MaskRCNN.config`, enough to rebuild it), ``things``, ``classes`` and ``iteration``;
+    :func:`deep.training.train_maskrcnn` adds ``opt``, ``rng`` and ``history`` (``extra``) to
+    resume. :func:`load_maskrcnn` reads it.
+    """
+    from bottomup.io.files import atomic_path
+
+    things = tuple(int(t) for t in things)
+    if model.num_classes != len(things) + 1:
+        raise ValueError(f"`things` has {len(things)} classes, but the model has {model.num_classes} "
+                         f"labels (background included): expected len(things) + 1 == num_classes")
+    with atomic_path(path) as tmp:
+        torch.save({"model": model.state_dict(), **extra, "iteration": int(iteration),
+                    "config": model.config, "things": things, "classes": list(classes)}, tmp)
+
+
+def load_maskrcnn(path, device="cpu") -> LoadedMaskRCNN:
+    """A Mask R-CNN and its classes from a checkpoint of ``bench/maskrcnn.py train``
+    (``WORK/maskrcnn.ckpt``) or of :func:`save_maskrcnn`.
+
+    Parameters
+    ----------
+    path : path-like
+    device : str or torch.device
+
+    Returns
+    -------
+    LoadedMaskRCNN
+        ``(model, things, classes, iteration)``, the model in eval mode on ``device``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` is not a file (the message gives the command that trains one).
+    ValueError
+        If the file is not a Mask R-CNN checkpoint.
+    """
+    import os
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"Mask R-CNN weights not found: {path!r}; train them with "
+                                f"`python bench/maskrcnn.py train --root DATA --work W` (writes "
+                                f"W/maskrcnn.ckpt)")
+    ck = torch.load(path, map_location="cpu", weights_only=False)
+    missing = [k for k in ("model", "config", "things", "classes") if not isinstance(ck, dict) or k not in ck]
+    if missing:
+        raise ValueError(f"{path!r} is not a Mask R-CNN checkpoint of `bench/maskrcnn.py train`: "
+                         f"it lacks {missing}")
+    cfg = dict(ck["config"])
+    num_classes = cfg.pop("num_classes")
+    model = MaskRCNN(num_classes, pretrained_backbone=False, **cfg)
+    model.load_state_dict(ck["model"])
+    model.eval().to(torch.device(device))
+    return LoadedMaskRCNN(model, tuple(int(t) for t in ck["things"]), tuple(ck["classes"]),
+                          int(ck.get("iteration", 0)))

@@ -436,6 +436,9 @@ def test_training_resumes_exactly(tmp_path):
     assert first["iteration"] == 2 and len(first["history"]) == 2
     ck = torch.load(tmp_path / "a" / "maskrcnn.ckpt", weights_only=False)
     assert ck["iteration"] == 2 and ck["opt"]["state"]  # momentum buffers saved
+    from deep.models.maskrcnn import load_maskrcnn  # the public reader takes the training's file
+
+    assert load_maskrcnn(tmp_path / "a" / "maskrcnn.ckpt").iteration == 2
     resumed, second = run(tmp_path / "a", 4)
     assert second["iteration"] == 4 and [h["iteration"] for h in second["history"]] == [1, 2, 3, 4]
     straight, third = run(tmp_path / "b", 4)
@@ -494,3 +497,123 @@ def test_overfit_two_synthetic_images():
         loss.backward()
         opt.step()
     assert apr()[0] == 1.0
+
+
+# ---- the public faces: deep.segment(model="maskrcnn") and bottomup deep --model ----------------
+THINGS, CLASSES = (3, 5, 7), tuple(f"c{i}" for i in range(8))
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    """A tiny randomly initialised Mask R-CNN written by the checkpoint writer of training; class
+    biases set so that some detections score above the paste threshold (0.5) and some below."""
+    from deep.models.maskrcnn import save_maskrcnn
+
+    model = _tiny().eval()
+    with torch.no_grad():
+        model.box_head.cls_score.bias.copy_(torch.tensor([0.0, 2.0, 1.5, 0.0]))
+    path = tmp_path_factory.mktemp("mrcnn") / "maskrcnn.ckpt"
+    save_maskrcnn(path, model, things=THINGS, classes=CLASSES, iteration=7)
+    return path, model
+
+
+def _image(seed, h=48, w=64):
+    return np.random.default_rng(seed).random((h, w, 3))
+
+
+def _naive_paste(masks, classes, scores, shape, paste=0.5):
+    want = np.full(shape, 255, np.uint8)
+    for i in sorted(range(len(scores)), key=lambda j: scores[j]):  # increasing, stable
+        if scores[i] >= paste:
+            for r, c in zip(*np.nonzero(masks[i]), strict=True):
+                want[r, c] = classes[i]
+    return want
+
+
+def test_load_maskrcnn_round_trip(ckpt):
+    from deep.models.maskrcnn import load_maskrcnn
+
+    path, model = ckpt
+    loaded, things, classes, iteration = load_maskrcnn(path, "cpu")
+    assert things == THINGS and classes == CLASSES and iteration == 7 and not loaded.training
+    for (k, a), b in zip(model.state_dict().items(), loaded.state_dict().values(), strict=True):
+        assert torch.equal(a, b), k
+
+
+def test_segment_maskrcnn_equals_the_model_run_directly(ckpt):
+    import deep
+
+    path, model = ckpt
+    img = _image(0)
+    labels, inst = deep.segment(img, model="maskrcnn", weights=path)
+    with torch.inference_mode():
+        out = model([torch.from_numpy(img.transpose(2, 0, 1).copy()).float()])[0]
+    assert len(inst) == out["labels"].numel() > 0
+    np.testing.assert_array_equal(inst.masks, (out["masks"][:, 0] >= 0.5).numpy())
+    np.testing.assert_array_equal(inst.classes, [THINGS[j - 1] for j in out["labels"].tolist()])
+    np.testing.assert_array_equal(inst.scores, out["scores"].numpy().astype(np.float64))
+    np.testing.assert_array_equal(inst.boxes, out["boxes"].numpy().astype(np.float64))
+    want = _naive_paste(inst.masks, inst.classes, inst.scores, img.shape[:2])
+    np.testing.assert_array_equal(labels, want)
+    assert labels.dtype == np.uint8
+    assert (inst.scores >= 0.5).any() and (inst.scores < 0.5).any()  # both sides of the threshold
+    assert (labels == 255).any() and (labels != 255).any()
+    from deep.segmenter import MaskRCNNSegmenter
+
+    res = MaskRCNNSegmenter.load(path).predict(img)
+    assert res.probs is None and res.pixel_probs is None
+    np.testing.assert_array_equal(res.labels, labels)
+
+
+def test_segment_model_errors_name_the_argument(ckpt, tmp_path):
+    import deep
+    from deep.models.maskrcnn import load_maskrcnn
+
+    img = _image(1)
+    with pytest.raises(ValueError, match=r"`weights`.*no Mask R-CNN weights are shipped.*maskrcnn.py train"):
+        deep.segment(img, model="maskrcnn")
+    with pytest.raises(ValueError, match=r"`model` must be one of \['heads', 'maskrcnn'\].*'mask-rcnn'"):
+        deep.segment(img, model="mask-rcnn", weights=ckpt[0])
+    with pytest.raises(FileNotFoundError, match=r"`weights` file not found.*nope\.ckpt"):
+        deep.segment(img, model="maskrcnn", weights=tmp_path / "nope.ckpt")
+    with pytest.raises(TypeError, match="`weights` must be a path"):
+        deep.segment(img, model="maskrcnn", weights=3)
+    torch.save({"model": {}}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="not a Mask R-CNN checkpoint"):
+        load_maskrcnn(tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="`candidates`"):
+        deep.segment(img, model="maskrcnn", weights=ckpt[0], candidates=object())
+
+
+def test_cli_deep_model_maskrcnn_writes_the_same_outputs(ckpt, tmp_path, capsys):
+    import cv2
+
+    import deep
+    from bottomup.cli import main
+    from bottomup.io import read_image
+    from bottomup.io.cache import file_digest
+    from bottomup.jobs import record_path
+
+    path, _ = ckpt
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(2):
+        cv2.imwrite(str(src / f"{i + 1}.png"), (_image(i + 10, 40, 56) * 255).astype(np.uint8))
+    out = tmp_path / "out"
+    assert main(["deep", str(src), "--out", str(out), "--quiet", "--model", "maskrcnn"]) == 2
+    assert "--weights" in capsys.readouterr().err
+    assert main(["deep", str(src), "--out", str(out), "--quiet", "--model", "maskrcnn",
+                 "--weights", str(path)]) == 0
+    n_inst = 0
+    for i in (1, 2):
+        img = read_image(src / f"{i}.png")
+        labels, inst = deep.segment(img, model="maskrcnn", weights=path)
+        np.testing.assert_array_equal(cv2.imread(str(out / f"{i}_labels.png"), cv2.IMREAD_UNCHANGED), labels)
+        recs = json.loads((out / f"{i}.json").read_text())
+        assert recs == json.loads(json.dumps(inst.to_coco(image_id=i, class_names=CLASSES)))
+        n_inst += len(recs)
+        rec = json.loads(record_path(out / f"{i}.json").read_text())
+        text = json.dumps(rec)
+        assert rec["params"]["model"] == "maskrcnn" and rec["info"]["model"] == "maskrcnn"
+        assert file_digest(path, "sha256") in text  # the weights are a model file of the record
+    assert n_inst > 0
