@@ -300,14 +300,7 @@ class DeepSegmenter:
         fz = check_fusion({**self.fusion, **check_fusion(fusion)}, name="segmenter.fusion")
         tm = {}
         t0 = time.perf_counter()
-        if candidates is None:
-            from bottomup.mcg import proposals
-            from bottomup.mcg.propose import legacy_preset
-
-            method, source = legacy_preset(self.preset, self.owt)
-            candidates = proposals(img, n=self.n_proposals, method=method, contours=source)
-        elif tuple(candidates.shape) != (h, w):
-            raise ValueError(f"`candidates` are for a {candidates.shape} image, but `image` is {(h, w)}")
+        candidates = _candidates(self, img, candidates)
         tm["proposals"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         with torch.inference_mode():
@@ -485,6 +478,20 @@ def _fuse(comp, fz):
     return labels.cpu().numpy().astype(np.uint8), probs
 
 
+def _candidates(seg, img, candidates):
+    """``candidates`` checked against ``img``, or the segmenter's own proposals of it
+    (``seg.preset``, ``seg.owt``, ``seg.n_proposals``)."""
+    if candidates is None:
+        from bottomup.mcg import proposals
+        from bottomup.mcg.propose import legacy_preset
+
+        method, source = legacy_preset(seg.preset, seg.owt)
+        return proposals(img, n=seg.n_proposals, method=method, contours=source)
+    if tuple(candidates.shape) != img.shape[:2]:
+        raise ValueError(f"`candidates` are for a {candidates.shape} image, but `image` is {img.shape[:2]}")
+    return candidates
+
+
 class MaskRCNNSegmenter:
     """A Mask R-CNN checkpoint behind the face of :class:`DeepSegmenter`: ``predict(image)`` gives
     a :class:`DeepResult`, calling it ``(labels, instances)``.
@@ -542,18 +549,10 @@ class MaskRCNNSegmenter:
             raise ValueError("`candidates` are only used by a Mask R-CNN trained with rois='external'; "
                              "this one has its own RPN")
         if self.model.rois == "external":
-            from bottomup.mcg import proposals
-            from bottomup.mcg.propose import legacy_preset
-
             from .models.maskrcnn import candidates_to_proposals
 
             t0 = time.perf_counter()
-            if candidates is None:
-                method, source = legacy_preset(self.preset, self.owt)
-                candidates = proposals(img, n=self.n_proposals, method=method, contours=source)
-            elif tuple(candidates.shape) != (h, w):
-                raise ValueError(f"`candidates` are for a {candidates.shape} image, but `image` is {(h, w)}")
-            p = candidates_to_proposals(candidates, with_masks=self.model.mask_prior)
+            p = candidates_to_proposals(_candidates(self, img, candidates), with_masks=self.model.mask_prior)
             props = [{k: v.to(self.device) for k, v in p.items()}]
             tm["proposals"] = time.perf_counter() - t0
         t0 = time.perf_counter()
