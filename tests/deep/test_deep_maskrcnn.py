@@ -617,3 +617,21 @@ def test_cli_deep_model_maskrcnn_writes_the_same_outputs(ckpt, tmp_path, capsys)
         assert rec["params"]["model"] == "maskrcnn" and rec["info"]["model"] == "maskrcnn"
         assert file_digest(path, "sha256") in text  # the weights are a model file of the record
     assert n_inst > 0
+
+
+def test_candidates_of_another_image_are_refused_by_both_models(tmp_path):
+    """The heads and a Mask R-CNN with external RoIs share one check: candidates of an H x W
+    image given with an (H - 8) x W image raise a ValueError naming `candidates` and both shapes."""
+    import deep
+    from deep.segmenter import _candidates as segmenter_candidates
+
+    _, tgt = _scene(3)
+    cands = _candidates(tgt)
+    other = _image(1, h=cands.shape[0] - 8, w=cands.shape[1])
+    with pytest.raises(ValueError, match=r"`candidates` are for a .*image, but `image` is"):
+        deep.segment(other, candidates=cands)
+    seg = type("S", (), {"preset": "scg", "owt": "plain", "n_proposals": 5})()
+    h, w = cands.shape
+    with pytest.raises(ValueError, match=rf"are for a \({h}, {w}\) image, but `image` is \({h - 8}, {w}\)"):
+        segmenter_candidates(seg, other, cands)
+    assert segmenter_candidates(seg, _image(1, *cands.shape), cands) is cands
