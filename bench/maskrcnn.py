@@ -5,6 +5,8 @@
                                    [--max-minutes M] [--json OUT.json]
     python bench/maskrcnn.py eval  --root $BOTTOMUP_DATA/msrc --split val [--work out/maskrcnn]
                                    [--limit N] --json OUT.json
+    python bench/maskrcnn.py compare --root $BOTTOMUP_DATA/msrc --split val [--work out/maskrcnn]
+                                   [--model heads] [--model NAME=CKPT ...] --json OUT.json
 
 ``--root`` is raw MSRC-v2 (converted once to the layout of :mod:`deep.data` in ``WORK/layout``, as
 ``bench/msrc.py`` does) or a folder already in the layout. ``train`` checkpoints
@@ -25,6 +27,12 @@ heads of ``bench/msrc.py`` report, void pixels left out of the mask IoUs):
                      --rois external, reported apart as seconds_proposals)
 
 plus ``per_class_apr50`` and the metadata of the run.
+
+``compare`` scores several models on the same images with the same code (:func:`score_instances`):
+the shipped region heads (``heads``, or ``NAME=heads:PATH``) and Mask R-CNN checkpoints
+(``NAME=PATH``, RPN or SCG RoIs). Every model that takes candidates gets the same cached SCG
+proposals (``WORK/props``), so ``seconds_per_image`` leaves the proposals out for all of them. It
+prints the table (best of each column in bold) and the per-class AP^r@0.5.
 """
 
 from __future__ import annotations
@@ -144,75 +152,107 @@ def cmd_train(args) -> int:
 
 
 def _rasterise_boxes(boxes: np.ndarray, shape) -> np.ndarray:
-    """(K, H, W) bool: the pixels whose centres lie in each xyxy box."""
+    """(K, H, W) bool: the pixels whose centres lie in each continuous xyxy box."""
     h, w = shape
     ys = np.arange(h) + 0.5
     xs = np.arange(w) + 0.5
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
     inside_y = (ys[None] >= boxes[:, 1:2]) & (ys[None] <= boxes[:, 3:4])
     inside_x = (xs[None] >= boxes[:, 0:1]) & (xs[None] <= boxes[:, 2:3])
     return inside_y[:, :, None] & inside_x[:, None, :]
 
 
-def evaluate(model, ds, work, things, n_classes, *, limit=None, device=None, progress=True) -> dict:
-    """AP^r at 0.5/0.7, mask AP, box AP and timing of ``model`` on ``ds`` (see the module notes)."""
-    import torch
-
+def mask_boxes(masks: np.ndarray) -> np.ndarray:
+    """(K, 4) continuous xyxy boxes of (K, H, W) masks (pixel ``c`` spans ``[c, c + 1)``); an
+    empty mask gets ``(0, 0, 0, 0)``, which covers no pixel centre."""
     from bottomup.masks import masks_to_boxes
+
+    out = np.zeros((len(masks), 4), np.float64)
+    full = masks.reshape(len(masks), -1).any(1)
+    if full.any():
+        out[full] = masks_to_boxes(masks[full]) + np.array([0, 0, 1, 1])
+    return out
+
+
+def score_instances(ds, results, n_classes: int) -> dict:
+    """The figures of ``eval`` and ``compare`` on the thing classes of ``ds``.
+
+    ``results`` yields ``(sample, instances, seconds)``: a sample of ``ds``, its
+    :class:`deep.segmenter.Instances` (classes are dataset ids; ``boxes`` xyxy, or None to take the
+    masks' boxes) and the seconds the model took. Ground truth: the non-crowd thing instances;
+    void pixels are left out of the mask IoUs; ground-truth boxes are the masks' tight boxes; box
+    IoUs are IoUs of the boxes rasterised on the pixel grid (pixel centres inside).
+    """
     from bottomup.metrics.instance import InstanceAP, InstanceParams
-    from deep.training import load_proposals
 
     apr = InstanceAP(n_classes, InstanceParams.sds())
     coco = InstanceAP(n_classes, InstanceParams.coco())
     box = InstanceAP(n_classes, InstanceParams.coco())
-    thing_set = set(things)
+    things = sorted(ds.things)
     times = []
-    n = len(ds) if limit is None else min(limit, len(ds))
-    model.eval()
-    for i in range(n):
-        sample = ds[i]
-        img = torch.from_numpy(np.ascontiguousarray(sample.image.transpose(2, 0, 1))).float().to(device)
-        props = None
-        if model.rois == "external":
-            from deep.models.maskrcnn import candidates_to_proposals
-
-            p = candidates_to_proposals(load_proposals(work, ds.names[i]), with_masks=model.mask_prior)
-            props = [{k: v.to(device) for k, v in p.items()}]
-        if device is not None and device.type == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        with torch.inference_mode():
-            out = model([img], proposals=props)[0]
-        if device is not None and device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
-        masks = (out["masks"][:, 0] >= 0.5).cpu().numpy()
-        labels = np.array([things[j - 1] for j in out["labels"].cpu().tolist()], np.int64)
-        scores = out["scores"].cpu().numpy().astype(np.float64)
-        keep = np.array([c in thing_set and not cr for c, cr in zip(sample.classes, sample.crowd,
-                                                                     strict=True)], bool)
+    for sample, inst, seconds in results:
+        times.append(seconds)
+        keep = np.array([c in things and not cr for c, cr in zip(sample.classes, sample.crowd, strict=True)],
+                        bool)
         gm, gc = sample.masks[keep], sample.classes[keep]
         nonempty = gm.reshape(len(gm), -1).any(1)
         gm, gc = gm[nonempty], gc[nonempty]
+        pk = np.isin(inst.classes, things)
+        masks, labels, scores = inst.masks[pk], inst.classes[pk], inst.scores[pk]
+        boxes = mask_boxes(masks) if inst.boxes is None else inst.boxes[pk]
         apr.update(masks, labels, scores, gm, gc, void=sample.void)
         coco.update(masks, labels, scores, gm, gc, void=sample.void)
         shape = sample.labels.shape
-        gb = masks_to_boxes(gm)[:, [1, 0, 3, 2]].astype(np.float64) if len(gm) else np.zeros((0, 4))
-        box.update(_rasterise_boxes(out["boxes"].cpu().numpy(), shape), labels, scores,
-                   _rasterise_boxes(gb, shape), gc)
-        if progress and i % 10 == 0:
-            print(f"{i + 1}/{n} {sample.name} {times[-1]:.2f}s {len(labels)} detections", flush=True)
+        gb = _rasterise_boxes(mask_boxes(gm), shape)
+        box.update(_rasterise_boxes(boxes, shape), labels, scores, gb, gc)
     a, c, b = apr.compute(), coco.compute(), box.compute()
-    cls = sorted(things)
 
     def mean(x):
         x = np.asarray(x, np.float64)
         return float(np.nanmean(x)) if np.isfinite(x).any() else float("nan")
 
-    return {"apr50": mean(a.ap[0][cls]), "apr70": mean(a.ap[1][cls]), "mask_ap": mean(c.ap[:, cls]),
-            "box_ap": mean(b.ap[:, cls]), "seconds_per_image": float(np.median(times)),
+    return {"apr50": mean(a.ap[0][things]), "apr70": mean(a.ap[1][things]), "mask_ap": mean(c.ap[:, things]),
+            "box_ap": mean(b.ap[:, things]), "seconds_per_image": float(np.median(times)),
             "per_class_apr50": {ds.classes[k]: (None if np.isnan(a.ap[0][k]) else float(a.ap[0][k]))
-                                for k in cls},
-            "n_images": n}
+                                for k in things},
+            "n_images": len(times)}
+
+
+def _needs_candidates(seg) -> bool:
+    return not hasattr(seg, "model") or getattr(seg.model, "rois", None) == "external"
+
+
+def predictions(seg, ds, work, *, limit=None, progress=True):
+    """Yield ``(sample, instances, seconds)`` of a segmenter (``deep.segmenter.DeepSegmenter`` or
+    ``MaskRCNNSegmenter``) over ``ds``; the candidates come from ``WORK/props`` (cached first), so
+    ``seconds`` (one ``predict``) leaves the proposals out."""
+    import torch
+
+    from deep.training import load_proposals
+
+    n = len(ds) if limit is None else min(limit, len(ds))
+    cuda = getattr(seg, "device", torch.device("cpu")).type == "cuda"
+    for i in range(n):
+        sample = ds[i]
+        cands = load_proposals(work, ds.names[i]) if _needs_candidates(seg) else None
+        if cuda:
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        res = seg.predict(sample.image, cands)
+        if cuda:
+            torch.cuda.synchronize()
+        dt = time.perf_counter() - t0
+        if progress and i % 10 == 0:
+            print(f"{i + 1}/{n} {sample.name} {dt:.2f}s {len(res.instances)} instances", flush=True)
+        yield sample, res.instances, dt
+
+
+def evaluate(model, ds, work, things, n_classes, *, limit=None, device=None, progress=True) -> dict:
+    """AP^r at 0.5/0.7, mask AP, box AP and timing of ``model`` on ``ds`` (see the module notes)."""
+    from deep.segmenter import MaskRCNNSegmenter
+
+    seg = MaskRCNNSegmenter(model, things, ds.classes, device=device or "cpu")
+    return score_instances(ds, predictions(seg, ds, work, limit=limit, progress=progress), n_classes)
 
 
 def cmd_eval(args) -> int:
@@ -239,10 +279,66 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def _load_segmenter(spec: str, work: Path, device):
+    """``(name, segmenter)`` of a ``--model`` value: ``heads`` (shipped), ``NAME=heads:PATH`` or
+    ``NAME=PATH`` (a Mask R-CNN checkpoint)."""
+    from deep.segmenter import DeepSegmenter, MaskRCNNSegmenter
+
+    name, _, path = spec.partition("=")
+    if not path:
+        name, path = (spec, "") if spec == "heads" else (Path(spec).parent.name or spec, spec)
+    if path == "" or path.startswith("heads:"):
+        return name, DeepSegmenter.load(path.removeprefix("heads:") or None, device=device)
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"--model {spec}: checkpoint {path!r} not found")
+    return name, MaskRCNNSegmenter.load(path, device=device)
+
+
+def cmd_compare(args) -> int:
+    import torch
+
+    torch.set_num_threads(args.threads)
+    work = Path(args.work)
+    device = _device(args.device)
+    ds = _dataset(Path(args.root), work, args.split)
+    if args.limit is not None:
+        ds.names = ds.names[: args.limit]
+    specs = args.model or ["heads", str(work / "maskrcnn.ckpt")]
+    models = [_load_segmenter(s, work, device) for s in specs]
+    t_props = None
+    if any(_needs_candidates(seg) for _, seg in models):
+        t_props = _proposals(ds, work, args)
+    figures = {}
+    for name, seg in models:
+        print(f"== {name}", flush=True)
+        f = score_instances(ds, predictions(seg, ds, work), len(ds.classes))
+        f["kind"] = "heads" if not hasattr(seg, "model") else f"maskrcnn ({seg.model.rois} RoIs)"
+        f["uses_proposals"] = _needs_candidates(seg)
+        figures[name] = f
+    keys = ("apr50", "apr70", "mask_ap", "box_ap", "seconds_per_image")
+    winners = {k: (min if k == "seconds_per_image" else max)(figures, key=lambda m, k=k: figures[m][k])
+               for k in keys}
+    lines = ["| model | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
+    for m, f in figures.items():
+        lines.append(f"| {m} ({f['kind']}) | " + " | ".join(
+            f"**{f[k]:.3f}**" if winners[k] == m else f"{f[k]:.3f}" for k in keys) + " |")
+    classes = list(next(iter(figures.values()))["per_class_apr50"])
+    lines += ["", "| AP^r@0.5 | " + " | ".join(figures) + " |", "|---" * (len(figures) + 1) + "|"]
+    for c in classes:
+        vals = [figures[m]["per_class_apr50"][c] for m in figures]
+        lines.append(f"| {c} | " + " | ".join("-" if v is None else f"{v:.3f}" for v in vals) + " |")
+    print("\n".join(lines))
+    if args.json:
+        _write_json(args.json, {"split": args.split, "n_images": len(ds), "models": figures,
+                                "winners": winners, "seconds_proposals_total": t_props,
+                                "table": "\n".join(lines), "metadata": _metadata(device)})
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
-    for name in ("train", "eval"):
+    for name in ("train", "eval", "compare"):
         q = sub.add_parser(name)
         q.add_argument("--root", default=os.path.join(os.environ.get("BOTTOMUP_DATA", ""), "msrc"))
         q.add_argument("--split", default="train" if name == "train" else "val")
@@ -269,10 +365,15 @@ def main(argv=None) -> int:
             q.add_argument("--max-size", type=int, default=512)
             q.add_argument("--trainable-layers", type=int, default=3)
         else:
-            q.add_argument("--weights", default=None, help="default WORK/maskrcnn.ckpt")
             q.add_argument("--limit", type=int, default=None, help="first N images of the split")
+        if name == "eval":
+            q.add_argument("--weights", default=None, help="default WORK/maskrcnn.ckpt")
+        if name == "compare":
+            q.add_argument("--model", action="append",
+                           help="heads (the shipped heads), NAME=heads:PATH, or [NAME=]PATH of a Mask "
+                                "R-CNN checkpoint; repeatable (default: heads and WORK/maskrcnn.ckpt)")
     args = p.parse_args(argv)
-    return {"train": cmd_train, "eval": cmd_eval}[args.cmd](args)
+    return {"train": cmd_train, "eval": cmd_eval, "compare": cmd_compare}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -467,6 +467,52 @@ def test_bench_train_then_eval_json(tmp_path):
     assert set(doc["per_class_apr50"]) == {"thing1", "red", "green", "blue"}
     train = json.loads((tmp_path / "train.json").read_text())
     assert train["iteration"] == 1 and len(train["history"]) == 1
+    # compare scores with the same code as eval: the same checkpoint twice gives eval's figures twice
+    ck = str(tmp_path / "work" / "maskrcnn.ckpt")
+    assert bench.main(["compare", *args, "--model", f"a={ck}", "--model", f"b={ck}",
+                       "--json", str(tmp_path / "cmp.json")]) == 0
+    cmp = json.loads((tmp_path / "cmp.json").read_text())
+    assert list(cmp["models"]) == ["a", "b"] and cmp["n_images"] == 2
+    for name in ("a", "b"):
+        for key in ("apr50", "apr70", "mask_ap", "box_ap", "per_class_apr50"):
+            assert cmp["models"][name][key] == doc[key], (name, key)
+    assert "| a (maskrcnn (rpn RoIs)) |" in cmp["table"]
+
+
+def test_score_instances_hand_made_boxes(tmp_path):
+    """The perfect prediction scores 1 everywhere, with boxes computed by hand from the pixels
+    (continuous xyxy: x2 = last column + 1); the same boxes transposed (y, x) lose box AP only."""
+    import maskrcnn as bench
+
+    from deep.data import SegmentationDataset
+    from deep.segmenter import Instances
+
+    m = np.zeros((1, 6, 8), bool)
+    m[0, 1:3, 2:7] = True  # rows 1-2, columns 2-6
+    np.testing.assert_array_equal(bench.mask_boxes(m), [[2, 1, 7, 3]])
+    np.testing.assert_array_equal(bench.mask_boxes(np.zeros((1, 6, 8), bool)), [[0, 0, 0, 0]])
+    _tiny_layout(tmp_path / "layout")
+    ds = SegmentationDataset(tmp_path / "layout", "val")
+
+    def run(transpose):
+        res = []
+        for i in range(len(ds)):
+            s = ds[i]
+            keep = np.isin(s.classes, ds.things)
+            masks, classes = s.masks[keep], s.classes[keep]
+            boxes = []
+            for mk in masks:
+                r, c = np.nonzero(mk)
+                b = [c.min(), r.min(), c.max() + 1, r.max() + 1]
+                boxes.append([b[1], b[0], b[3], b[2]] if transpose else b)
+            res.append((s, Instances(masks, classes, np.ones(len(classes)), np.array(boxes, float)), 0.1))
+        return bench.score_instances(ds, res, len(ds.classes))
+
+    good = run(False)
+    assert (good["apr50"], good["apr70"], good["mask_ap"], good["box_ap"]) == (1.0, 1.0, 1.0, 1.0)
+    bad = run(True)
+    assert bad["mask_ap"] == 1.0 and bad["box_ap"] < 0.9
+    assert good["n_images"] == 2 and good["seconds_per_image"] == pytest.approx(0.1)
 
 
 def test_overfit_two_synthetic_images():
