@@ -168,7 +168,7 @@ def mask_boxes(masks: np.ndarray) -> np.ndarray:
     from bottomup.masks import masks_to_boxes
 
     out = np.zeros((len(masks), 4), np.float64)
-    full = masks.reshape(len(masks), -1).any(1)
+    full = masks.any(axis=(1, 2))
     if full.any():
         out[full] = masks_to_boxes(masks[full]) + np.array([0, 0, 1, 1])
     return out
@@ -195,7 +195,7 @@ def score_instances(ds, results, n_classes: int) -> dict:
         keep = np.array([c in things and not cr for c, cr in zip(sample.classes, sample.crowd, strict=True)],
                         bool)
         gm, gc = sample.masks[keep], sample.classes[keep]
-        nonempty = gm.reshape(len(gm), -1).any(1)
+        nonempty = gm.any(axis=(1, 2))
         gm, gc = gm[nonempty], gc[nonempty]
         pk = np.isin(inst.classes, things)
         masks, labels, scores = inst.masks[pk], inst.classes[pk], inst.scores[pk]

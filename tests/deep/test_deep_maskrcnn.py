@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -479,6 +480,12 @@ def test_bench_train_then_eval_json(tmp_path):
     assert "| a (maskrcnn (rpn RoIs)) |" in cmp["table"]
 
 
+def _gt_things(ds, i):
+    s = ds[i]
+    keep = np.isin(s.classes, ds.things)
+    return s.masks[keep], s.classes[keep], np.ones(int(keep.sum()))
+
+
 def test_score_instances_hand_made_boxes(tmp_path):
     """The perfect prediction scores 1 everywhere, with boxes computed by hand from the pixels
     (continuous xyxy: x2 = last column + 1); the same boxes transposed (y, x) lose box AP only."""
@@ -512,6 +519,13 @@ def test_score_instances_hand_made_boxes(tmp_path):
     assert (good["apr50"], good["apr70"], good["mask_ap"], good["box_ap"]) == (1.0, 1.0, 1.0, 1.0)
     bad = run(True)
     assert bad["mask_ap"] == 1.0 and bad["box_ap"] < 0.9
+    assert bench.mask_boxes(np.zeros((0, 6, 8), bool)).shape == (0, 4)
+    # an image without things, predicted empty, and a prediction with no instances: no effect
+    s0 = ds[0]
+    blank = replace(s0, masks=s0.masks[:0], classes=s0.classes[:0], crowd=s0.crowd[:0])
+    none = Instances(np.zeros((0, *s0.labels.shape), bool), np.zeros(0, np.int64), np.zeros(0))
+    res = [(blank, none, 0.1)] + [(ds[i], Instances(*_gt_things(ds, i)), 0.1) for i in range(len(ds))]
+    assert bench.score_instances(ds, res, len(ds.classes))["box_ap"] == 1.0
     assert good["n_images"] == 2 and good["seconds_per_image"] == pytest.approx(0.1)
 
 
