@@ -7,6 +7,7 @@
                                    [--limit N] --json OUT.json
     python bench/maskrcnn.py compare --root $BOTTOMUP_DATA/msrc --split val [--work out/maskrcnn]
                                    [--model heads] [--model NAME=CKPT ...] --json OUT.json
+    python bench/maskrcnn.py ship [--work out/maskrcnn] --out deep/weights/maskrcnn_msrc21.pt
 
 ``--root`` is raw MSRC-v2 (converted once to the layout of :mod:`deep.data` in ``WORK/layout``, as
 ``bench/msrc.py`` does) or a folder already in the layout. ``train`` checkpoints
@@ -335,10 +336,26 @@ def cmd_compare(args) -> int:
     return 0
 
 
+def cmd_ship(args) -> int:
+    """Write the weights of a training checkpoint as a shipped file: float16, no optimiser state."""
+    import hashlib
+
+    from deep.models.maskrcnn import load_maskrcnn, save_maskrcnn
+
+    work = Path(args.work)
+    ckpt = Path(args.weights) if args.weights else work / "maskrcnn.ckpt"
+    model, things, classes, iteration = load_maskrcnn(ckpt)
+    digest = hashlib.sha256(ckpt.read_bytes()).hexdigest()
+    save_maskrcnn(args.out, model, things=things, classes=classes, iteration=iteration, half=True,
+                  source={"checkpoint_sha256": digest, "command": args.command})
+    print(f"{args.out}: {Path(args.out).stat().st_size / 1e6:.1f} MB, iteration {iteration}")
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
-    for name in ("train", "eval", "compare"):
+    for name in ("train", "eval", "compare", "ship"):
         q = sub.add_parser(name)
         q.add_argument("--root", default=os.path.join(os.environ.get("BOTTOMUP_DATA", ""), "msrc"))
         q.add_argument("--split", default="train" if name == "train" else "val")
@@ -366,14 +383,17 @@ def main(argv=None) -> int:
             q.add_argument("--trainable-layers", type=int, default=3)
         else:
             q.add_argument("--limit", type=int, default=None, help="first N images of the split")
-        if name == "eval":
+        if name in ("eval", "ship"):
             q.add_argument("--weights", default=None, help="default WORK/maskrcnn.ckpt")
+        if name == "ship":
+            q.add_argument("--out", required=True, help="e.g. deep/weights/maskrcnn_msrc21.pt")
+            q.add_argument("--command", default="", help="the training command, kept in the file")
         if name == "compare":
             q.add_argument("--model", action="append",
                            help="heads (the shipped heads), NAME=heads:PATH, or [NAME=]PATH of a Mask "
                                 "R-CNN checkpoint; repeatable (default: heads and WORK/maskrcnn.ckpt)")
     args = p.parse_args(argv)
-    return {"train": cmd_train, "eval": cmd_eval, "compare": cmd_compare}[args.cmd](args)
+    return {"train": cmd_train, "eval": cmd_eval, "compare": cmd_compare, "ship": cmd_ship}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -8,8 +8,8 @@ from bottomup.cli import add_command, add_job_arguments, run_job_from_args
 
 _DESCRIPTION = """\
 Run deep.segment on each image: SCG proposals scored and refined by the hypercolumn heads
-(shipped weights: MSRC-21), or with --model maskrcnn --weights W a Mask R-CNN checkpoint of
-bench/maskrcnn.py train (no weights shipped; labels 255 where no confident instance lies).
+(shipped weights: MSRC-21), or with --model maskrcnn Mask R-CNN (shipped MSRC-21 weights, or
+--weights W of bench/maskrcnn.py train; labels 255 where no confident instance lies).
 Writes per image <name>_labels.png (uint8 class ids),
 <name>_overlay.jpg and <name>.json, each atomically, the JSON last. The JSON is a COCO results
 list that pycocotools' COCO.loadRes reads: {"image_id", "category_id", "category_name",
@@ -32,11 +32,14 @@ def run(args) -> int:
               "(pip install torch==2.13.0 && pip install -e '.[deep]')", file=sys.stderr)
         return 2
     if args.model == "maskrcnn" and not args.weights:
-        from .segmenter import MASKRCNN_TRAIN
+        import os
 
-        print("bottomup deep: error: --model maskrcnn needs --weights: no Mask R-CNN weights are "
-              f"shipped in this release; train them with `{MASKRCNN_TRAIN}`", file=sys.stderr)
-        return 2
+        from .segmenter import MASKRCNN_TRAIN, maskrcnn_weights_path
+
+        if not os.path.isfile(maskrcnn_weights_path()):
+            print("bottomup deep: error: --model maskrcnn needs --weights: this installation has no "
+                  f"shipped Mask R-CNN weights; train them with `{MASKRCNN_TRAIN}`", file=sys.stderr)
+            return 2
     params = {"device": args.device, "min_score": args.min_score}
     if args.model != "heads":  # absent for the heads, so records of earlier versions still match
         params["model"] = args.model
@@ -52,8 +55,8 @@ def register(subparsers) -> None:
     add_job_arguments(p)
     p.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
     p.add_argument("--model", choices=("heads", "maskrcnn"), default="heads",
-                   help="heads: SCG proposals scored by the region heads (default); maskrcnn: a Mask "
-                        "R-CNN checkpoint of bench/maskrcnn.py train (needs --weights)")
-    p.add_argument("--weights", help="heads trained with bench/msrc.py train (default: shipped), or "
-                                     "the maskrcnn.ckpt of bench/maskrcnn.py train for --model maskrcnn")
+                   help="heads: SCG proposals scored by the region heads (default); maskrcnn: Mask "
+                        "R-CNN with its RPN (shipped weights, or --weights)")
+    p.add_argument("--weights", help="heads of bench/msrc.py train, or for --model maskrcnn the "
+                                     "maskrcnn.ckpt of bench/maskrcnn.py train (default: shipped)")
     p.add_argument("--min-score", type=float, default=0.0, help="drop instances scoring below this")

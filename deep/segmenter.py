@@ -41,13 +41,13 @@ from .refine import MaskRefiner, expand_boxes, mask_nms, paste_masks
 from .scoring import PixelClassifier, RegionScorer, dense_hypercolumns, region_descriptors
 
 __all__ = ["DEFAULT_FUSION", "DeepResult", "DeepSegmenter", "FUSE_KEYS", "Instances", "MODELS",
-           "MaskRCNNSegmenter", "check_fusion", "fuse_components", "instance_evidence", "overlay",
-           "segment", "segment_file", "weights_path"]
+           "MaskRCNNSegmenter", "check_fusion", "fuse_components", "instance_evidence",
+           "maskrcnn_weights_path", "overlay", "segment", "segment_file", "weights_path"]
 
 LEVELS = (4, 8, 16, 32)
 #: The models of :func:`segment` and ``bottomup deep --model``.
 MODELS = ("heads", "maskrcnn")
-#: How to get Mask R-CNN weights (none are shipped).
+#: How to train Mask R-CNN weights of one's own.
 MASKRCNN_TRAIN = ("python bench/maskrcnn.py train --root $BOTTOMUP_DATA/msrc --split train "
                   "--work out/maskrcnn (writes out/maskrcnn/maskrcnn.ckpt)")
 #: Fusion weights used when a weights file has none: ``pixel``, ``leaf`` and ``region`` weigh
@@ -121,6 +121,12 @@ def backbone_taps(backbone, image: np.ndarray, device=None) -> list:
 def weights_path() -> str:
     """The shipped MSRC-21 heads: ``deep/weights/heads_msrc21.pt``."""
     return str(Path(__file__).parent / "weights" / "heads_msrc21.pt")
+
+
+def maskrcnn_weights_path() -> str:
+    """The shipped MSRC-21 Mask R-CNN: ``deep/weights/maskrcnn_msrc21.pt`` (float16 weights, written
+    by ``bench/maskrcnn.py ship``; see ``deep/weights/MODEL_CARD_maskrcnn.md``)."""
+    return str(Path(__file__).parent / "weights" / "maskrcnn_msrc21.pt")
 
 
 @dataclass(frozen=True)
@@ -604,11 +610,13 @@ def _segmenter(model, weights, device):
     if model not in MODELS:
         raise ValueError(f"`model` must be one of {list(MODELS)}, but got {model!r}")
     if weights is None:
-        if model == "maskrcnn":
-            raise ValueError("`weights` is required for model='maskrcnn': no Mask R-CNN weights are "
-                             f"shipped in this release; train them with `{MASKRCNN_TRAIN}` and pass "
-                             "weights='out/maskrcnn/maskrcnn.ckpt'")
-        return _default(str(device))
+        if model == "heads":
+            return _default(str(device))
+        weights = maskrcnn_weights_path()
+        if not os.path.isfile(weights):
+            raise ValueError("`weights` is required for model='maskrcnn': this installation has no "
+                             f"shipped Mask R-CNN weights ({weights}); train them with "
+                             f"`{MASKRCNN_TRAIN}` and pass weights='out/maskrcnn/maskrcnn.ckpt'")
     if not isinstance(weights, (str, os.PathLike)):
         raise TypeError(f"`weights` must be a path, but got {type(weights).__name__}")
     path = os.fspath(weights)
@@ -629,10 +637,11 @@ def segment(image, *, model: str = "heads", weights=None, device: str = "cpu", c
         Any image the ``bottomup`` image contract accepts.
     model : {"heads", "maskrcnn"}
         ``"heads"``: bottom-up proposals scored by the region heads (:class:`DeepSegmenter`);
-        ``"maskrcnn"``: a Mask R-CNN checkpoint of ``bench/maskrcnn.py train``
-        (:class:`MaskRCNNSegmenter`; no weights are shipped, so ``weights`` is required).
+        ``"maskrcnn"``: Mask R-CNN (:class:`MaskRCNNSegmenter`) with RPN RoIs.
     weights : path-like, optional
-        The model's weights (default: the shipped MSRC-21 heads).
+        The model's weights: heads saved by ``bench/msrc.py train``, or a Mask R-CNN checkpoint of
+        ``bench/maskrcnn.py train`` (default: the shipped MSRC-21 weights of ``model``,
+        :func:`weights_path` or :func:`maskrcnn_weights_path`).
     device : str
         Torch device (``"cuda"`` when present).
     candidates : bottomup.mcg.Candidates, optional
@@ -649,7 +658,7 @@ def segment(image, *, model: str = "heads", weights=None, device: str = "cpu", c
     Raises
     ------
     ValueError
-        Unknown ``model``, or ``model="maskrcnn"`` without ``weights``.
+        Unknown ``model``, or ``model="maskrcnn"`` without ``weights`` where no weights are shipped.
     FileNotFoundError
         ``weights`` is not a file.
     """
@@ -697,8 +706,8 @@ def segment_file(in_path, out_path, *, device: str = "cpu", weights=None, min_sc
                  model: str = "heads") -> dict:
     """The ``deep`` folder-job task: labels, instances and an overlay of one image file.
 
-    ``model`` and ``weights`` are those of :func:`segment` (``"maskrcnn"`` needs ``weights``;
-    its labels are 255 where no confident instance lies).
+    ``model`` and ``weights`` are those of :func:`segment` (Mask R-CNN's labels are 255 where no
+    confident instance lies).
 
     Writes, each atomically, ``<stem>_labels.png`` (uint8 class ids), ``<stem>_overlay.jpg`` and
     last ``out_path`` (``<stem>.json``): the instances with ``score >= min_score`` as a COCO
@@ -746,10 +755,11 @@ def _segment_file_model_files(*, device="cpu", weights=None, min_score=0.0, mode
 
     if model == "maskrcnn":
         seg = _segmenter(model, weights, device)
+        path = maskrcnn_weights_path() if weights is None else os.fspath(weights)
         if seg.model.rois != "external":
-            return [os.fspath(weights)]
+            return [path]
         method, source = legacy_preset(seg.preset, seg.owt)
-        return [os.fspath(weights), ranker_path(method, source.ranker)]
+        return [path, ranker_path(method, source.ranker)]
     heads = weights_path() if weights is None else os.fspath(weights)
     st = torch.load(heads, map_location="cpu", weights_only=False)
     method, source = legacy_preset(st.get("preset", "scg"), st.get("owt"))

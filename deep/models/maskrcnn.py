@@ -1325,13 +1325,15 @@ class LoadedMaskRCNN(NamedTuple):
     iteration: int
 
 
-def save_maskrcnn(path, model: MaskRCNN, *, things, classes, iteration: int = 0, **extra) -> None:
+def save_maskrcnn(path, model: MaskRCNN, *, things, classes, iteration: int = 0, half: bool = False,
+                  **extra) -> None:
     """Write a Mask R-CNN checkpoint atomically, the format of ``bench/maskrcnn.py train``.
 
     The file is a ``torch.save`` dict with ``model`` (state dict, backbone included), ``config``
     (:attr:`MaskRCNN.config`, enough to rebuild it), ``things``, ``classes`` and ``iteration``;
     :func:`deep.training.train_maskrcnn` adds ``opt``, ``rng`` and ``history`` (``extra``) to
-    resume. :func:`load_maskrcnn` reads it.
+    resume. ``half=True`` stores the floating-point tensors as float16 (half the size; the shipped
+    weights), which :func:`load_maskrcnn` turns back into float32. :func:`load_maskrcnn` reads it.
     """
     from bottomup.io.files import atomic_path
 
@@ -1339,8 +1341,11 @@ def save_maskrcnn(path, model: MaskRCNN, *, things, classes, iteration: int = 0,
     if model.num_classes != len(things) + 1:
         raise ValueError(f"`things` has {len(things)} classes, but the model has {model.num_classes} "
                          f"labels (background included): expected len(things) + 1 == num_classes")
+    state = model.state_dict()
+    if half:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     with atomic_path(path) as tmp:
-        torch.save({"model": model.state_dict(), **extra, "iteration": int(iteration),
+        torch.save({"model": state, **extra, "iteration": int(iteration),
                     "config": model.config, "things": things, "classes": list(classes)}, tmp)
 
 
@@ -1380,7 +1385,7 @@ def load_maskrcnn(path, device="cpu") -> LoadedMaskRCNN:
     cfg = dict(ck["config"])
     num_classes = cfg.pop("num_classes")
     model = MaskRCNN(num_classes, pretrained_backbone=False, **cfg)
-    model.load_state_dict(ck["model"])
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in ck["model"].items()})
     model.eval().to(torch.device(device))
     return LoadedMaskRCNN(model, tuple(int(t) for t in ck["things"]), tuple(ck["classes"]),
                           int(ck.get("iteration", 0)))

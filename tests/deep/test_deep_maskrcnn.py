@@ -625,12 +625,14 @@ def test_segment_maskrcnn_equals_the_model_run_directly(ckpt):
     np.testing.assert_array_equal(res.labels, labels)
 
 
-def test_segment_model_errors_name_the_argument(ckpt, tmp_path):
+def test_segment_model_errors_name_the_argument(ckpt, tmp_path, monkeypatch):
     import deep
+    from deep import segmenter
     from deep.models.maskrcnn import load_maskrcnn
 
     img = _image(1)
-    with pytest.raises(ValueError, match=r"`weights`.*no Mask R-CNN weights are shipped.*maskrcnn.py train"):
+    monkeypatch.setattr(segmenter, "maskrcnn_weights_path", lambda: str(tmp_path / "none.pt"))
+    with pytest.raises(ValueError, match=r"`weights` is required.*no shipped Mask R-CNN.*maskrcnn.py train"):
         deep.segment(img, model="maskrcnn")
     with pytest.raises(ValueError, match=r"`model` must be one of \['heads', 'maskrcnn'\].*'mask-rcnn'"):
         deep.segment(img, model="mask-rcnn", weights=ckpt[0])
@@ -645,7 +647,7 @@ def test_segment_model_errors_name_the_argument(ckpt, tmp_path):
         deep.segment(img, model="maskrcnn", weights=ckpt[0], candidates=object())
 
 
-def test_cli_deep_model_maskrcnn_writes_the_same_outputs(ckpt, tmp_path, capsys):
+def test_cli_deep_model_maskrcnn_writes_the_same_outputs(ckpt, tmp_path, capsys, monkeypatch):
     import cv2
 
     import deep
@@ -653,6 +655,7 @@ def test_cli_deep_model_maskrcnn_writes_the_same_outputs(ckpt, tmp_path, capsys)
     from bottomup.io import read_image
     from bottomup.io.cache import file_digest
     from bottomup.jobs import record_path
+    from deep import segmenter
 
     path, _ = ckpt
     src = tmp_path / "in"
@@ -660,7 +663,9 @@ def test_cli_deep_model_maskrcnn_writes_the_same_outputs(ckpt, tmp_path, capsys)
     for i in range(2):
         cv2.imwrite(str(src / f"{i + 1}.png"), (_image(i + 10, 40, 56) * 255).astype(np.uint8))
     out = tmp_path / "out"
-    assert main(["deep", str(src), "--out", str(out), "--quiet", "--model", "maskrcnn"]) == 2
+    with monkeypatch.context() as m:  # an installation without shipped weights
+        m.setattr(segmenter, "maskrcnn_weights_path", lambda: str(tmp_path / "none.pt"))
+        assert main(["deep", str(src), "--out", str(out), "--quiet", "--model", "maskrcnn"]) == 2
     assert "--weights" in capsys.readouterr().err
     assert main(["deep", str(src), "--out", str(out), "--quiet", "--model", "maskrcnn",
                  "--weights", str(path)]) == 0
@@ -695,3 +700,36 @@ def test_candidates_of_another_image_are_refused_by_both_models(tmp_path):
     with pytest.raises(ValueError, match=rf"are for a \({h}, {w}\) image, but `image` is \({h - 8}, {w}\)"):
         segmenter_candidates(seg, other, cands)
     assert segmenter_candidates(seg, _image(1, *cands.shape), cands) is cands
+
+
+def test_shipped_weights_are_float16_and_the_default_of_model_maskrcnn(ckpt, tmp_path, monkeypatch):
+    """``save_maskrcnn(half=True)`` (``bench/maskrcnn.py ship``) stores float16 tensors at half the
+    size; loaded back, the model is float32 and its outputs are within float16 rounding of the
+    original's; ``deep.segment(model="maskrcnn")`` without weights reads the shipped path."""
+    import deep
+    from deep import segmenter
+    from deep.models.maskrcnn import load_maskrcnn, save_maskrcnn
+
+    path, model = ckpt
+    shipped = tmp_path / "maskrcnn_msrc21.pt"
+    save_maskrcnn(shipped, model, things=THINGS, classes=CLASSES, iteration=7, half=True)
+    raw = torch.load(shipped, weights_only=False)
+    floats = [v for v in raw["model"].values() if v.is_floating_point()]
+    assert floats and all(v.dtype == torch.float16 for v in floats)
+    assert shipped.stat().st_size < 0.6 * path.stat().st_size
+    loaded = load_maskrcnn(shipped)
+    assert loaded.iteration == 7 and loaded.things == THINGS
+    assert all(p.dtype == torch.float32 for p in loaded.model.parameters())
+    x = torch.from_numpy(_image(3).transpose(2, 0, 1)).float()
+    with torch.no_grad():
+        want = model.eval()([x])[0]
+        box = loaded.model.backbone(x[None])
+        ref = model.backbone(x[None])
+    for a, b in zip(box, ref, strict=True):
+        torch.testing.assert_close(a, b, rtol=2e-2, atol=2e-2)
+    monkeypatch.setattr(segmenter, "maskrcnn_weights_path", lambda: str(shipped))
+    labels, inst = deep.segment(_image(3), model="maskrcnn")
+    labels2, inst2 = deep.segment(_image(3), model="maskrcnn", weights=shipped)
+    np.testing.assert_array_equal(labels, labels2)
+    np.testing.assert_array_equal(inst.scores, inst2.scores)
+    assert len(want["scores"]) > 0
