@@ -21,6 +21,9 @@ this script writes. Groups (all on the public API, scored with the metric code t
     images of :data:`MSRC_IDS`, scored by ``bench/msrc.py eval``'s ``_scores`` (pixel accuracy,
     mean class accuracy, mIoU, fw-IoU, AP^r at 0.5 and 0.7, mask AP); then the CRF pass exactly as
     ``bench/msrc.py eval --crf`` runs it (``deep.crf.dense_crf`` on ``-log p``, 5 iterations).
+``msrc/maskrcnn``
+    ``deep.segment(image, model="maskrcnn")``, the shipped Mask R-CNN, on the same 10 images:
+    AP^r at 0.5 and 0.7 and mask AP, scored as the heads' instances.
 
 When to regenerate: only when a deliberate change moves a pinned figure. Rerun it, and say in the
 commit which figures moved, by how much, and why::
@@ -177,6 +180,21 @@ def _deep(root: Path) -> dict:
     return {"msrc/deep": deep_fig, "msrc/deep_crf": crf_fig}
 
 
+def _maskrcnn(root: Path) -> dict:
+    from deep.data import score_results
+    from deep.segmenter import MaskRCNNSegmenter, maskrcnn_weights_path
+
+    with tempfile.TemporaryDirectory(prefix="pins-msrc-") as tmp:
+        ds = _msrc_layout(root, Path(tmp))
+        seg = MaskRCNNSegmenter.load(maskrcnn_weights_path())  # the shipped weights
+        # Mask R-CNN has no semantic output: the ground truth stands in, only the instances count
+        rows = [(sample, sample.labels, seg.predict(sample.image).instances) for sample in ds]
+        out = score_results(ds, rows, len(ds.classes))
+    fig = {k: float(out[k]) for k in ("apr50", "apr70", "mask_ap")}
+    fig["n_images"] = len(ds)
+    return {"msrc/maskrcnn": fig}
+
+
 def _proposal_group(preset, contours):
     return lambda root: {f"proposals/{preset}_{contours or 'gpb'}": _proposals(root, preset, contours)}
 
@@ -192,12 +210,13 @@ COMPUTE = {
     "proposals/mcg_learned": _proposal_group("mcg", "learned"),
     "msrc/deep": _deep,
     "msrc/deep_crf": _deep,
+    "msrc/maskrcnn": _maskrcnn,
 }
 GROUPS = tuple(COMPUTE)
 #: Groups that run torch (learned contours, deep heads): with 2 torch threads, as bench/msrc.py, so
 #: that the figures do not depend on the thread count the test session left behind.
 TORCH_GROUPS = ("bsds/segment_learned", "proposals/scg_learned", "proposals/mcg_learned",
-                "msrc/deep", "msrc/deep_crf")
+                "msrc/deep", "msrc/deep_crf", "msrc/maskrcnn")
 
 
 def compute(groups, root) -> tuple[dict, dict]:

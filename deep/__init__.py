@@ -34,8 +34,8 @@ Map of the package:
   ``deep.training.train_heads`` on the folder layout of ``deep.data``; ``bench/msrc.py``. The
   fusion weights are fitted by ``deep.fusion.fit_fusion`` on images outside the training and the
   reported ones (``deep.data.kfold_split`` folds; ``bench/msrc.py select`` and ``cv``).
-  ``deep.segment(image, model="maskrcnn", weights=CKPT)`` runs a Mask R-CNN checkpoint of
-  ``bench/maskrcnn.py train`` instead (``deep.models.maskrcnn.load_maskrcnn``; none shipped).
+  ``deep.segment(image, model="maskrcnn")`` runs Mask R-CNN instead (shipped MSRC-21 weights, or
+  ``weights=`` a checkpoint of ``bench/maskrcnn.py train``; ``deep.models.maskrcnn.load_maskrcnn``).
 
 Input errors raise ``TypeError`` or ``ValueError`` (``deep.ShapeError`` for shapes) naming the
 argument; empty inputs (no boxes, no masks) give empty outputs of the right shape.

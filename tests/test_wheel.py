@@ -82,8 +82,8 @@ def test_every_package_file_is_in_the_wheel(wheel):
     data = [f for f in files if not f.endswith(".py")]
     # the data this check is about (a guard against an empty or mis-rooted file list)
     assert {"deep/weights/contours_lite0.pt", "deep/weights/heads_msrc21.pt",
-            "bottomup/owt/data/arcs_learned.npz", "bottomup/owt/data/arcs_gpb.npz",
-            "bottomup/mcg/data/scg_ranker.npz"} <= set(data)
+            "deep/weights/maskrcnn_msrc21.pt", "bottomup/owt/data/arcs_learned.npz",
+            "bottomup/owt/data/arcs_gpb.npz", "bottomup/mcg/data/scg_ranker.npz"} <= set(data)
     missing = sorted(set(files) - _names(wheel))
     assert not missing, f"missing from {wheel.name} (add them to package-data): {missing}"
 
@@ -117,13 +117,13 @@ def _runtime_data_files(monkeypatch) -> set[str]:
     from deep import segmenter
     from deep.contours import net
 
-    paths.update({segmenter.weights_path(), str(net.WEIGHTS_FILE)})
+    paths.update({segmenter.weights_path(), segmenter.maskrcnn_weights_path(), str(net.WEIGHTS_FILE)})
     return {Path(p).resolve().relative_to(ROOT).as_posix() for p in paths}
 
 
 def test_files_loaded_at_run_time_are_in_the_wheel(wheel, monkeypatch):
     loaded = _runtime_data_files(monkeypatch)
-    assert len(loaded) == 8, loaded  # 5 rankers, the arc scorer, the two weights files
+    assert len(loaded) == 9, loaded  # 5 rankers, the arc scorer, the three weights files
     missing = sorted(loaded - _names(wheel))
     assert not missing, f"loaded at run time but not in the wheel: {missing}"
 
