@@ -220,7 +220,10 @@ def score_instances(ds, results, n_classes: int) -> dict:
 
 
 def _needs_candidates(seg) -> bool:
-    return not hasattr(seg, "model") or getattr(seg.model, "rois", None) == "external"
+    """The heads score candidates; a Mask R-CNN does when trained on external RoIs."""
+    from deep.segmenter import MaskRCNNSegmenter
+
+    return not isinstance(seg, MaskRCNNSegmenter) or seg.model.rois == "external"
 
 
 def predictions(seg, ds, work, *, limit=None, progress=True):
@@ -280,7 +283,7 @@ def cmd_eval(args) -> int:
     return 0
 
 
-def _load_segmenter(spec: str, work: Path, device):
+def _load_segmenter(spec: str, device):
     """``(name, segmenter)`` of a ``--model`` value: ``heads`` (shipped), ``NAME=heads:PATH`` or
     ``NAME=PATH`` (a Mask R-CNN checkpoint)."""
     from deep.segmenter import DeepSegmenter, MaskRCNNSegmenter
@@ -298,6 +301,8 @@ def _load_segmenter(spec: str, work: Path, device):
 def cmd_compare(args) -> int:
     import torch
 
+    from deep.segmenter import MaskRCNNSegmenter
+
     torch.set_num_threads(args.threads)
     work = Path(args.work)
     device = _device(args.device)
@@ -305,7 +310,7 @@ def cmd_compare(args) -> int:
     if args.limit is not None:
         ds.names = ds.names[: args.limit]
     specs = args.model or ["heads", str(work / "maskrcnn.ckpt")]
-    models = [_load_segmenter(s, work, device) for s in specs]
+    models = [_load_segmenter(s, device) for s in specs]
     t_props = None
     if any(_needs_candidates(seg) for _, seg in models):
         t_props = _proposals(ds, work, args)
@@ -313,7 +318,7 @@ def cmd_compare(args) -> int:
     for name, seg in models:
         print(f"== {name}", flush=True)
         f = score_instances(ds, predictions(seg, ds, work), len(ds.classes))
-        f["kind"] = "heads" if not hasattr(seg, "model") else f"maskrcnn ({seg.model.rois} RoIs)"
+        f["kind"] = f"maskrcnn ({seg.model.rois} RoIs)" if isinstance(seg, MaskRCNNSegmenter) else "heads"
         f["uses_proposals"] = _needs_candidates(seg)
         figures[name] = f
     keys = ("apr50", "apr70", "mask_ap", "box_ap", "seconds_per_image")

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .data import VOID
 from .refine import MaskRefiner, expand_boxes, mask_nms, paste_masks
 from .scoring import PixelClassifier, RegionScorer, dense_hypercolumns, region_descriptors
 
@@ -476,12 +477,10 @@ def _fuse(comp, fz):
             ev = instance_evidence(inst, score)
         score = score + fz["instance"] * ev
     probs = F.softmax(score, 0)
-    labels = probs.argmax(0)
-    if len(inst) and fz["paste"] <= 1.0:
-        for i in np.argsort(inst.scores, kind="stable"):
-            if inst.scores[i] >= fz["paste"]:
-                labels[torch.from_numpy(inst.masks[i]).to(labels.device)] = int(inst.classes[i])
-    return labels.cpu().numpy().astype(np.uint8), probs
+    labels = probs.argmax(0).cpu().numpy().astype(np.uint8)
+    if fz["paste"] <= 1.0:
+        paste_instances(inst, labels, fz["paste"])
+    return labels, probs
 
 
 def _candidates(seg, img, candidates):
@@ -567,7 +566,8 @@ class MaskRCNNSegmenter:
             out = self.model([x], proposals=props)[0]
         tm["maskrcnn"] = time.perf_counter() - t0
         inst = self.instances(out)
-        return DeepResult(paste_instances(inst, (h, w), self.paste), None, inst, None, tm)
+        labels = paste_instances(inst, np.full((h, w), VOID, np.uint8), self.paste)
+        return DeepResult(labels, None, inst, None, tm)
 
     def instances(self, out: dict) -> Instances:
         """:class:`Instances` of one output dict of the model (torchvision's format)."""
@@ -582,10 +582,11 @@ class MaskRCNNSegmenter:
         return r.labels, r.instances
 
 
-def paste_instances(inst: Instances, shape, paste: float = 0.5, fill: int = 255) -> np.ndarray:
-    """``(H, W)`` uint8: ``fill`` (void), then the instances scoring at least ``paste`` painted
-    with their class in increasing score order (ties: the later one in ``inst`` first)."""
-    labels = np.full(tuple(shape), fill, np.uint8)
+def paste_instances(inst: Instances, labels: np.ndarray, paste: float = 0.5) -> np.ndarray:
+    """Paint the instances scoring at least ``paste`` into ``labels`` ``(H, W)`` (in place, and
+    returned) with their class, in increasing score order (ties: the later one in ``inst`` first),
+    so the best one wins where they overlap. The heads paste onto their fused labels, Mask R-CNN
+    onto void."""
     for i in np.argsort(inst.scores, kind="stable"):
         if inst.scores[i] >= paste:
             labels[inst.masks[i]] = int(inst.classes[i])
