@@ -26,6 +26,12 @@ release's. mPb's weights (sPb's input) are kept. Figures: docs/results.md.
     python bench/fit_gpb.py segment --weights OUT.json|release --split val --out DIR --workers 2
     python bench/bsds.py --pred DIR --gt $BOTTOMUP_DATA/bsds500/data/groundTruth/val --workers 2
 
+``probe`` (needs ``deep``) fits the arc scorer of ``arcs="gpb"`` with and without the 13 channel
+means as extra features, on the arcs both caches hold, and prints the held-out cross-entropy and
+AUC of each: does a nonlinear use of the channels pay where a linear one does not?
+
+    python bench/fit_gpb.py probe --cache C --arcs-cache A   # A: bench/train_arcs.py --contours gpb --cache A
+
 ``segment`` writes the default two-scale hierarchy (``bottomup.segment`` with :func:`weighted_source`,
 ``GPb()``'s policy) of every image of the split under the given weights.
 """
@@ -295,6 +301,43 @@ def cmd_fit(args) -> int:
     return 0
 
 
+def cmd_probe(args) -> int:
+    """Does the arc scorer gain from the channel means? Fits ``deep.contours.arcs`` MLPs with and
+    without them on the same arcs (``bench/train_arcs.py --contours gpb`` cache joined to ours)."""
+    from deep.contours.arcs import fit_arc_scorer, weighted_bce
+
+    arcs = Path(args.arcs_cache)
+    fit, hold, skipped = [], [], []
+    names = sorted(p.stem.split("_", 1)[1] for p in Path(args.cache).glob(f"{args.split}_*.npz"))
+    for i, name in enumerate(names):  # train_arcs.py holds out i % 10 == 0 over the sorted names
+        with np.load(Path(args.cache) / f"{args.split}_{name}.npz") as d:
+            if "gray" in d.files:
+                continue
+            f, y, w = d["f"], d["y"], d["w"]
+        match = []
+        for p in arcs.glob(f"{args.split}_{name}-*.npz"):
+            with np.load(p) as a:
+                if a["x"].shape[0] == len(y) and np.allclose(a["w"], w) and np.allclose(a["y"], y):
+                    match.append(a["x"])
+        if len(match) != 1:  # that cache's partition differs (float ties) or is absent
+            skipped.append(name)
+            continue
+        x = np.concatenate([match[0], np.log1p(f.clip(0) / np.maximum(f.mean(0, keepdims=True), 1e-6))], 1)
+        (hold if i % 10 == 0 else fit).append((x, y, w))
+    if not fit or not hold:
+        raise SystemExit(f"no arcs of {args.split} images in both {args.cache} and {arcs}")
+    x, y, w = (np.concatenate([q[j] for q in fit]) for j in range(3))
+    xh, yh, wh = (np.concatenate([q[j] for q in hold]) for j in range(3))
+    out = {"n_fit": len(fit), "n_held": len(hold), "skipped": skipped,
+           "mean_strength": {"held_bce": weighted_bce(xh[:, 0], yh, wh),
+                             "held_auc": weighted_auc(xh[:, 0], yh, wh)}}
+    for name, n_col in (("features20", x.shape[1] - len(CHANNELS)), ("features20+channels13", x.shape[1])):
+        p = fit_arc_scorer(x[:, :n_col], y, w, seed=0)(xh[:, :n_col])
+        out[name] = {"held_bce": weighted_bce(p, yh, wh), "held_auc": weighted_auc(p, yh, wh)}
+    print(json.dumps(out, indent=1))
+    return 0
+
+
 def _segment_one(job):
     image_path, out, weights = job
     if os.path.exists(out):
@@ -368,8 +411,12 @@ def main(argv=None) -> int:
     g.add_argument("--weights", required=True, help="'release' or the JSON of `fit --json`")
     g.add_argument("--out", required=True, help="folder of ucm2 .mat files (then bench/bsds.py)")
     g.add_argument("--workers", type=int, default=1)
+    q = sub.add_parser("probe")
+    q.add_argument("--cache", required=True)
+    q.add_argument("--arcs-cache", required=True, help="the --cache of bench/train_arcs.py --contours gpb")
+    q.add_argument("--split", default="train")
     args = p.parse_args(argv)
-    return {"cache": cmd_cache, "fit": cmd_fit, "segment": cmd_segment}[args.cmd](args)
+    return {"cache": cmd_cache, "fit": cmd_fit, "segment": cmd_segment, "probe": cmd_probe}[args.cmd](args)
 
 
 if __name__ == "__main__":
