@@ -26,14 +26,14 @@ release's. mPb's weights (sPb's input) are kept. Figures: docs/results.md.
     python bench/fit_gpb.py segment --weights OUT.json|release --split val --out DIR --workers 2
     python bench/bsds.py --pred DIR --gt $BOTTOMUP_DATA/bsds500/data/groundTruth/val --workers 2
 
+``segment`` writes the default two-scale hierarchy (``bottomup.segment`` with :func:`weighted_source`,
+``GPb()``'s policy) of every image of the split under the given weights.
+
 ``probe`` (needs ``deep``) fits the arc scorer of ``arcs="gpb"`` with and without the 13 channel
 means as extra features, on the arcs both caches hold, and prints the held-out cross-entropy and
 AUC of each: does a nonlinear use of the channels pay where a linear one does not?
 
     python bench/fit_gpb.py probe --cache C --arcs-cache A   # A: bench/train_arcs.py --contours gpb --cache A
-
-``segment`` writes the default two-scale hierarchy (``bottomup.segment`` with :func:`weighted_source`,
-``GPb()``'s policy) of every image of the split under the given weights.
 """
 
 from __future__ import annotations
