@@ -6,7 +6,8 @@
                                 [--weights WEIGHTS.pt] [--crf] [--ablation]
     python bench/msrc.py cv     --root $BOTTOMUP_DATA/msrc --work DIR --folds 5 --pool train+val
                                 [--max-images N] [--epochs-scale S] [--crf] [--json OUT.json]
-    python bench/msrc.py eval   --work DIR --cv 5           (prints the figures of a finished cv)
+    python bench/msrc.py eval   --work DIR --cv 5           (the figures of a finished cv, or of its
+                                                             finished folds, marked partial)
 
 ``--root`` is either raw MSRC-v2 (``images/``, ``groundTruth/``, ``train.txt``, ``val.txt``), which
 is converted once to the documented layout of :mod:`deep.data` in ``WORK/layout``, or a folder
@@ -474,16 +475,30 @@ def cmd_cv(args) -> int:
 
 
 def _print_cv(work: Path, n_folds: int, json_out=None) -> int:
+    """Print the figures of a finished cross-validation (``cv.json``), or of the folds finished so
+    far of one still running or interrupted (``config.json`` and ``fold_k/result.json``), marked
+    as partial."""
     path = work / "cv" / "cv.json"
-    if not path.is_file():
-        raise SystemExit(f"{path} not found: run `python bench/msrc.py cv --work {work} --folds {n_folds}` "
-                         f"first")
-    summary = json.loads(path.read_text())
-    if summary["n_folds"] != n_folds:
-        raise SystemExit(f"{path} holds a {summary['n_folds']}-fold cross-validation, not --cv {n_folds}")
+    cfg_path = work / "cv" / "config.json"
+    if path.is_file():
+        summary = json.loads(path.read_text())
+        if summary["n_folds"] != n_folds:
+            raise SystemExit(f"{path} holds a {summary['n_folds']}-fold cross-validation, not --cv {n_folds}")
+        head = ""
+    else:
+        done = sorted(work.glob("cv/fold_*/result.json"))
+        if not cfg_path.is_file() or not done:
+            raise SystemExit(f"{path} not found and no fold finished: run `python bench/msrc.py cv "
+                             f"--work {work} --folds {n_folds}` first")
+        cfg = json.loads(cfg_path.read_text())["config"]
+        if cfg["folds"] != n_folds:
+            raise SystemExit(f"{cfg_path} holds a {cfg['folds']}-fold cross-validation, not --cv {n_folds}")
+        results = sorted((json.loads(p.read_text()) for p in done), key=lambda r: r["fold"])
+        summary = {"config": cfg, **cv_summary(results, 0), "partial": True}
+        head = f"PARTIAL: folds {[r['fold'] for r in results]} of {n_folds} finished; "
     cfg = summary["config"]
-    print(f"{n_folds}-fold cross-validation over {cfg['pool']} ({cfg['n_images']} images; each fold's test "
-          f"images unseen by its training and selection), before any CRF:")
+    print(f"{head}{n_folds}-fold cross-validation over {cfg['pool']} ({cfg['n_images']} images; each fold's "
+          f"test images unseen by its training and selection), before any CRF:")
     print(_table(summary))
     if json_out:
         _write_json(json_out, summary)

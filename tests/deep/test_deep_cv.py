@@ -195,7 +195,7 @@ def test_bench_fusion_and_grid_arguments_are_checked(tmp_path):
         msrc.main(["cv", "--work", str(tmp_path), "--root", str(tmp_path), "--grid", '{"regions": [1]}'])
     with pytest.raises(ValueError, match="`--grid` key 'nms' is not a weight of the fusion layer"):
         msrc.main(["cv", "--work", str(tmp_path), "--root", str(tmp_path), "--grid", '{"nms": [0.5]}'])
-    with pytest.raises(SystemExit, match="cv.json not found"):
+    with pytest.raises(SystemExit, match="cv.json not found and no fold finished"):
         msrc.main(["eval", "--work", str(tmp_path), "--cv", "3"])
 
 
@@ -371,8 +371,18 @@ def test_cv_fold_resumes_and_summarises(pool, tmp_path, capsys):
     assert ms["mean"] == pytest.approx(np.mean(vals)) and ms["std"] == pytest.approx(np.std(vals, ddof=1))
     conf = np.sum([r["confusion"] for r in results], 0)
     assert summary["pooled"]["pixel_acc"] == pytest.approx(np.trace(conf) / conf.sum())
-    (work / "cv").mkdir(exist_ok=True)
-    (work / "cv" / "cv.json").write_text(json.dumps({"config": {"pool": "train", "n_images": 6}, **summary}))
+    # folds finished, no summary yet: the partial figures of those folds, said to be partial
+    config = {"pool": "train", "n_images": 6, "folds": 3}
+    (work / "cv" / "config.json").write_text(json.dumps({"config": config, "folds": folds}))
+    shutil.move(work / "cv" / "fold_2" / "result.json", tmp_path / "r2.json")
+    assert msrc.main(["eval", "--work", str(work), "--cv", "3", "--json", str(tmp_path / "p.json")]) == 0
+    assert "PARTIAL: folds [0, 1] of 3 finished" in capsys.readouterr().out
+    partial = json.loads((tmp_path / "p.json").read_text())
+    assert partial["partial"] and partial["mean_std"]["miou"]["mean"] == pytest.approx(np.mean(vals[:2]))
+    with pytest.raises(SystemExit, match="holds a 3-fold cross-validation, not --cv 4"):
+        msrc.main(["eval", "--work", str(work), "--cv", "4"])
+    shutil.move(tmp_path / "r2.json", work / "cv" / "fold_2" / "result.json")
+    (work / "cv" / "cv.json").write_text(json.dumps({"config": config, **summary}))
     assert msrc.main(["eval", "--work", str(work), "--cv", "3"]) == 0
     out = capsys.readouterr().out
     assert "3-fold cross-validation over train (6 images" in out and "mean+-std" in out
