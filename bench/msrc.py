@@ -1,6 +1,7 @@
 """Train and evaluate the deep heads (region scoring, mask refinement, fusion) on MSRC-21.
 
     python bench/msrc.py train  --root $BOTTOMUP_DATA/msrc --work DIR [--out WEIGHTS.pt]
+                                [--pool train+val --fusion-from CV_WORK/cv/cv.json]
     python bench/msrc.py select --root $BOTTOMUP_DATA/msrc --work DIR --weights WEIGHTS.pt [--pool train]
     python bench/msrc.py eval   --root $BOTTOMUP_DATA/msrc --work DIR --split val --json OUT.json
                                 [--weights WEIGHTS.pt] [--crf] [--ablation]
@@ -12,7 +13,11 @@
 ``--root`` is either raw MSRC-v2 (``images/``, ``groundTruth/``, ``train.txt``, ``val.txt``), which
 is converted once to the documented layout of :mod:`deep.data` in ``WORK/layout``, or a folder
 already in that layout (your own data). ``WORK`` caches backbone taps, proposals and stage
-checkpoints, so every step resumes after an interruption. ``train`` uses the train split only.
+checkpoints, so every step resumes after an interruption. ``train`` trains on ``--pool`` (default
+the train split; checkpoints in ``WORK/train/POOL/``). The shipped heads are
+``train --pool train+val --fusion-from CV_WORK/cv/cv.json``: trained on every labelled image, with
+the fusion the cross-validation chose (per weight, the median of the folds' fitted choices,
+:func:`deep.fusion.median_fusion`), so no figure of theirs on val is a held-out figure.
 
 Selection never reads the images it reports on. ``select`` deals the pool (``--pool``, default
 train) into ``--folds`` folds (:func:`deep.data.kfold_split`), trains heads on all folds but
@@ -74,6 +79,28 @@ def _prepare(ds, work: Path, workers: int, preset: str, n: int, owt: str | None 
     cache_proposals(ds, work, n=n, preset=preset, workers=workers, owt=owt)
 
 
+def cv_fusion(path, settings: dict) -> dict:
+    """The fusion a finished cross-validation chose (:func:`deep.fusion.median_fusion` of its
+    folds' choices), read from its ``cv.json``; its recipe must be the one of ``settings``."""
+    from deep.fusion import median_fusion
+
+    path = Path(path)
+    if not path.is_file():
+        raise SystemExit(f"--fusion-from must name the cv.json of a finished `cv` (WORK/cv/cv.json), "
+                         f"got {str(path)!r}, which does not exist")
+    summary = json.loads(path.read_text())
+    if "folds" not in summary or "config" not in summary or summary.get("partial"):
+        raise SystemExit(f"--fusion-from {path}: expected the summary of a finished cross-validation "
+                         f"(keys config, folds), got keys {sorted(summary)}")
+    cfg = summary["config"]
+    differ = [k for k in ("epochs", "preset", "proposals", "owt") if cfg.get(k) != settings[k]]
+    if differ:
+        raise SystemExit(f"--fusion-from {path}: the cross-validation used other settings than this "
+                         f"training: " + ", ".join(f"{k} {cfg.get(k)!r} there, {settings[k]!r} here"
+                                                   for k in differ))
+    return median_fusion([f["fusion"] for f in summary["folds"]])
+
+
 def cmd_train(args) -> int:
     import torch
 
@@ -82,18 +109,25 @@ def cmd_train(args) -> int:
 
     torch.set_num_threads(args.threads)
     work = Path(args.work)
-    ds = _dataset(Path(args.root), work, "train")
+    settings = {"epochs": _epochs(args), "preset": args.preset, "proposals": args.proposals, "owt": args.owt}
+    fusion = cv_fusion(args.fusion_from, settings) if args.fusion_from else None
+    ds = _pool(Path(args.root), work, args.pool)
     t0 = time.perf_counter()
     _prepare(ds, work, args.workers, args.preset, args.proposals, args.owt)
     t_cache = time.perf_counter() - t0
-    heads = train_heads(ds, work, pixel_epochs=args.pixel_epochs, scorer_epochs=args.scorer_epochs,
-                        refiner_epochs=args.refiner_epochs)
+    c0 = time.process_time()
+    heads = train_heads(ds, work, ckpt_dir=work / "train" / args.pool, **settings["epochs"])
     seg = DeepSegmenter(heads["pixel"], heads["scorer"], heads["refiner"], ds.classes, ds.things,
-                        preset=args.preset, n_proposals=args.proposals, owt=args.owt)
+                        fusion=fusion, preset=args.preset, n_proposals=args.proposals, owt=args.owt)
     seg.save(args.out)
-    info = {"seconds_cache": t_cache, **{f"seconds_{k}": v for k, v in heads["times"].items()},
-            "weights": str(args.out)}
+    info = {"pool": args.pool, "n_images": len(ds), "seconds_cache": t_cache,
+            **{f"seconds_{k}": v for k, v in heads["times"].items()},
+            "cpu_seconds_training": time.process_time() - c0, "cpu_count": os.cpu_count(),
+            "threads": args.threads, "fusion": seg.fusion,
+            "fusion_from": str(args.fusion_from) if args.fusion_from else None, "weights": str(args.out)}
     print(json.dumps(info, indent=1))
+    if args.json:
+        _write_json(args.json, info)
     return 0
 
 
@@ -392,6 +426,7 @@ def cv_fold(ds, work: Path, folds, k: int, settings: dict, *, refit: bool = True
 def cv_summary(results, n_classes: int) -> dict:
     """Per-fold figures, their mean and std (ddof=1) over folds, and the pooled semantic figures."""
     from bottomup.metrics.semantic import semantic_scores
+    from deep.fusion import median_fusion
 
     def stats(rows, keys):
         return {key: {"mean": float(np.mean([r[key] for r in rows])),
@@ -410,6 +445,7 @@ def cv_summary(results, n_classes: int) -> dict:
                          {"crf": {key: r["crf"][key] for key in CRF_FIGURES}} if "crf" in r else {})
                      for r in results],
            "mean_std": stats(results, FIGURES),
+           "fusion": median_fusion([r["fusion"] for r in results]),
            "pooled": pooled([r["confusion"] for r in results])}
     if all("crf" in r for r in results):
         out["crf"] = {"mean_std": stats([r["crf"] for r in results], CRF_FIGURES),
@@ -525,13 +561,19 @@ def main(argv=None) -> int:
             q.add_argument("--pixel-epochs", type=int, default=12)
             q.add_argument("--scorer-epochs", type=int, default=30)
             q.add_argument("--refiner-epochs", type=int, default=8)
+            q.add_argument("--epochs-scale", type=float, default=1.0, help="multiplies every --*-epochs")
+        if name == "train":
+            q.add_argument("--pool", default="train",
+                           help="splits the heads are trained on, joined by '+' (shipped heads: train+val)")
+            q.add_argument("--fusion-from", metavar="CV_JSON",
+                           help="write the fusion a finished `cv` chose (per weight, the median of its "
+                                "folds' choices) into the weights; its recipe must match this one")
         if name in ("select", "cv"):
             q.add_argument("--pool", default="train" if name == "select" else "train+val",
                            help="splits dealt into folds, joined by '+'")
             q.add_argument("--folds", type=int, default=5)
             q.add_argument("--seed", type=int, default=0, help="of the folds and of --max-images")
             q.add_argument("--max-images", type=int, help="a seeded sample of the pool (smoke runs)")
-            q.add_argument("--epochs-scale", type=float, default=1.0, help="multiplies every --*-epochs")
             q.add_argument("--method", choices=("coordinate", "grid"), default="coordinate",
                            help="fusion fitting: coordinate ascent or the whole grid")
             q.add_argument("--grid", help='JSON {key: [values]} overriding deep.fusion.DEFAULT_GRID')

@@ -18,7 +18,7 @@ import numpy as np
 
 from .segmenter import DEFAULT_FUSION, FUSE_KEYS, check_fusion, fuse_components, instance_evidence
 
-__all__ = ["DEFAULT_GRID", "FusionFit", "fit_fusion"]
+__all__ = ["DEFAULT_GRID", "FusionFit", "fit_fusion", "median_fusion"]
 
 #: Values tried for each fitted weight (the ``bench/msrc.py`` default).
 DEFAULT_GRID = {"leaf": (0.0, 0.25, 0.5, 1.0, 2.0), "region": (0.0, 0.5, 1.0, 2.0),
@@ -156,3 +156,47 @@ def fit_fusion(components, targets, n_classes: int, *, grid=None, base=None, met
                 break
     sc, figs = evaluate(current)
     return FusionFit(dict(current), float(sc), figs, tuple(tried), len(components))
+
+
+def median_fusion(fusions) -> dict:
+    """The fusion chosen by a cross-validation: per weight, the median of the folds' choices.
+
+    Each fold of ``bench/msrc.py cv`` fits its own fusion (:func:`fit_fusion`) on its selection
+    fold; the weights a model trained on the whole pool ships with are, key by key, the lower
+    median of those choices, so that every weight is a value some fold chose (a grid value) and
+    no single fold decides alone.
+
+    Parameters
+    ----------
+    fusions : sequence of dict
+        The fused weights each fold chose (``{key: value}``, keys of
+        :data:`deep.segmenter.FUSE_KEYS`); every dict must name the same keys.
+
+    Returns
+    -------
+    dict
+        ``{key: lower median over the folds}``, in the key order of the first dict.
+
+    Examples
+    --------
+    >>> median_fusion([{"leaf": 0.0, "instance": 2.0}, {"leaf": 0.5, "instance": 4.0},
+    ...                {"leaf": 0.25, "instance": 4.0}])
+    {'leaf': 0.25, 'instance': 4.0}
+    >>> median_fusion([{"leaf": 0.0}, {"leaf": 1.0}])  # even count: the lower of the middle two
+    {'leaf': 0.0}
+    """
+    fusions = [check_fusion(f, name=f"fusions[{i}]") for i, f in enumerate(fusions)]
+    if not fusions:
+        raise ValueError("`fusions` must hold the fusion of at least one fold, got none")
+    keys = list(fusions[0])
+    for i, f in enumerate(fusions[1:], 1):
+        if set(f) != set(keys):
+            raise ValueError(f"`fusions[{i}]` names the keys {sorted(f)}, expected those of fusions[0]: "
+                             f"{sorted(keys)}")
+    out = {}
+    for k in keys:
+        vals = sorted(f[k] for f in fusions)
+        if any(isinstance(v, bool) for v in vals):
+            raise ValueError(f"fusion key {k!r} is a switch, not a weight; median_fusion takes weights")
+        out[k] = vals[(len(vals) - 1) // 2]
+    return out

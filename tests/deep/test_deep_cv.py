@@ -16,7 +16,7 @@ import torch
 from bottomup.mcg import Candidates
 from deep.backbone import efficientnet_lite0
 from deep.data import SegmentationDataset, kfold_split, write_categories, write_sample
-from deep.fusion import fit_fusion
+from deep.fusion import fit_fusion, median_fusion
 from deep.segmenter import (
     DEFAULT_FUSION,
     DeepSegmenter,
@@ -199,6 +199,40 @@ def test_bench_fusion_and_grid_arguments_are_checked(tmp_path):
         msrc.main(["eval", "--work", str(tmp_path), "--cv", "3"])
 
 
+def test_median_fusion_takes_a_fold_choice_per_weight():
+    folds = [{"leaf": 0.0, "region": 0.5, "instance": 2.0}, {"leaf": 0.5, "region": 0.5, "instance": 4.0},
+             {"leaf": 0.5, "region": 1.0, "instance": 4.0}, {"leaf": 0.25, "region": 0.5, "instance": 4.0}]
+    # by hand: leaf 0, .25, .5, .5 -> .25; region .5, .5, .5, 1 -> .5; instance 2, 4, 4, 4 -> 4
+    assert median_fusion(folds) == {"leaf": 0.25, "region": 0.5, "instance": 4.0}
+    assert median_fusion(folds[:1]) == folds[0]
+    with pytest.raises(ValueError, match="at least one fold"):
+        median_fusion([])
+    with pytest.raises(ValueError, match=r"`fusions\[1\]` names the keys \['leaf'\], expected"):
+        median_fusion([{"leaf": 0.0, "region": 1.0}, {"leaf": 0.5}])
+    with pytest.raises(ValueError, match=r"`fusions\[0\]` has an unknown key 'leafs'"):
+        median_fusion([{"leafs": 0.0}])
+    with pytest.raises(ValueError, match="'flip' is a switch"):
+        median_fusion([{"flip": True}, {"flip": False}])
+
+
+def test_train_takes_the_fusion_a_finished_cv_chose(tmp_path):
+    epochs = {"pixel_epochs": 12, "scorer_epochs": 30, "refiner_epochs": 8}
+    settings = {"epochs": epochs, "preset": "scg", "proposals": 1000, "owt": "plain"}
+    folds = [{"fold": k, "fusion": {"leaf": v, "instance": 4.0 - k}} for k, v in enumerate((0.0, 0.5, 1.0))]
+    path = tmp_path / "cv.json"
+    path.write_text(json.dumps({"config": {**settings, "pool": "train+val"}, "folds": folds}))
+    assert msrc.cv_fusion(path, settings) == {"leaf": 0.5, "instance": 3.0}
+    with pytest.raises(SystemExit, match=r"other settings than this training: epochs .*, proposals 1000 "
+                                         r"there, 100 here"):
+        msrc.cv_fusion(path, {**settings, "epochs": {**epochs, "scorer_epochs": 60}, "proposals": 100})
+    path.write_text(json.dumps({"config": settings, "folds": folds[:2], "partial": True}))
+    with pytest.raises(SystemExit, match="expected the summary of a finished cross-validation"):
+        msrc.cv_fusion(path, settings)
+    with pytest.raises(SystemExit, match="--fusion-from must name the cv.json.*does not exist"):
+        msrc.main(["train", "--work", str(tmp_path), "--root", str(tmp_path),
+                   "--fusion-from", str(tmp_path / "nope.json")])
+
+
 # ---- selection inside the training folds ----------------------------------------------------------
 
 H, W = 32, 40
@@ -369,6 +403,10 @@ def test_cv_fold_resumes_and_summarises(pool, tmp_path, capsys):
     ms = summary["mean_std"]["miou"]
     vals = [r["miou"] for r in results]
     assert ms["mean"] == pytest.approx(np.mean(vals)) and ms["std"] == pytest.approx(np.std(vals, ddof=1))
+    # the fusion the cross-validation chose: per weight, a value some fold chose, the lower median
+    for key, v in summary["fusion"].items():
+        chosen = sorted(r["fusion"][key] for r in results)
+        assert v == chosen[1]
     conf = np.sum([r["confusion"] for r in results], 0)
     assert summary["pooled"]["pixel_acc"] == pytest.approx(np.trace(conf) / conf.sum())
     # folds finished, no summary yet: the partial figures of those folds, said to be partial
