@@ -3,11 +3,9 @@ one ingredient changed is a miss, none changed is a hit."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
+from bench_scripts import load_bench
 
 from bottomup.contours import ContourSource, GPb
 from bottomup.hierarchy import Hierarchy
@@ -16,17 +14,7 @@ from bottomup.mcg import PROPOSAL_GPB
 from bottomup.mcg.cache import cached_hierarchy, hierarchy_key
 from bottomup.pipeline import model_files
 
-BENCH = Path(__file__).resolve().parents[1] / "bench"
-
-
-def _load(name):
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-train_ranker = _load("train_ranker")
+train_ranker = load_bench("train_ranker")
 GPB = PROPOSAL_GPB
 GPB_PLAIN = GPb("medium", owt="plain", multiscale=False)
 
@@ -123,7 +111,7 @@ def test_ranker_pool_key_ingredients(tmp_path, image):
 
 
 def test_arc_features_key_ingredients(tmp_path, image, monkeypatch):
-    train_arcs = _load("train_arcs")
+    train_arcs = load_bench("train_arcs")
     gt, pb = tmp_path / "gt.mat", tmp_path / "pb.png"
     gt.write_bytes(b"ground truth")
     pb.write_bytes(b"contour map v1")

@@ -3,28 +3,17 @@ equals a naive pairwise count, and both fits do what they say on data with a kno
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
+from bench_scripts import load_bench
 
 from bottomup.contours import GPb
 from bottomup.contours.mpb import GPB_WEIGHTS_COLOR
 from bottomup.owt import oriented_watershed
 
-BENCH = Path(__file__).resolve().parents[1] / "bench"
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("bench_fit_gpb", BENCH / "fit_gpb.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-fit_gpb = _load()
+fit_gpb = load_bench("fit_gpb")
 
 
 def _naive_auc(s, y, w):

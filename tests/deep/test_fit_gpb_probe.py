@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
-
-BENCH = Path(__file__).resolve().parents[2] / "bench"
-
-
-def _load(name):
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+from bench_scripts import load_bench
 
 
 def test_probe_joins_the_two_caches_and_reports_both_scorers(tmp_path, capsys):
     from tests.test_fit_gpb import _two_image_bsds
 
-    fit_gpb, train_arcs = _load("fit_gpb"), _load("train_arcs")
+    fit_gpb, train_arcs = load_bench("fit_gpb"), load_bench("train_arcs")
     root = _two_image_bsds(tmp_path)
     assert fit_gpb.main(["cache", "--root", str(root), "--cache", str(tmp_path / "ours")]) == 0
     assert train_arcs.main(["--root", str(root), "--contours", "gpb", "--cache", str(tmp_path / "arcs"),

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
+from bench_scripts import load_bench
 
-_BENCH = Path(__file__).resolve().parents[2] / "bench" / "pin_figures.py"
-_spec = importlib.util.spec_from_file_location("pin_figures", _BENCH)
-pin_figures = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(pin_figures)
+pin_figures = load_bench("pin_figures")
 
 
 def test_every_group_is_pinned_on_the_declared_subsets():

@@ -11,18 +11,14 @@ why in the commit.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
+from bench_scripts import load_bench
 
 pytestmark = pytest.mark.regression
 
-_BENCH = Path(__file__).resolve().parents[2] / "bench" / "pin_figures.py"
-_spec = importlib.util.spec_from_file_location("pin_figures", _BENCH)
-pin_figures = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(pin_figures)
+pin_figures = load_bench("pin_figures")
 
 PINS = json.loads(pin_figures.PINS.read_text())
 
