@@ -47,6 +47,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bottomup.jobs import map_unordered, stderr_counter
+
 CHANNELS = ("L3", "L5", "L10", "a5", "a10", "a20", "b5", "b10", "b20", "T5", "T10", "T20", "sPb")
 
 
@@ -376,17 +378,9 @@ def cmd_segment(args) -> int:
 
 def _run(fn, jobs, workers: int, what: str) -> None:
     t0 = time.perf_counter()
-    if workers > 1:
-        from multiprocessing import get_context
-
-        with get_context("spawn").Pool(workers) as pool:
-            for i, _ in enumerate(pool.imap_unordered(fn, jobs), 1):
-                print(f"\r{what} {i}/{len(jobs)}", end="", file=sys.stderr, flush=True)
-    else:
-        for i, job in enumerate(jobs, 1):
-            fn(job)
-            print(f"\r{what} {i}/{len(jobs)}", end="", file=sys.stderr, flush=True)
-    print(f"\n{len(jobs)} images in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    for _ in map_unordered(fn, jobs, workers, progress=stderr_counter(what)):
+        pass
+    print(f"{len(jobs)} images in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
 
 
 def main(argv=None) -> int:

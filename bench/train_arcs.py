@@ -38,6 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bottomup.jobs import map_unordered, stderr_counter
+
 
 def read_pb(path: str):
     """``(pb, oriented or None)`` from a ``.png`` (gray, 8 or 16 bit) or ``.npz`` contour map."""
@@ -189,17 +191,8 @@ def main(argv=None) -> int:
             out = str(cache / f"{args.split}_{n}-{key}.npz")
             jobs.append((str(img), str(gt), pb_paths[n], source, sc, out))
     t0 = time.perf_counter()
-    if args.workers > 1:
-        from multiprocessing import get_context
-
-        with get_context("spawn").Pool(args.workers) as pool:
-            for i, _ in enumerate(pool.imap_unordered(_cache_one, jobs), 1):
-                print(f"\rarcs {i}/{len(jobs)}", end="", file=sys.stderr, flush=True)
-    else:
-        for i, job in enumerate(jobs, 1):
-            _cache_one(job)
-            print(f"\rarcs {i}/{len(jobs)}", end="", file=sys.stderr, flush=True)
-    print(file=sys.stderr)
+    for _ in map_unordered(_cache_one, jobs, args.workers, progress=stderr_counter("arcs")):
+        pass
     t_arcs = time.perf_counter() - t0
 
     fit, hold = [], []

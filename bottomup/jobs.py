@@ -50,9 +50,11 @@ __all__ = [
     "atomic_path",
     "coco_image_id",
     "list_images",
+    "map_unordered",
     "model_files",
     "record_path",
     "run_job",
+    "stderr_counter",
 ]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif")
@@ -65,6 +67,66 @@ TASKS: dict[str, str] = {
 }
 #: Entry-point group of tasks added by other packages (name -> "module:function").
 TASKS_GROUP = "bottomup.tasks"
+
+
+def map_unordered(fn, items, workers: int = 1, *, progress=None, every: int = 1):
+    """Apply ``fn`` to every item, in ``workers`` spawned processes when more than one; yield
+    the results as they finish (in completion order).
+
+    The loop of the training and benchmark scripts that fill a per-image cache: ``fn`` must be a
+    module-level function (the workers import it) and each item picklable. ``progress``, when
+    given, is called as ``progress(done, total)`` after every ``every``-th result and after the
+    last one.
+
+    Parameters
+    ----------
+    fn : callable
+        ``fn(item) -> result``.
+    items : iterable
+    workers : int
+        Processes (``spawn``); 1 runs in this process.
+    progress : callable or None
+    every : int
+
+    Examples
+    --------
+    >>> list(map_unordered(abs, [-1, 2, -3]))
+    [1, 2, 3]
+    >>> seen = []
+    >>> _ = list(map_unordered(abs, range(5), progress=lambda i, n: seen.append((i, n)), every=2))
+    >>> seen
+    [(2, 5), (4, 5), (5, 5)]
+    """
+    items = list(items)
+    if workers < 1:
+        raise ValueError(f"`workers` must be at least 1, got {workers}")
+    if every < 1:
+        raise ValueError(f"`every` must be at least 1, got {every}")
+    pool = None
+    if workers > 1 and len(items) > 1:
+        from multiprocessing import get_context
+
+        pool = get_context("spawn").Pool(workers)
+    try:
+        results = pool.imap_unordered(fn, items) if pool is not None else map(fn, items)
+        for i, res in enumerate(results, 1):
+            if progress is not None and (i % every == 0 or i == len(items)):
+                progress(i, len(items))
+            yield res
+    finally:
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+
+
+def stderr_counter(label: str):
+    """A ``progress(done, total)`` for :func:`map_unordered` that rewrites one line on stderr,
+    ``label done/total``, and ends it after the last item."""
+
+    def progress(done: int, total: int) -> None:
+        print(f"\r{label} {done}/{total}", end="\n" if done == total else "", file=sys.stderr, flush=True)
+
+    return progress
 
 
 def list_images(inputs) -> list[Path]:

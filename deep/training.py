@@ -147,14 +147,11 @@ def cache_proposals(ds: SegmentationDataset, work, n: int = 1000, preset: str = 
     out = Path(work) / "props"
     out.mkdir(parents=True, exist_ok=True)
     jobs = [(ds.image_path(nm), out / f"{nm}.npz", n, preset, owt) for nm in ds.names]
-    import contextlib
-    from multiprocessing import get_context
+    from bottomup.jobs import map_unordered
 
-    with (get_context("spawn").Pool(workers) if workers > 1 else contextlib.nullcontext()) as pool:
-        results = pool.imap_unordered(_one_proposal, jobs) if pool else map(_one_proposal, jobs)
-        for i, _ in enumerate(results):
-            if progress and i % 50 == 0:
-                progress(f"proposals {i + 1}/{len(jobs)}")
+    report = (lambda i, total: progress(f"proposals {i}/{total}")) if progress else None
+    for _ in map_unordered(_one_proposal, jobs, workers, progress=report, every=50):
+        pass
 
 
 def load_proposals(work, name: str):

@@ -135,3 +135,21 @@ def test_dask_cluster_with_a_dying_worker(image_dir, tmp_path, monkeypatch):
     assert res.ok, res.failed
     for p in local.glob("*.npy"):
         assert (out / p.name).read_bytes() == p.read_bytes()
+
+
+def test_map_unordered_in_processes_and_here(capsys):
+    from bottomup.jobs import map_unordered, stderr_counter
+
+    items = list(range(-6, 5))
+    want = sorted(abs(i) for i in items)
+    calls = []
+    got = list(map_unordered(abs, items, 2, progress=lambda i, n: calls.append((i, n)), every=4))
+    assert sorted(got) == want  # completion order, every result once
+    assert calls == [(4, 11), (8, 11), (11, 11)]
+    assert list(map_unordered(abs, items)) == [abs(i) for i in items]  # here: in order
+    list(map_unordered(abs, [1, -2], progress=stderr_counter("arcs")))
+    assert capsys.readouterr().err == "\rarcs 1/2\rarcs 2/2\n"
+    with pytest.raises(ValueError, match="`workers` must be at least 1, got 0"):
+        list(map_unordered(abs, items, 0))
+    with pytest.raises(TypeError):  # a worker's error reaches the caller
+        list(map_unordered(abs, [1, "x"], 2))
