@@ -47,6 +47,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bottomup.cues.color import is_gray
 from bottomup.jobs import map_unordered, stderr_counter
 
 CHANNELS = ("L3", "L5", "L10", "a5", "a10", "a20", "b5", "b10", "b20", "T5", "T10", "T20", "sPb")
@@ -102,7 +103,7 @@ def weighted_source(weights):
     weights = tuple(float(v) for v in weights)
 
     def fn(image):
-        if np.array_equal(image[..., 0], image[..., 1]) and np.array_equal(image[..., 1], image[..., 2]):
+        if is_gray(image):
             return single.contours(image)
         g = weighted_gpb(channels(image, base.preset, base.seed)[0], weights)
         return g.max(axis=0), g
@@ -117,7 +118,7 @@ def image_arcs(image_path: str, gt_path: str):
     from bottomup.owt.arc_scores import region_pair_targets
 
     img = read_image(image_path)
-    if np.array_equal(img[..., 0], img[..., 1]) and np.array_equal(img[..., 1], img[..., 2]):
+    if is_gray(img):
         return None  # gray images take gPb's gray weights: not part of this fit
     feats, g = channels(img)
     labels, pieces = oriented_watershed(g.max(axis=0), g, descent_first=True)

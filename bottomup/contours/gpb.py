@@ -19,6 +19,7 @@ from bottomup.contours.mpb import (
 )
 from bottomup.contours.nms import best_orientation, oriented_nms
 from bottomup.contours.spectral import spb
+from bottomup.cues.color import is_gray
 from bottomup.cues.gradients import local_cues
 from bottomup.validate import check_image
 
@@ -218,9 +219,7 @@ def check_preset(preset) -> str:
 def _gpb_at_scale(img, cfg, rng) -> Contours:
     """gPb of ``img`` (already validated) with the preset's cues at the image's own size."""
     h, w = img.shape[:2]
-    gray = bool(
-        np.array_equal(img[..., 0], img[..., 1]) and np.array_equal(img[..., 1], img[..., 2])
-    )
+    gray = is_gray(img)
     cues = local_cues(img, n_textons=cfg["n_textons"], steps=cfg["steps"],
                       texton_sigmas=cfg["texton_sigmas"], radii_l=cfg["radii_l"],
                       radii_ab=cfg["radii_ab"], radii_t=cfg["radii_t"],

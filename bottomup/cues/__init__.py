@@ -6,7 +6,7 @@ References
        Segmentation", TPAMI 33(5), 2011. :DOI:`10.1109/TPAMI.2010.161`
 """
 
-from bottomup.cues.color import quantize, rgb_to_gray, rgb_to_lab
+from bottomup.cues.color import is_gray, quantize, rgb_to_gray, rgb_to_lab
 from bottomup.cues.filters import derivative_filter, filter_responses, texton_filter_bank
 from bottomup.cues.gradients import (
     CUE_NAMES,
@@ -27,6 +27,7 @@ __all__ = [
     "disc_slices",
     "filter_responses",
     "hist_gradient",
+    "is_gray",
     "kmeans",
     "local_cues",
     "parabola_smooth",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["rgb_to_gray", "rgb_to_lab", "quantize"]
+__all__ = ["is_gray", "rgb_to_gray", "rgb_to_lab", "quantize"]
 
 # sRGB / D65 primaries, as the gPb release.
 _RGB_TO_XYZ = np.array(
@@ -23,6 +23,28 @@ _RGB_TO_XYZ = np.array(
 _WHITE = np.array([0.950456, 1.0, 1.088754])
 _THRESH = 0.008856
 _GAMMA = 2.5
+
+
+def is_gray(image: NDArray) -> bool:
+    """True when the three channels of an RGB image are equal everywhere (a gray image).
+
+    gPb weighs such an image with its gray weights (the a and b cues are zero); every stage that
+    treats gray images apart asks this function.
+
+    Parameters
+    ----------
+    image : (H, W, 3) ndarray
+
+    Examples
+    --------
+    >>> img = np.full((2, 2, 3), 0.5)
+    >>> is_gray(img)
+    True
+    >>> img[0, 0, 2] = 0.6
+    >>> is_gray(img)
+    False
+    """
+    return bool(np.array_equal(image[..., 0], image[..., 1]) and np.array_equal(image[..., 1], image[..., 2]))
 
 
 def rgb_to_gray(image: NDArray[np.float64]) -> NDArray[np.float64]:

@@ -342,15 +342,12 @@ def local_cues(
     25 bins for L, a and b (as the gPb release). For a gray image (all channels equal) the a and b
     cues are zero, as their weights are zero in the release.
     """
-    from bottomup.cues.color import quantize, rgb_to_gray, rgb_to_lab
+    from bottomup.cues.color import is_gray, quantize, rgb_to_gray, rgb_to_lab
     from bottomup.cues.textons import textons
 
     h, w = image.shape[:2]
     lab = rgb_to_lab(image)
-    is_gray = bool(
-        np.array_equal(image[..., 0], image[..., 1])
-        and np.array_equal(image[..., 1], image[..., 2])
-    )
+    gray = is_gray(image)
     tex = textons(rgb_to_gray(image), n_textons, sigmas=texton_sigmas,
                   coarse_to_fine=texton_coarse_to_fine, rng=rng)
     channels = [
@@ -366,7 +363,7 @@ def local_cues(
             i = len(names)
             names.append(f"{letter}{r}")
             radii.append(int(r))
-            if is_gray and letter in "ab":
+            if gray and letter in "ab":
                 stack[i] = 0.0
             else:
                 st = 1 if steps is None else int(steps.get(int(r), 1))
