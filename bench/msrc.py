@@ -285,9 +285,13 @@ def select_fusion(ds, work: Path, fit_names, sel_names, out_dir: Path, settings:
 
     Trains (or resumes) heads on ``fit_names`` (``out_dir/inner/``, ``out_dir/inner_heads.pt``),
     computes their components on the selection images ``sel_names`` and fits the fusion
-    (:func:`deep.fusion.fit_fusion`); writes ``out_dir/selection.json`` and returns its content
-    (``fusion``, ``figures``, ``tried``, the names). No other image of ``ds`` is read.
+    (:func:`deep.fusion.fit_fusion`), once per combination of the switches' values
+    (``settings["switches"]``, e.g. ``flip``), keeping the best objective (ties: the first);
+    writes ``out_dir/selection.json`` and returns its content (``fusion`` with the switches,
+    ``figures``, ``tried``, ``switches_tried``, the names). No other image of ``ds`` is read.
     """
+    import itertools
+
     from deep.fusion import fit_fusion
     from deep.training import load_proposals, load_taps
 
@@ -299,19 +303,30 @@ def select_fusion(ds, work: Path, fit_names, sel_names, out_dir: Path, settings:
         raise ValueError(f"selection images must not be training images, got {sorted(overlap)[:5]} in both")
     seg, seconds = _heads(ds, work, fit_names, out_dir / "inner", out_dir / "inner_heads.pt", settings,
                           backbone=backbone, progress=progress)
-    grid = settings["grid"]
+    grid, switches = settings["grid"], settings["switches"]
     t0 = time.perf_counter()
     sel = ds.subset(sel_names)
-    comps, targets = [], []
-    for i, name in enumerate(sel.names):
-        comp = seg.components(sel[i].image, candidates=load_proposals(work, name), taps=load_taps(work, name),
-                              fusion={"iou_power": list(grid["iou_power"])})
-        comp["logp"] = comp["logp"].half()
-        comps.append(comp)
-        targets.append(sel[i].labels)
-    fit = fit_fusion(comps, targets, len(ds.classes), grid=grid, base=seg.fusion, method=settings["method"])
-    out = {"fusion": fit.fusion, "figures": fit.figures, "objective": fit.score, "method": settings["method"],
-           "n_tried": len(fit.tried), "tried": list(fit.tried), "fit_names": list(fit_names),
+    targets = [sel[i].labels for i in range(len(sel))]
+    best, switches_tried = None, []
+    for values in itertools.product(*switches.values()):
+        sw = dict(zip(switches, values, strict=True))
+        comps = []
+        for i, name in enumerate(sel.names):
+            taps = load_taps(work, name)
+            comp = seg.components(sel[i].image, candidates=load_proposals(work, name), taps=taps,
+                                  fusion={"iou_power": list(grid["iou_power"]), **sw})
+            comp["logp"] = comp["logp"].half()
+            comps.append(comp)
+        fit = fit_fusion(comps, targets, len(ds.classes), grid=grid, base={**seg.fusion, **sw},
+                         method=settings["method"])
+        switches_tried.append({**sw, "objective": fit.score, **fit.figures, "fusion": fit.fusion})
+        if best is None or fit.score > best[1].score:
+            best = (sw, fit)
+        comps = None
+    sw, fit = best
+    out = {"fusion": {**fit.fusion, **sw}, "figures": fit.figures, "objective": fit.score,
+           "method": settings["method"], "n_tried": len(fit.tried), "tried": list(fit.tried),
+           "switches_tried": switches_tried, "fit_names": list(fit_names),
            "sel_names": list(sel_names), "seconds_inner_training": seconds,
            "seconds_selection": time.perf_counter() - t0}
     _write_json(path, out)
@@ -319,19 +334,22 @@ def select_fusion(ds, work: Path, fit_names, sel_names, out_dir: Path, settings:
 
 
 def _settings(args) -> dict:
-    from deep.fusion import DEFAULT_GRID
+    from deep.fusion import DEFAULT_GRID, DEFAULT_SWITCHES
 
     grid = {k: list(v) for k, v in DEFAULT_GRID.items()}
+    switches = {k: list(v) for k, v in DEFAULT_SWITCHES.items()}
     if args.grid:
         from deep.segmenter import FUSE_KEYS, check_fusion
 
-        grid.update(check_fusion(json.loads(args.grid), name="--grid"))
-        bad = [k for k in grid if k not in FUSE_KEYS]
+        given = check_fusion(json.loads(args.grid), name="--grid")
+        bad = [k for k in given if k not in FUSE_KEYS and k not in switches]
         if bad:
             raise ValueError(f"`--grid` key {bad[0]!r} is not a weight of the fusion layer; the fitted keys "
-                             f"are {list(FUSE_KEYS)}")
+                             f"are {list(FUSE_KEYS)} and the switches {list(switches)}")
+        grid.update({k: v for k, v in given.items() if k in FUSE_KEYS})
+        switches.update({k: v for k, v in given.items() if k in switches})
     return {"epochs": _epochs(args), "preset": args.preset, "proposals": args.proposals, "owt": args.owt,
-            "grid": grid, "method": args.method, "seed": args.seed}
+            "grid": grid, "switches": switches, "method": args.method, "seed": args.seed}
 
 
 def _pool_names(ds, max_images, seed: int):
@@ -576,7 +594,8 @@ def main(argv=None) -> int:
             q.add_argument("--max-images", type=int, help="a seeded sample of the pool (smoke runs)")
             q.add_argument("--method", choices=("coordinate", "grid"), default="coordinate",
                            help="fusion fitting: coordinate ascent or the whole grid")
-            q.add_argument("--grid", help='JSON {key: [values]} overriding deep.fusion.DEFAULT_GRID')
+            q.add_argument("--grid", help="JSON {key: [values]} overriding deep.fusion.DEFAULT_GRID and "
+                                          "DEFAULT_SWITCHES, e.g. '{\"flip\": [false]}'")
         if name == "select":
             q.add_argument("--sel-fold", type=int, default=0, help="the fold the fusion is fitted on")
         if name == "cv":

@@ -18,12 +18,19 @@ import numpy as np
 
 from .segmenter import DEFAULT_FUSION, FUSE_KEYS, check_fusion, fuse_components, instance_evidence
 
-__all__ = ["DEFAULT_GRID", "FusionFit", "fit_fusion", "median_fusion"]
+__all__ = ["DEFAULT_GRID", "DEFAULT_SWITCHES", "FusionFit", "fit_fusion", "median_fusion"]
 
 #: Values tried for each fitted weight (the ``bench/msrc.py`` default).
 DEFAULT_GRID = {"leaf": (0.0, 0.25, 0.5, 1.0, 2.0), "region": (0.0, 0.5, 1.0, 2.0),
                 "iou_power": (1.0, 2.0, 4.0), "instance": (0.0, 1.0, 2.0, 4.0),
                 "paste": (0.3, 0.5, 0.7, 0.9, 2.0)}
+
+#: Values tried for each switch of the components (the ``bench/msrc.py`` default): a switch
+#: changes :meth:`deep.segmenter.DeepSegmenter.components` itself (``flip``: the per-pixel
+#: classifier averaged over the image and its mirror), so the selection computes the components
+#: once per value, fits the weights on each (:func:`fit_fusion`) and keeps the value whose fit
+#: scores best (ties: the first value).
+DEFAULT_SWITCHES = {"flip": (False, True)}
 
 
 @dataclass(frozen=True)
@@ -164,7 +171,8 @@ def median_fusion(fusions) -> dict:
     Each fold of ``bench/msrc.py cv`` fits its own fusion (:func:`fit_fusion`) on its selection
     fold; the weights a model trained on the whole pool ships with are, key by key, the lower
     median of those choices, so that every weight is a value some fold chose (a grid value) and
-    no single fold decides alone.
+    no single fold decides alone. For a switch (``flip``) the lower median is the majority, a
+    tie going to False.
 
     Parameters
     ----------
@@ -184,6 +192,8 @@ def median_fusion(fusions) -> dict:
     {'leaf': 0.25, 'instance': 4.0}
     >>> median_fusion([{"leaf": 0.0}, {"leaf": 1.0}])  # even count: the lower of the middle two
     {'leaf': 0.0}
+    >>> median_fusion([{"flip": True}, {"flip": False}, {"flip": True}])
+    {'flip': True}
     """
     fusions = [check_fusion(f, name=f"fusions[{i}]") for i, f in enumerate(fusions)]
     if not fusions:
@@ -196,7 +206,5 @@ def median_fusion(fusions) -> dict:
     out = {}
     for k in keys:
         vals = sorted(f[k] for f in fusions)
-        if any(isinstance(v, bool) for v in vals):
-            raise ValueError(f"fusion key {k!r} is a switch, not a weight; median_fusion takes weights")
         out[k] = vals[(len(vals) - 1) // 2]
     return out

@@ -211,8 +211,9 @@ def test_median_fusion_takes_a_fold_choice_per_weight():
         median_fusion([{"leaf": 0.0, "region": 1.0}, {"leaf": 0.5}])
     with pytest.raises(ValueError, match=r"`fusions\[0\]` has an unknown key 'leafs'"):
         median_fusion([{"leafs": 0.0}])
-    with pytest.raises(ValueError, match="'flip' is a switch"):
-        median_fusion([{"flip": True}, {"flip": False}])
+    # a switch: the majority, a tie to False
+    assert median_fusion([{"flip": True}, {"flip": False}]) == {"flip": False}
+    assert median_fusion([{"flip": True}, {"flip": False}, {"flip": True}]) == {"flip": True}
 
 
 def test_train_takes_the_fusion_a_finished_cv_chose(tmp_path):
@@ -282,7 +283,7 @@ def _pool(root: Path, work: Path):
 
 
 SETTINGS = {"epochs": {"pixel_epochs": 1, "scorer_epochs": 1, "refiner_epochs": 1}, "preset": "scg",
-            "proposals": 10, "owt": "plain", "method": "grid", "seed": 0,
+            "proposals": 10, "owt": "plain", "method": "grid", "seed": 0, "switches": {"flip": [False]},
             "grid": {"leaf": [0.0, 1.0], "region": [0.0, 2.0], "iou_power": [1.0, 4.0], "instance": [0.0],
                      "paste": [0.5, 2.0]}}
 
@@ -319,7 +320,8 @@ def test_selection_never_reads_the_held_out_fold(pool, tmp_path):
     clean = msrc.select_fusion(ds, work, fit, sel, tmp_path / "clean", SETTINGS, backbone=backbone,
                                progress=None)
     assert clean["sel_names"] == sel and clean["fit_names"] == fit
-    assert set(clean["fusion"]) == set(SETTINGS["grid"])
+    assert set(clean["fusion"]) == set(SETTINGS["grid"]) | {"flip"} and clean["fusion"]["flip"] is False
+    weights = {k: clean["fusion"][k] for k in SETTINGS["grid"]}
 
     # the poison would change the choice if it were read: held-out labels that agree with another
     # setting win the fit once those images join the selection images
@@ -344,7 +346,7 @@ def test_selection_never_reads_the_held_out_fold(pool, tmp_path):
     assert other is not None, "every setting gives the same labels: the test would prove nothing"
     refit = fit_fusion(sel_c + test_c, sel_t + poison, 2, grid=SETTINGS["grid"], base=seg.fusion,
                        method="grid")
-    assert refit.fusion != clean["fusion"], "the poisoned labels would not change the choice"
+    assert refit.fusion != weights, "the poisoned labels would not change the choice"
 
     # poison the held-out fold: adversarial label files, its image, taps and proposals removed,
     # and any read of its samples raises
@@ -369,6 +371,34 @@ def test_selection_never_reads_the_held_out_fold(pool, tmp_path):
     assert again["fusion"] == clean["fusion"]
     assert again["figures"] == clean["figures"]
     assert again["sel_names"] == sel and not set(again["fit_names"]) & set(test)
+
+
+def test_selection_tries_each_switch_and_keeps_the_best(pool, tmp_path):
+    ds, work, backbone, folds = pool
+    settings = {**SETTINGS, "switches": {"flip": [False, True]}}
+    res = msrc.select_fusion(ds, work, folds[2], folds[1], tmp_path / "sw", settings, backbone=backbone,
+                             progress=None)
+    tried = res["switches_tried"]
+    assert [t["flip"] for t in tried] == [False, True]
+    scores = [t["objective"] for t in tried]
+    want = tried[int(np.argmax(scores))]  # argmax keeps the first of equal scores, as the selection
+    assert res["fusion"] == {**want["fusion"], "flip": want["flip"]}
+    assert res["objective"] == max(scores)
+    # the mirrored components differ from the plain ones: the switch is really tried
+    seg = DeepSegmenter.load(tmp_path / "sw" / "inner_heads.pt", backbone=backbone)
+    sub = ds.subset(folds[1])
+    nm = sub.names[0]
+    a, b = (seg.components(sub[0].image, candidates=load_proposals(work, nm), taps=load_taps(work, nm),
+                           fusion={"flip": f})["logp"] for f in (False, True))
+    assert not torch.equal(a, b)
+    # --grid takes the switches beside the weights, and nothing else
+    args = msrc.argparse.Namespace(grid='{"flip": [false], "leaf": [1.0]}', pixel_epochs=1, scorer_epochs=1,
+                                   refiner_epochs=1, epochs_scale=1.0, preset="scg", proposals=10,
+                                   owt="plain", method="grid", seed=0)
+    got = msrc._settings(args)
+    assert got["switches"] == {"flip": [False]} and got["grid"]["leaf"] == [1.0]
+    with pytest.raises(ValueError, match="`--grid` key 'nms' is not a weight.*the switches \\['flip'\\]"):
+        msrc.main(["cv", "--work", str(tmp_path), "--root", str(tmp_path), "--grid", '{"nms": [0.5]}'])
 
 
 def test_cv_fold_resumes_and_summarises(pool, tmp_path, capsys):
