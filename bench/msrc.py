@@ -118,7 +118,8 @@ def cmd_train(args) -> int:
     c0 = time.process_time()
     heads = train_heads(ds, work, ckpt_dir=work / "train" / args.pool, **settings["epochs"])
     seg = DeepSegmenter(heads["pixel"], heads["scorer"], heads["refiner"], ds.classes, ds.things,
-                        fusion=fusion, preset=args.preset, n_proposals=args.proposals, owt=args.owt)
+                        fusion=fusion, preset=args.preset, n_proposals=args.proposals, owt=args.owt,
+                        trained_on=ds.names)
     seg.save(args.out)
     info = {"pool": args.pool, "n_images": len(ds), "seconds_cache": t_cache,
             **{f"seconds_{k}": v for k, v in heads["times"].items()},
@@ -185,7 +186,8 @@ def _evaluate(seg, ds, work, *, crf: bool = False, ablation: bool = False, progr
             t_crf.append(time.perf_counter() - t0)
             crf_rows.append((sample, q.argmax(0).astype(np.uint8), res.instances))
     out = score_results(ds, rows, n)
-    out.update({"n_images": len(ds), "seconds_heads_median": float(np.median(times)),
+    out.update({"n_images": len(ds), "n_training_images": len(seg.seen(ds.names)),
+                "seconds_heads_median": float(np.median(times)),
                 "seconds_stages_median": {k: float(np.median([t[k] for t in stage_t])) for k in stage_t[0]}})
     if crf:
         c = score_results(ds, crf_rows, n, with_instances=False)
@@ -215,6 +217,10 @@ def cmd_eval(args) -> int:
     if args.cv is not None:
         return _print_cv(Path(args.work), args.cv, args.json)
     ds, work, seg = _setup(args)
+    seen = seg.seen(ds.names)
+    if seen:
+        print(f"WARNING: {len(seen)} of the {len(ds)} images of {args.split} are training images of these "
+              f"heads (e.g. {seen[0]}): these figures are not held-out figures", file=sys.stderr, flush=True)
     out = _evaluate(seg, ds, work, crf=args.crf, ablation=args.ablation)
     # taps come from the cache here: time the backbone pass apart and add it
     t_backbone = _backbone_seconds(seg, ds)
@@ -269,7 +275,7 @@ def _heads(ds, work: Path, names, ckpt_dir: Path, out: Path, settings: dict, *, 
         h["times"]["cpu_all_stages"] = time.process_time() - c0  # CPU seconds of this process, all threads
         seg = DeepSegmenter(h["pixel"], h["scorer"], h["refiner"], ds.classes, ds.things, fusion=fusion,
                             backbone=backbone, preset=settings["preset"], n_proposals=settings["proposals"],
-                            owt=settings["owt"])
+                            owt=settings["owt"], trained_on=sub.names)
         _write_json(times, h["times"])  # of this run only, when it resumed a checkpoint
         seg.save(out)
     seconds = json.loads(times.read_text()) if times.is_file() else {}
@@ -425,6 +431,8 @@ def cv_fold(ds, work: Path, folds, k: int, settings: dict, *, refit: bool = True
     else:  # the selection step's heads, trained on the K - 2 folds
         seg, seconds = _heads(ds, work, fit, fdir / "inner", fdir / "inner_heads.pt", settings,
                               backbone=backbone, fusion=chosen["fusion"], progress=progress)
+    if seg.seen(test):
+        raise RuntimeError(f"fold {k}: the heads were trained on test images {seg.seen(test)[:5]}")
     t0 = time.perf_counter()
     figs = _evaluate(seg, ds.subset(test), work, crf=crf, progress=False)
     out = {"fold": k, "n_folds": n_folds, "refit": refit, "n_train": len(fit) + (len(sel) if refit else 0),

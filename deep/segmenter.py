@@ -226,11 +226,14 @@ class DeepSegmenter:
     owt : str, optional
         Oriented watershed of the proposals' gPb hierarchies; the heads should be used with the
         proposals they were trained on (the shipped MSRC-21 heads: ``"plain"``).
+    trained_on : sequence of str, optional
+        Names of the images the heads were trained on (saved with the weights), so that an
+        evaluation can tell held-out images from training images (:meth:`seen`). None: unknown.
     """
 
     def __init__(self, pixel: PixelClassifier, scorer: RegionScorer, refiner: MaskRefiner, classes,
                  things, fusion=None, backbone=None, device="cpu", preset: str = "scg",
-                 n_proposals: int = 1000, owt: str | None = None):
+                 n_proposals: int = 1000, owt: str | None = None, trained_on=None):
         if backbone is None:
             from .backbone.efficientnet import efficientnet_lite0
 
@@ -244,6 +247,12 @@ class DeepSegmenter:
         self.things = tuple(int(t) for t in things)
         self.fusion = {**DEFAULT_FUSION, **check_fusion(fusion)}
         self.preset, self.n_proposals, self.owt = preset, int(n_proposals), owt
+        self.trained_on = None if trained_on is None else tuple(str(n) for n in trained_on)
+
+    def seen(self, names) -> list[str]:
+        """The names among ``names`` that the heads were trained on (sorted; empty when
+        :attr:`trained_on` is unknown)."""
+        return sorted(set(map(str, names)) & set(self.trained_on or ()))
 
     # ---- persistence ---------------------------------------------------------------------------
     def state(self) -> dict:
@@ -253,7 +262,8 @@ class DeepSegmenter:
                 "dims": {"pixel_in": self.pixel.channels, "scorer_in": self.scorer.in_features,
                          "refiner_levels": list(self.refiner.level_channels),
                          "grid": self.refiner.grid, "size": self.refiner.size},
-                "preset": self.preset, "n_proposals": self.n_proposals, "owt": self.owt}
+                "preset": self.preset, "n_proposals": self.n_proposals, "owt": self.owt,
+                "trained_on": None if self.trained_on is None else list(self.trained_on)}
 
     def save(self, path) -> None:
         """Write the heads (not the backbone) atomically; float16 weights keep the file small."""
@@ -282,7 +292,8 @@ class DeepSegmenter:
             mod.load_state_dict({k: v.float() if v.is_floating_point() else v
                                  for k, v in st[key].items()})
         kw = {"fusion": st.get("fusion"), "preset": st.get("preset", "scg"),
-              "n_proposals": st.get("n_proposals", 1000), "owt": st.get("owt"), **overrides}
+              "n_proposals": st.get("n_proposals", 1000), "owt": st.get("owt"),
+              "trained_on": st.get("trained_on"), **overrides}
         return cls(pixel, scorer, refiner, st["classes"], st["things"], device=device, **kw)
 
     # ---- inference -----------------------------------------------------------------------------

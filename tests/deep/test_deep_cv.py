@@ -320,6 +320,8 @@ def test_selection_never_reads_the_held_out_fold(pool, tmp_path):
     clean = msrc.select_fusion(ds, work, fit, sel, tmp_path / "clean", SETTINGS, backbone=backbone,
                                progress=None)
     assert clean["sel_names"] == sel and clean["fit_names"] == fit
+    inner = DeepSegmenter.load(tmp_path / "clean" / "inner_heads.pt", backbone=backbone)
+    assert sorted(inner.trained_on) == sorted(fit) and inner.seen(sel + test) == []
     assert set(clean["fusion"]) == set(SETTINGS["grid"]) | {"flip"} and clean["fusion"]["flip"] is False
     weights = {k: clean["fusion"][k] for k in SETTINGS["grid"]}
 
@@ -458,3 +460,10 @@ def test_cv_fold_resumes_and_summarises(pool, tmp_path, capsys):
         msrc.main(["eval", "--work", str(work), "--cv", "5"])
     with pytest.raises(ValueError, match="at least 3 folds"):
         msrc.cv_fold(ds, work, folds[:2], 0, SETTINGS, backbone=backbone)
+    # heads that saw a test image are refused: fold 0's inner heads (trained on folds[2]) left in
+    # place for a fold list whose test fold is folds[2]
+    swapped = [folds[2], folds[1], folds[0]]
+    (work / "cv" / "fold_0" / "result.json").unlink()
+    (work / "cv" / "fold_0" / "selection.json").unlink()
+    with pytest.raises(RuntimeError, match="fold 0: the heads were trained on test images"):
+        msrc.cv_fold(ds, work, swapped, 0, SETTINGS, refit=False, backbone=backbone, progress=None)

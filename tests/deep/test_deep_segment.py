@@ -130,6 +130,11 @@ def test_save_load_round_trip(tiny, segmenter, tmp_path):
     segmenter.save(tmp_path / "heads.pt")
     other = DeepSegmenter.load(tmp_path / "heads.pt", backbone=backbone)
     assert other.fusion["leaf"] == 0.25 and other.classes == ds.classes
+    assert segmenter.trained_on is None and other.trained_on is None and other.seen(ds.names) == []
+    segmenter.trained_on = ("b", "a")  # the training images travel with the weights
+    segmenter.save(tmp_path / "named.pt")
+    named = DeepSegmenter.load(tmp_path / "named.pt", backbone=backbone)
+    assert named.trained_on == ("b", "a") and named.seen(["c", "a", "b"]) == ["a", "b"]
     # weights are stored as float16: predictions agree up to that rounding
     a = segmenter.predict(s.image, candidates=cands).probs
     b = other.predict(s.image, candidates=cands).probs
