@@ -311,6 +311,12 @@ def cmd_compare(args) -> int:
         ds.names = ds.names[: args.limit]
     specs = args.model or ["heads", str(work / "maskrcnn.ckpt")]
     models = [_load_segmenter(s, device) for s in specs]
+    for name, seg in models:
+        seen = [] if isinstance(seg, MaskRCNNSegmenter) else seg.seen(ds.names)
+        if seen:
+            print(f"WARNING: --model {name}: {len(seen)} of the {len(ds)} images of {args.split} are "
+                  f"training images of these heads (e.g. {seen[0]}): its figures are not held-out figures",
+                  file=sys.stderr, flush=True)
     t_props = None
     if any(_needs_candidates(seg) for _, seg in models):
         t_props = _proposals(ds, work, args)
