@@ -21,6 +21,9 @@ this script writes. Groups (all on the public API, scored with the metric code t
     images of :data:`MSRC_IDS`, scored by ``bench/msrc.py eval``'s ``_scores`` (pixel accuracy,
     mean class accuracy, mIoU, fw-IoU, AP^r at 0.5 and 0.7, mask AP); then the CRF pass exactly as
     ``bench/msrc.py eval --crf`` runs it (``deep.crf.dense_crf`` on ``-log p``, 5 iterations).
+    The shipped heads are trained on train + val (since 2026-12-07), so these are training-set
+    figures: they catch a change of behaviour, they do not measure accuracy (that is the
+    cross-validation of ``bench/msrc.py cv``).
 ``msrc/maskrcnn``
     ``deep.segment(image, model="maskrcnn")``, the shipped Mask R-CNN, on the same 10 images:
     AP^r at 0.5 and 0.7 and mask AP, scored as the heads' instances.
