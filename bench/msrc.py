@@ -312,14 +312,15 @@ def select_fusion(ds, work: Path, fit_names, sel_names, out_dir: Path, settings:
     grid, switches = settings["grid"], settings["switches"]
     t0 = time.perf_counter()
     sel = ds.subset(sel_names)
-    targets = [sel[i].labels for i in range(len(sel))]
+    samples = [sel[i] for i in range(len(sel))]  # read once, used for every switch value
+    targets = [s.labels for s in samples]
     best, switches_tried = None, []
     for values in itertools.product(*switches.values()):
         sw = dict(zip(switches, values, strict=True))
         comps = []
-        for i, name in enumerate(sel.names):
+        for sample, name in zip(samples, sel.names, strict=True):
             taps = load_taps(work, name)
-            comp = seg.components(sel[i].image, candidates=load_proposals(work, name), taps=taps,
+            comp = seg.components(sample.image, candidates=load_proposals(work, name), taps=taps,
                                   fusion={"iou_power": list(grid["iou_power"]), **sw})
             comp["logp"] = comp["logp"].half()
             comps.append(comp)
