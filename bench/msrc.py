@@ -21,7 +21,8 @@ the fusion the cross-validation chose (per weight, the median of the folds' fitt
 
 Selection never reads the images it reports on. ``select`` deals the pool (``--pool``, default
 train) into ``--folds`` folds (:func:`deep.data.kfold_split`), trains heads on all folds but
-``--sel-fold``, fits the fusion weights (:func:`deep.fusion.fit_fusion`) on that fold and writes
+``--sel-fold``, chooses the instances' NMS threshold by AP^r@0.5 (:func:`deep.fusion.fit_nms`)
+and fits the fusion weights (:func:`deep.fusion.fit_fusion`) on that fold, and writes
 them into the weights file (heads trained on the whole pool by ``train``); val is never read.
 ``cv`` is K-fold cross-validation over the pool: for each fold k, the fold after it (k + 1 mod K)
 is the selection fold, heads are trained on the other K - 2 folds and the fusion is fitted on the
@@ -290,15 +291,17 @@ def select_fusion(ds, work: Path, fit_names, sel_names, out_dir: Path, settings:
     """Fit the fusion weights for heads trained on ``fit_names``, on ``sel_names`` only.
 
     Trains (or resumes) heads on ``fit_names`` (``out_dir/inner/``, ``out_dir/inner_heads.pt``),
-    computes their components on the selection images ``sel_names`` and fits the fusion
-    (:func:`deep.fusion.fit_fusion`), once per combination of the switches' values
-    (``settings["switches"]``, e.g. ``flip``), keeping the best objective (ties: the first);
-    writes ``out_dir/selection.json`` and returns its content (``fusion`` with the switches,
-    ``figures``, ``tried``, ``switches_tried``, the names). No other image of ``ds`` is read.
+    computes their components on the selection images ``sel_names``, chooses the instances' NMS
+    threshold among ``settings["nms"]`` by AP^r@0.5 (:func:`deep.fusion.fit_nms`) and fits the
+    fusion weights on the instances it keeps (:func:`deep.fusion.fit_fusion`), once per
+    combination of the switches' values (``settings["switches"]``, e.g. ``flip``), keeping the
+    best objective (ties: the first); writes ``out_dir/selection.json`` and returns its content
+    (``fusion`` with the switches and ``nms``, ``figures``, ``tried``, ``switches_tried``,
+    ``nms_tried``, the names). No other image of ``ds`` is read.
     """
     import itertools
 
-    from deep.fusion import fit_fusion
+    from deep.fusion import fit_fusion, fit_nms
     from deep.training import load_proposals, load_taps
 
     path = out_dir / "selection.json"
@@ -314,26 +317,35 @@ def select_fusion(ds, work: Path, fit_names, sel_names, out_dir: Path, settings:
     sel = ds.subset(sel_names)
     samples = [sel[i] for i in range(len(sel))]  # read once, used for every switch value
     targets = [s.labels for s in samples]
-    best, switches_tried = None, []
+    truths = [(*s.thing_instances(ds.things), s.void) for s in samples]
+    max_keep = int(seg.fusion["max_instances"])
+    unsuppressed = {"nms": 1.0, "max_instances": 10**9}  # every instance; fit_nms suppresses
+    best, switches_tried, nms = None, [], None
     for values in itertools.product(*switches.values()):
         sw = dict(zip(switches, values, strict=True))
         comps = []
         for sample, name in zip(samples, sel.names, strict=True):
             taps = load_taps(work, name)
             comp = seg.components(sample.image, candidates=load_proposals(work, name), taps=taps,
-                                  fusion={"iou_power": list(grid["iou_power"]), **sw})
+                                  fusion={"iou_power": list(grid["iou_power"]), **sw, **unsuppressed})
             comp["logp"] = comp["logp"].half()
             comps.append(comp)
-        fit = fit_fusion(comps, targets, len(ds.classes), grid=grid, base={**seg.fusion, **sw},
-                         method=settings["method"])
+        if nms is None:  # the instances do not depend on the switches (they act on the pixel term)
+            nms = fit_nms([c["instances"] for c in comps], truths, ds.things, len(ds.classes),
+                          thresholds=settings["nms"], max_keep=max_keep)
+        for c in comps:
+            c["instances"] = c["instances"].suppress(nms.nms, max_keep=max_keep)
+        fit = fit_fusion(comps, targets, len(ds.classes), grid=grid,
+                         base={**seg.fusion, **sw, "nms": nms.nms}, method=settings["method"])
         switches_tried.append({**sw, "objective": fit.score, **fit.figures, "fusion": fit.fusion})
         if best is None or fit.score > best[1].score:
             best = (sw, fit)
         comps = None
     sw, fit = best
-    out = {"fusion": {**fit.fusion, **sw}, "figures": fit.figures, "objective": fit.score,
+    out = {"fusion": {**fit.fusion, **sw, "nms": nms.nms},
+           "figures": {**fit.figures, "apr50": nms.apr50}, "objective": fit.score,
            "method": settings["method"], "n_tried": len(fit.tried), "tried": list(fit.tried),
-           "switches_tried": switches_tried, "fit_names": list(fit_names),
+           "switches_tried": switches_tried, "nms_tried": list(nms.tried), "fit_names": list(fit_names),
            "sel_names": list(sel_names), "seconds_inner_training": seconds,
            "seconds_selection": time.perf_counter() - t0}
     _write_json(path, out)
@@ -341,22 +353,26 @@ def select_fusion(ds, work: Path, fit_names, sel_names, out_dir: Path, settings:
 
 
 def _settings(args) -> dict:
-    from deep.fusion import DEFAULT_GRID, DEFAULT_SWITCHES
+    from deep.fusion import DEFAULT_GRID, DEFAULT_NMS, DEFAULT_SWITCHES
 
     grid = {k: list(v) for k, v in DEFAULT_GRID.items()}
     switches = {k: list(v) for k, v in DEFAULT_SWITCHES.items()}
+    nms = list(DEFAULT_NMS)
     if args.grid:
         from deep.segmenter import FUSE_KEYS, check_fusion
 
         given = check_fusion(json.loads(args.grid), name="--grid")
-        bad = [k for k in given if k not in FUSE_KEYS and k not in switches]
+        bad = [k for k in given if k not in FUSE_KEYS and k not in switches and k != "nms"]
         if bad:
             raise ValueError(f"`--grid` key {bad[0]!r} is not a weight of the fusion layer; the fitted keys "
-                             f"are {list(FUSE_KEYS)} and the switches {list(switches)}")
+                             f"are {list(FUSE_KEYS)}, the switches {list(switches)} and 'nms'")
         grid.update({k: v for k, v in given.items() if k in FUSE_KEYS})
         switches.update({k: v for k, v in given.items() if k in switches})
+        nms = list(given.get("nms", nms))
+        if not nms or not all(isinstance(t, (int, float)) and 0 <= t <= 1 for t in nms):
+            raise ValueError(f"`--grid` 'nms' must list thresholds in [0, 1], got {nms}")
     return {"epochs": _epochs(args), "preset": args.preset, "proposals": args.proposals, "owt": args.owt,
-            "grid": grid, "switches": switches, "method": args.method, "seed": args.seed}
+            "grid": grid, "switches": switches, "nms": nms, "method": args.method, "seed": args.seed}
 
 
 def _pool_names(ds, max_images, seed: int):
@@ -603,8 +619,9 @@ def main(argv=None) -> int:
             q.add_argument("--max-images", type=int, help="a seeded sample of the pool (smoke runs)")
             q.add_argument("--method", choices=("coordinate", "grid"), default="coordinate",
                            help="fusion fitting: coordinate ascent or the whole grid")
-            q.add_argument("--grid", help="JSON {key: [values]} overriding deep.fusion.DEFAULT_GRID and "
-                                          "DEFAULT_SWITCHES, e.g. '{\"flip\": [false]}'")
+            q.add_argument("--grid", help="JSON {key: [values]} overriding deep.fusion.DEFAULT_GRID, "
+                                          "DEFAULT_SWITCHES and DEFAULT_NMS ('nms'), e.g. "
+                                          "'{\"flip\": [false], \"nms\": [0.5]}'")
         if name == "select":
             q.add_argument("--sel-fold", type=int, default=0, help="the fold the fusion is fitted on")
         if name == "cv":

@@ -87,6 +87,12 @@ class Sample:
         """(H, W) bool: void pixels."""
         return self.labels == VOID
 
+    def thing_instances(self, things) -> tuple[np.ndarray, np.ndarray]:
+        """``(masks (T, H, W) bool, classes (T,) int64)``: the instances of the classes in ``things``
+        (the ground truth AP^r is scored on)."""
+        keep = np.isin(self.classes, np.asarray(list(things), np.int64))
+        return self.masks[keep], self.classes[keep]
+
 
 class SegmentationDataset:
     """Images, label PNGs and COCO instances in the documented layout (see the module notes).
@@ -437,8 +443,7 @@ def score_results(ds, results, n_classes: int, with_instances: bool = True) -> d
     for sample, labels, inst in results:
         sem.update(sample.labels, labels)
         if with_instances:
-            keep = np.array([c in things for c in sample.classes], bool)
-            gm, gc = sample.masks[keep], sample.classes[keep]
+            gm, gc = sample.thing_instances(things)
             pk = np.array([c in things for c in inst.classes], bool)
             args = (inst.masks[pk], inst.classes[pk], inst.scores[pk], gm, gc)
             apr.update(*args, void=sample.void)

@@ -7,6 +7,10 @@ images the heads were not trained on and that the figures are not reported on (t
 cross-validation of ``bench/msrc.py cv`` takes them from the training folds), by coordinate ascent
 over a grid (or the whole grid) of the semantic objective ``miou + pixel_acc + mean_class_acc``.
 Nothing else is read: the function gets the components and the label maps, no dataset.
+
+The instances have one knob of their own, the threshold of their mask NMS: :func:`fit_nms`
+chooses it by the figure it drives, AP^r at IoU 0.5 over the thing classes of the selection
+images, before the weights are fitted on the instances it keeps.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ import numpy as np
 
 from .segmenter import DEFAULT_FUSION, FUSE_KEYS, check_fusion, fuse_components, instance_evidence
 
-__all__ = ["DEFAULT_GRID", "DEFAULT_SWITCHES", "FusionFit", "fit_fusion", "median_fusion"]
+__all__ = ["DEFAULT_GRID", "DEFAULT_NMS", "DEFAULT_SWITCHES", "FusionFit", "NMSFit", "fit_fusion", "fit_nms",
+           "median_fusion"]
 
 #: Values tried for each fitted weight (the ``bench/msrc.py`` default).
 DEFAULT_GRID = {"leaf": (0.0, 0.25, 0.5, 1.0, 2.0), "region": (0.0, 0.5, 1.0, 2.0),
@@ -31,6 +36,9 @@ DEFAULT_GRID = {"leaf": (0.0, 0.25, 0.5, 1.0, 2.0), "region": (0.0, 0.5, 1.0, 2.
 #: once per value, fits the weights on each (:func:`fit_fusion`) and keeps the value whose fit
 #: scores best (ties: the first value).
 DEFAULT_SWITCHES = {"flip": (False, True)}
+
+#: Thresholds of the instances' mask NMS tried by :func:`fit_nms` (the ``bench/msrc.py`` default).
+DEFAULT_NMS = (0.3, 0.4, 0.5, 0.7)
 
 
 @dataclass(frozen=True)
@@ -163,6 +171,85 @@ def fit_fusion(components, targets, n_classes: int, *, grid=None, base=None, met
                 break
     sc, figs = evaluate(current)
     return FusionFit(dict(current), float(sc), figs, tuple(tried), len(components))
+
+
+@dataclass(frozen=True)
+class NMSFit:
+    """Result of :func:`fit_nms`.
+
+    Attributes
+    ----------
+    nms : float
+        The chosen threshold.
+    apr50 : float
+        AP^r at IoU 0.5 (mean over the thing classes with ground truth) at ``nms``.
+    tried : tuple of dict
+        ``{"nms", "apr50", "apr70"}`` of every threshold, in order.
+    """
+
+    nms: float
+    apr50: float
+    tried: tuple = field(repr=False)
+
+
+def fit_nms(instances, truths, things, n_classes: int, *, thresholds=DEFAULT_NMS,
+            max_keep: int | None = None) -> NMSFit:
+    """Choose the IoU threshold of the instances' mask NMS by AP^r at 0.5 on selection images.
+
+    Parameters
+    ----------
+    instances : sequence of deep.segmenter.Instances
+        The instances of each selection image before any suppression: computed with
+        ``fusion={"nms": 1.0, "max_instances": <at least n_refine * classes_per_candidate>}``.
+    truths : sequence of (masks (T, H, W) bool, classes (T,) int, void (H, W) bool)
+        The ground-truth thing instances of the same images
+        (:meth:`deep.data.Sample.thing_instances` and :attr:`deep.data.Sample.void`).
+    things : sequence of int
+        The thing classes AP^r is averaged over (those with ground truth).
+    n_classes : int
+    thresholds : sequence of float
+        In [0, 1]; ties keep the first listed.
+    max_keep : int, optional
+        Instances kept per image after suppression (the segmenter's ``max_instances``).
+
+    Returns
+    -------
+    NMSFit
+
+    Examples
+    --------
+    >>> from deep.segmenter import Instances
+    >>> gt = np.zeros((1, 4, 4), bool); gt[0, :2] = True
+    >>> dup = np.stack([gt[0], gt[0]]); dup[1, 2, 0] = True          # a near duplicate (IoU 8/9)
+    >>> inst = Instances(dup, np.array([1, 1]), np.array([.9, .8]))
+    >>> fit_nms([inst], [(gt, np.array([1]), np.zeros((4, 4), bool))], [1], 2,
+    ...         thresholds=(0.95, 0.5)).nms    # both are 1.0: the duplicate ranks below the match
+    0.95
+    """
+    from bottomup.metrics.instance import InstanceAP, InstanceParams
+
+    instances, truths = list(instances), list(truths)
+    if len(instances) != len(truths) or not instances:
+        raise ValueError(f"`instances` and `truths` must be non-empty and of one length, got "
+                         f"{len(instances)} and {len(truths)}")
+    thresholds = [float(t) for t in thresholds]
+    if not thresholds or any(not 0.0 <= t <= 1.0 for t in thresholds):
+        raise ValueError(f"`thresholds` must list values in [0, 1], got {thresholds!r}")
+    things = sorted(int(c) for c in things)
+    if not things:
+        raise ValueError("`things` must name at least one class: AP^r is averaged over them")
+    tried = []
+    for t in thresholds:
+        apr = InstanceAP(n_classes, InstanceParams.sds())
+        for inst, (gm, gc, void) in zip(instances, truths, strict=True):
+            kept = inst.suppress(t, max_keep=max_keep)
+            apr.update(kept.masks, kept.classes, kept.scores, gm, gc, void=void)
+        ap = apr.compute().ap[:, things]
+        if np.isnan(ap[0]).all():
+            raise ValueError("no thing class has a ground-truth instance in `truths`: AP^r is undefined")
+        tried.append({"nms": t, "apr50": float(np.nanmean(ap[0])), "apr70": float(np.nanmean(ap[1]))})
+    best = max(range(len(tried)), key=lambda i: (tried[i]["apr50"], -i))
+    return NMSFit(tried[best]["nms"], tried[best]["apr50"], tuple(tried))
 
 
 def median_fusion(fusions) -> dict:

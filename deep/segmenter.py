@@ -159,6 +159,28 @@ class Instances:
         return (f"Instances(n={len(self)}, shape={shape}, classes={np.unique(self.classes).tolist()}, "
                 f"scores=[{float(self.scores.min()):.3g}, {float(self.scores.max()):.3g}])")
 
+    def suppress(self, iou_threshold: float, max_keep: int | None = None) -> Instances:
+        """The instances left by greedy per-class mask NMS (:func:`deep.refine.mask_nms`).
+
+        Suppressing at ``t`` the instances computed with ``nms=1.0`` (none suppressed) gives the
+        instances computed with ``nms=t``, so :func:`deep.fusion.fit_nms` tries thresholds
+        without recomputing the instances.
+
+        Examples
+        --------
+        >>> m = np.zeros((2, 4, 4), bool); m[0, :2] = True; m[1, :3] = True   # IoU 2/3
+        >>> inst = Instances(m, np.array([1, 1]), np.array([.9, .8]))
+        >>> len(inst.suppress(0.5)), len(inst.suppress(0.7))
+        (1, 2)
+        """
+        if not 0.0 <= float(iou_threshold) <= 1.0:
+            raise ValueError(f"`iou_threshold` must be in [0, 1], got {iou_threshold!r}")
+        if len(self) == 0:
+            return self
+        keep = mask_nms(self.masks, self.scores, self.classes, float(iou_threshold), max_keep=max_keep)
+        return Instances(self.masks[keep], self.classes[keep], self.scores[keep],
+                         None if self.boxes is None else self.boxes[keep])
+
     def to_coco(self, image_id=0, class_names=None) -> list[dict]:
         """COCO result records (``segmentation`` as compressed RLE, ``bbox`` xywh)."""
         from bottomup.masks import boxes_to_coco, masks_to_rle, rle_to_boxes
@@ -428,8 +450,7 @@ class DeepSegmenter:
         masks = masks[rows]
         scores = top_p.reshape(-1).cpu().numpy().astype(np.float64)
         classes = things[top_c.reshape(-1)].cpu().numpy().astype(np.int64)
-        keep = mask_nms(masks, scores, classes, fz["nms"], max_keep=int(fz["max_instances"]))
-        return Instances(masks[keep], classes[keep], scores[keep])
+        return Instances(masks, classes, scores).suppress(fz["nms"], max_keep=int(fz["max_instances"]))
 
     def __call__(self, image, candidates=None):
         r = self.predict(image, candidates)

@@ -15,8 +15,8 @@ import torch
 
 from bottomup.mcg import Candidates
 from deep.backbone import efficientnet_lite0
-from deep.data import SegmentationDataset, kfold_split, write_categories, write_sample
-from deep.fusion import fit_fusion, median_fusion
+from deep.data import SegmentationDataset, kfold_split, score_results, write_categories, write_sample
+from deep.fusion import DEFAULT_NMS, fit_fusion, fit_nms, median_fusion
 from deep.segmenter import (
     DEFAULT_FUSION,
     DeepSegmenter,
@@ -163,6 +163,44 @@ def test_fit_fusion_errors():
         fit_fusion([comp], [target], 2, grid=GRID, base={"flipp": True})
 
 
+def _box(shape, y0, y1, x0, x1):
+    m = np.zeros(shape, bool)
+    m[y0:y1, x0:x1] = True
+    return m
+
+
+def test_fit_nms_trades_duplicates_against_overlapping_objects():
+    """Hand-computed: image A has one object and a near duplicate of its detection (IoU 0.6);
+    image B has two objects of one class overlapping at IoU 0.4, each detected exactly. At 0.3
+    the second object of B is suppressed (recall 2/3), at 0.7 the duplicate in A stays (a false
+    positive ranked second), at 0.5 both are right: AP^r 1."""
+    shape = (10, 10)
+    a_gt = _box(shape, 0, 10, 0, 6)                                # 60 px
+    a_dup = _box(shape, 0, 10, 0, 6) | _box(shape, 0, 10, 6, 10)   # IoU 60 / 100 = 0.6
+    b1, b2 = _box(shape, 0, 7, 0, 10), _box(shape, 3, 10, 0, 10)  # IoU 40 / 100 = 0.4
+    inst = [Instances(np.stack([a_gt, a_dup]), np.array([1, 1]), np.array([.9, .8])),
+            Instances(np.stack([b1, b2]), np.array([1, 1]), np.array([.7, .6]))]
+    void = np.zeros(shape, bool)
+    truths = [(a_gt[None], np.array([1]), void), (np.stack([b1, b2]), np.array([1, 1]), void)]
+    fit = fit_nms(inst, truths, [1], 2, thresholds=(0.3, 0.5, 0.7))
+    assert fit.nms == 0.5 and fit.apr50 == pytest.approx(1.0)
+    by = {t["nms"]: t["apr50"] for t in fit.tried}
+    # VOC-style AP (precision made monotone): 0.3 keeps a, b1 (recall 2/3 at precision 1);
+    # 0.7 ranks a, dup, b1, b2 = TP FP TP TP: precision 1 to recall 1/3, then 3/4 to recall 1
+    assert by[0.3] == pytest.approx(2 / 3) and by[0.7] == pytest.approx(1 / 3 + 2 / 3 * 3 / 4)
+    # suppression at t reproduces what the segmenter keeps at nms=t (order and all)
+    kept = inst[1].suppress(0.3)
+    assert len(kept) == 1 and kept.scores.tolist() == [.7]
+    assert len(inst[0].suppress(0.5, max_keep=1)) == 1 and len(Instances(
+        np.zeros((0, 2, 2), bool), np.zeros(0, np.int64), np.zeros(0)).suppress(0.5)) == 0
+    with pytest.raises(ValueError, match="`thresholds` must list values in \\[0, 1\\]"):
+        fit_nms(inst, truths, [1], 2, thresholds=(1.5,))
+    with pytest.raises(ValueError, match="`instances` and `truths`"):
+        fit_nms(inst, truths[:1], [1], 2)
+    with pytest.raises(ValueError, match="no thing class has a ground-truth"):
+        fit_nms(inst, [(np.zeros((0,) + shape, bool), np.zeros(0, np.int64), void)] * 2, [1], 2)
+
+
 def test_unknown_fusion_keys_raise_wherever_they_enter():
     from deep.refine import MaskRefiner
     from deep.scoring import PixelClassifier, RegionScorer
@@ -193,8 +231,11 @@ def test_bench_fusion_and_grid_arguments_are_checked(tmp_path):
         msrc.main(["eval", "--work", str(tmp_path), "--root", str(tmp_path), "--fusion", '{"bogus": 1}'])
     with pytest.raises(ValueError, match="`--grid` has an unknown key 'regions'"):
         msrc.main(["cv", "--work", str(tmp_path), "--root", str(tmp_path), "--grid", '{"regions": [1]}'])
-    with pytest.raises(ValueError, match="`--grid` key 'nms' is not a weight of the fusion layer"):
-        msrc.main(["cv", "--work", str(tmp_path), "--root", str(tmp_path), "--grid", '{"nms": [0.5]}'])
+    cv = ["cv", "--work", str(tmp_path), "--root", str(tmp_path), "--grid"]
+    with pytest.raises(ValueError, match="`--grid` key 'max_instances' is not a weight of the fusion"):
+        msrc.main([*cv, '{"max_instances": [5]}'])
+    with pytest.raises(ValueError, match=r"`--grid` 'nms' must list thresholds in \[0, 1\], got \[0.5, 2\]"):
+        msrc.main([*cv, '{"nms": [0.5, 2]}'])
     with pytest.raises(SystemExit, match="cv.json not found and no fold finished"):
         msrc.main(["eval", "--work", str(tmp_path), "--cv", "3"])
 
@@ -284,6 +325,7 @@ def _pool(root: Path, work: Path):
 
 SETTINGS = {"epochs": {"pixel_epochs": 1, "scorer_epochs": 1, "refiner_epochs": 1}, "preset": "scg",
             "proposals": 10, "owt": "plain", "method": "grid", "seed": 0, "switches": {"flip": [False]},
+            "nms": [0.5],
             "grid": {"leaf": [0.0, 1.0], "region": [0.0, 2.0], "iou_power": [1.0, 4.0], "instance": [0.0],
                      "paste": [0.5, 2.0]}}
 
@@ -322,7 +364,8 @@ def test_selection_never_reads_the_held_out_fold(pool, tmp_path):
     assert clean["sel_names"] == sel and clean["fit_names"] == fit
     inner = DeepSegmenter.load(tmp_path / "clean" / "inner_heads.pt", backbone=backbone)
     assert sorted(inner.trained_on) == sorted(fit) and inner.seen(sel + test) == []
-    assert set(clean["fusion"]) == set(SETTINGS["grid"]) | {"flip"} and clean["fusion"]["flip"] is False
+    assert set(clean["fusion"]) == set(SETTINGS["grid"]) | {"flip", "nms"}
+    assert clean["fusion"]["flip"] is False and clean["fusion"]["nms"] == 0.5
     weights = {k: clean["fusion"][k] for k in SETTINGS["grid"]}
 
     # the poison would change the choice if it were read: held-out labels that agree with another
@@ -377,14 +420,31 @@ def test_selection_never_reads_the_held_out_fold(pool, tmp_path):
 
 def test_selection_tries_each_switch_and_keeps_the_best(pool, tmp_path):
     ds, work, backbone, folds = pool
-    settings = {**SETTINGS, "switches": {"flip": [False, True]}}
+    settings = {**SETTINGS, "switches": {"flip": [False, True]}, "nms": [1.0, 0.5, 0.0]}
     res = msrc.select_fusion(ds, work, folds[2], folds[1], tmp_path / "sw", settings, backbone=backbone,
                              progress=None)
     tried = res["switches_tried"]
     assert [t["flip"] for t in tried] == [False, True]
     scores = [t["objective"] for t in tried]
     want = tried[int(np.argmax(scores))]  # argmax keeps the first of equal scores, as the selection
-    assert res["fusion"] == {**want["fusion"], "flip": want["flip"]}
+    assert res["fusion"] == {**want["fusion"], "flip": want["flip"], "nms": res["fusion"]["nms"]}
+    # the NMS threshold is the best AP^r@0.5 of the selection fold, and each tried figure is the
+    # AP^r of the segmenter run with that threshold from scratch (not suppressed afterwards)
+    nms_tried = res["nms_tried"]
+    assert [t["nms"] for t in nms_tried] == [1.0, 0.5, 0.0]
+    best = nms_tried[int(np.argmax([t["apr50"] for t in nms_tried]))]
+    assert res["fusion"]["nms"] == best["nms"] and res["figures"]["apr50"] == best["apr50"]
+    inner = DeepSegmenter.load(tmp_path / "sw" / "inner_heads.pt", backbone=backbone)
+    sel = ds.subset(folds[1])
+    for t in nms_tried:
+        rows = []
+        for i, nm in enumerate(sel.names):
+            r = inner.predict(sel[i].image, candidates=load_proposals(work, nm), taps=load_taps(work, nm),
+                              fusion={"nms": t["nms"]})
+            rows.append((sel[i], r.labels, r.instances))
+        assert score_results(sel, rows, 2)["apr50"] == pytest.approx(t["apr50"], abs=1e-12)
+    # (on this toy every threshold scores alike; the choice itself is proven by
+    # test_fit_nms_trades_duplicates_against_overlapping_objects)
     assert res["objective"] == max(scores)
     # the mirrored components differ from the plain ones: the switch is really tried
     seg = DeepSegmenter.load(tmp_path / "sw" / "inner_heads.pt", backbone=backbone)
@@ -399,8 +459,11 @@ def test_selection_tries_each_switch_and_keeps_the_best(pool, tmp_path):
                                    owt="plain", method="grid", seed=0)
     got = msrc._settings(args)
     assert got["switches"] == {"flip": [False]} and got["grid"]["leaf"] == [1.0]
-    with pytest.raises(ValueError, match="`--grid` key 'nms' is not a weight.*the switches \\['flip'\\]"):
-        msrc.main(["cv", "--work", str(tmp_path), "--root", str(tmp_path), "--grid", '{"nms": [0.5]}'])
+    assert got["nms"] == list(DEFAULT_NMS)
+    args.grid = '{"nms": [0.3]}'
+    assert msrc._settings(args)["nms"] == [0.3]
+    with pytest.raises(ValueError, match=r"`--grid` key 'n_refine' is not a weight.*the switches \['flip'\]"):
+        msrc.main(["cv", "--work", str(tmp_path), "--root", str(tmp_path), "--grid", '{"n_refine": [50]}'])
 
 
 def test_cv_fold_resumes_and_summarises(pool, tmp_path, capsys):
