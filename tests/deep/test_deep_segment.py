@@ -122,6 +122,31 @@ def test_predict_outputs(tiny, segmenter):
     np.testing.assert_array_equal(labels, res.labels)
 
 
+def test_flip_averages_the_pixel_probabilities_of_the_image_and_its_mirror(tiny, segmenter):
+    """Naive reference: the two passes by hand, probabilities averaged, then upsampled."""
+    import torch.nn.functional as F
+
+    from deep.scoring import dense_hypercolumns
+
+    ds, work, _ = tiny
+    s = ds[0]
+    img = s.image
+    h, w = img.shape[:2]
+    cands = load_proposals(work, s.name)
+
+    def probs(image):
+        with torch.inference_mode():
+            return F.softmax(segmenter.pixel(dense_hypercolumns(segmenter.taps(image), (h, w))), 1)
+
+    plain, mirror = probs(img), probs(np.ascontiguousarray(img[:, ::-1])).flip(-1)
+    assert not torch.allclose(plain, mirror, atol=1e-4), "the mirror pass changes nothing: proves nothing"
+    for fz, parts in (({"flip": False}, [plain]), ({"flip": True}, [plain, mirror])):
+        want = F.interpolate(torch.stack(parts).mean(0).log(), size=(h, w), mode="bilinear",
+                             align_corners=False).log_softmax(1)[0]
+        got = segmenter.components(img, candidates=cands, fusion=fz)["logp"]
+        torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+
+
 def test_save_load_round_trip(tiny, segmenter, tmp_path):
     ds, work, backbone = tiny
     s = ds[1]
