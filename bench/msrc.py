@@ -80,10 +80,12 @@ def _prepare(ds, work: Path, workers: int, preset: str, n: int, owt: str | None 
     cache_proposals(ds, work, n=n, preset=preset, workers=workers, owt=owt)
 
 
-def cv_fusion(path, settings: dict) -> dict:
-    """The fusion a finished cross-validation chose (:func:`deep.fusion.median_fusion` of its
-    folds' choices), read from its ``cv.json``; its recipe must be the one of ``settings``."""
-    from deep.fusion import median_fusion
+def cv_fusion(path, settings: dict) -> tuple[dict, dict | None]:
+    """The fusion and the dense-CRF parameters a finished cross-validation chose
+    (:func:`deep.fusion.median_fusion` and :func:`deep.fusion.median_crf` of its folds' choices;
+    the CRF's None when it was run without ``--crf``), read from its ``cv.json``; its recipe must
+    be the one of ``settings``."""
+    from deep.fusion import median_crf, median_fusion
 
     path = Path(path)
     if not path.is_file():
@@ -99,7 +101,9 @@ def cv_fusion(path, settings: dict) -> dict:
         raise SystemExit(f"--fusion-from {path}: the cross-validation used other settings than this "
                          f"training: " + ", ".join(f"{k} {cfg.get(k)!r} there, {settings[k]!r} here"
                                                    for k in differ))
-    return median_fusion([f["fusion"] for f in summary["folds"]])
+    crfs = [f.get("crf_params") for f in summary["folds"]]
+    return (median_fusion([f["fusion"] for f in summary["folds"]]),
+            median_crf(crfs) if all(c is not None for c in crfs) else None)
 
 
 def cmd_train(args) -> int:
@@ -111,7 +115,7 @@ def cmd_train(args) -> int:
     torch.set_num_threads(args.threads)
     work = Path(args.work)
     settings = {"epochs": _epochs(args), "preset": args.preset, "proposals": args.proposals, "owt": args.owt}
-    fusion = cv_fusion(args.fusion_from, settings) if args.fusion_from else None
+    fusion, crf = cv_fusion(args.fusion_from, settings) if args.fusion_from else (None, None)
     ds = _pool(Path(args.root), work, args.pool)
     t0 = time.perf_counter()
     _prepare(ds, work, args.workers, args.preset, args.proposals, args.owt)
@@ -120,12 +124,12 @@ def cmd_train(args) -> int:
     heads = train_heads(ds, work, ckpt_dir=work / "train" / args.pool, **settings["epochs"])
     seg = DeepSegmenter(heads["pixel"], heads["scorer"], heads["refiner"], ds.classes, ds.things,
                         fusion=fusion, preset=args.preset, n_proposals=args.proposals, owt=args.owt,
-                        trained_on=ds.names)
+                        trained_on=ds.names, crf=crf)
     seg.save(args.out)
     info = {"pool": args.pool, "n_images": len(ds), "seconds_cache": t_cache,
             **{f"seconds_{k}": v for k, v in heads["times"].items()},
             "cpu_seconds_training": time.process_time() - c0, "cpu_count": os.cpu_count(),
-            "threads": args.threads, "fusion": seg.fusion,
+            "threads": args.threads, "fusion": seg.fusion, "crf": seg.crf,
             "fusion_from": str(args.fusion_from) if args.fusion_from else None, "weights": str(args.out)}
     print(json.dumps(info, indent=1))
     if args.json:
@@ -180,12 +184,10 @@ def _evaluate(seg, ds, work, *, crf: bool = False, ablation: bool = False, progr
             r2 = seg.predict(sample.image, candidates=cands, taps=taps, fusion={"refine": False})
             raw_rows.append((sample, r2.labels, r2.instances))
         if crf:
-            from deep.crf import dense_crf
-
             t0 = time.perf_counter()
-            q = dense_crf(-np.log(np.clip(res.probs, 1e-8, 1.0)), sample.image, n_iter=5)
+            lab = seg.crf_labels(res, sample.image)
             t_crf.append(time.perf_counter() - t0)
-            crf_rows.append((sample, q.argmax(0).astype(np.uint8), res.instances))
+            crf_rows.append((sample, lab, res.instances))
     out = score_results(ds, rows, n)
     out.update({"n_images": len(ds), "n_training_images": len(seg.seen(ds.names)),
                 "seconds_heads_median": float(np.median(times)),
@@ -305,13 +307,17 @@ def select_fusion(ds, work: Path, fit_names, sel_names, out_dir: Path, settings:
     from deep.training import load_proposals, load_taps
 
     path = out_dir / "selection.json"
-    if path.is_file():
-        return json.loads(path.read_text())
     overlap = set(fit_names) & set(sel_names)
     if overlap:
         raise ValueError(f"selection images must not be training images, got {sorted(overlap)[:5]} in both")
     seg, seconds = _heads(ds, work, fit_names, out_dir / "inner", out_dir / "inner_heads.pt", settings,
                           backbone=backbone, progress=progress)
+    if path.is_file():
+        out = json.loads(path.read_text())
+        if "crf" not in out:  # a selection written before the CRF step: add it
+            out.update(_select_crf(seg, ds.subset(sel_names), work, out["fusion"], settings))
+            _write_json(path, out)
+        return out
     grid, switches = settings["grid"], settings["switches"]
     t0 = time.perf_counter()
     sel = ds.subset(sel_names)
@@ -348,12 +354,31 @@ def select_fusion(ds, work: Path, fit_names, sel_names, out_dir: Path, settings:
            "switches_tried": switches_tried, "nms_tried": list(nms.tried), "fit_names": list(fit_names),
            "sel_names": list(sel_names), "seconds_inner_training": seconds,
            "seconds_selection": time.perf_counter() - t0}
+    comps = best = None
+    out.update(_select_crf(seg, sel, work, out["fusion"], settings, samples=samples))
     _write_json(path, out)
     return out
 
 
+def _select_crf(seg, sel, work: Path, fusion: dict, settings: dict, samples=None) -> dict:
+    """The dense-CRF parameters fitted (:func:`deep.fusion.fit_crf`, grid ``settings["crf_grid"]``)
+    on the selection images ``sel`` predicted with the selected ``fusion``."""
+    from deep.fusion import fit_crf
+    from deep.training import load_proposals, load_taps
+
+    t0 = time.perf_counter()
+    samples = samples if samples is not None else [sel[i] for i in range(len(sel))]
+    res = [seg.predict(s.image, candidates=load_proposals(work, nm), taps=load_taps(work, nm), fusion=fusion)
+           for s, nm in zip(samples, sel.names, strict=True)]
+    fit = fit_crf([r.probs for r in res], [s.image for s in samples], [s.labels for s in samples],
+                  len(sel.classes), grid=settings["crf_grid"], method=settings["method"],
+                  instances=[r.instances for r in res], paste=fusion.get("paste", seg.fusion["paste"]))
+    return {"crf": fit.crf, "crf_figures": fit.figures, "crf_before": fit.before,
+            "crf_tried": list(fit.tried), "seconds_crf_selection": time.perf_counter() - t0}
+
+
 def _settings(args) -> dict:
-    from deep.fusion import DEFAULT_GRID, DEFAULT_NMS, DEFAULT_SWITCHES
+    from deep.fusion import DEFAULT_CRF_GRID, DEFAULT_GRID, DEFAULT_NMS, DEFAULT_SWITCHES
 
     grid = {k: list(v) for k, v in DEFAULT_GRID.items()}
     switches = {k: list(v) for k, v in DEFAULT_SWITCHES.items()}
@@ -372,7 +397,9 @@ def _settings(args) -> dict:
         if not nms or not all(isinstance(t, (int, float)) and 0 <= t <= 1 for t in nms):
             raise ValueError(f"`--grid` 'nms' must list thresholds in [0, 1], got {nms}")
     return {"epochs": _epochs(args), "preset": args.preset, "proposals": args.proposals, "owt": args.owt,
-            "grid": grid, "switches": switches, "nms": nms, "method": args.method, "seed": args.seed}
+            "grid": grid, "switches": switches, "nms": nms,
+            "crf_grid": {k: list(v) for k, v in DEFAULT_CRF_GRID.items()}, "method": args.method,
+            "seed": args.seed}
 
 
 def _pool_names(ds, max_images, seed: int):
@@ -412,12 +439,14 @@ def cmd_select(args) -> int:
     res = select_fusion(ds, work, fit, sel, out_dir, settings)
     from deep.segmenter import DeepSegmenter
 
-    seg = DeepSegmenter.load(args.weights)
+    seg = DeepSegmenter.load(args.weights, crf=res["crf"])
     seg.fusion.update(res["fusion"])
     seg.save(args.weights)
     print(f"selected on fold {args.sel_fold} of {args.folds} of {args.pool} ({len(sel)} images), with heads "
           f"trained on the other {len(fit)} images of {args.pool}; no image outside {args.pool} was read")
-    print("selected", json.dumps(res["fusion"]), "figures on the selection fold", json.dumps(res["figures"]))
+    print("selected", json.dumps(res["fusion"]), "crf", json.dumps(res["crf"]),
+          "figures on the selection fold", json.dumps(res["figures"]), "after the CRF",
+          json.dumps(res["crf_figures"]))
     if args.json:
         _write_json(args.json, res)
     return 0
@@ -437,7 +466,7 @@ def cv_fold(ds, work: Path, folds, k: int, settings: dict, *, refit: bool = True
     fdir = work / "cv" / f"fold_{k}"
     path = fdir / "result.json"
     done = json.loads(path.read_text()) if path.is_file() else None
-    if done is not None and (not crf or "crf" in done):
+    if done is not None and (not crf or "crf_params" in done):
         return done
     test, sel = folds[k], folds[(k + 1) % n_folds]
     fit = [n for j, f in enumerate(folds) if j not in (k, (k + 1) % n_folds) for n in f]
@@ -448,6 +477,7 @@ def cv_fold(ds, work: Path, folds, k: int, settings: dict, *, refit: bool = True
     else:  # the selection step's heads, trained on the K - 2 folds
         seg, seconds = _heads(ds, work, fit, fdir / "inner", fdir / "inner_heads.pt", settings,
                               backbone=backbone, fusion=chosen["fusion"], progress=progress)
+    seg.crf = chosen["crf"]
     if seg.seen(test):
         raise RuntimeError(f"fold {k}: the heads were trained on test images {seg.seen(test)[:5]}")
     t0 = time.perf_counter()
@@ -462,6 +492,7 @@ def cv_fold(ds, work: Path, folds, k: int, settings: dict, *, refit: bool = True
            "seconds_selection": chosen.get("seconds_selection"), "seconds_eval": time.perf_counter() - t0}
     if crf:
         out["crf"] = figs["crf"]
+        out["crf_params"] = dict(seg.crf)
     _write_json(path, out)
     return out
 
@@ -469,7 +500,7 @@ def cv_fold(ds, work: Path, folds, k: int, settings: dict, *, refit: bool = True
 def cv_summary(results, n_classes: int) -> dict:
     """Per-fold figures, their mean and std (ddof=1) over folds, and the pooled semantic figures."""
     from bottomup.metrics.semantic import semantic_scores
-    from deep.fusion import median_fusion
+    from deep.fusion import median_crf, median_fusion
 
     def stats(rows, keys):
         return {key: {"mean": float(np.mean([r[key] for r in rows])),
@@ -485,14 +516,16 @@ def cv_summary(results, n_classes: int) -> dict:
            "folds": [{key: r[key] for key in ("fold", "n_train", "n_selection", "n_test", "fusion",
                                                *FIGURES, "seconds_training", "seconds_inner_training",
                                                "seconds_selection", "seconds_eval")} | (
-                         {"crf": {key: r["crf"][key] for key in CRF_FIGURES}} if "crf" in r else {})
+                         {"crf": {key: r["crf"][key] for key in CRF_FIGURES}, "crf_params": r["crf_params"]}
+                         if "crf_params" in r else {})
                      for r in results],
            "mean_std": stats(results, FIGURES),
            "fusion": median_fusion([r["fusion"] for r in results]),
            "pooled": pooled([r["confusion"] for r in results])}
-    if all("crf" in r for r in results):
+    if all("crf_params" in r for r in results):
         out["crf"] = {"mean_std": stats([r["crf"] for r in results], CRF_FIGURES),
-                      "pooled": pooled([r["crf"]["confusion"] for r in results])}
+                      "pooled": pooled([r["crf"]["confusion"] for r in results]),
+                      "params": median_crf([r["crf_params"] for r in results])}
     return out
 
 

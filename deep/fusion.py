@@ -22,8 +22,8 @@ import numpy as np
 
 from .segmenter import DEFAULT_FUSION, FUSE_KEYS, check_fusion, fuse_components, instance_evidence
 
-__all__ = ["DEFAULT_GRID", "DEFAULT_NMS", "DEFAULT_SWITCHES", "FusionFit", "NMSFit", "fit_fusion", "fit_nms",
-           "median_fusion"]
+__all__ = ["CRFFit", "DEFAULT_CRF_GRID", "DEFAULT_GRID", "DEFAULT_NMS", "DEFAULT_SWITCHES", "FusionFit",
+           "NMSFit", "fit_crf", "fit_fusion", "fit_nms", "median_crf", "median_fusion"]
 
 #: Values tried for each fitted weight (the ``bench/msrc.py`` default).
 DEFAULT_GRID = {"leaf": (0.0, 0.25, 0.5, 1.0, 2.0), "region": (0.0, 0.5, 1.0, 2.0),
@@ -146,31 +146,139 @@ def fit_fusion(components, targets, n_classes: int, *, grid=None, base=None, met
             tried.append({**setting, **figs})
         return cache[sig]
 
+    current = _search(grid, {k: fz0[k] for k in keys}, lambda st: evaluate(st)[0], method, max_rounds)
+    sc, figs = evaluate(current)
+    return FusionFit(dict(current), float(sc), figs, tuple(tried), len(components))
+
+
+def _search(grid: dict, start: dict, objective, method: str, max_rounds: int) -> dict:
+    """The setting of ``grid`` maximising ``objective(setting)``: every combination (``"grid"``,
+    ties to the first in grid order) or coordinate ascent from ``start`` (a start value not in
+    the grid is replaced by the key's first value; each key in turn over its values, ties keep
+    the current value, until a round changes nothing or ``max_rounds``)."""
+    keys = list(grid)
     if method == "grid":
         best = None
         for vals in itertools.product(*(grid[k] for k in keys)):
             setting = dict(zip(keys, vals, strict=True))
-            sc, _ = evaluate(setting)
+            sc = objective(setting)
             if best is None or sc > best[0]:
                 best = (sc, setting)
-        current = best[1]
-    else:
-        current = {k: fz0[k] if fz0[k] in grid[k] else grid[k][0] for k in keys}
-        for _ in range(max_rounds):
-            changed = False
-            for k in keys:
-                best_v, best_s = current[k], evaluate(current)[0]
-                for v in grid[k]:
-                    sc = evaluate({**current, k: v})[0]
-                    if sc > best_s:
-                        best_v, best_s = v, sc
-                if best_v != current[k]:
-                    current = {**current, k: best_v}
-                    changed = True
-            if not changed:
-                break
+        return best[1]
+    current = {k: start[k] if start.get(k) in grid[k] else grid[k][0] for k in keys}
+    for _ in range(max_rounds):
+        changed = False
+        for k in keys:
+            best_v, best_s = current[k], objective(current)
+            for v in grid[k]:
+                sc = objective({**current, k: v})
+                if sc > best_s:
+                    best_v, best_s = v, sc
+            if best_v != current[k]:
+                current = {**current, k: best_v}
+                changed = True
+        if not changed:
+            break
+    return current
+
+
+#: Values tried for each dense-CRF parameter by :func:`fit_crf` (the ``bench/msrc.py`` default;
+#: DeepLab's values 4 / 121 / 5 iterations are in it).
+DEFAULT_CRF_GRID = {"w_appearance": (3.0, 4.0, 6.0), "theta_alpha": (60.0, 121.0), "n_iter": (5, 10)}
+
+
+@dataclass(frozen=True)
+class CRFFit:
+    """Result of :func:`fit_crf`: the chosen ``crf`` parameters, the objective and the figures
+    there (``pixel_acc``, ``mean_class_acc``, ``miou`` after the CRF), every setting ``tried``
+    with its figures, and the figures of the same images without the CRF (``before``)."""
+
+    crf: dict
+    score: float
+    figures: dict
+    before: dict
+    tried: tuple = field(repr=False)
+
+
+def fit_crf(probs, images, targets, n_classes: int, *, grid=None, base=None, method: str = "coordinate",
+            max_rounds: int = 3, instances=None, paste: float = 2.0) -> CRFFit:
+    """Fit the parameters of the dense-CRF pass (:meth:`deep.segmenter.DeepSegmenter.crf_labels`)
+    on selection images, by the semantic objective ``miou + pixel_acc + mean_class_acc``.
+
+    Parameters
+    ----------
+    probs : sequence of (C, H, W) ndarray
+        The fused probabilities of each selection image (``DeepResult.probs``).
+    images : sequence of (H, W, 3) ndarray
+    targets : sequence of (H, W) ndarray of int
+        Ground-truth labels (255 void).
+    n_classes : int
+    grid : dict, optional
+        ``{key: values}`` over :data:`deep.segmenter.CRF_KEYS` (default :data:`DEFAULT_CRF_GRID`).
+    base : dict, optional
+        Start of the coordinate ascent (default: dense_crf's own parameters).
+    method, max_rounds
+        As :func:`fit_fusion`.
+    instances : sequence of deep.segmenter.Instances, optional
+        Pasted after the CRF where they score at least ``paste`` (as the segmenter does).
+    paste : float
+
+    Returns
+    -------
+    CRFFit
+    """
+    import inspect
+
+    from bottomup.metrics.semantic import confusion_matrix, semantic_scores
+
+    from .crf import dense_crf
+    from .segmenter import CRF_KEYS, check_crf, paste_instances
+
+    grid = {k: list(v) for k, v in (DEFAULT_CRF_GRID if grid is None else grid).items()}
+    for k, vals in grid.items():
+        if k not in CRF_KEYS:
+            raise ValueError(f"`grid` key {k!r} is not a dense_crf parameter a segmenter carries; those "
+                             f"are {list(CRF_KEYS)}")
+        if not vals:
+            raise ValueError(f"`grid[{k!r}]` must list at least one value, got {vals!r}")
+        for v in vals:
+            check_crf({k: v}, name=f"grid[{k!r}]")
+    probs, images, targets = list(probs), list(images), list(targets)
+    if not (len(probs) == len(images) == len(targets)) or not probs:
+        raise ValueError(f"`probs`, `images` and `targets` must be non-empty and of one length, got "
+                         f"{len(probs)}, {len(images)} and {len(targets)}")
+    instances = [None] * len(probs) if instances is None else list(instances)
+    defaults = {k: p.default for k, p in inspect.signature(dense_crf).parameters.items() if k in CRF_KEYS}
+    start = {**defaults, **check_crf(base, name="base")}
+    unaries = [-np.log(np.clip(np.asarray(p, np.float32), 1e-8, 1.0)) for p in probs]
+    tried: list[dict] = []
+    cache: dict[tuple, tuple[float, dict]] = {}
+
+    def figures(labels_of) -> tuple[float, dict]:
+        conf = np.zeros((n_classes, n_classes), np.int64)
+        for i, tgt in enumerate(targets):
+            lab = labels_of(i)
+            if instances[i] is not None and paste <= 1.0:
+                paste_instances(instances[i], lab, paste)
+            conf += confusion_matrix(tgt, lab, n_classes)
+        s = semantic_scores(conf)
+        figs = {"pixel_acc": float(s.pixel_accuracy), "mean_class_acc": float(s.mean_accuracy),
+                "miou": float(s.mean_iou)}
+        return figs["miou"] + figs["pixel_acc"] + figs["mean_class_acc"], figs
+
+    def evaluate(setting: dict) -> tuple[float, dict]:
+        sig = tuple(setting[k] for k in grid)
+        if sig not in cache:
+            params = {**start, **setting}
+            cache[sig] = figures(lambda i: dense_crf(unaries[i], images[i], **params).argmax(0)
+                                 .astype(np.uint8))
+            tried.append({**setting, **cache[sig][1]})
+        return cache[sig]
+
+    current = _search(grid, start, lambda st: evaluate(st)[0], method, max_rounds)
     sc, figs = evaluate(current)
-    return FusionFit(dict(current), float(sc), figs, tuple(tried), len(components))
+    _, before = figures(lambda i: np.asarray(probs[i]).argmax(0).astype(np.uint8))
+    return CRFFit(check_crf(current), float(sc), figs, before, tuple(tried))
 
 
 @dataclass(frozen=True)
@@ -282,16 +390,34 @@ def median_fusion(fusions) -> dict:
     >>> median_fusion([{"flip": True}, {"flip": False}, {"flip": True}])
     {'flip': True}
     """
-    fusions = [check_fusion(f, name=f"fusions[{i}]") for i, f in enumerate(fusions)]
-    if not fusions:
-        raise ValueError("`fusions` must hold the fusion of at least one fold, got none")
-    keys = list(fusions[0])
-    for i, f in enumerate(fusions[1:], 1):
+    return _median([check_fusion(f, name=f"fusions[{i}]") for i, f in enumerate(fusions)], "fusions")
+
+
+def median_crf(crfs) -> dict:
+    """The dense-CRF parameters chosen by a cross-validation: per key, the lower median of the
+    folds' :func:`fit_crf` choices (as :func:`median_fusion`).
+
+    Examples
+    --------
+    >>> median_crf([{"w_appearance": 6.0, "n_iter": 10}, {"w_appearance": 4.0, "n_iter": 5},
+    ...             {"w_appearance": 6.0, "n_iter": 5}])
+    {'w_appearance': 6.0, 'n_iter': 5}
+    """
+    from .segmenter import check_crf
+
+    return _median([check_crf(c, name=f"crfs[{i}]") for i, c in enumerate(crfs)], "crfs")
+
+
+def _median(dicts: list, name: str) -> dict:
+    if not dicts:
+        raise ValueError(f"`{name}` must hold the choice of at least one fold, got none")
+    keys = list(dicts[0])
+    for i, f in enumerate(dicts[1:], 1):
         if set(f) != set(keys):
-            raise ValueError(f"`fusions[{i}]` names the keys {sorted(f)}, expected those of fusions[0]: "
+            raise ValueError(f"`{name}[{i}]` names the keys {sorted(f)}, expected those of {name}[0]: "
                              f"{sorted(keys)}")
     out = {}
     for k in keys:
-        vals = sorted(f[k] for f in fusions)
+        vals = sorted(f[k] for f in dicts)
         out[k] = vals[(len(vals) - 1) // 2]
     return out

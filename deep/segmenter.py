@@ -41,7 +41,7 @@ from .data import VOID
 from .refine import MaskRefiner, expand_boxes, mask_nms, paste_masks
 from .scoring import PixelClassifier, RegionScorer, dense_hypercolumns, region_descriptors
 
-__all__ = ["DEFAULT_FUSION", "DeepResult", "DeepSegmenter", "FUSE_KEYS", "Instances", "MODELS",
+__all__ = ["CRF_KEYS", "DEFAULT_FUSION", "DeepResult", "DeepSegmenter", "FUSE_KEYS", "Instances", "MODELS",
            "MaskRCNNSegmenter", "check_fusion", "fuse_components", "instance_evidence",
            "maskrcnn_weights_path", "overlay", "segment", "segment_file", "weights_path"]
 
@@ -66,6 +66,38 @@ DEFAULT_FUSION = {"flip": False, "pixel": 1.0, "leaf": 1.0, "region": 1.0, "past
 #: The fusion keys :func:`fuse_components` reads (the rest act on :meth:`DeepSegmenter.components`);
 #: :func:`deep.fusion.fit_fusion` fits these.
 FUSE_KEYS = ("pixel", "leaf", "region", "iou_power", "paste", "instance")
+
+
+#: The :func:`deep.crf.dense_crf` parameters a :class:`DeepSegmenter` may carry (its ``crf``,
+#: fitted by :func:`deep.fusion.fit_crf`); the ones it does not carry keep dense_crf's defaults.
+CRF_KEYS = ("n_iter", "w_appearance", "theta_alpha", "theta_beta", "w_smoothness", "theta_gamma")
+
+
+def check_crf(crf, *, name: str = "crf") -> dict:
+    """Validate dense-CRF parameters: a mapping with keys in :data:`CRF_KEYS` and positive values.
+
+    Returns a copy (empty for None); raises TypeError / ValueError naming ``name``.
+
+    Examples
+    --------
+    >>> check_crf({"w_appearance": 6.0})
+    {'w_appearance': 6.0}
+    """
+    from collections.abc import Mapping
+
+    if crf is None:
+        return {}
+    if not isinstance(crf, Mapping):
+        raise TypeError(f"`{name}` must be a dict of dense_crf parameters, got {type(crf).__name__}")
+    for k, v in crf.items():
+        if k not in CRF_KEYS:
+            raise ValueError(f"`{name}` has an unknown key {k!r}; the dense_crf parameters a segmenter "
+                             f"carries are {list(CRF_KEYS)}")
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
+            raise ValueError(f"`{name}[{k!r}]` must be a positive number, got {v!r}")
+        if k == "n_iter" and not float(v).is_integer():
+            raise ValueError(f"`{name}['n_iter']` must be a whole number of iterations, got {v!r}")
+    return {k: int(v) if k == "n_iter" else float(v) for k, v in crf.items()}
 
 
 def check_fusion(fusion, *, name: str = "fusion") -> dict:
@@ -251,11 +283,14 @@ class DeepSegmenter:
     trained_on : sequence of str, optional
         Names of the images the heads were trained on (saved with the weights), so that an
         evaluation can tell held-out images from training images (:meth:`seen`). None: unknown.
+    crf : dict, optional
+        Parameters of the dense-CRF pass :meth:`crf_labels` (keys :data:`CRF_KEYS`, saved with
+        the weights; default: :func:`deep.crf.dense_crf`'s own).
     """
 
     def __init__(self, pixel: PixelClassifier, scorer: RegionScorer, refiner: MaskRefiner, classes,
                  things, fusion=None, backbone=None, device="cpu", preset: str = "scg",
-                 n_proposals: int = 1000, owt: str | None = None, trained_on=None):
+                 n_proposals: int = 1000, owt: str | None = None, trained_on=None, crf=None):
         if backbone is None:
             from .backbone.efficientnet import efficientnet_lite0
 
@@ -270,6 +305,7 @@ class DeepSegmenter:
         self.fusion = {**DEFAULT_FUSION, **check_fusion(fusion)}
         self.preset, self.n_proposals, self.owt = preset, int(n_proposals), owt
         self.trained_on = None if trained_on is None else tuple(str(n) for n in trained_on)
+        self.crf = check_crf(crf)
 
     def seen(self, names) -> list[str]:
         """The names among ``names`` that the heads were trained on (sorted; empty when
@@ -285,7 +321,8 @@ class DeepSegmenter:
                          "refiner_levels": list(self.refiner.level_channels),
                          "grid": self.refiner.grid, "size": self.refiner.size},
                 "preset": self.preset, "n_proposals": self.n_proposals, "owt": self.owt,
-                "trained_on": None if self.trained_on is None else list(self.trained_on)}
+                "trained_on": None if self.trained_on is None else list(self.trained_on),
+                "crf": dict(self.crf)}
 
     def save(self, path) -> None:
         """Write the heads (not the backbone) atomically; float16 weights keep the file small."""
@@ -315,7 +352,7 @@ class DeepSegmenter:
                                  for k, v in st[key].items()})
         kw = {"fusion": st.get("fusion"), "preset": st.get("preset", "scg"),
               "n_proposals": st.get("n_proposals", 1000), "owt": st.get("owt"),
-              "trained_on": st.get("trained_on"), **overrides}
+              "trained_on": st.get("trained_on"), "crf": st.get("crf"), **overrides}
         return cls(pixel, scorer, refiner, st["classes"], st["things"], device=device, **kw)
 
     # ---- inference -----------------------------------------------------------------------------
@@ -416,6 +453,36 @@ class DeepSegmenter:
         labels, probs = self.fuse(comp, fusion)
         return DeepResult(labels, probs.cpu().numpy().astype(np.float32), comp["instances"],
                           comp["logp"].exp().cpu().numpy().astype(np.float32), comp["timings"])
+
+    def crf_labels(self, result: DeepResult, image, crf=None) -> np.ndarray:
+        """Labels ``(H, W)`` uint8 after the dense-CRF pass over a :meth:`predict` result.
+
+        Mean field (:func:`deep.crf.dense_crf`, parameters :attr:`crf` updated by ``crf``) on the
+        unary ``-log result.probs`` (the fused probabilities), argmax, then the instances pasted
+        as in the fusion (those scoring at least ``paste``, when ``paste <= 1``).
+
+        Examples
+        --------
+        >>> seg = DeepSegmenter.load()                                   # doctest: +SKIP
+        >>> res = seg.predict(image)                                     # doctest: +SKIP
+        >>> labels = seg.crf_labels(res, image)                          # doctest: +SKIP
+        """
+        from bottomup.validate import check_image
+
+        from .crf import dense_crf
+
+        if result.probs is None:
+            raise ValueError("`result` has no fused probabilities (a Mask R-CNN result?); the CRF "
+                             "pass needs DeepSegmenter.predict's")
+        img = check_image(image)
+        if img.shape[:2] != result.labels.shape:
+            raise ValueError(f"`image` is {img.shape[:2]}, but `result` is for {result.labels.shape}")
+        params = {**self.crf, **check_crf(crf)}
+        q = dense_crf(-np.log(np.clip(result.probs, 1e-8, 1.0)), img, **params)
+        labels = q.argmax(0).astype(np.uint8)
+        if self.fusion["paste"] <= 1.0:
+            paste_instances(result.instances, labels, self.fusion["paste"])
+        return labels
 
     def _instances(self, levels, candidates, cls_p, shape, fz) -> Instances:
         h, w = shape

@@ -201,6 +201,68 @@ def test_fit_nms_trades_duplicates_against_overlapping_objects():
         fit_nms(inst, [(np.zeros((0,) + shape, bool), np.zeros(0, np.int64), void)] * 2, [1], 2)
 
 
+def _crf_case(n=3, seed=0):
+    """Images of two colours, targets following the colours, noisy probabilities that the CRF's
+    colour kernel can clean."""
+    rng = np.random.default_rng(seed)
+    probs, images, targets = [], [], []
+    for _ in range(n):
+        lab = np.zeros((24, 30), np.uint8)
+        lab[:, 12 + rng.integers(0, 6):] = 1
+        img = np.where(lab[..., None] == 1, [0.9, 0.2, 0.1], [0.1, 0.3, 0.8])
+        img = img + rng.normal(0, .03, (24, 30, 3))
+        p1 = np.clip(0.5 + 0.25 * (2 * lab - 1) + rng.normal(0, 0.35, lab.shape), 0.02, 0.98)
+        probs.append(np.stack([1 - p1, p1]).astype(np.float32))
+        images.append(np.clip(img, 0, 1))
+        targets.append(lab)
+    return probs, images, targets
+
+
+def test_fit_crf_picks_the_best_setting_of_the_grid():
+    """Naive reference: every setting of the grid run by hand through dense_crf and scored."""
+    from bottomup.metrics.semantic import confusion_matrix, semantic_scores
+    from deep.crf import dense_crf
+    from deep.fusion import fit_crf
+
+    probs, images, targets = _crf_case()
+    grid = {"n_iter": [1, 5], "w_appearance": [0.5, 10.0], "theta_alpha": [5.0, 80.0]}
+    fit = fit_crf(probs, images, targets, 2, grid=grid, method="grid")
+
+    def objective(params=None):
+        conf = np.zeros((2, 2), np.int64)
+        for p, im, t in zip(probs, images, targets, strict=True):
+            q = p if params is None else dense_crf(-np.log(p), im, **params)
+            conf += confusion_matrix(t, q.argmax(0).astype(np.uint8), 2)
+        sc = semantic_scores(conf)
+        return float(sc.mean_iou + sc.pixel_accuracy + sc.mean_accuracy), float(sc.mean_iou)
+
+    scores = {}
+    for n_iter in grid["n_iter"]:
+        for w in grid["w_appearance"]:
+            for ta in grid["theta_alpha"]:
+                scores[(n_iter, w, ta)] = objective({"n_iter": n_iter, "w_appearance": w, "theta_alpha": ta})
+    best = max(scores, key=lambda k: scores[k][0])  # first of equal scores, as the fit
+    assert (fit.crf["n_iter"], fit.crf["w_appearance"], fit.crf["theta_alpha"]) == best
+    assert fit.score == pytest.approx(scores[best][0])
+    assert fit.figures["miou"] == pytest.approx(scores[best][1])
+    assert fit.before["miou"] == pytest.approx(objective()[1]) and fit.figures["miou"] > fit.before["miou"]
+    assert len({round(v[0], 9) for v in scores.values()}) > 1, "every setting scores alike: proves nothing"
+    assert isinstance(fit.crf["n_iter"], int) and len(fit.tried) == 8
+    # coordinate ascent from dense_crf's defaults (n_iter 5 in the grid; w 4 and theta 121 not:
+    # their first values) ends on a setting of the grid at least as good as that start
+    co = fit_crf(probs, images, targets, 2, grid=grid)
+    got = (co.crf["n_iter"], co.crf["w_appearance"], co.crf["theta_alpha"])
+    assert co.score == pytest.approx(scores[got][0]) and co.score >= scores[(5, 0.5, 5.0)][0]
+    with pytest.raises(ValueError, match="`grid` key 'theta' is not a dense_crf parameter"):
+        fit_crf(probs, images, targets, 2, grid={"theta": [1.0]})
+    with pytest.raises(ValueError, match=r"`grid\['n_iter'\]\['n_iter'\]` must be a whole number"):
+        fit_crf(probs, images, targets, 2, grid={"n_iter": [2.5]})
+    with pytest.raises(ValueError, match="must be a positive number, got -1"):
+        fit_crf(probs, images, targets, 2, grid={"w_appearance": [-1]})
+    with pytest.raises(ValueError, match="`probs`, `images` and `targets` must be non-empty and of one"):
+        fit_crf(probs, images[:2], targets, 2)
+
+
 def test_unknown_fusion_keys_raise_wherever_they_enter():
     from deep.refine import MaskRefiner
     from deep.scoring import PixelClassifier, RegionScorer
@@ -263,7 +325,11 @@ def test_train_takes_the_fusion_a_finished_cv_chose(tmp_path):
     folds = [{"fold": k, "fusion": {"leaf": v, "instance": 4.0 - k}} for k, v in enumerate((0.0, 0.5, 1.0))]
     path = tmp_path / "cv.json"
     path.write_text(json.dumps({"config": {**settings, "pool": "train+val"}, "folds": folds}))
-    assert msrc.cv_fusion(path, settings) == {"leaf": 0.5, "instance": 3.0}
+    assert msrc.cv_fusion(path, settings) == ({"leaf": 0.5, "instance": 3.0}, None)
+    crfs = [{"w_appearance": w, "n_iter": n} for w, n in ((6.0, 10), (4.0, 5), (6.0, 5))]
+    path.write_text(json.dumps({"config": {**settings, "pool": "train+val"},
+                                "folds": [{**f, "crf_params": c} for f, c in zip(folds, crfs, strict=True)]}))
+    assert msrc.cv_fusion(path, settings)[1] == {"w_appearance": 6.0, "n_iter": 5}
     with pytest.raises(SystemExit, match=r"other settings than this training: epochs .*, proposals 1000 "
                                          r"there, 100 here"):
         msrc.cv_fusion(path, {**settings, "epochs": {**epochs, "scorer_epochs": 60}, "proposals": 100})
@@ -325,7 +391,7 @@ def _pool(root: Path, work: Path):
 
 SETTINGS = {"epochs": {"pixel_epochs": 1, "scorer_epochs": 1, "refiner_epochs": 1}, "preset": "scg",
             "proposals": 10, "owt": "plain", "method": "grid", "seed": 0, "switches": {"flip": [False]},
-            "nms": [0.5],
+            "nms": [0.5], "crf_grid": {"n_iter": [1, 3], "w_appearance": [4.0]},
             "grid": {"leaf": [0.0, 1.0], "region": [0.0, 2.0], "iou_power": [1.0, 4.0], "instance": [0.0],
                      "paste": [0.5, 2.0]}}
 
@@ -489,6 +555,24 @@ def test_cv_fold_resumes_and_summarises(pool, tmp_path, capsys):
         for key in msrc.FIGURES:
             assert np.isfinite(r[key]) or key.startswith(("apr", "mask"))
         assert set(r["seconds_training"]) == {"pixel", "scorer", "refiner", "cpu_all_stages"}
+        assert set(sel["crf"]) == set(SETTINGS["crf_grid"]) and sel["crf"]["n_iter"] in (1, 3)
+        assert "crf_params" not in r  # scored without --crf
+    # a selection written before the CRF step gains it on resume, the rest unchanged
+    fdir = work / "cv" / "fold_1"
+    sel = json.loads((fdir / "selection.json").read_text())
+    old = {k: v for k, v in sel.items() if not k.startswith(("crf", "seconds_crf"))}
+    (fdir / "selection.json").write_text(json.dumps(old))
+    again_sel = msrc.select_fusion(ds, work, sel["fit_names"], sel["sel_names"], fdir, SETTINGS,
+                                   backbone=backbone, progress=None)
+    assert again_sel["crf"] == sel["crf"] and again_sel["crf_figures"] == sel["crf_figures"]
+    assert json.loads((fdir / "selection.json").read_text())["crf"] == sel["crf"]
+    # --crf: the fold is scored again with the selected CRF parameters, which it records
+    with_crf = msrc.cv_fold(ds, work, folds, 2, SETTINGS, refit=False, crf=True, backbone=backbone,
+                            progress=None)
+    chosen = json.loads((work / "cv" / "fold_2" / "selection.json").read_text())["crf"]
+    assert with_crf["crf_params"] == chosen
+    assert with_crf["miou"] == results[2]["miou"] and 0 <= with_crf["crf"]["miou"] <= 1
+    results[2] = with_crf
     # resumed: nothing is trained again, the results are read back
     msgs.clear()
     again = msrc.cv_fold(ds, work, folds, 1, SETTINGS, backbone=backbone, progress=msgs.append)

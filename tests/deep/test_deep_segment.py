@@ -147,6 +147,34 @@ def test_flip_averages_the_pixel_probabilities_of_the_image_and_its_mirror(tiny,
         torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
 
 
+def test_crf_labels_use_the_carried_parameters_and_paste_the_instances(tiny, segmenter, tmp_path):
+    from deep.crf import dense_crf
+    from deep.segmenter import paste_instances
+
+    ds, work, _ = tiny
+    s = ds[0]
+    segmenter.crf = {"n_iter": 3, "w_appearance": 6.0}
+    segmenter.fusion["paste"] = 0.0  # every instance pasted: the paste step shows
+    res = segmenter.predict(s.image, candidates=load_proposals(work, s.name))
+    want = dense_crf(-np.log(np.clip(res.probs, 1e-8, 1.0)), s.image, n_iter=3, w_appearance=6.0)
+    want = want.argmax(0).astype(np.uint8)
+    raw = want.copy()
+    paste_instances(res.instances, want, 0.0)
+    assert len(res.instances) and (raw != want).any(), "no instance changes a pixel: proves nothing"
+    np.testing.assert_array_equal(segmenter.crf_labels(res, s.image), want)
+    other = dense_crf(-np.log(np.clip(res.probs, 1e-8, 1.0)), s.image, n_iter=1).argmax(0).astype(np.uint8)
+    paste_instances(res.instances, other, 0.0)
+    np.testing.assert_array_equal(segmenter.crf_labels(res, s.image, crf={"n_iter": 1}), other)
+    segmenter.save(tmp_path / "h.pt")
+    assert DeepSegmenter.load(tmp_path / "h.pt").crf == {"n_iter": 3, "w_appearance": 6.0}
+    with pytest.raises(ValueError, match="`crf` has an unknown key 'theta'"):
+        segmenter.crf_labels(res, s.image, crf={"theta": 1.0})
+    with pytest.raises(ValueError, match=r"`image` is \(10, 10\), but `result` is for"):
+        segmenter.crf_labels(res, np.zeros((10, 10, 3)))
+    with pytest.raises(ValueError, match=r"`crf\['n_iter'\]` must be a positive number, got 0"):
+        DeepSegmenter.load(tmp_path / "h.pt", crf={"n_iter": 0})
+
+
 def test_save_load_round_trip(tiny, segmenter, tmp_path):
     ds, work, backbone = tiny
     s = ds[1]
