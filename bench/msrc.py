@@ -304,6 +304,7 @@ def select_fusion(ds, work: Path, fit_names, sel_names, out_dir: Path, settings:
     import itertools
 
     from deep.fusion import fit_fusion, fit_nms
+    from deep.segmenter import Instances
     from deep.training import load_proposals, load_taps
 
     path = out_dir / "selection.json"
@@ -325,7 +326,11 @@ def select_fusion(ds, work: Path, fit_names, sel_names, out_dir: Path, settings:
     targets = [s.labels for s in samples]
     truths = [(*s.thing_instances(ds.things), s.void) for s in samples]
     max_keep = int(seg.fusion["max_instances"])
-    unsuppressed = {"nms": 1.0, "max_instances": 10**9}  # every instance; fit_nms suppresses
+    counts = settings["n_refine"]
+    if len(counts) > 1 and int(seg.fusion["classes_per_candidate"]) != 1:
+        raise ValueError("selecting n_refine needs classes_per_candidate 1 (one instance per candidate)")
+    # every instance of the most candidates; fit_nms takes the first n and suppresses
+    unsuppressed = {"nms": 1.0, "max_instances": 10**9, "n_refine": max(counts)}
     best, switches_tried, nms = None, [], None
     for values in itertools.product(*switches.values()):
         sw = dict(zip(switches, values, strict=True))
@@ -338,17 +343,20 @@ def select_fusion(ds, work: Path, fit_names, sel_names, out_dir: Path, settings:
             comps.append(comp)
         if nms is None:  # the instances do not depend on the switches (they act on the pixel term)
             nms = fit_nms([c["instances"] for c in comps], truths, ds.things, len(ds.classes),
-                          thresholds=settings["nms"], max_keep=max_keep)
+                          thresholds=settings["nms"], max_keep=max_keep, n_refine=counts)
         for c in comps:
-            c["instances"] = c["instances"].suppress(nms.nms, max_keep=max_keep)
+            inst = c["instances"]
+            c["instances"] = Instances(inst.masks[:nms.n_refine], inst.classes[:nms.n_refine],
+                                       inst.scores[:nms.n_refine]).suppress(nms.nms, max_keep=max_keep)
         fit = fit_fusion(comps, targets, len(ds.classes), grid=grid,
-                         base={**seg.fusion, **sw, "nms": nms.nms}, method=settings["method"])
+                         base={**seg.fusion, **sw, "nms": nms.nms, "n_refine": nms.n_refine},
+                         method=settings["method"])
         switches_tried.append({**sw, "objective": fit.score, **fit.figures, "fusion": fit.fusion})
         if best is None or fit.score > best[1].score:
             best = (sw, fit)
         comps = None
     sw, fit = best
-    out = {"fusion": {**fit.fusion, **sw, "nms": nms.nms},
+    out = {"fusion": {**fit.fusion, **sw, "nms": nms.nms, "n_refine": nms.n_refine},
            "figures": {**fit.figures, "apr50": nms.apr50}, "objective": fit.score,
            "method": settings["method"], "n_tried": len(fit.tried), "tried": list(fit.tried),
            "switches_tried": switches_tried, "nms_tried": list(nms.tried), "fit_names": list(fit_names),
@@ -378,26 +386,29 @@ def _select_crf(seg, sel, work: Path, fusion: dict, settings: dict, samples=None
 
 
 def _settings(args) -> dict:
-    from deep.fusion import DEFAULT_CRF_GRID, DEFAULT_GRID, DEFAULT_NMS, DEFAULT_SWITCHES
+    from deep.fusion import DEFAULT_CRF_GRID, DEFAULT_GRID, DEFAULT_N_REFINE, DEFAULT_NMS, DEFAULT_SWITCHES
 
     grid = {k: list(v) for k, v in DEFAULT_GRID.items()}
     switches = {k: list(v) for k, v in DEFAULT_SWITCHES.items()}
-    nms = list(DEFAULT_NMS)
+    nms, n_refine = list(DEFAULT_NMS), list(DEFAULT_N_REFINE)
     if args.grid:
         from deep.segmenter import FUSE_KEYS, check_fusion
 
         given = check_fusion(json.loads(args.grid), name="--grid")
-        bad = [k for k in given if k not in FUSE_KEYS and k not in switches and k != "nms"]
+        bad = [k for k in given if k not in FUSE_KEYS and k not in switches and k not in ("nms", "n_refine")]
         if bad:
             raise ValueError(f"`--grid` key {bad[0]!r} is not a weight of the fusion layer; the fitted keys "
-                             f"are {list(FUSE_KEYS)}, the switches {list(switches)} and 'nms'")
+                             f"are {list(FUSE_KEYS)}, the switches {list(switches)}, 'nms' and 'n_refine'")
         grid.update({k: v for k, v in given.items() if k in FUSE_KEYS})
         switches.update({k: v for k, v in given.items() if k in switches})
         nms = list(given.get("nms", nms))
         if not nms or not all(isinstance(t, (int, float)) and 0 <= t <= 1 for t in nms):
             raise ValueError(f"`--grid` 'nms' must list thresholds in [0, 1], got {nms}")
+        n_refine = list(given.get("n_refine", n_refine))
+        if not n_refine or not all(isinstance(n, int) and n >= 1 for n in n_refine):
+            raise ValueError(f"`--grid` 'n_refine' must list counts >= 1, got {n_refine}")
     return {"epochs": _epochs(args), "preset": args.preset, "proposals": args.proposals, "owt": args.owt,
-            "grid": grid, "switches": switches, "nms": nms,
+            "grid": grid, "switches": switches, "nms": nms, "n_refine": n_refine,
             "crf_grid": {k: list(v) for k, v in DEFAULT_CRF_GRID.items()}, "method": args.method,
             "seed": args.seed}
 

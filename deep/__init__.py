@@ -32,8 +32,10 @@ Map of the package:
   (``RegionScorer``, ``PixelClassifier``), refined by ``deep.refine.MaskRefiner``, fused into
   semantic labels (``deep.segmenter.DeepSegmenter``; shipped MSRC-21 weights). Training:
   ``deep.training.train_heads`` on the folder layout of ``deep.data``; ``bench/msrc.py``. The
-  fusion weights are fitted by ``deep.fusion.fit_fusion`` on images outside the training and the
-  reported ones (``deep.data.kfold_split`` folds; ``bench/msrc.py select`` and ``cv``).
+  fusion weights (``deep.fusion.fit_fusion``), the instances' NMS threshold (``fit_nms``) and the
+  parameters of the dense-CRF pass ``DeepSegmenter.crf_labels`` (``fit_crf``) are fitted on images
+  outside the training and the reported ones (``deep.data.kfold_split`` folds;
+  ``bench/msrc.py select`` and ``cv``).
   ``deep.segment(image, model="maskrcnn")`` runs Mask R-CNN instead (shipped MSRC-21 weights, or
   ``weights=`` a checkpoint of ``bench/maskrcnn.py train``; ``deep.models.maskrcnn.load_maskrcnn``).
 

@@ -10,7 +10,11 @@ Nothing else is read: the function gets the components and the label maps, no da
 
 The instances have one knob of their own, the threshold of their mask NMS: :func:`fit_nms`
 chooses it by the figure it drives, AP^r at IoU 0.5 over the thing classes of the selection
-images, before the weights are fitted on the instances it keeps.
+images, before the weights are fitted on the instances it keeps. The dense-CRF pass after the
+fusion (:meth:`deep.segmenter.DeepSegmenter.crf_labels`) has its parameters fitted the same way,
+on the fused probabilities of the selection images (:func:`fit_crf`). Across the folds of a
+cross-validation, each choice is taken key by key as the folds' median (:func:`median_fusion`,
+:func:`median_crf`).
 """
 
 from __future__ import annotations
@@ -22,8 +26,8 @@ import numpy as np
 
 from .segmenter import DEFAULT_FUSION, FUSE_KEYS, check_fusion, fuse_components, instance_evidence
 
-__all__ = ["CRFFit", "DEFAULT_CRF_GRID", "DEFAULT_GRID", "DEFAULT_NMS", "DEFAULT_SWITCHES", "FusionFit",
-           "NMSFit", "fit_crf", "fit_fusion", "fit_nms", "median_crf", "median_fusion"]
+__all__ = ["CRFFit", "DEFAULT_CRF_GRID", "DEFAULT_GRID", "DEFAULT_NMS", "DEFAULT_N_REFINE", "DEFAULT_SWITCHES",
+           "FusionFit", "NMSFit", "fit_crf", "fit_fusion", "fit_nms", "median_crf", "median_fusion"]
 
 #: Values tried for each fitted weight (the ``bench/msrc.py`` default).
 DEFAULT_GRID = {"leaf": (0.0, 0.25, 0.5, 1.0, 2.0), "region": (0.0, 0.5, 1.0, 2.0),
@@ -39,6 +43,8 @@ DEFAULT_SWITCHES = {"flip": (False, True)}
 
 #: Thresholds of the instances' mask NMS tried by :func:`fit_nms` (the ``bench/msrc.py`` default).
 DEFAULT_NMS = (0.3, 0.4, 0.5, 0.7)
+#: Numbers of best candidates refined into instances tried by :func:`fit_nms` (``n_refine``).
+DEFAULT_N_REFINE = (100, 200)
 
 
 @dataclass(frozen=True)
@@ -292,23 +298,29 @@ class NMSFit:
     apr50 : float
         AP^r at IoU 0.5 (mean over the thing classes with ground truth) at ``nms``.
     tried : tuple of dict
-        ``{"nms", "apr50", "apr70"}`` of every threshold, in order.
+        ``{"n_refine", "nms", "apr50", "apr70"}`` of every setting, in order.
+    n_refine : int or None
+        The chosen number of refined candidates (None when not fitted).
     """
 
     nms: float
     apr50: float
     tried: tuple = field(repr=False)
+    n_refine: int | None = None
 
 
 def fit_nms(instances, truths, things, n_classes: int, *, thresholds=DEFAULT_NMS,
-            max_keep: int | None = None) -> NMSFit:
-    """Choose the IoU threshold of the instances' mask NMS by AP^r at 0.5 on selection images.
+            max_keep: int | None = None, n_refine=None) -> NMSFit:
+    """Choose the IoU threshold of the instances' mask NMS (and, optionally, how many candidates
+    are refined into instances) by AP^r at 0.5 on selection images.
 
     Parameters
     ----------
     instances : sequence of deep.segmenter.Instances
         The instances of each selection image before any suppression: computed with
-        ``fusion={"nms": 1.0, "max_instances": <at least n_refine * classes_per_candidate>}``.
+        ``fusion={"nms": 1.0, "max_instances": <at least n_refine * classes_per_candidate>}``
+        (and ``n_refine`` at least the largest value of ``n_refine``, ``classes_per_candidate``
+        1, so that the first ``n`` instances are those of the ``n`` best candidates).
     truths : sequence of (masks (T, H, W) bool, classes (T,) int, void (H, W) bool)
         The ground-truth thing instances of the same images
         (:meth:`deep.data.Sample.thing_instances` and :attr:`deep.data.Sample.void`).
@@ -319,6 +331,8 @@ def fit_nms(instances, truths, things, n_classes: int, *, thresholds=DEFAULT_NMS
         In [0, 1]; ties keep the first listed.
     max_keep : int, optional
         Instances kept per image after suppression (the segmenter's ``max_instances``).
+    n_refine : sequence of int, optional
+        Numbers of best candidates to try (each with every threshold); ties keep the first.
 
     Returns
     -------
@@ -346,18 +360,27 @@ def fit_nms(instances, truths, things, n_classes: int, *, thresholds=DEFAULT_NMS
     things = sorted(int(c) for c in things)
     if not things:
         raise ValueError("`things` must name at least one class: AP^r is averaged over them")
+    counts = [None] if n_refine is None else [int(n) for n in n_refine]
+    if not counts or any(n is not None and n < 1 for n in counts):
+        raise ValueError(f"`n_refine` must list counts >= 1, got {n_refine!r}")
+    from .segmenter import Instances
+
     tried = []
-    for t in thresholds:
-        apr = InstanceAP(n_classes, InstanceParams.sds())
-        for inst, (gm, gc, void) in zip(instances, truths, strict=True):
-            kept = inst.suppress(t, max_keep=max_keep)
-            apr.update(kept.masks, kept.classes, kept.scores, gm, gc, void=void)
-        ap = apr.compute().ap[:, things]
-        if np.isnan(ap[0]).all():
-            raise ValueError("no thing class has a ground-truth instance in `truths`: AP^r is undefined")
-        tried.append({"nms": t, "apr50": float(np.nanmean(ap[0])), "apr70": float(np.nanmean(ap[1]))})
-    best = max(range(len(tried)), key=lambda i: (tried[i]["apr50"], -i))
-    return NMSFit(tried[best]["nms"], tried[best]["apr50"], tuple(tried))
+    for n in counts:
+        for t in thresholds:
+            apr = InstanceAP(n_classes, InstanceParams.sds())
+            for inst, (gm, gc, void) in zip(instances, truths, strict=True):
+                if n is not None:
+                    inst = Instances(inst.masks[:n], inst.classes[:n], inst.scores[:n])
+                kept = inst.suppress(t, max_keep=max_keep)
+                apr.update(kept.masks, kept.classes, kept.scores, gm, gc, void=void)
+            ap = apr.compute().ap[:, things]
+            if np.isnan(ap[0]).all():
+                raise ValueError("no thing class has a ground-truth instance in `truths`: AP^r is undefined")
+            tried.append({"n_refine": n, "nms": t, "apr50": float(np.nanmean(ap[0])),
+                          "apr70": float(np.nanmean(ap[1]))})
+    best = tried[max(range(len(tried)), key=lambda i: (tried[i]["apr50"], -i))]
+    return NMSFit(best["nms"], best["apr50"], tuple(tried), best["n_refine"])
 
 
 def median_fusion(fusions) -> dict:

@@ -188,6 +188,12 @@ def test_fit_nms_trades_duplicates_against_overlapping_objects():
     # VOC-style AP (precision made monotone): 0.3 keeps a, b1 (recall 2/3 at precision 1);
     # 0.7 ranks a, dup, b1, b2 = TP FP TP TP: precision 1 to recall 1/3, then 3/4 to recall 1
     assert by[0.3] == pytest.approx(2 / 3) and by[0.7] == pytest.approx(1 / 3 + 2 / 3 * 3 / 4)
+    # n_refine: the first n instances only (the n best candidates); ties keep the first listed
+    by_n = fit_nms(inst, truths, [1], 2, thresholds=(0.5,), n_refine=(1, 2))
+    assert [(t["n_refine"], round(t["apr50"], 6)) for t in by_n.tried] == [(1, round(2 / 3, 6)), (2, 1.0)]
+    assert by_n.n_refine == 2 and fit.n_refine is None
+    with pytest.raises(ValueError, match="`n_refine` must list counts >= 1"):
+        fit_nms(inst, truths, [1], 2, n_refine=(0,))
     # suppression at t reproduces what the segmenter keeps at nms=t (order and all)
     kept = inst[1].suppress(0.3)
     assert len(kept) == 1 and kept.scores.tolist() == [.7]
@@ -391,7 +397,7 @@ def _pool(root: Path, work: Path):
 
 SETTINGS = {"epochs": {"pixel_epochs": 1, "scorer_epochs": 1, "refiner_epochs": 1}, "preset": "scg",
             "proposals": 10, "owt": "plain", "method": "grid", "seed": 0, "switches": {"flip": [False]},
-            "nms": [0.5], "crf_grid": {"n_iter": [1, 3], "w_appearance": [4.0]},
+            "nms": [0.5], "n_refine": [100], "crf_grid": {"n_iter": [1, 3], "w_appearance": [4.0]},
             "grid": {"leaf": [0.0, 1.0], "region": [0.0, 2.0], "iou_power": [1.0, 4.0], "instance": [0.0],
                      "paste": [0.5, 2.0]}}
 
@@ -430,7 +436,7 @@ def test_selection_never_reads_the_held_out_fold(pool, tmp_path):
     assert clean["sel_names"] == sel and clean["fit_names"] == fit
     inner = DeepSegmenter.load(tmp_path / "clean" / "inner_heads.pt", backbone=backbone)
     assert sorted(inner.trained_on) == sorted(fit) and inner.seen(sel + test) == []
-    assert set(clean["fusion"]) == set(SETTINGS["grid"]) | {"flip", "nms"}
+    assert set(clean["fusion"]) == set(SETTINGS["grid"]) | {"flip", "nms", "n_refine"}
     assert clean["fusion"]["flip"] is False and clean["fusion"]["nms"] == 0.5
     weights = {k: clean["fusion"][k] for k in SETTINGS["grid"]}
 
@@ -486,27 +492,30 @@ def test_selection_never_reads_the_held_out_fold(pool, tmp_path):
 
 def test_selection_tries_each_switch_and_keeps_the_best(pool, tmp_path):
     ds, work, backbone, folds = pool
-    settings = {**SETTINGS, "switches": {"flip": [False, True]}, "nms": [1.0, 0.5, 0.0]}
+    settings = {**SETTINGS, "switches": {"flip": [False, True]}, "nms": [1.0, 0.5, 0.0], "n_refine": [3, 10]}
     res = msrc.select_fusion(ds, work, folds[2], folds[1], tmp_path / "sw", settings, backbone=backbone,
                              progress=None)
     tried = res["switches_tried"]
     assert [t["flip"] for t in tried] == [False, True]
     scores = [t["objective"] for t in tried]
     want = tried[int(np.argmax(scores))]  # argmax keeps the first of equal scores, as the selection
-    assert res["fusion"] == {**want["fusion"], "flip": want["flip"], "nms": res["fusion"]["nms"]}
+    assert res["fusion"] == {**want["fusion"], "flip": want["flip"], "nms": res["fusion"]["nms"],
+                             "n_refine": res["fusion"]["n_refine"]}
     # the NMS threshold is the best AP^r@0.5 of the selection fold, and each tried figure is the
     # AP^r of the segmenter run with that threshold from scratch (not suppressed afterwards)
     nms_tried = res["nms_tried"]
-    assert [t["nms"] for t in nms_tried] == [1.0, 0.5, 0.0]
+    want_order = [(n, t) for n in (3, 10) for t in (1.0, 0.5, 0.0)]
+    assert [(t["n_refine"], t["nms"]) for t in nms_tried] == want_order
     best = nms_tried[int(np.argmax([t["apr50"] for t in nms_tried]))]
     assert res["fusion"]["nms"] == best["nms"] and res["figures"]["apr50"] == best["apr50"]
+    assert res["fusion"]["n_refine"] == best["n_refine"]
     inner = DeepSegmenter.load(tmp_path / "sw" / "inner_heads.pt", backbone=backbone)
     sel = ds.subset(folds[1])
     for t in nms_tried:
         rows = []
         for i, nm in enumerate(sel.names):
             r = inner.predict(sel[i].image, candidates=load_proposals(work, nm), taps=load_taps(work, nm),
-                              fusion={"nms": t["nms"]})
+                              fusion={"nms": t["nms"], "n_refine": t["n_refine"]})
             rows.append((sel[i], r.labels, r.instances))
         assert score_results(sel, rows, 2)["apr50"] == pytest.approx(t["apr50"], abs=1e-12)
     # (on this toy every threshold scores alike; the choice itself is proven by
@@ -528,8 +537,12 @@ def test_selection_tries_each_switch_and_keeps_the_best(pool, tmp_path):
     assert got["nms"] == list(DEFAULT_NMS)
     args.grid = '{"nms": [0.3]}'
     assert msrc._settings(args)["nms"] == [0.3]
-    with pytest.raises(ValueError, match=r"`--grid` key 'n_refine' is not a weight.*the switches \['flip'\]"):
-        msrc.main(["cv", "--work", str(tmp_path), "--root", str(tmp_path), "--grid", '{"n_refine": [50]}'])
+    args.grid = '{"n_refine": [50, 150]}'
+    assert msrc._settings(args)["n_refine"] == [50, 150]
+    with pytest.raises(ValueError, match=r"`--grid` key 'refine' is not a weight.*the switches \['flip'\]"):
+        msrc.main(["cv", "--work", str(tmp_path), "--root", str(tmp_path), "--grid", '{"refine": [false]}'])
+    with pytest.raises(ValueError, match=r"`--grid` 'n_refine' must list counts >= 1, got \[0\]"):
+        msrc.main(["cv", "--work", str(tmp_path), "--root", str(tmp_path), "--grid", '{"n_refine": [0]}'])
 
 
 def test_cv_fold_resumes_and_summarises(pool, tmp_path, capsys):
