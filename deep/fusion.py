@@ -26,8 +26,9 @@ import numpy as np
 
 from .segmenter import DEFAULT_FUSION, FUSE_KEYS, check_fusion, fuse_components, instance_evidence
 
-__all__ = ["CRFFit", "DEFAULT_CRF_GRID", "DEFAULT_GRID", "DEFAULT_NMS", "DEFAULT_N_REFINE", "DEFAULT_SWITCHES",
-           "FusionFit", "NMSFit", "fit_crf", "fit_fusion", "fit_nms", "median_crf", "median_fusion"]
+__all__ = ["CRFFit", "DEFAULT_CRF_GRID", "DEFAULT_GRID", "DEFAULT_NMS", "DEFAULT_N_REFINE",
+           "DEFAULT_SWITCHES", "FusionFit", "NMSFit", "fit_crf", "fit_fusion", "fit_nms", "median_crf",
+           "median_fusion"]
 
 #: Values tried for each fitted weight (the ``bench/msrc.py`` default).
 DEFAULT_GRID = {"leaf": (0.0, 0.25, 0.5, 1.0, 2.0), "region": (0.0, 0.5, 1.0, 2.0),
