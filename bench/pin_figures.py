@@ -19,8 +19,9 @@ this script writes. Groups (all on the public API, scored with the metric code t
     ``deep.segment`` with the shipped MSRC-21 heads (``DeepSegmenter.load().predict``, which is
     what ``deep.segment`` calls, so the probabilities are at hand for the CRF) on the 10 MSRC val
     images of :data:`MSRC_IDS`, scored by ``bench/msrc.py eval``'s ``_scores`` (pixel accuracy,
-    mean class accuracy, mIoU, fw-IoU, AP^r at 0.5 and 0.7, mask AP); then the CRF pass exactly as
-    ``bench/msrc.py eval --crf`` runs it (``deep.crf.dense_crf`` on ``-log p``, 5 iterations).
+    mean class accuracy, mIoU, fw-IoU, AP^r at 0.5 and 0.7, mask AP); then the heads' CRF pass
+    exactly as ``bench/msrc.py eval --crf`` runs it (``DeepSegmenter.crf_labels``, with the
+    dense-CRF parameters the weights carry).
     The shipped heads are trained on train + val (since 2026-12-07), so these are training-set
     figures: they catch a change of behaviour, they do not measure accuracy (that is the
     cross-validation of ``bench/msrc.py cv``).
@@ -159,7 +160,6 @@ def _msrc_layout(root: Path, work: Path):
 
 
 def _deep(root: Path) -> dict:
-    from deep.crf import dense_crf
     from deep.data import score_results
     from deep.segmenter import DeepSegmenter
 
@@ -170,8 +170,7 @@ def _deep(root: Path) -> dict:
         for sample in ds:
             res = seg.predict(sample.image)
             rows.append((sample, res.labels, res.instances))
-            q = dense_crf(-np.log(np.clip(res.probs, 1e-8, 1.0)), sample.image, n_iter=5)
-            crf_rows.append((sample, q.argmax(0).astype(np.uint8), res.instances))
+            crf_rows.append((sample, seg.crf_labels(res, sample.image), res.instances))
         n = len(ds.classes)
         out = score_results(ds, rows, n)
         crf = score_results(ds, crf_rows, n, with_instances=False)
