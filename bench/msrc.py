@@ -16,14 +16,17 @@ already in that layout (your own data). ``WORK`` caches backbone taps, proposals
 checkpoints, so every step resumes after an interruption. ``train`` trains on ``--pool`` (default
 the train split; checkpoints in ``WORK/train/POOL/``). The shipped heads are
 ``train --pool train+val --fusion-from CV_WORK/cv/cv.json``: trained on every labelled image, with
-the fusion the cross-validation chose (per weight, the median of the folds' fitted choices,
-:func:`deep.fusion.median_fusion`), so no figure of theirs on val is a held-out figure.
+the fusion and CRF parameters the cross-validation chose (per key, the median of the folds'
+fitted choices, :func:`deep.fusion.median_fusion`, :func:`deep.fusion.median_crf`), so no
+figure of theirs on val is a held-out figure.
 
 Selection never reads the images it reports on. ``select`` deals the pool (``--pool``, default
 train) into ``--folds`` folds (:func:`deep.data.kfold_split`), trains heads on all folds but
-``--sel-fold``, chooses the instances' NMS threshold by AP^r@0.5 (:func:`deep.fusion.fit_nms`)
-and fits the fusion weights (:func:`deep.fusion.fit_fusion`) on that fold, and writes
-them into the weights file (heads trained on the whole pool by ``train``); val is never read.
+``--sel-fold``, and on that fold chooses the instances' NMS threshold and number of refined
+candidates by AP^r@0.5 (:func:`deep.fusion.fit_nms`), fits the fusion weights
+(:func:`deep.fusion.fit_fusion`, with and without the test-time flip) and then the dense-CRF
+parameters (:func:`deep.fusion.fit_crf`), and writes them into the weights file (heads trained
+on the whole pool by ``train``); val is never read.
 ``cv`` is K-fold cross-validation over the pool: for each fold k, the fold after it (k + 1 mod K)
 is the selection fold, heads are trained on the other K - 2 folds and the fusion is fitted on the
 selection fold, then (unless ``--no-refit``) heads are retrained on all K - 1 training folds, and
