@@ -67,6 +67,8 @@ def test_readme_python_snippets_run(tmp_path, monkeypatch, capsys):
 
     np.testing.assert_array_equal(ns["h_sobel"].to_ucm2(), ucm(*ns["sobel_edges"](ns["image"])).to_ucm2())
     assert h.shape == (100, 150)
+    if "sem_crf" in ns:  # the heads' CRF pass: MSRC-21 labels of the image's shape
+        assert ns["sem_crf"].shape == ns["sem"].shape == (100, 150) and ns["sem_crf"].max() < 21
     if "cands" in ns:
         printed = capsys.readouterr().out
         assert printed.startswith("Candidates(n=100, shape=(100, 150)") and len(printed) < 120
