@@ -307,7 +307,6 @@ def select_fusion(ds, work: Path, fit_names, sel_names, out_dir: Path, settings:
     import itertools
 
     from deep.fusion import fit_fusion, fit_nms
-    from deep.segmenter import Instances
     from deep.training import load_proposals, load_taps
 
     path = out_dir / "selection.json"
@@ -348,9 +347,7 @@ def select_fusion(ds, work: Path, fit_names, sel_names, out_dir: Path, settings:
             nms = fit_nms([c["instances"] for c in comps], truths, ds.things, len(ds.classes),
                           thresholds=settings["nms"], max_keep=max_keep, n_refine=counts)
         for c in comps:
-            inst = c["instances"]
-            c["instances"] = Instances(inst.masks[:nms.n_refine], inst.classes[:nms.n_refine],
-                                       inst.scores[:nms.n_refine]).suppress(nms.nms, max_keep=max_keep)
+            c["instances"] = c["instances"].take(slice(nms.n_refine)).suppress(nms.nms, max_keep=max_keep)
         fit = fit_fusion(comps, targets, len(ds.classes), grid=grid,
                          base={**seg.fusion, **sw, "nms": nms.nms, "n_refine": nms.n_refine},
                          method=settings["method"])
@@ -365,7 +362,6 @@ def select_fusion(ds, work: Path, fit_names, sel_names, out_dir: Path, settings:
            "switches_tried": switches_tried, "nms_tried": list(nms.tried), "fit_names": list(fit_names),
            "sel_names": list(sel_names), "seconds_inner_training": seconds,
            "seconds_selection": time.perf_counter() - t0}
-    comps = best = None
     out.update(_select_crf(seg, sel, work, out["fusion"], settings, samples=samples))
     _write_json(path, out)
     return out

@@ -103,7 +103,7 @@ def fit_fusion(components, targets, n_classes: int, *, grid=None, base=None, met
     Ties keep the current value (coordinate) or the first setting in grid order (grid), so the
     result is deterministic. The objective sums one confusion matrix over all the images.
     """
-    from bottomup.metrics.semantic import confusion_matrix, semantic_scores
+    from bottomup.metrics.semantic import confusion_matrix
 
     grid = dict(DEFAULT_GRID if grid is None else grid)
     check_fusion(grid, name="grid")
@@ -146,16 +146,23 @@ def fit_fusion(components, targets, n_classes: int, *, grid=None, base=None, met
             conf = np.zeros((n_classes, n_classes), np.int64)
             for comp, tgt in zip(components, targets, strict=True):
                 conf += confusion_matrix(tgt, fuse_components(comp, fz)[0], n_classes)
-            s = semantic_scores(conf)
-            figs = {"pixel_acc": float(s.pixel_accuracy), "mean_class_acc": float(s.mean_accuracy),
-                    "miou": float(s.mean_iou)}
-            cache[sig] = (figs["miou"] + figs["pixel_acc"] + figs["mean_class_acc"], figs)
-            tried.append({**setting, **figs})
+            cache[sig] = _objective(conf)
+            tried.append({**setting, **cache[sig][1]})
         return cache[sig]
 
     current = _search(grid, {k: fz0[k] for k in keys}, lambda st: evaluate(st)[0], method, max_rounds)
     sc, figs = evaluate(current)
     return FusionFit(dict(current), float(sc), figs, tuple(tried), len(components))
+
+
+def _objective(conf: np.ndarray) -> tuple[float, dict]:
+    """``(miou + pixel_acc + mean_class_acc, figures)`` of a confusion matrix: what the fits maximise."""
+    from bottomup.metrics.semantic import semantic_scores
+
+    s = semantic_scores(conf)
+    figs = {"pixel_acc": float(s.pixel_accuracy), "mean_class_acc": float(s.mean_accuracy),
+            "miou": float(s.mean_iou)}
+    return figs["miou"] + figs["pixel_acc"] + figs["mean_class_acc"], figs
 
 
 def _search(grid: dict, start: dict, objective, method: str, max_rounds: int) -> dict:
@@ -236,7 +243,7 @@ def fit_crf(probs, images, targets, n_classes: int, *, grid=None, base=None, met
     """
     import inspect
 
-    from bottomup.metrics.semantic import confusion_matrix, semantic_scores
+    from bottomup.metrics.semantic import confusion_matrix
 
     from .crf import dense_crf
     from .segmenter import CRF_KEYS, check_crf, paste_instances
@@ -268,10 +275,7 @@ def fit_crf(probs, images, targets, n_classes: int, *, grid=None, base=None, met
             if instances[i] is not None and paste <= 1.0:
                 paste_instances(instances[i], lab, paste)
             conf += confusion_matrix(tgt, lab, n_classes)
-        s = semantic_scores(conf)
-        figs = {"pixel_acc": float(s.pixel_accuracy), "mean_class_acc": float(s.mean_accuracy),
-                "miou": float(s.mean_iou)}
-        return figs["miou"] + figs["pixel_acc"] + figs["mean_class_acc"], figs
+        return _objective(conf)
 
     def evaluate(setting: dict) -> tuple[float, dict]:
         sig = tuple(setting[k] for k in grid)
@@ -364,16 +368,12 @@ def fit_nms(instances, truths, things, n_classes: int, *, thresholds=DEFAULT_NMS
     counts = [None] if n_refine is None else [int(n) for n in n_refine]
     if not counts or any(n is not None and n < 1 for n in counts):
         raise ValueError(f"`n_refine` must list counts >= 1, got {n_refine!r}")
-    from .segmenter import Instances
-
     tried = []
     for n in counts:
         for t in thresholds:
             apr = InstanceAP(n_classes, InstanceParams.sds())
             for inst, (gm, gc, void) in zip(instances, truths, strict=True):
-                if n is not None:
-                    inst = Instances(inst.masks[:n], inst.classes[:n], inst.scores[:n])
-                kept = inst.suppress(t, max_keep=max_keep)
+                kept = inst.take(slice(n)).suppress(t, max_keep=max_keep)
                 apr.update(kept.masks, kept.classes, kept.scores, gm, gc, void=void)
             ap = apr.compute().ap[:, things]
             if np.isnan(ap[0]).all():

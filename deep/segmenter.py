@@ -209,9 +209,13 @@ class Instances:
             raise ValueError(f"`iou_threshold` must be in [0, 1], got {iou_threshold!r}")
         if len(self) == 0:
             return self
-        keep = mask_nms(self.masks, self.scores, self.classes, float(iou_threshold), max_keep=max_keep)
-        return Instances(self.masks[keep], self.classes[keep], self.scores[keep],
-                         None if self.boxes is None else self.boxes[keep])
+        return self.take(mask_nms(self.masks, self.scores, self.classes, float(iou_threshold),
+                                  max_keep=max_keep))
+
+    def take(self, index) -> Instances:
+        """The instances at ``index`` (an index array, a boolean mask or a slice), boxes included."""
+        return Instances(self.masks[index], self.classes[index], self.scores[index],
+                         None if self.boxes is None else self.boxes[index])
 
     def to_coco(self, image_id=0, class_names=None) -> list[dict]:
         """COCO result records (``segmentation`` as compressed RLE, ``bbox`` xywh)."""
