@@ -307,7 +307,6 @@ def select_fusion(ds, work: Path, fit_names, sel_names, out_dir: Path, settings:
     import itertools
 
     from deep.fusion import fit_fusion, fit_nms
-    from deep.training import load_proposals, load_taps
 
     path = out_dir / "selection.json"
     overlap = set(fit_names) & set(sel_names)
@@ -318,7 +317,10 @@ def select_fusion(ds, work: Path, fit_names, sel_names, out_dir: Path, settings:
     if path.is_file():
         out = json.loads(path.read_text())
         if "crf" not in out:  # a selection written before the CRF step: add it
-            out.update(_select_crf(seg, ds.subset(sel_names), work, out["fusion"], settings))
+            sel = ds.subset(sel_names)
+            samples = [sel[i] for i in range(len(sel))]
+            comps = _selection_components(seg, samples, sel.names, work, out["fusion"])
+            out.update(_select_crf(seg, samples, comps, out["fusion"], settings))
             _write_json(path, out)
         return out
     grid, switches = settings["grid"], settings["switches"]
@@ -336,13 +338,8 @@ def select_fusion(ds, work: Path, fit_names, sel_names, out_dir: Path, settings:
     best, switches_tried, nms = None, [], None
     for values in itertools.product(*switches.values()):
         sw = dict(zip(switches, values, strict=True))
-        comps = []
-        for sample, name in zip(samples, sel.names, strict=True):
-            taps = load_taps(work, name)
-            comp = seg.components(sample.image, candidates=load_proposals(work, name), taps=taps,
-                                  fusion={"iou_power": list(grid["iou_power"]), **sw, **unsuppressed})
-            comp["logp"] = comp["logp"].half()
-            comps.append(comp)
+        comps = _selection_components(seg, samples, sel.names, work,
+                                      {"iou_power": list(grid["iou_power"]), **sw, **unsuppressed})
         if nms is None:  # the instances do not depend on the switches (they act on the pixel term)
             nms = fit_nms([c["instances"] for c in comps], truths, ds.things, len(ds.classes),
                           thresholds=settings["nms"], max_keep=max_keep, n_refine=counts)
@@ -353,33 +350,46 @@ def select_fusion(ds, work: Path, fit_names, sel_names, out_dir: Path, settings:
                          method=settings["method"])
         switches_tried.append({**sw, "objective": fit.score, **fit.figures, "fusion": fit.fusion})
         if best is None or fit.score > best[1].score:
-            best = (sw, fit)
+            best = (sw, fit, comps)  # its components (instances suppressed) serve the CRF's fit
         comps = None
-    sw, fit = best
+    sw, fit, comps = best
     out = {"fusion": {**fit.fusion, **sw, "nms": nms.nms, "n_refine": nms.n_refine},
            "figures": {**fit.figures, "apr50": nms.apr50}, "objective": fit.score,
            "method": settings["method"], "n_tried": len(fit.tried), "tried": list(fit.tried),
            "switches_tried": switches_tried, "nms_tried": list(nms.tried), "fit_names": list(fit_names),
            "sel_names": list(sel_names), "seconds_inner_training": seconds,
            "seconds_selection": time.perf_counter() - t0}
-    out.update(_select_crf(seg, sel, work, out["fusion"], settings, samples=samples))
+    out.update(_select_crf(seg, samples, comps, out["fusion"], settings))
     _write_json(path, out)
     return out
 
 
-def _select_crf(seg, sel, work: Path, fusion: dict, settings: dict, samples=None) -> dict:
-    """The dense-CRF parameters fitted (:func:`deep.fusion.fit_crf`, grid ``settings["crf_grid"]``)
-    on the selection images ``sel`` predicted with the selected ``fusion``."""
-    from deep.fusion import fit_crf
+def _selection_components(seg, samples, names, work: Path, fusion: dict) -> list:
+    """:meth:`DeepSegmenter.components` of the selection images (taps and proposals from the
+    caches), log-probabilities kept as float16: the one precision of every fit on them (64
+    images' float32 maps would double the memory of the selection)."""
     from deep.training import load_proposals, load_taps
 
+    comps = []
+    for sample, name in zip(samples, names, strict=True):
+        comp = seg.components(sample.image, candidates=load_proposals(work, name), taps=load_taps(work, name),
+                              fusion=fusion)
+        comp["logp"] = comp["logp"].half()
+        comps.append(comp)
+    return comps
+
+
+def _select_crf(seg, samples, comps, fusion: dict, settings: dict) -> dict:
+    """The dense-CRF parameters fitted (:func:`deep.fusion.fit_crf`, grid ``settings["crf_grid"]``)
+    on the selection images ``samples``, fused with the selected ``fusion`` from their components
+    ``comps`` (instances already suppressed as ``fusion`` says), so no image is predicted twice."""
+    from deep.fusion import fit_crf
+
     t0 = time.perf_counter()
-    samples = samples if samples is not None else [sel[i] for i in range(len(sel))]
-    res = [seg.predict(s.image, candidates=load_proposals(work, nm), taps=load_taps(work, nm), fusion=fusion)
-           for s, nm in zip(samples, sel.names, strict=True)]
-    fit = fit_crf([r.probs for r in res], [s.image for s in samples], [s.labels for s in samples],
-                  len(sel.classes), grid=settings["crf_grid"], method=settings["method"],
-                  instances=[r.instances for r in res], paste=fusion.get("paste", seg.fusion["paste"]))
+    probs = [seg.fuse(c, fusion)[1].cpu().numpy().astype(np.float32) for c in comps]
+    fit = fit_crf(probs, [s.image for s in samples], [s.labels for s in samples],
+                  len(seg.classes), grid=settings["crf_grid"], method=settings["method"],
+                  instances=[c["instances"] for c in comps], paste=fusion.get("paste", seg.fusion["paste"]))
     return {"crf": fit.crf, "crf_figures": fit.figures, "crf_before": fit.before,
             "crf_tried": list(fit.tried), "seconds_crf_selection": time.perf_counter() - t0}
 

@@ -569,6 +569,9 @@ def test_cv_fold_resumes_and_summarises(pool, tmp_path, capsys):
             assert np.isfinite(r[key]) or key.startswith(("apr", "mask"))
         assert set(r["seconds_training"]) == {"pixel", "scorer", "refiner", "cpu_all_stages"}
         assert set(sel["crf"]) == set(SETTINGS["crf_grid"]) and sel["crf"]["n_iter"] in (1, 3)
+        # the CRF is fitted on the very fusion the selection chose (its components reused)
+        for key in ("pixel_acc", "mean_class_acc", "miou"):
+            assert sel["crf_before"][key] == pytest.approx(sel["figures"][key], abs=1e-12), key
         assert "crf_params" not in r  # scored without --crf
     # a selection written before the CRF step gains it on resume, the rest unchanged
     fdir = work / "cv" / "fold_1"
