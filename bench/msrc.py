@@ -2,6 +2,7 @@
 
     python bench/msrc.py train  --root $BOTTOMUP_DATA/msrc --work DIR [--out WEIGHTS.pt]
                                 [--pool train+val --fusion-from CV_WORK/cv/cv.json]
+                                [--heads-from TRAINED.pt]   (re-attach a new selection, no training)
     python bench/msrc.py select --root $BOTTOMUP_DATA/msrc --work DIR --weights WEIGHTS.pt [--pool train]
     python bench/msrc.py eval   --root $BOTTOMUP_DATA/msrc --work DIR --split val --json OUT.json
                                 [--weights WEIGHTS.pt] [--crf] [--ablation]
@@ -120,6 +121,8 @@ def cmd_train(args) -> int:
     settings = {"epochs": _epochs(args), "preset": args.preset, "proposals": args.proposals, "owt": args.owt}
     fusion, crf = cv_fusion(args.fusion_from, settings) if args.fusion_from else (None, None)
     ds = _pool(Path(args.root), work, args.pool)
+    if args.heads_from:
+        return _reuse_heads(args, ds, settings, fusion, crf)
     t0 = time.perf_counter()
     _prepare(ds, work, args.workers, args.preset, args.proposals, args.owt)
     t_cache = time.perf_counter() - t0
@@ -134,6 +137,36 @@ def cmd_train(args) -> int:
             "cpu_seconds_training": time.process_time() - c0, "cpu_count": os.cpu_count(),
             "threads": args.threads, "fusion": seg.fusion, "crf": seg.crf,
             "fusion_from": str(args.fusion_from) if args.fusion_from else None, "weights": str(args.out)}
+    print(json.dumps(info, indent=1))
+    if args.json:
+        _write_json(args.json, info)
+    return 0
+
+
+def _reuse_heads(args, ds, settings: dict, fusion: dict | None, crf: dict | None) -> int:
+    """``train --heads-from``: the heads of a weights file trained on exactly this pool, with the
+    fusion and CRF of ``--fusion-from`` written in (what retraining would give, the training being
+    deterministic, without its minutes)."""
+    from deep.segmenter import DeepSegmenter
+
+    src = Path(args.heads_from)
+    if fusion is None:
+        raise SystemExit("--heads-from only re-attaches a selection: give --fusion-from CV_JSON too")
+    if not src.is_file():
+        raise SystemExit(f"--heads-from must name a weights file, got {str(src)!r}, which does not exist")
+    seg = DeepSegmenter.load(src, fusion=fusion, crf=crf)
+    if seg.trained_on is None or tuple(seg.trained_on) != tuple(ds.names):
+        got = "unknown images" if seg.trained_on is None else f"{len(seg.trained_on)} other images"
+        raise SystemExit(f"--heads-from {src}: its heads must be trained on the {len(ds)} images of "
+                         f"--pool {args.pool} in their order, got {got}")
+    theirs = {"preset": seg.preset, "proposals": seg.n_proposals, "owt": seg.owt}
+    differ = [k for k in theirs if theirs[k] != settings[k]]
+    if differ:
+        raise SystemExit(f"--heads-from {src}: trained with other proposals than this recipe: "
+                         + ", ".join(f"{k} {theirs[k]!r} there, {settings[k]!r} here" for k in differ))
+    seg.save(args.out)
+    info = {"pool": args.pool, "n_images": len(ds), "heads_from": str(src), "fusion": seg.fusion,
+            "crf": seg.crf, "fusion_from": str(args.fusion_from), "weights": str(args.out)}
     print(json.dumps(info, indent=1))
     if args.json:
         _write_json(args.json, info)
@@ -664,6 +697,10 @@ def main(argv=None) -> int:
             q.add_argument("--fusion-from", metavar="CV_JSON",
                            help="write the fusion a finished `cv` chose (per weight, the median of its "
                                 "folds' choices) into the weights; its recipe must match this one")
+            q.add_argument("--heads-from", metavar="WEIGHTS",
+                           help="with --fusion-from: skip the training, take the heads of WEIGHTS "
+                                "(trained on exactly --pool by this recipe) and write them with the "
+                                "cross-validation's fusion and CRF to --out")
         if name in ("select", "cv"):
             q.add_argument("--pool", default="train" if name == "select" else "train+val",
                            help="splits dealt into folds, joined by '+'")

@@ -545,6 +545,50 @@ def test_selection_tries_each_switch_and_keeps_the_best(pool, tmp_path):
         msrc.main(["cv", "--work", str(tmp_path), "--root", str(tmp_path), "--grid", '{"n_refine": [0]}'])
 
 
+def test_train_heads_from_reattaches_a_cv_selection_without_training(pool, tmp_path, monkeypatch):
+    """``train --heads-from``: the heads byte for byte, the fusion and CRF of the cv.json, the
+    rest of the file as ``train --fusion-from`` writes it; heads of another pool are refused."""
+    from deep.refine import MaskRefiner
+    from deep.scoring import PixelClassifier, RegionScorer
+
+    ds, work0, backbone, _ = pool
+    monkeypatch.setattr("deep.backbone.efficientnet.efficientnet_lite0", lambda **kw: backbone)
+    torch.manual_seed(1)
+    heads = (PixelClassifier(8, 2), RegionScorer(8, 2), MaskRefiner([4, 4, 4, 4]))
+    src, out = tmp_path / "src.pt", tmp_path / "out.pt"
+    DeepSegmenter(*heads, ds.classes, ds.things, fusion={"leaf": 1.0, "nms": 0.5}, backbone=backbone,
+                  preset="scg", n_proposals=1000, owt="plain", trained_on=ds.names).save(src)
+    epochs = {"pixel_epochs": 12, "scorer_epochs": 30, "refiner_epochs": 8}
+    config = {"epochs": epochs, "preset": "scg", "proposals": 1000, "owt": "plain", "pool": "train"}
+    fusions = [{"leaf": 0.0, "nms": 0.3, "n_refine": 200}, {"leaf": 0.5, "nms": 0.4, "n_refine": 200},
+               {"leaf": 0.5, "nms": 0.3, "n_refine": 100}]
+    crfs = [{"n_iter": 10, "w_appearance": w} for w in (6.0, 4.0, 3.0)]
+    cv = tmp_path / "cv.json"
+    cv.write_text(json.dumps({"config": config, "folds": [{"fusion": f, "crf_params": c}
+                                                          for f, c in zip(fusions, crfs, strict=True)]}))
+    argv = ["train", "--root", str(ds.root), "--work", str(work0), "--pool", "train",
+            "--fusion-from", str(cv), "--heads-from", str(src), "--out", str(out)]
+    assert msrc.main(argv) == 0
+    got, before = torch.load(out, weights_only=False), torch.load(src, weights_only=False)
+    for key in ("pixel", "scorer", "refiner"):
+        assert before[key].keys() == got[key].keys()
+        assert all(torch.equal(before[key][k], got[key][k]) for k in before[key])
+    assert got["fusion"] == {**DEFAULT_FUSION, "leaf": 0.5, "nms": 0.3, "n_refine": 200}
+    assert got["crf"] == {"n_iter": 10, "w_appearance": 4.0}
+    assert got["trained_on"] == list(ds.names) and not (work0 / "train").exists()  # nothing trained
+    with pytest.raises(SystemExit, match="give --fusion-from CV_JSON too"):
+        msrc.main([a for a in argv if a not in ("--fusion-from", str(cv))])
+    DeepSegmenter(*heads, ds.classes, ds.things, backbone=backbone, preset="scg", n_proposals=1000,
+                  owt="plain", trained_on=ds.names[:-1]).save(src)
+    with pytest.raises(SystemExit, match=rf"trained on the {N_IMAGES} images of --pool train in their "
+                                         rf"order, got {N_IMAGES - 1} other images"):
+        msrc.main(argv)
+    DeepSegmenter(*heads, ds.classes, ds.things, backbone=backbone, preset="scg", n_proposals=100,
+                  owt="plain", trained_on=ds.names).save(src)
+    with pytest.raises(SystemExit, match="other proposals than this recipe: proposals 100 there, 1000 here"):
+        msrc.main(argv)
+
+
 def test_cv_fold_resumes_and_summarises(pool, tmp_path, capsys):
     ds, work0, backbone, folds = pool
     work = tmp_path / "w"
